@@ -1,0 +1,74 @@
+"""pymasep-comm core: everything the engine and its interfaces share.
+
+Messages and their XML, frames and the two wire formats, the handshake, the exception
+tree, and the threaded connection handlers that :mod:`pymasep.comm.server` and
+:mod:`pymasep.comm.client` build on.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import metadata
+
+from .communication import BaseThreadedCommunication
+from .exceptions import (
+    CommunicationConnectionError,
+    CommunicationError,
+    CommunicationTimeoutError,
+    ConnectionClosedError,
+    ConnectionRejectedError,
+    DecodeError,
+    EncodeError,
+    FrameTooLargeError,
+    HandshakeError,
+    ProtocolError,
+    ServerNotFoundError,
+    UnknownConnectionError,
+    UnknownTypeError,
+    UnsupportedValueError,
+)
+from .frame import Frame, FrameKind
+from .message import Message
+from .socket_handler import SocketHandler, SocketHandlerQueue
+from .typeregistry import register_type, registered_types, unregister_type
+from .wire import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, Wire, encode_frame
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "BaseThreadedCommunication",
+    "CommunicationConnectionError",
+    "CommunicationError",
+    "CommunicationTimeoutError",
+    "ConnectionClosedError",
+    "ConnectionRejectedError",
+    "DecodeError",
+    "EncodeError",
+    "Frame",
+    "FrameDecoder",
+    "FrameKind",
+    "FrameTooLargeError",
+    "HandshakeError",
+    "Message",
+    "ProtocolError",
+    "ServerNotFoundError",
+    "SocketHandler",
+    "SocketHandlerQueue",
+    "UnknownConnectionError",
+    "UnknownTypeError",
+    "UnsupportedValueError",
+    "Wire",
+    "__version__",
+    "encode_frame",
+    "register_type",
+    "registered_types",
+    "unregister_type",
+]
+
+try:
+    __version__ = metadata.version("pymasep-comm-core")
+except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+# A library never configures logging; the NullHandler keeps Python from printing
+# "no handler" warnings when the application has not configured it either.
+logging.getLogger("pymasep.comm").addHandler(logging.NullHandler())

@@ -1,0 +1,218 @@
+"""The two wire formats and the incremental frame decoder (sans-I/O: no sockets here).
+
+``v1`` (the default) frames are a 5-byte header, ``!BI`` (kind, payload length), then
+the payload. ``legacy`` frames are pymasep 0.2's: a 2-byte little-endian length, then the
+payload; its hello is the bare id and its bye the payload ``b"BYE"``. ``docs/protocol.md``
+draws both layouts and the handshake.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from typing import Union
+
+from .exceptions import EncodeError, FrameTooLargeError, ProtocolError
+from .frame import Frame, FrameKind
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "LEGACY_MAX_FRAME_SIZE",
+    "MAGIC",
+    "PROTOCOL_VERSION",
+    "V1_MAX_FRAME_SIZE",
+    "FrameDecoder",
+    "Wire",
+    "encode_frame",
+    "encode_header",
+]
+
+MAGIC = b"\x89PMC"
+"""First bytes a v1 peer sends. 0.2 would read ``\\x89P`` as a 20,617-byte hello, so no
+real 0.2 client starts this way, which is how a server tells the two apart."""
+
+PROTOCOL_VERSION = 1
+"""Version byte that follows :data:`MAGIC`."""
+
+PREAMBLE = MAGIC + bytes([PROTOCOL_VERSION])
+
+DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024
+"""Largest payload a receiver accepts unless configured otherwise (64 MiB)."""
+
+V1_MAX_FRAME_SIZE = 2**32 - 1
+"""Largest payload the v1 header can describe."""
+
+LEGACY_MAX_FRAME_SIZE = 2**16 - 1
+"""Largest payload pymasep 0.2's 2-byte length can describe."""
+
+_V1_HEADER = struct.Struct("!BI")
+_LEGACY_HEADER = struct.Struct("<H")
+_BYE = b"BYE"
+_KINDS = tuple(FrameKind)
+
+BytesLike = Union[bytes, bytearray, memoryview]
+"""What :meth:`FrameDecoder.feed` takes."""
+
+
+class Wire(str, enum.Enum):
+    """A wire format. Plain strings work wherever a Wire is expected (``wire="legacy"``)."""
+
+    V1 = "v1"
+    """This project's wire: 4 GiB frames, control frames apart from data."""
+    LEGACY = "legacy"
+    """pymasep 0.2 byte for byte: 64 KiB frames, ``b"BYE"`` closes."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _make_frame(payload: bytes, kind: FrameKind) -> Frame:
+    # The decoder builds many small frames: skip Frame.__init__'s checks, which the
+    # decoder has already made.
+    frame = Frame.__new__(Frame)
+    frame.message = payload
+    frame.size = len(payload)
+    frame.kind = kind
+    return frame
+
+
+def encode_header(kind: FrameKind, size: int, wire: Wire) -> bytes:
+    """Encode the header that goes before a payload of ``size`` bytes.
+
+    Args:
+        kind: What the frame means to the transport.
+        size: Length of the payload, in bytes.
+        wire: The wire format.
+
+    Raises:
+        FrameTooLargeError: The wire cannot describe a payload this large.
+        EncodeError: The legacy wire cannot carry a refusal.
+    """
+    if wire is Wire.V1:
+        if size > V1_MAX_FRAME_SIZE:
+            raise FrameTooLargeError(size, V1_MAX_FRAME_SIZE, "the v1 wire has a 4-byte length")
+        return _V1_HEADER.pack(kind, size)
+    if size > LEGACY_MAX_FRAME_SIZE:
+        raise FrameTooLargeError(
+            size, LEGACY_MAX_FRAME_SIZE, "the legacy wire (pymasep 0.2) has a 2-byte length"
+        )
+    if kind is FrameKind.REFUSE:
+        raise EncodeError("the legacy wire (pymasep 0.2) cannot carry a refusal")
+    return _LEGACY_HEADER.pack(size)
+
+
+def encode_frame(frame: Frame, wire: Wire = Wire.V1) -> bytes:
+    """Encode a frame, header and payload.
+
+    Args:
+        frame: The frame.
+        wire: The wire format.
+
+    Raises:
+        FrameTooLargeError: The wire cannot describe a payload this large.
+        EncodeError: The legacy wire cannot tell this frame from another one: a data frame
+            whose payload is ``b"BYE"``, or a refusal.
+    """
+    if wire is Wire.LEGACY and frame.kind is FrameKind.DATA and frame.message == _BYE:
+        raise EncodeError("the legacy wire (pymasep 0.2) reads a data frame b'BYE' as a bye")
+    return encode_header(frame.kind, frame.size, Wire(wire)) + frame.message
+
+
+class FrameDecoder:
+    """Turns bytes, in chunks of any size, into complete frames.
+
+    Partial frames wait in one buffer until the rest arrives. A header announcing a
+    payload above ``max_frame_size`` is refused at once, before anything is allocated.
+
+    Args:
+        wire: The wire format of the bytes that will be fed.
+        max_frame_size: Largest payload accepted, in bytes.
+    """
+
+    def __init__(self, wire: Wire = Wire.V1, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+        if max_frame_size < 0:
+            raise ValueError("max_frame_size must be positive")
+        self.wire = Wire(wire)
+        self.max_frame_size = max_frame_size
+        self._buffer = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        """Number of bytes held that do not make a complete frame yet."""
+        return len(self._buffer)
+
+    @property
+    def incoming_frame_size(self) -> int | None:
+        """Payload size announced by the frame being received, or None before its header."""
+        header = _V1_HEADER if self.wire is Wire.V1 else _LEGACY_HEADER
+        if len(self._buffer) < header.size:
+            return None
+        return int(header.unpack_from(self._buffer)[-1])
+
+    def feed(self, data: BytesLike) -> list[Frame]:
+        """Add received bytes and return the frames they complete, in order.
+
+        Args:
+            data: Bytes as read from the connection.
+
+        Raises:
+            FrameTooLargeError: A header announces a payload above ``max_frame_size``.
+            ProtocolError: A v1 header has an unknown kind.
+
+        After an error the decoder is unusable: the stream cannot be resynchronised.
+        """
+        buffer = self._buffer
+        if buffer:
+            buffer += data
+            source: bytes | bytearray = buffer
+        else:
+            source = data if isinstance(data, bytes) else bytes(data)
+        if self.wire is Wire.V1:
+            frames, consumed = self._split_v1(source)
+        else:
+            frames, consumed = self._split_legacy(source)
+        if source is buffer:
+            del buffer[:consumed]
+        elif consumed < len(source):
+            buffer += memoryview(source)[consumed:]
+        return frames
+
+    def _split_v1(self, source: bytes | bytearray) -> tuple[list[Frame], int]:
+        frames: list[Frame] = []
+        unpack_from = _V1_HEADER.unpack_from
+        header_size = _V1_HEADER.size
+        limit = self.max_frame_size
+        total = len(source)
+        position = 0
+        while total - position >= header_size:
+            kind, size = unpack_from(source, position)
+            if size > limit:
+                raise FrameTooLargeError(size, limit)
+            if kind >= len(_KINDS):
+                raise ProtocolError(f"unknown frame kind {kind}")
+            start = position + header_size
+            end = start + size
+            if end > total:
+                break
+            frames.append(_make_frame(bytes(source[start:end]), _KINDS[kind]))
+            position = end
+        return frames, position
+
+    def _split_legacy(self, source: bytes | bytearray) -> tuple[list[Frame], int]:
+        frames: list[Frame] = []
+        unpack_from = _LEGACY_HEADER.unpack_from
+        limit = self.max_frame_size
+        total = len(source)
+        position = 0
+        while total - position >= 2:
+            (size,) = unpack_from(source, position)
+            if size > limit:
+                raise FrameTooLargeError(size, limit)
+            end = position + 2 + size
+            if end > total:
+                break
+            payload = bytes(source[position + 2 : end])
+            kind = FrameKind.BYE if payload == _BYE else FrameKind.DATA
+            frames.append(_make_frame(payload, kind))
+            position = end
+        return frames, position
