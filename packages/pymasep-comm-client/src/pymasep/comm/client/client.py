@@ -1,0 +1,163 @@
+"""The interface's side: :class:`Client` connects to one engine."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from typing import Any
+
+from pymasep.comm.core import DEFAULT_MAX_FRAME_SIZE, SocketHandler, Wire
+from pymasep.comm.core.communication import BaseThreadedCommunication, LogLevel
+from pymasep.comm.core.exceptions import (
+    CommunicationConnectionError,
+    CommunicationTimeoutError,
+    HandshakeError,
+)
+from pymasep.comm.core.handshake import ClientHandshake
+
+__all__ = ["Client"]
+
+_HANDSHAKE_READ_SIZE = 64 * 1024
+
+
+class Client(BaseThreadedCommunication):
+    """Base class for Client.
+
+    Args:
+        ident: String id of the client.
+        socket_handler_class: Class used to handle the socket (send, receive).
+        socket_handler_args: Arguments to instantiate the SocketHandler class.
+        host: Host to connect. If None, :meth:`connect` searches a server first.
+        port: Port to connect. If None, :meth:`connect` searches a server first.
+        log_level: Level of this client's logger, as str or int.
+        wire: ``"v1"`` (default) or ``"legacy"`` to talk to a pymasep 0.2 server.
+        max_frame_size: Largest frame accepted from the server, in bytes.
+    """
+
+    _logger_kind = "client"
+
+    def __init__(
+        self,
+        ident: str,
+        socket_handler_class: type[SocketHandler],
+        socket_handler_args: tuple[Any, ...],
+        host: str | None = None,
+        port: int | None = None,
+        log_level: LogLevel = logging.WARNING,
+        *,
+        wire: Wire | str = Wire.V1,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    ) -> None:
+        super().__init__(
+            ident=ident,
+            socket_handler_class=socket_handler_class,
+            socket_handler_args=socket_handler_args,
+            host=host,
+            port=port,
+            log_level=log_level,
+        )
+        self.server_id: str | None = None
+        """Id of the server to connect to (set by :meth:`connect`)."""
+        self.wire = Wire(wire)
+        """Wire format spoken to the server."""
+        self.max_frame_size = max_frame_size
+
+    def connect(self, timeout: float | None = 10.0) -> None:
+        """Connect the client to a server. Create the handler and register the connection.
+
+        Without a host or port, :meth:`search_server` runs first.
+
+        Args:
+            timeout: Seconds for the connection and the handshake together; None waits
+                as long as the system does.
+
+        Raises:
+            CommunicationConnectionError: Nothing accepts connections at that address, or
+                this client is already connected.
+            ConnectionRejectedError: The server refused the client (full, or its id is
+                taken); ``reason`` says which.
+            CommunicationTimeoutError: The server did not answer within ``timeout``.
+            HandshakeError, ProtocolError: The server does not speak this protocol.
+        """
+        if self.server_id is not None and self.is_connection_registered(self.server_id):
+            raise CommunicationConnectionError(f"{self.id} is already connected to {self.server_id}")
+        if self.host is None or self.port is None:
+            self.search_server()
+        assert self.host is not None and self.port is not None
+        address = (self.host, self.port)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            sock = socket.create_connection(address, timeout=timeout)
+        except TimeoutError as error:
+            raise CommunicationTimeoutError(
+                f"no answer from {self.host}:{self.port} within {timeout} s"
+            ) from error
+        except OSError as error:
+            raise CommunicationConnectionError(
+                f"cannot connect to {self.host}:{self.port}: {error.strerror or error}"
+            ) from error
+        try:
+            handshake = self._handshake(sock, deadline)
+            sock.settimeout(None)
+            handler = self.socket_handler_class(
+                sock, sock.getpeername(), self.logger, *self.socket_handler_args
+            )
+        except BaseException:
+            sock.close()
+            raise
+        assert handshake.server_ident is not None and handshake.decoder is not None
+        handler._attach(
+            wire=self.wire,
+            decoder=handshake.decoder,
+            pending_frames=handshake.pending_frames,
+            peer_id=handshake.server_ident,
+            on_closed=self._connection_closed,
+        )
+        self.socket = sock
+        self.server_id = handshake.server_ident
+        self.add_connection(self.server_id, handler)
+        handler.start()
+        self.logger.info("connected to %s at %s:%s", self.server_id, self.host, self.port)
+
+    def _handshake(self, sock: socket.socket, deadline: float | None) -> ClientHandshake:
+        handshake = ClientHandshake(self.id, self.wire, self.max_frame_size)
+        try:
+            sock.sendall(handshake.bytes_to_send())
+            while True:
+                if deadline is not None:
+                    sock.settimeout(max(0.0, deadline - time.monotonic()))
+                data = sock.recv(_HANDSHAKE_READ_SIZE)
+                if not data:
+                    raise HandshakeError(
+                        f"{self.host}:{self.port} closed the connection during the handshake"
+                        + (" (a pymasep 0.2 server closes when it is full)" if self.wire is Wire.LEGACY else "")
+                    )
+                if handshake.receive_data(data):
+                    return handshake
+        except TimeoutError as error:
+            raise CommunicationTimeoutError(
+                f"{self.host}:{self.port} did not complete the handshake in time"
+            ) from error
+        except ConnectionError as error:
+            if isinstance(error, CommunicationConnectionError):
+                raise
+            raise HandshakeError(f"{self.host}:{self.port} dropped the handshake: {error}") from error
+
+    def search_server(self, timeout: float | None = None, server_id: str | None = None) -> None:
+        """Search a server on the local net using multicast UDP; set :attr:`host` and :attr:`port`.
+
+        Args:
+            timeout: Seconds to listen for answers (default: discovery's default, 1 s).
+            server_id: Pick the server with this id; by default the first that answered.
+
+        Raises:
+            ServerNotFoundError: No server answered (also a ``ConnectionError``).
+        """
+        from .discovery import DEFAULT_TIMEOUT, find_server
+
+        info = find_server(
+            DEFAULT_TIMEOUT if timeout is None else timeout, server_id=server_id, logger=self.logger
+        )
+        self.host, self.port = info.host, info.port
+        self.logger.info("found %s at %s:%d", info.id or "a server", info.host, info.port)

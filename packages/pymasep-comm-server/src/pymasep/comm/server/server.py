@@ -1,0 +1,337 @@
+"""The engine's side: :class:`Server` accepts interfaces and keeps one handler per interface."""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymasep.comm.core import DEFAULT_MAX_FRAME_SIZE, SocketHandler
+from pymasep.comm.core.communication import BaseThreadedCommunication, LogLevel
+from pymasep.comm.core.exceptions import CommunicationError
+from pymasep.comm.core.handshake import ServerHandshake
+
+__all__ = ["Server"]
+
+_MAX_PENDING_HANDSHAKES = 256
+_HANDSHAKE_READ_SIZE = 4096
+
+
+@dataclass
+class _Pending:
+    """A connection whose hello has not arrived yet."""
+
+    conn: socket.socket
+    addr: Any
+    deadline: float
+    handshake: ServerHandshake = field(repr=False)
+
+
+class _WaitConnection(threading.Thread):
+    """Accepts connections and runs their handshakes, all in one selector loop.
+
+    Handshakes are non-blocking and each has a deadline, so a client that never says
+    hello, or says garbage, is closed on its own and never delays anyone else.
+    """
+
+    def __init__(self, server: Server) -> None:
+        super().__init__(name=f"pymasep-comm-accept-{server.id}", daemon=True)
+        self.server = server
+        self._stop_requested = threading.Event()
+        self._wake_reader, self._wake_writer = socket.socketpair()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop accepting; connections already made stay. Idempotent."""
+        self._stop_requested.set()
+        if self.ident is None:  # never started: nobody else will close the wake pair
+            self._wake_reader.close()
+            self._wake_writer.close()
+            return
+        try:
+            self._wake_writer.send(b"\0")
+        except OSError:
+            pass  # already closed: the loop has ended
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout)
+
+    def run(self) -> None:
+        server = self.server
+        listener = server.socket
+        assert listener is not None
+        pending: dict[socket.socket, _Pending] = {}
+        with selectors.DefaultSelector() as selector:
+            selector.register(listener, selectors.EVENT_READ)
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            try:
+                while not self._stop_requested.is_set():
+                    now = time.monotonic()
+                    timeout = min((p.deadline for p in pending.values()), default=now + 3600) - now
+                    for key, _ in selector.select(max(0.0, timeout)):
+                        if key.fileobj is listener:
+                            self._accept(listener, selector, pending)
+                        elif key.fileobj is self._wake_reader:
+                            self._wake_reader.recv(64)
+                        else:
+                            self._read_hello(pending[key.fileobj], selector, pending)  # type: ignore[index]
+                    now = time.monotonic()
+                    for item in [p for p in pending.values() if p.deadline <= now]:
+                        server.logger.info("%s sent no hello in time; closing it", item.addr)
+                        self._drop(item, selector, pending)
+            finally:
+                for item in list(pending.values()):
+                    self._drop(item, selector, pending)
+                self._wake_reader.close()
+                self._wake_writer.close()
+
+    def _accept(
+        self,
+        listener: socket.socket,
+        selector: selectors.BaseSelector,
+        pending: dict[socket.socket, _Pending],
+    ) -> None:
+        server = self.server
+        while True:
+            try:
+                conn, addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:
+                if self._stop_requested.is_set():
+                    return
+                # EMFILE and friends: log and let the next round try again.
+                server.logger.warning("accept failed: %s", error)
+                return
+            if len(pending) >= _MAX_PENDING_HANDSHAKES:
+                server.logger.warning("too many handshakes in progress; dropping %s", addr)
+                conn.close()
+                continue
+            conn.setblocking(False)
+            item = _Pending(
+                conn,
+                addr,
+                time.monotonic() + server.handshake_timeout,
+                ServerHandshake(server.id, server.max_frame_size),
+            )
+            pending[conn] = item
+            selector.register(conn, selectors.EVENT_READ)
+            server.logger.debug("accepted %s", addr)
+
+    def _read_hello(
+        self, item: _Pending, selector: selectors.BaseSelector, pending: dict[socket.socket, _Pending]
+    ) -> None:
+        try:
+            data = item.conn.recv(_HANDSHAKE_READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            self.server.logger.info("%s failed during the handshake: %s", item.addr, error)
+            self._drop(item, selector, pending)
+            return
+        if not data:
+            self.server.logger.info("%s closed during the handshake", item.addr)
+            self._drop(item, selector, pending)
+            return
+        try:
+            complete = item.handshake.receive_data(data)
+        except CommunicationError as error:
+            self.server.logger.info("refusing %s: %s", item.addr, error)
+            self._refuse(item, str(error))
+            self._drop(item, selector, pending)
+            return
+        if complete:
+            selector.unregister(item.conn)
+            del pending[item.conn]
+            self.server._admit(item.conn, item.addr, item.handshake)
+
+    def _refuse(self, item: _Pending, reason: str) -> None:
+        if item.handshake.wire is None:
+            return
+        try:
+            item.conn.send(item.handshake.refuse_bytes(reason))
+        except OSError:
+            pass  # it is being closed anyway
+
+    def _drop(
+        self, item: _Pending, selector: selectors.BaseSelector, pending: dict[socket.socket, _Pending]
+    ) -> None:
+        selector.unregister(item.conn)
+        del pending[item.conn]
+        item.conn.close()
+
+
+class Server(BaseThreadedCommunication):
+    """Base class for Server.
+
+    Binds at construction (``port=0`` picks a free port, then :attr:`port` tells which).
+    :meth:`wait_connection` starts accepting interfaces; :meth:`close` (or leaving a
+    ``with`` block) ends everything the server started.
+
+    Args:
+        ident: String id of the server.
+        max_connection: Max number of interfaces connected at once; the next one is
+            refused with a reason that its ``connect()`` raises.
+        socket_handler_class: Class used to handle the socket (send, receive).
+        socket_handler_args: Arguments to instantiate the SocketHandler class.
+        host: Host to listen on (``''`` for every IPv4 address).
+        port: Port to listen on (0 for any free port).
+        wait_announcement: True if the server answers discovery queries (multicast);
+            start answering with :meth:`wait_announcement`.
+        log_level: Level of this server's logger, as str or int.
+        handshake_timeout: Seconds a new connection has to say hello.
+        max_frame_size: Largest frame accepted from an interface, in bytes.
+        name: A name that discovery shows beside the server's id.
+    """
+
+    _logger_kind = "server"
+
+    def __init__(
+        self,
+        ident: str,
+        max_connection: int,
+        socket_handler_class: type[SocketHandler],
+        socket_handler_args: tuple[Any, ...],
+        host: str,
+        port: int,
+        wait_announcement: bool = False,
+        log_level: LogLevel = logging.WARNING,
+        *,
+        handshake_timeout: float = 5.0,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            ident=ident,
+            socket_handler_class=socket_handler_class,
+            socket_handler_args=socket_handler_args,
+            host=host,
+            port=port,
+            log_level=log_level,
+        )
+        if max_connection < 1:
+            raise ValueError(f"max_connection must be at least 1, not {max_connection}")
+        self.max_connection = max_connection
+        """Max number of connections for the server."""
+        self.handshake_timeout = handshake_timeout
+        self.max_frame_size = max_frame_size
+        self.name = name
+        family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
+        self.socket = socket.create_server((host, port), family=family, backlog=128)
+        self.socket.setblocking(False)
+        self.port = self.socket.getsockname()[1]
+        self._closed = False
+        self.wait_connection_thread = _WaitConnection(self)
+        """Thread for handling new connection."""
+        self.wait_announcement_thread: Any = None
+        """Thread that answers discovery queries (None unless ``wait_announcement``)."""
+        if wait_announcement:
+            self.wait_announcement_thread = self._make_announcer()
+        self.logger.info("listening on %s:%d", host, self.port)
+
+    def _make_announcer(self) -> Any:
+        from .announcer import Announcer
+
+        return Announcer(
+            self.id,
+            self.port,
+            name=self.name,
+            bind_host=self.host or None,
+            logger=self.logger,
+        )
+
+    def wait_connection(self) -> None:
+        """Start the wait connection thread."""
+        if self._closed:
+            raise RuntimeError("the server is closed")
+        if not self.wait_connection_thread.is_alive():
+            if self.wait_connection_thread.ident is not None:  # a stopped thread
+                self.wait_connection_thread = _WaitConnection(self)
+            self.wait_connection_thread.start()
+
+    def stop_wait_connection(self) -> None:
+        """Stop the wait connection thread. Interfaces already connected stay."""
+        self.wait_connection_thread.stop()
+
+    def wait_announcement(self) -> None:
+        """Start the wait announcement thread (answers discovery queries)."""
+        if self._closed:
+            raise RuntimeError("the server is closed")
+        if self.wait_announcement_thread is None:
+            self.wait_announcement_thread = self._make_announcer()
+        if not self.wait_announcement_thread.is_alive():
+            self.wait_announcement_thread.start()
+
+    def stop_wait_announcement(self) -> None:
+        """Stop the wait announcement thread."""
+        if self.wait_announcement_thread is not None:
+            self.wait_announcement_thread.stop()
+
+    def wait_for_connections(self, count: int, timeout: float | None = None) -> bool:
+        """Wait until at least ``count`` interfaces are connected.
+
+        Args:
+            count: Number of connections to wait for.
+            timeout: Seconds to wait at most; None waits as long as it takes.
+
+        Returns:
+            True if ``count`` interfaces are connected, False after ``timeout``.
+        """
+        with self._connections_changed:
+            return self._connections_changed.wait_for(
+                lambda: len(self._current_connections) >= count, timeout
+            )
+
+    def _admit(self, conn: socket.socket, addr: Any, handshake: ServerHandshake) -> None:
+        """Register a client whose hello has arrived, or refuse it with a reason."""
+        ident = handshake.client_ident
+        assert ident is not None and handshake.wire is not None and handshake.decoder is not None
+        conn.setblocking(True)
+        # The answer is small and the socket new: it fits the send buffer at once.
+        conn.settimeout(self.handshake_timeout)
+        with self._current_connections_lock:
+            if ident in self._current_connections:
+                reason = f"an interface with id {ident!r} is already connected"
+            elif len(self._current_connections) >= self.max_connection:
+                reason = f"the server is full ({self.max_connection} connections)"
+            else:
+                reason = ""
+        try:
+            if reason:
+                self.logger.info("refusing %s from %s: %s", ident, addr, reason)
+                conn.sendall(handshake.refuse_bytes(reason))
+                conn.close()
+                return
+            handler = self.socket_handler_class(conn, addr, self.logger, *self.socket_handler_args)
+            handler._attach(
+                wire=handshake.wire,
+                decoder=handshake.decoder,
+                pending_frames=handshake.pending_frames,
+                peer_id=ident,
+                on_closed=self._connection_closed,
+            )
+            conn.sendall(handshake.accept_bytes())
+            conn.settimeout(None)
+        except Exception:
+            self.logger.exception("could not admit %s from %s", ident, addr)
+            conn.close()
+            return
+        self.add_connection(ident, handler)
+        handler.start()
+        self.logger.info("%s connected from %s (%s wire)", ident, addr, handshake.wire)
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop accepting and announcing, close every connection, free the port. Idempotent.
+
+        Args:
+            timeout: Seconds to wait at most for the interfaces to close their side.
+        """
+        deadline = time.monotonic() + timeout
+        self._closed = True
+        self.wait_connection_thread.stop(timeout)
+        self.stop_wait_announcement()
+        self._close_connections(deadline)
+        if self.socket is not None:
+            self.socket.close()
