@@ -58,7 +58,9 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Measure speed as ratios against baselines run in the same process."""
     _install(session, *DISTRIBUTIONS)
-    session.run("python", str(ROOT / "benchmarks" / "run.py"), *session.posargs)
+    session.run(
+        "python", str(ROOT / "integration_tests" / "benchmarks" / "run.py"), *session.posargs
+    )
 
 
 @nox.session(python=False)
@@ -96,4 +98,6 @@ def check_versions() -> None:
         if name != "core" and pins != [wanted]:
             problems.append(f"{path.relative_to(ROOT)}: pins core to {pins}, not {wanted}")
     if problems:
-        raise SystemExit("versions drifted (fix with nox -s version -- X.Y.Z):\n" + "\n".join(problems))
+        raise SystemExit(
+            "versions drifted (fix with nox -s version -- X.Y.Z):\n" + "\n".join(problems)
+        )

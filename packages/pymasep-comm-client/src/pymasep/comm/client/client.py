@@ -81,7 +81,9 @@ class Client(BaseThreadedCommunication):
             HandshakeError, ProtocolError: The server does not speak this protocol.
         """
         if self.server_id is not None and self.is_connection_registered(self.server_id):
-            raise CommunicationConnectionError(f"{self.id} is already connected to {self.server_id}")
+            raise CommunicationConnectionError(
+                f"{self.id} is already connected to {self.server_id}"
+            )
         if self.host is None or self.port is None:
             self.search_server()
         assert self.host is not None and self.port is not None
@@ -131,7 +133,11 @@ class Client(BaseThreadedCommunication):
                 if not data:
                     raise HandshakeError(
                         f"{self.host}:{self.port} closed the connection during the handshake"
-                        + (" (a pymasep 0.2 server closes when it is full)" if self.wire is Wire.LEGACY else "")
+                        + (
+                            " (a pymasep 0.2 server closes when it is full)"
+                            if self.wire is Wire.LEGACY
+                            else ""
+                        )
                     )
                 if handshake.receive_data(data):
                     return handshake
@@ -142,7 +148,9 @@ class Client(BaseThreadedCommunication):
         except ConnectionError as error:
             if isinstance(error, CommunicationConnectionError):
                 raise
-            raise HandshakeError(f"{self.host}:{self.port} dropped the handshake: {error}") from error
+            raise HandshakeError(
+                f"{self.host}:{self.port} dropped the handshake: {error}"
+            ) from error
 
     def search_server(self, timeout: float | None = None, server_id: str | None = None) -> None:
         """Search a server on the local net using multicast UDP; set :attr:`host` and :attr:`port`.

@@ -6,7 +6,7 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 
 from .exceptions import UnknownConnectionError
 from .frame import Frame
@@ -14,7 +14,7 @@ from .socket_handler import SocketHandler
 
 __all__ = ["BaseThreadedCommunication"]
 
-LogLevel = Union[str, int]
+LogLevel = str | int
 _Self = TypeVar("_Self", bound="BaseThreadedCommunication")
 
 
@@ -128,7 +128,11 @@ class BaseThreadedCommunication:
             ConnectionClosedError: The connection is closed or closing.
             FrameTooLargeError: The connection's wire cannot carry a frame this large.
         """
-        self.get_connection(ident).send_frame_async(frame)
+        # A dict read is atomic: the hot path needs no lock.
+        handler = self._current_connections.get(ident)
+        if handler is None:
+            raise UnknownConnectionError(ident)
+        handler.send_frame_async(frame)
 
     def on_disconnect(self, ident: str, reason: str) -> None:
         """Callback when a connection ends, after it is unregistered. Override it.

@@ -11,6 +11,7 @@ that sends to it, and never delays the others.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -19,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, Union
+from typing import Any
 
 from .exceptions import (
     CommunicationError,
@@ -32,12 +33,19 @@ from .wire import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, Wire, encode_frame, enco
 
 __all__ = ["SocketHandler", "SocketHandlerQueue"]
 
-Buffer = Union[bytes, memoryview]
+Buffer = bytes | memoryview
 
 _RECV_SIZE = 256 * 1024
+# Up to this payload size, joining header and payload costs less than a gather write.
+_JOIN_LIMIT = 16 * 1024
+# A frame sent this soon after the previous one on the same connection, with nothing
+# received in between, is part of a stream: it goes to the writer thread, which
+# coalesces the stream into large writes. Any other frame (a request, a reply, a
+# step's observation) is written at once by its sender, which keeps round trips short.
+_BURST_WINDOW = 50e-6
 # MSG_DONTWAIT makes one send non-blocking without changing the socket's mode, which the
 # reading thread relies on. Where it does not exist every queued byte goes to the writer.
-_DONTWAIT: int | None = getattr(socket, "MSG_DONTWAIT", None)
+_DONTWAIT: int | None = int(socket.MSG_DONTWAIT) if hasattr(socket, "MSG_DONTWAIT") else None
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
 try:
     _IOV_MAX = min(int(os.sysconf("SC_IOV_MAX")), 1024)
@@ -52,10 +60,12 @@ CONNECTION_LOST = "connection lost"
 """Disconnect reason: the connection ended without a bye (peer killed, network down)."""
 
 
-def _send_buffers(sock: socket.socket, buffers: Iterable[Buffer], flags: int = 0) -> int:
+def _send_buffers(sock: socket.socket, buffers: list[Buffer], flags: int = 0) -> int:
     """Send as much of ``buffers`` as one system call takes; return the byte count."""
+    if len(buffers) == 1:
+        return sock.send(buffers[0], flags)
     if _HAS_SENDMSG:
-        return sock.sendmsg(list(buffers), (), flags)
+        return sock.sendmsg(buffers, (), flags)
     return sock.send(b"".join(buffers), flags)
 
 
@@ -111,6 +121,9 @@ class SocketHandler(threading.Thread):
         self._queued_bytes = 0
         self._sent_bytes = 0
         self._closing = False
+        self._accepting = True  # False once closing or finished: new frames are refused
+        self._last_send = 0.0
+        self._received_since_send = False
         self._finished = threading.Event()
         self._finish_lock = threading.Lock()
         if conn.family in (socket.AF_INET, socket.AF_INET6):
@@ -144,13 +157,14 @@ class SocketHandler(threading.Thread):
     def _encode(self, frame: Frame) -> list[Buffer]:
         if self.wire is Wire.LEGACY:
             return [encode_frame(frame, Wire.LEGACY)]
-        return [encode_header(frame.kind, frame.size, Wire.V1), frame.message]
+        header = encode_header(frame.kind, frame.size, Wire.V1)
+        if frame.size <= _JOIN_LIMIT:
+            return [header + frame.message]
+        return [header, frame.message]
 
-    def _check_open(self) -> None:
-        """Raise unless frames may still be queued (called with the lock held)."""
-        if self._closing or self._finished.is_set():
-            reason = self.disconnect_reason or CLOSED_LOCALLY
-            raise ConnectionClosedError(f"connection to {self.peer_id or self.addr} is {reason}")
+    def _raise_closed(self) -> None:
+        reason = self.disconnect_reason or CLOSED_LOCALLY
+        raise ConnectionClosedError(f"connection to {self.peer_id or self.addr} is {reason}")
 
     def send_frame(self, frame: Frame) -> None:
         """Send a frame through the socket, and return once the kernel has all of it.
@@ -190,11 +204,16 @@ class SocketHandler(threading.Thread):
             self._begin_close()
             return
         buffers = self._encode(frame)
+        size = sum(map(len, buffers))
         with self.lock:
-            self._check_open()
-            size = sum(len(buffer) for buffer in buffers)
+            if not self._accepting:
+                self._raise_closed()
             self._queued_bytes += size
-            if not self.send_queue and _DONTWAIT is not None:
+            now = time.monotonic()
+            streaming = not self._received_since_send and now - self._last_send < _BURST_WINDOW
+            self._last_send = now
+            self._received_since_send = False
+            if not streaming and not self.send_queue and _DONTWAIT is not None:
                 try:
                     sent = _send_buffers(self.socket, buffers, _DONTWAIT)
                 except (BlockingIOError, InterruptedError):
@@ -305,18 +324,23 @@ class SocketHandler(threading.Thread):
 
     def run(self) -> None:
         """Main thread run that receives frames until the connection ends."""
-        reason = CONNECTION_LOST
+        reason: str | None = CONNECTION_LOST
         try:
             reason = self._deliver(self._received)
             self._received.clear()
-            recv = self.socket.recv
+            # One buffer for every read: a fresh 256 KiB bytes per recv() costs more than
+            # the read itself (large allocations are mmap'ed).
+            buffer = bytearray(_RECV_SIZE)
+            view = memoryview(buffer)
+            recv_into = self.socket.recv_into
             feed = self._decoder.feed
             while reason is None:
-                data = recv(_RECV_SIZE)
-                if not data:
+                count = recv_into(buffer)
+                if not count:
                     reason = CLOSED_LOCALLY if self._closing else CONNECTION_LOST
                     break
-                reason = self._deliver(feed(data))
+                self._received_since_send = True
+                reason = self._deliver(feed(view[:count]))
         except OSError as error:
             reason = CLOSED_LOCALLY if self._closing else f"{CONNECTION_LOST}: {error}"
         except CommunicationError as error:
@@ -361,6 +385,7 @@ class SocketHandler(threading.Thread):
             if self._closing or self._finished.is_set():
                 return
             self._closing = True
+            self._accepting = False
             self._ensure_writer()
         self.logger.debug("closing connection to %s", self.peer_id)
 
@@ -383,10 +408,8 @@ class SocketHandler(threading.Thread):
     def _shutdown(self) -> None:
         # shutdown() wakes a thread blocked in recv() or send() on this socket; close()
         # alone would not.
-        try:
+        with contextlib.suppress(OSError):
             self.socket.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def _finish(self, reason: str) -> None:
         """End the connection once: free the socket, then run the callbacks."""
@@ -398,6 +421,7 @@ class SocketHandler(threading.Thread):
                 dropped = sum(len(buffer) for buffer in self.send_queue)
                 self.send_queue.clear()
                 self._finished.set()
+                self._accepting = False
                 self._queue_changed.notify_all()
         if dropped:
             self.logger.warning("%d bytes for %s were not sent: %s", dropped, self.peer_id, reason)

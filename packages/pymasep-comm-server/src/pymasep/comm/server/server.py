@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import selectors
 import socket
@@ -51,10 +52,8 @@ class _WaitConnection(threading.Thread):
             self._wake_reader.close()
             self._wake_writer.close()
             return
-        try:
+        with contextlib.suppress(OSError):  # already closed: the loop has ended
             self._wake_writer.send(b"\0")
-        except OSError:
-            pass  # already closed: the loop has ended
         if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout)
 
@@ -121,7 +120,10 @@ class _WaitConnection(threading.Thread):
             server.logger.debug("accepted %s", addr)
 
     def _read_hello(
-        self, item: _Pending, selector: selectors.BaseSelector, pending: dict[socket.socket, _Pending]
+        self,
+        item: _Pending,
+        selector: selectors.BaseSelector,
+        pending: dict[socket.socket, _Pending],
     ) -> None:
         try:
             data = item.conn.recv(_HANDSHAKE_READ_SIZE)
@@ -150,13 +152,14 @@ class _WaitConnection(threading.Thread):
     def _refuse(self, item: _Pending, reason: str) -> None:
         if item.handshake.wire is None:
             return
-        try:
+        with contextlib.suppress(OSError):  # it is being closed anyway
             item.conn.send(item.handshake.refuse_bytes(reason))
-        except OSError:
-            pass  # it is being closed anyway
 
     def _drop(
-        self, item: _Pending, selector: selectors.BaseSelector, pending: dict[socket.socket, _Pending]
+        self,
+        item: _Pending,
+        selector: selectors.BaseSelector,
+        pending: dict[socket.socket, _Pending],
     ) -> None:
         selector.unregister(item.conn)
         del pending[item.conn]

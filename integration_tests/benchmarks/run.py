@@ -1,0 +1,51 @@
+"""Run every benchmark and print one table of ratios against same-run baselines.
+
+Usage: ``nox -s bench`` (or ``python benchmarks/run.py [--rounds N]`` with the three
+distributions installed). A ratio above 1 means faster than the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import message_codec
+import transport
+
+# Targets from the issues, as the lowest acceptable ratio (ours / baseline, higher is faster).
+TARGETS = {
+    "observation": 0.8,
+    "stream": 0.5,
+    "round trip": 0.5,
+    "16 MiB": 0.5,
+}
+
+
+def _target(name: str) -> float | None:
+    return next((value for key, value in TARGETS.items() if key in name), None)
+
+
+def _print(rows: list[dict[str, Any]]) -> None:
+    print(f"{'workload':<52} {'ratio':>7} {'target':>7}  verdict")
+    for row in rows:
+        target = _target(str(row["name"]))
+        verdict = "" if target is None else ("met" if row["ratio"] >= target else "MISSED")
+        shown = "" if target is None else f"{target:.2f}x"
+        print(f"{row['name']:<52} {row['ratio']:>6.2f}x {shown:>7}  {verdict}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per workload (default 5)")
+    args = parser.parse_args(argv)
+    rows = message_codec.run(args.rounds) + transport.run(args.rounds)
+    _print(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,255 @@
+"""Transport benchmarks: pymasep-comm against bare Python sockets doing the same work.
+
+The engine side runs in a child process and the interface side in this one, as they
+are deployed (two processes also keep one GIL from serialising both ends). Each workload
+alternates with its baseline for several rounds; the medians give the ratio that counts,
+since these machines are noisy.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import socket
+import statistics
+import struct
+import time
+from collections.abc import Callable
+from multiprocessing.synchronize import Event
+from typing import Any
+
+from pymasep.comm.client import Client
+from pymasep.comm.core import Frame, SocketHandler, SocketHandlerQueue
+from pymasep.comm.server import Server
+
+STREAM_FRAMES = 50_000
+STREAM_PAYLOAD = 1024
+ROUND_TRIPS = 5_000
+BIG_FRAME = 16 * 1024 * 1024
+LOOPBACK = "127.0.0.1"
+ENGINE_ID = "bench-engine"
+_LENGTH = struct.Struct("!I")
+_CONTEXT = multiprocessing.get_context("fork")
+
+
+# -- engine side (child process) -------------------------------------------------------
+
+
+def _bare_engine(mode: str, expected: int, ports: multiprocessing.Queue[int], done: Event) -> None:
+    """A bare socket engine: ``sink`` splits length-prefixed frames, ``echo`` echoes."""
+    with socket.create_server((LOOPBACK, 0)) as listener:
+        ports.put(listener.getsockname()[1])
+        conn, _ = listener.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if mode == "echo":
+        while data := conn.recv(65536):
+            conn.sendall(data)
+        return
+    buffer = bytearray()
+    received = 0
+    while received < expected and (data := conn.recv(262144)):
+        buffer += data
+        position = 0
+        while len(buffer) - position >= 4:
+            (size,) = _LENGTH.unpack_from(buffer, position)
+            if len(buffer) - position - 4 < size:
+                break
+            bytes(buffer[position + 4 : position + 4 + size])
+            position += 4 + size
+            received += 1
+        del buffer[:position]
+    done.set()
+    conn.recv(1)
+
+
+class _Sink(SocketHandler):
+    """Counts data frames and sets ``done`` at the expected count."""
+
+    expected = 0
+    done: Event
+
+    def on_receive(self, frame: Frame) -> None:
+        cls = type(self)
+        cls.expected -= 1
+        if cls.expected == 0:
+            cls.done.set()
+
+
+class _Echo(SocketHandler):
+    def on_receive(self, frame: Frame) -> None:
+        self.send_frame_async(frame)
+
+
+def _our_engine(mode: str, expected: int, ports: multiprocessing.Queue[int], done: Event) -> None:
+    _Sink.expected, _Sink.done = expected, done
+    handler = _Echo if mode == "echo" else _Sink
+    with Server(ENGINE_ID, 4, handler, (), LOOPBACK, 0) as server:
+        server.wait_connection()
+        ports.put(server.port)
+        server.wait_for_connections(1, 10)
+        with server._connections_changed:
+            server._connections_changed.wait_for(lambda: not server._current_connections, 120)
+
+
+def _engine(target: Callable[..., None], mode: str, expected: int = 0) -> tuple[Any, int, Event]:
+    ports: multiprocessing.Queue[int] = _CONTEXT.Queue()
+    done = _CONTEXT.Event()
+    process = _CONTEXT.Process(target=target, args=(mode, expected, ports, done), daemon=True)
+    process.start()
+    return process, ports.get(timeout=10), done
+
+
+# -- interface side (this process) -----------------------------------------------------
+
+
+def _bare_connect(port: int) -> socket.socket:
+    sock = socket.create_connection((LOOPBACK, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def bare_stream(count: int, payload: bytes) -> float:
+    """Frames per second of a length-prefixed loop: one sendall per frame."""
+    process, port, done = _engine(_bare_engine, "sink", count)
+    sock = _bare_connect(port)
+    start = time.perf_counter()
+    for _ in range(count):
+        sock.sendall(_LENGTH.pack(len(payload)) + payload)
+    done.wait(120)
+    elapsed = time.perf_counter() - start
+    sock.close()
+    process.join(10)
+    return count / elapsed
+
+
+def bare_round_trip(count: int, payload: bytes) -> float:
+    """Round trips per second against a bare echo."""
+    process, port, _ = _engine(_bare_engine, "echo")
+    sock = _bare_connect(port)
+    message = _LENGTH.pack(len(payload)) + payload
+    start = time.perf_counter()
+    for _ in range(count):
+        sock.sendall(message)
+        sock.recv(65536)
+    elapsed = time.perf_counter() - start
+    sock.close()
+    process.join(10)
+    return count / elapsed
+
+
+def bare_big_frame(size: int) -> float:
+    """Bytes per second of one length-prefixed frame of ``size`` bytes, sent and received."""
+    process, port, done = _engine(_bare_engine, "sink", 1)
+    sock = _bare_connect(port)
+    payload = bytes(size)
+    start = time.perf_counter()
+    sock.sendall(_LENGTH.pack(size) + payload)
+    done.wait(120)
+    elapsed = time.perf_counter() - start
+    sock.close()
+    process.join(10)
+    return size / elapsed
+
+
+def _client(port: int, replies: queue.SimpleQueue[bytes]) -> Client:
+    client = Client("bench-interface", SocketHandlerQueue, (replies,), LOOPBACK, port)
+    client.connect()
+    return client
+
+
+def ours_stream(count: int, payload: bytes) -> float:
+    """Frames per second through Client.send_frame_to into a Server handler."""
+    process, port, done = _engine(_our_engine, "sink", count)
+    client = _client(port, queue.SimpleQueue())
+    frame = Frame(payload)
+    start = time.perf_counter()
+    for _ in range(count):
+        client.send_frame_to(ENGINE_ID, frame)
+    if not done.wait(120):
+        raise RuntimeError("frames were lost")
+    elapsed = time.perf_counter() - start
+    client.close()
+    process.join(10)
+    return count / elapsed
+
+
+def ours_round_trip(count: int, payload: bytes) -> float:
+    """Round trips per second: the interface sends, the engine's handler echoes."""
+    process, port, _ = _engine(_our_engine, "echo")
+    replies: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    client = _client(port, replies)
+    frame = Frame(payload)
+    start = time.perf_counter()
+    for _ in range(count):
+        client.send_frame_to(ENGINE_ID, frame)
+        replies.get(timeout=10)
+    elapsed = time.perf_counter() - start
+    client.close()
+    process.join(10)
+    return count / elapsed
+
+
+def ours_big_frame(size: int) -> float:
+    """Bytes per second of one frame of ``size`` bytes through the library."""
+    process, port, done = _engine(_our_engine, "sink", 1)
+    client = _client(port, queue.SimpleQueue())
+    frame = Frame(bytes(size))
+    start = time.perf_counter()
+    client.send_frame_to(ENGINE_ID, frame)
+    if not done.wait(120):
+        raise RuntimeError("the frame was lost")
+    elapsed = time.perf_counter() - start
+    client.close()
+    process.join(10)
+    return size / elapsed
+
+
+def _compare(
+    name: str, ours: Callable[[], float], baseline: Callable[[], float], rounds: int, unit: str
+) -> dict[str, Any]:
+    ours_runs, base_runs = [], []
+    for _ in range(rounds):
+        ours_runs.append(ours())
+        base_runs.append(baseline())
+    ours_median = statistics.median(ours_runs)
+    base_median = statistics.median(base_runs)
+    return {
+        "name": name,
+        "unit": unit,
+        "ops_per_s": ours_median,
+        "baseline_ops_per_s": base_median,
+        "ratio": ours_median / base_median,
+    }
+
+
+def run(rounds: int = 5) -> list[dict[str, Any]]:
+    """Run every transport workload; return one row per workload (ratio > 1 is faster)."""
+    payload = bytes(STREAM_PAYLOAD)
+    return [
+        _compare(
+            "stream of 1 KiB frames vs length-prefixed loop",
+            lambda: ours_stream(STREAM_FRAMES, payload),
+            lambda: bare_stream(STREAM_FRAMES, payload),
+            rounds,
+            "frames/s",
+        ),
+        _compare(
+            "round trip of a small frame vs bare echo",
+            lambda: ours_round_trip(ROUND_TRIPS, b"ping"),
+            lambda: bare_round_trip(ROUND_TRIPS, b"ping"),
+            rounds,
+            "round trips/s",
+        ),
+        _compare(
+            "one 16 MiB frame vs bare socket",
+            lambda: ours_big_frame(BIG_FRAME),
+            lambda: bare_big_frame(BIG_FRAME),
+            rounds,
+            "bytes/s",
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    for row in run(3):
+        print(f"{row['name']:<48} {row['ratio']:.2f}x")
