@@ -9,12 +9,16 @@ from typing import Any
 
 from pymasep.comm.core import DEFAULT_MAX_FRAME_SIZE, SocketHandler, Wire
 from pymasep.comm.core.communication import BaseThreadedCommunication, LogLevel
+from pymasep.comm.core.discovery import DEFAULT_GROUP, DEFAULT_PORT, DEFAULT_TIMEOUT, ServerInfo
 from pymasep.comm.core.exceptions import (
     CommunicationConnectionError,
     CommunicationTimeoutError,
     HandshakeError,
+    ServerNotFoundError,
 )
 from pymasep.comm.core.handshake import ClientHandshake
+
+from .discovery import search_servers
 
 __all__ = ["Client"]
 
@@ -33,6 +37,10 @@ class Client(BaseThreadedCommunication):
         log_level: Level of this client's logger, as str or int.
         wire: ``"v1"`` (default) or ``"legacy"`` to talk to a pymasep 0.2 server.
         max_frame_size: Largest frame accepted from the server, in bytes.
+        discovery_group: Multicast group that :meth:`search_server` queries.
+        discovery_port: UDP port that :meth:`search_server` queries.
+        discovery_interface: Local IPv4 address of the interface to query on (for
+            example ``"127.0.0.1"``); by default the system's choice.
     """
 
     _logger_kind = "client"
@@ -48,6 +56,9 @@ class Client(BaseThreadedCommunication):
         *,
         wire: Wire | str = Wire.V1,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        discovery_group: str = DEFAULT_GROUP,
+        discovery_port: int = DEFAULT_PORT,
+        discovery_interface: str | None = None,
     ) -> None:
         super().__init__(
             ident=ident,
@@ -62,6 +73,9 @@ class Client(BaseThreadedCommunication):
         self.wire = Wire(wire)
         """Wire format spoken to the server."""
         self.max_frame_size = max_frame_size
+        self.discovery_group = discovery_group
+        self.discovery_port = discovery_port
+        self.discovery_interface = discovery_interface
 
     def connect(self, timeout: float | None = 10.0) -> None:
         """Connect the client to a server. Create the handler and register the connection.
@@ -152,20 +166,39 @@ class Client(BaseThreadedCommunication):
                 f"{self.host}:{self.port} dropped the handshake: {error}"
             ) from error
 
-    def search_server(self, timeout: float | None = None, server_id: str | None = None) -> None:
+    def search_server(
+        self, timeout: float | None = None, server_id: str | None = None
+    ) -> list[ServerInfo]:
         """Search a server on the local net using multicast UDP; set :attr:`host` and :attr:`port`.
 
         Args:
-            timeout: Seconds to listen for answers (default: discovery's default, 1 s).
-            server_id: Pick the server with this id; by default the first that answered.
+            timeout: Seconds to listen for answers (default 1 s, as pymasep 0.2).
+            server_id: Connect to the server with this id; by default the first that
+                answered.
+
+        Returns:
+            Every server that answered, in the order they did.
 
         Raises:
-            ServerNotFoundError: No server answered (also a ``ConnectionError``).
+            ServerNotFoundError: No server answered, or none with ``server_id`` (also a
+                ``ConnectionError``).
         """
-        from .discovery import DEFAULT_TIMEOUT, find_server
-
-        info = find_server(
-            DEFAULT_TIMEOUT if timeout is None else timeout, server_id=server_id, logger=self.logger
+        wait = DEFAULT_TIMEOUT if timeout is None else timeout
+        servers = search_servers(
+            wait,
+            group=self.discovery_group,
+            port=self.discovery_port,
+            interface=self.discovery_interface,
+            logger=self.logger,
         )
-        self.host, self.port = info.host, info.port
-        self.logger.info("found %s at %s:%d", info.id or "a server", info.host, info.port)
+        chosen = next((s for s in servers if server_id in (None, s.id)), None)
+        if chosen is None:
+            wanted = "a server" if server_id is None else f"server {server_id!r}"
+            found = ", ".join(s.id or f"{s.host}:{s.port}" for s in servers) or "none"
+            raise ServerNotFoundError(
+                f"{wanted} did not answer on {self.discovery_group}:{self.discovery_port} "
+                f"within {wait} s (answered: {found})"
+            )
+        self.host, self.port = chosen.host, chosen.port
+        self.logger.info("found %s at %s:%d", chosen.id or "a server", chosen.host, chosen.port)
+        return servers

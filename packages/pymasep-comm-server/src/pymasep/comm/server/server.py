@@ -13,8 +13,11 @@ from typing import Any
 
 from pymasep.comm.core import DEFAULT_MAX_FRAME_SIZE, SocketHandler
 from pymasep.comm.core.communication import BaseThreadedCommunication, LogLevel
+from pymasep.comm.core.discovery import DEFAULT_GROUP, DEFAULT_PORT
 from pymasep.comm.core.exceptions import CommunicationError
 from pymasep.comm.core.handshake import ServerHandshake
+
+from .announcer import Announcer
 
 __all__ = ["Server"]
 
@@ -187,6 +190,10 @@ class Server(BaseThreadedCommunication):
         handshake_timeout: Seconds a new connection has to say hello.
         max_frame_size: Largest frame accepted from an interface, in bytes.
         name: A name that discovery shows beside the server's id.
+        discovery_group: Multicast group that discovery queries are sent to.
+        discovery_port: UDP port that discovery queries are sent to.
+        discovery_interface: Local IPv4 address of the interface to answer discovery
+            on (for example ``"127.0.0.1"``); by default every interface.
     """
 
     _logger_kind = "server"
@@ -205,6 +212,9 @@ class Server(BaseThreadedCommunication):
         handshake_timeout: float = 5.0,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         name: str | None = None,
+        discovery_group: str = DEFAULT_GROUP,
+        discovery_port: int = DEFAULT_PORT,
+        discovery_interface: str | None = None,
     ) -> None:
         super().__init__(
             ident=ident,
@@ -221,6 +231,9 @@ class Server(BaseThreadedCommunication):
         self.handshake_timeout = handshake_timeout
         self.max_frame_size = max_frame_size
         self.name = name
+        self.discovery_group = discovery_group
+        self.discovery_port = discovery_port
+        self.discovery_interface = discovery_interface
         family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
         self.socket = socket.create_server((host, port), family=family, backlog=128)
         self.socket.setblocking(False)
@@ -228,20 +241,22 @@ class Server(BaseThreadedCommunication):
         self._closed = False
         self.wait_connection_thread = _WaitConnection(self)
         """Thread for handling new connection."""
-        self.wait_announcement_thread: Any = None
+        self.wait_announcement_thread: Announcer | None = None
         """Thread that answers discovery queries (None unless ``wait_announcement``)."""
         if wait_announcement:
             self.wait_announcement_thread = self._make_announcer()
         self.logger.info("listening on %s:%d", host, self.port)
 
-    def _make_announcer(self) -> Any:
-        from .announcer import Announcer
-
+    def _make_announcer(self) -> Announcer:
+        assert self.port is not None  # bound in __init__
         return Announcer(
             self.id,
             self.port,
             name=self.name,
             bind_host=self.host or None,
+            group=self.discovery_group,
+            discovery_port=self.discovery_port,
+            interface=self.discovery_interface,
             logger=self.logger,
         )
 
@@ -262,10 +277,12 @@ class Server(BaseThreadedCommunication):
         """Start the wait announcement thread (answers discovery queries)."""
         if self._closed:
             raise RuntimeError("the server is closed")
-        if self.wait_announcement_thread is None:
-            self.wait_announcement_thread = self._make_announcer()
-        if not self.wait_announcement_thread.is_alive():
-            self.wait_announcement_thread.start()
+        thread = self.wait_announcement_thread
+        if thread is not None and thread.is_alive():
+            return
+        if thread is None or thread.ident is not None:  # none yet, or a stopped one
+            thread = self.wait_announcement_thread = self._make_announcer()
+        thread.start()
 
     def stop_wait_announcement(self) -> None:
         """Stop the wait announcement thread."""

@@ -1,0 +1,137 @@
+"""Command line of pymasep-comm-client: ``python -m pymasep.comm.client discover``.
+
+Installed as the ``pymasep-comm`` command. Exit status: 0 when servers were found, 1 when
+none answered (or the query could not be sent), 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from pymasep.comm.core.discovery import (
+    DEFAULT_GROUP,
+    DEFAULT_PORT,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TTL,
+    ServerInfo,
+)
+from pymasep.comm.core.exceptions import ServerNotFoundError
+
+from .discovery import search_servers
+
+__all__ = ["main"]
+
+_COLUMNS = ("ID", "ADDRESS", "WIRE", "NAME")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pymasep-comm",
+        description="Tools for pymasep-comm interfaces.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    discover = commands.add_parser(
+        "discover",
+        help="list the pymasep servers that answer on the local network",
+        description=(
+            "Send a discovery query to the multicast group and list every pymasep "
+            "server that answers within the timeout."
+        ),
+    )
+    discover.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"seconds to wait for answers (default {DEFAULT_TIMEOUT:g})",
+    )
+    discover.add_argument(
+        "--group", default=DEFAULT_GROUP, metavar="G", help=f"group (default {DEFAULT_GROUP})"
+    )
+    discover.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, metavar="P", help=f"port (default {DEFAULT_PORT})"
+    )
+    discover.add_argument(
+        "--ttl", type=int, default=DEFAULT_TTL, help=f"multicast TTL (default {DEFAULT_TTL})"
+    )
+    discover.add_argument(
+        "--interface",
+        metavar="IP",
+        help="local IPv4 address of the interface to query from (default: the routing table's)",
+    )
+    discover.add_argument(
+        "--id", dest="server_id", metavar="ID", help="only the server with this id"
+    )
+    discover.add_argument(
+        "-v", "--verbose", action="store_true", help="log each datagram sent and received"
+    )
+    return parser
+
+
+def _table(servers: Sequence[ServerInfo]) -> str:
+    rows = [_COLUMNS] + [
+        (info.id or "-", f"{info.host}:{info.port}", info.wire, info.name or "-")
+        for info in servers
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(_COLUMNS) - 1)]
+    lines = []
+    for row in rows:
+        # The last column is not padded: names vary in length and end the line.
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+        cells.append(row[-1])
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _discover(args: argparse.Namespace) -> int:
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+    try:
+        servers = search_servers(
+            args.timeout,
+            group=args.group,
+            port=args.port,
+            ttl=args.ttl,
+            interface=args.interface,
+            server_id=args.server_id,
+        )
+    except ServerNotFoundError as error:
+        print(f"pymasep-comm discover: {error.strerror or error}", file=sys.stderr)
+        return 1
+    if not servers:
+        which = "no pymasep server" if args.server_id is None else f"no server {args.server_id!r}"
+        print(
+            f"pymasep-comm discover: {which} answered on {args.group}:{args.port} within "
+            f"{args.timeout:g} s.\n"
+            "Check that the server runs with discovery on, that no firewall drops UDP on "
+            "that port, and that this host routes multicast (ip route add 224.0.0.0/4 dev "
+            "IFACE), or pick the interface with --interface.",
+            file=sys.stderr,
+        )
+        return 1
+    print(_table(servers))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: The arguments, without the program name; None reads ``sys.argv``.
+
+    Returns:
+        The exit status.
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return _discover(args)
+    except ValueError as error:  # an argument out of range: a usage error
+        parser.error(str(error))  # exits with status 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

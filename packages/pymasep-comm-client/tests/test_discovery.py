@@ -1,0 +1,266 @@
+"""Tests of search_servers() and find_server().
+
+Every test that opens a discovery socket runs its body (the ``scenario_*`` functions) in a
+child process inside a network namespace of its own (see ``netns.py``). Servers are played
+by ``fakeserver.Responder`` (raw sockets), and, where pymasep-comm-server is installed too,
+by the real Announcer.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from typing import Any
+
+import pytest
+from fakeserver import noisy, pymasep_02_server, responding, v1_server
+from netns import (
+    NamespacePair,
+    child_main,
+    finish,
+    requires_netns,
+    requires_netns_pair,
+    run_isolated,
+    wait_for_stdin_eof,
+    wait_line,
+)
+
+from pymasep.comm.client.discovery import QUERY_SENDS, find_server, search_servers
+from pymasep.comm.core.discovery import ServerInfo
+from pymasep.comm.core.exceptions import ServerNotFoundError
+
+HERE = __file__
+
+requires_server_package = pytest.mark.skipif(
+    importlib.util.find_spec("pymasep.comm.server") is None,
+    reason="end-to-end with the real Announcer needs pymasep-comm-server installed",
+)
+
+
+def _as_json(servers: list[ServerInfo]) -> list[list[Any]]:
+    return [[s.id, s.host, s.port, s.wire, s.name] for s in servers]
+
+
+def _from_json(rows: list[list[Any]]) -> list[ServerInfo]:
+    return [ServerInfo(*row) for row in rows]
+
+
+def _timed(function: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    began = time.monotonic()
+    try:
+        result = function(*args, **kwargs)
+    except ServerNotFoundError as error:
+        return {"error": str(error), "errno": error.errno, "took": time.monotonic() - began}
+    servers = result if isinstance(result, list) else [result]
+    return {"servers": _as_json(servers), "took": time.monotonic() - began}
+
+
+# --- scenarios (run in a namespace) -----------------------------------------------------
+
+
+def scenario_defaults() -> dict[str, Any]:
+    with responding(v1_server("engine", 5000, name="Game")) as [responder]:
+        result = _timed(search_servers)
+    result["queries"] = len(responder.queries)
+    return result
+
+
+def scenario_two_servers() -> dict[str, Any]:
+    with responding(v1_server("alpha", 5001), v1_server("beta", 5002, name="B")):
+        return {
+            "all": _timed(search_servers, 0.3),
+            "alpha": _timed(find_server, 0.5, server_id="alpha"),
+            "beta": _timed(search_servers, 0.5, server_id="beta"),
+            "gamma": _timed(find_server, 0.2, server_id="gamma"),
+            "first": _timed(search_servers, 0.5, stop_on_first=True),
+        }
+
+
+def scenario_pymasep_02_server() -> dict[str, Any]:
+    with responding(pymasep_02_server(5000)):
+        return _timed(find_server, 0.3)
+
+
+def scenario_noise() -> dict[str, Any]:
+    noise = [b"", b"garbage", b"pymasep server? v1", b"1.2.3.4:0", b"1.2.3.4:5:{", b"\xff" * 3000]
+    with responding(noisy(v1_server("engine", 5000), noise)):
+        return _timed(search_servers, 0.3)
+
+
+def scenario_nobody() -> dict[str, Any]:
+    return {"search": _timed(search_servers, 0.2), "find": _timed(find_server, 0.2)}
+
+
+def scenario_no_route() -> dict[str, Any]:
+    return _timed(find_server, 0.2)
+
+
+def scenario_legacy_only_server() -> dict[str, Any]:
+    with responding(v1_server("old-wire", 5000, wires=("legacy",))):
+        return _timed(find_server, 0.3)
+
+
+def scenario_announcer() -> dict[str, Any]:
+    from pymasep.comm.server.announcer import Announcer
+
+    with Announcer("engine", 5000, name="Game"), Announcer("other", 5001):
+        return {
+            "all": _timed(search_servers),
+            "other": _timed(find_server, server_id="other"),
+        }
+
+
+def scenario_serve_until_eof(kind: str) -> None:
+    """Background child: answer like ``kind`` until the test closes stdin."""
+    if kind == "announcer":
+        from pymasep.comm.server.announcer import Announcer
+
+        with Announcer("far", 5000, name="far away"):
+            print("ready", flush=True)
+            wait_for_stdin_eof()
+        return
+    replier = v1_server("far", 5000, name="far away") if kind == "v1" else pymasep_02_server(5000)
+    with responding(replier):
+        print("ready", flush=True)
+        wait_for_stdin_eof()
+
+
+def scenario_search_from_b() -> dict[str, Any]:
+    return _timed(search_servers, 0.3)
+
+
+# --- tests that need no socket ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": -1}, "timeout"),
+        ({"timeout": float("nan")}, "timeout"),
+        ({"group": "10.0.0.1"}, "multicast"),
+        ({"group": "nonsense"}, "multicast"),
+        ({"port": 0}, "port"),
+        ({"ttl": 256}, "ttl"),
+        ({"interface": "eth0"}, "interface"),
+    ],
+)
+def test_bad_arguments_raise_before_any_socket(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        search_servers(**kwargs)
+    with pytest.raises(ValueError, match=match):
+        find_server(**kwargs)
+
+
+# --- tests in a namespace holding only lo ----------------------------------------------
+
+
+@requires_netns
+def test_search_with_no_arguments_finds_the_server() -> None:
+    result = run_isolated(HERE, "scenario_defaults")
+    assert _from_json(result["servers"]) == [ServerInfo("engine", "127.0.0.1", 5000, "v1", "Game")]
+    assert 0.9 < result["took"] < 1.5  # listens for the whole default timeout
+    assert 1 <= result["queries"] <= QUERY_SENDS  # bounded, and duplicates were merged
+
+
+@requires_netns
+def test_two_servers_are_listed_and_picked_by_id() -> None:
+    result = run_isolated(HERE, "scenario_two_servers")
+    alpha = ServerInfo("alpha", "127.0.0.1", 5001, "v1", None)
+    beta = ServerInfo("beta", "127.0.0.1", 5002, "v1", "B")
+    assert sorted(_from_json(result["all"]["servers"]), key=str) == [alpha, beta]
+    assert _from_json(result["alpha"]["servers"]) == [alpha]
+    assert _from_json(result["beta"]["servers"]) == [beta]
+    assert result["alpha"]["took"] < 0.3  # returned on the answer, not at the timeout
+    assert result["beta"]["took"] < 0.3
+    assert "no server with id 'gamma'" in result["gamma"]["error"]
+    assert len(result["first"]["servers"]) == 1
+    assert result["first"]["took"] < 0.3
+
+
+@requires_netns
+def test_a_pymasep_02_reply_is_read() -> None:
+    result = run_isolated(HERE, "scenario_pymasep_02_server")
+    assert _from_json(result["servers"]) == [ServerInfo(None, "127.0.0.1", 5000, "legacy", None)]
+
+
+@requires_netns
+def test_malformed_replies_are_ignored() -> None:
+    result = run_isolated(HERE, "scenario_noise")
+    assert _from_json(result["servers"]) == [ServerInfo("engine", "127.0.0.1", 5000, "v1", None)]
+
+
+@requires_netns
+def test_server_speaking_only_legacy_is_reported_so() -> None:
+    result = run_isolated(HERE, "scenario_legacy_only_server")
+    assert _from_json(result["servers"]) == [ServerInfo("old-wire", "127.0.0.1", 5000, "legacy")]
+
+
+@requires_netns
+def test_nobody_answers() -> None:
+    result = run_isolated(HERE, "scenario_nobody")
+    assert result["search"]["servers"] == []
+    assert 0.15 < result["search"]["took"] < 0.5
+    message = result["find"]["error"]
+    assert "224.3.29.71:10000" in message
+    assert "0.2 s" in message
+    assert "firewall" in message
+    assert "multicast route" in message
+
+
+@requires_netns
+def test_no_multicast_route_is_reported() -> None:
+    result = run_isolated(HERE, "scenario_no_route", multicast_route=False)
+    assert "cannot send the discovery query" in result["error"]
+    assert "multicast route" in result["error"]
+    assert result["errno"] is not None
+
+
+def test_server_not_found_is_a_connection_error() -> None:
+    # pymasep 0.2 raised ConnectionError('No data received'): old except clauses still work.
+    assert issubclass(ServerNotFoundError, ConnectionError)
+
+
+@requires_netns
+@requires_server_package
+def test_end_to_end_with_the_real_announcer() -> None:
+    result = run_isolated(HERE, "scenario_announcer")
+    assert sorted(_from_json(result["all"]["servers"]), key=str) == [
+        ServerInfo("engine", "127.0.0.1", 5000, "v1", "Game"),
+        ServerInfo("other", "127.0.0.1", 5001, "v1", None),
+    ]
+    assert _from_json(result["other"]["servers"]) == [
+        ServerInfo("other", "127.0.0.1", 5001, "v1", None)
+    ]
+
+
+# --- tests on two hosts joined by a veth pair ------------------------------------------
+
+
+@requires_netns_pair
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("v1", ServerInfo("far", NamespacePair.ADDRESS_A, 5000, "v1", "far away")),
+        # 0.2's reply names the client (b); the source address says where the server is.
+        ("pymasep-0.2", ServerInfo(None, NamespacePair.ADDRESS_A, 5000, "legacy", None)),
+        pytest.param(
+            "announcer",
+            ServerInfo("far", NamespacePair.ADDRESS_A, 5000, "v1", "far away"),
+            marks=requires_server_package,
+        ),
+    ],
+)
+def test_server_on_another_host_is_found_at_its_own_address(
+    kind: str, expected: ServerInfo
+) -> None:
+    with NamespacePair() as pair:
+        server = pair.start("a", HERE, "scenario_serve_until_eof", kind)
+        assert wait_line(server).strip() == "ready"
+        result = pair.run("b", HERE, "scenario_search_from_b")
+        finish(server)
+    assert _from_json(result["servers"]) == [expected]
+
+
+if __name__ == "__main__":
+    child_main(globals())
