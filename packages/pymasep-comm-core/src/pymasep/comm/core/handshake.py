@@ -164,8 +164,7 @@ class ClientHandshake(_Side):
             raise ConnectionRejectedError(frames[0].message.decode("utf-8", "replace"))
         if self.wire is Wire.V1 and frames[0].kind is not FrameKind.HELLO:
             raise ProtocolError(f"the server opened with a {frames[0].kind.name} frame, not HELLO")
-        if frames[0].kind is FrameKind.BYE:
-            raise HandshakeError("the server said bye during the handshake")
+        # On the legacy wire the first frame is the hello whatever it says, even "BYE".
         self.server_ident = self._finish(frames)
         return True
 
@@ -231,8 +230,11 @@ class ServerHandshake(_Side):
 
         Returns:
             The bytes to send before closing; empty on the legacy wire, which has no
-            way to say why (a pymasep 0.2 client sees the connection close).
+            way to say why (a pymasep 0.2 client sees the connection close). A reason
+            longer than :data:`MAX_IDENT_SIZE` bytes is cut, since clients refuse
+            a longer first frame.
         """
         if self.wire is not Wire.V1:
             return b""
+        reason = reason.encode("utf-8")[:MAX_IDENT_SIZE].decode("utf-8", "ignore")
         return PREAMBLE + encode_frame(Frame.refuse_frame(reason), Wire.V1)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import struct
-from typing import Union
 
 from .exceptions import EncodeError, FrameTooLargeError, ProtocolError
 from .frame import Frame, FrameKind
@@ -50,7 +49,7 @@ _LEGACY_HEADER = struct.Struct("<H")
 _BYE = b"BYE"
 _KINDS = tuple(FrameKind)
 
-BytesLike = Union[bytes, bytearray, memoryview]
+BytesLike = bytes | bytearray | memoryview
 """What :meth:`FrameDecoder.feed` takes."""
 
 
@@ -88,6 +87,7 @@ def encode_header(kind: FrameKind, size: int, wire: Wire) -> bytes:
         FrameTooLargeError: The wire cannot describe a payload this large.
         EncodeError: The legacy wire cannot carry a refusal.
     """
+    wire = Wire(wire)
     if wire is Wire.V1:
         if size > V1_MAX_FRAME_SIZE:
             raise FrameTooLargeError(size, V1_MAX_FRAME_SIZE, "the v1 wire has a 4-byte length")
@@ -113,9 +113,10 @@ def encode_frame(frame: Frame, wire: Wire = Wire.V1) -> bytes:
         EncodeError: The legacy wire cannot tell this frame from another one: a data frame
             whose payload is ``b"BYE"``, or a refusal.
     """
+    wire = Wire(wire)
     if wire is Wire.LEGACY and frame.kind is FrameKind.DATA and frame.message == _BYE:
         raise EncodeError("the legacy wire (pymasep 0.2) reads a data frame b'BYE' as a bye")
-    return encode_header(frame.kind, frame.size, Wire(wire)) + frame.message
+    return encode_header(frame.kind, frame.size, wire) + frame.message
 
 
 class FrameDecoder:
@@ -162,11 +163,14 @@ class FrameDecoder:
         After an error the decoder is unusable: the stream cannot be resynchronised.
         """
         buffer = self._buffer
+        source: BytesLike
         if buffer:
             buffer += data
-            source: bytes | bytearray = buffer
+            source = buffer
         else:
-            source = data if isinstance(data, bytes) else bytes(data)
+            # Frames are copied out of ``data`` as they are split: no copy of the whole.
+            # A view of wider items is recast so that indexes count bytes.
+            source = data.cast("B") if isinstance(data, memoryview) and data.itemsize != 1 else data
         if self.wire is Wire.V1:
             frames, consumed = self._split_v1(source)
         else:
@@ -177,7 +181,7 @@ class FrameDecoder:
             buffer += memoryview(source)[consumed:]
         return frames
 
-    def _split_v1(self, source: bytes | bytearray) -> tuple[list[Frame], int]:
+    def _split_v1(self, source: BytesLike) -> tuple[list[Frame], int]:
         frames: list[Frame] = []
         unpack_from = _V1_HEADER.unpack_from
         header_size = _V1_HEADER.size
@@ -198,7 +202,7 @@ class FrameDecoder:
             position = end
         return frames, position
 
-    def _split_legacy(self, source: bytes | bytearray) -> tuple[list[Frame], int]:
+    def _split_legacy(self, source: BytesLike) -> tuple[list[Frame], int]:
         frames: list[Frame] = []
         unpack_from = _LEGACY_HEADER.unpack_from
         limit = self.max_frame_size
