@@ -1,0 +1,227 @@
+"""What the engine and its interfaces say to each other: :class:`Message`."""
+
+from __future__ import annotations
+
+import io
+import math
+import xml.etree.ElementTree as ElementTree
+from typing import Any
+
+from lxml import etree
+
+from .exceptions import DecodeError, EncodeError, UnsupportedValueError
+from .xmlvalues import check_text, decode_value, encode_value, parse_xml
+
+__all__ = ["Message"]
+
+
+def _same(left: Any, right: Any) -> bool:
+    """Equality for message values: NaN equals NaN, elements compare by content."""
+    if isinstance(left, float) and isinstance(right, float) and math.isnan(left):
+        return math.isnan(right)
+    if isinstance(left, (etree._Element, ElementTree.Element)):
+        if not isinstance(right, (etree._Element, ElementTree.Element)):
+            return False
+        return _xml(left) == _xml(right)
+    if type(left) in (list, tuple) and type(left) is type(right):
+        return len(left) == len(right) and all(map(_same, left, right))
+    if type(left) is dict and type(right) is dict:
+        return left.keys() == right.keys() and all(_same(left[k], right[k]) for k in left)
+    return bool(left == right)
+
+
+def _xml(element: Any) -> bytes:
+    if isinstance(element, ElementTree.Element):
+        element = etree.fromstring(ElementTree.tostring(element))
+    return etree.tostring(element, method="c14n", with_tail=False)
+
+
+class Message:
+    """Object send between thread or through network.
+
+    * DEFINE: Define the game used by the engine.
+
+      * Param: 'game': name of the game class (doted path)
+
+    * REGISTER: Register the interface.
+
+      * Param: 'id': id of the interface, 'queue_id': id of the queue used by interface
+        to receive messages, 'role': 'InterfaceInfo.ROLE_OBSERVER' interface is only
+        observer, 'InterfaceInfo.ROLE_ACTOR' interface is actor
+
+    * OBSERVATION: Observation sent by engine to interface,
+
+      * Param: 'observation': State object, 'additional_information': dictionary
+        containing additional information. Ex: 'game_log', 'reward'
+
+    * ACTION: Action sent by interface to engine
+
+      * Param: 'action': Action object
+
+    * END_GAME: Game is finished (by engine)
+
+      * Param : None
+
+    * QUI_GAME: Game is finished (by user)
+
+      * Param : None
+
+    Params hold int, float, str, bool, None, list, tuple, set, dict (str keys), classes
+    registered with :func:`~pymasep.comm.core.register_type`, XML elements (lxml or
+    ElementTree) and objects with a ``to_xml()`` method; elements come back as lxml
+    elements.
+
+    Args:
+        msg_type: Type of message. See above.
+        param_dict: Parameters of the message. May be None.
+        src_sub_app_id: SubApplication id that send the message.
+    """
+
+    MESSAGE_TYPE_DEFINE = "define"
+    """I -> E : Init the initial state"""
+
+    MESSAGE_TYPE_OBSERVATION = "observation"
+    """E -> I : Observation"""
+
+    MESSAGE_TYPE_ACTION = "action"
+    """I -> E : Action"""
+
+    MESSAGE_TYPE_QUIT_GAME = "quit"
+    """I -> E : Game is finished (by user)"""
+
+    MESSAGE_TYPE_REGISTER = "register"
+    """I -> E : Register interface to engine"""
+
+    MESSAGE_TYPE_END_GAME = "end"
+    """E -> I : Game is finished (by engine)"""
+
+    def __init__(
+        self, msg_type: str, param_dict: dict[str, Any] | None, src_sub_app_id: Any
+    ) -> None:
+        self.msg_type = msg_type
+        """Type of the message. See MESSAGE_TYPE_*"""
+        self.params = param_dict
+        """Parameter of the message."""
+        self.src_sub_app_id = src_sub_app_id
+        """Id of the sub application (interface or engine) source of the message."""
+
+    def to_bytes(self) -> bytes:
+        """Transform the message to bytes (its XML, UTF-8, without declaration).
+
+        Returns:
+            The message as bytes.
+
+        Raises:
+            UnsupportedValueError: A param of a type the XML cannot carry.
+            EncodeError: A string XML 1.0 cannot carry, or a missing ``msg_type``.
+        """
+        if type(self.msg_type) is not str:
+            raise EncodeError(f"msg_type must be a str, not {type(self.msg_type).__name__}")
+        check_text(self.msg_type, "msg_type")
+        attributes = {"msg_type": self.msg_type}
+        source = self.src_sub_app_id
+        if source is not None:
+            if not isinstance(source, str):
+                raise UnsupportedValueError(
+                    f"src_sub_app_id must be a str or None, not {type(source).__name__}"
+                )
+            check_text(source, "src_sub_app_id")
+            attributes["src_sub_app"] = source
+        params = self.params
+        if params is not None and not isinstance(params, dict):
+            raise UnsupportedValueError(
+                f"params must be a dict or None, not {type(params).__name__}"
+            )
+        out = io.BytesIO()
+        try:
+            with etree.xmlfile(out, encoding="utf-8") as xf, xf.element("Message", attributes):
+                if params is not None:
+                    encode_value(params, xf)
+        except RecursionError:
+            raise EncodeError("params are nested too deeply") from None
+        return out.getvalue()
+
+    def from_bytes(self, b: bytes) -> None:
+        """Transform bytes to a message, in this instance.
+
+        Args:
+            b: Bytes string representing XML.
+
+        Raises:
+            DecodeError: The bytes are not a valid message (malformed XML, a DOCTYPE,
+                missing attributes, malformed values, an unregistered class).
+        """
+        self._read(parse_xml(b))
+
+    def to_xml(self) -> etree._Element:
+        """Transform the Message to XML.
+
+        Returns:
+            XML version of the Message, as an lxml element (a new tree: changing it
+            does not change the message, nor the elements it holds).
+        """
+        return parse_xml(self.to_bytes())
+
+    def from_xml(self, xml_node: Any) -> None:
+        """Transform an XML to a Message. The instance must be created before.
+
+        Args:
+            xml_node: The XML node containing the Message (lxml or ElementTree).
+
+        Raises:
+            DecodeError: The XML is not a valid message.
+        """
+        if isinstance(xml_node, ElementTree.Element):
+            xml_node = parse_xml(ElementTree.tostring(xml_node))
+        elif not isinstance(xml_node, etree._Element):
+            raise DecodeError(f"from_xml() takes an XML element, not {type(xml_node).__name__}")
+        self._read(xml_node)
+
+    def _read(self, root: etree._Element) -> None:
+        msg_type = root.get("msg_type")
+        if msg_type is None:
+            raise DecodeError(f"<{root.tag}> has no msg_type attribute: not a message")
+        children = [child for child in root if isinstance(child.tag, str)]
+        if len(children) > 1:
+            raise DecodeError(f"a message holds {len(children)} params elements, not 1")
+        params: dict[str, Any] | None = None
+        if children:
+            if children[0].tag != "dict":
+                raise DecodeError(f"params must be a <dict>, not <{children[0].tag}>")
+            try:
+                params = decode_value(children[0])
+            except RecursionError:
+                raise DecodeError("params are nested too deeply") from None
+        self.msg_type = msg_type
+        self.src_sub_app_id = root.get("src_sub_app")
+        self.params = params
+
+    def __eq__(self, other: object) -> bool:
+        """Check if two messages are equals (elements compare by their XML).
+
+        Returns:
+            True if two messages are equals.
+        """
+        if not isinstance(other, Message):
+            return NotImplemented
+        return (
+            self.msg_type == other.msg_type
+            and self.src_sub_app_id == other.src_sub_app_id
+            and _same(self.params, other.params)
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def __str__(self) -> str:
+        """Transform the message to string containing the XML version of the message.
+
+        Returns:
+            A string representing the XML version of the message.
+        """
+        return self.to_bytes().decode("utf-8")
+
+    def __repr__(self) -> str:
+        return (
+            f"Message(msg_type={self.msg_type!r}, params={self.params!r}, "
+            f"src_sub_app_id={self.src_sub_app_id!r})"
+        )

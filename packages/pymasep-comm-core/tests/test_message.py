@@ -1,0 +1,456 @@
+"""Message and the XML of its values: round trips, pymasep 0.2 bytes, hostile input."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import importlib
+import inspect
+import math
+import sys
+import time
+import xml.etree.ElementTree as ElementTree
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from pymasep.comm.core import (
+    DecodeError,
+    EncodeError,
+    Message,
+    UnknownTypeError,
+    UnsupportedValueError,
+    register_type,
+    registered_types,
+    unregister_type,
+)
+from pymasep.comm.core.xmlvalues import MAX_DEPTH
+
+
+class Game:
+    """Stands for the game class that a DEFINE message carries."""
+
+
+class StateLike:
+    """Stands for pymasep's State: an object with a to_xml() method."""
+
+    def to_xml(self) -> ElementTree.Element:
+        element = ElementTree.Element("State", name="board")
+        ElementTree.SubElement(element, "Object", name="pawn").text = "3"
+        return element
+
+
+def _decoded(message: Message) -> Message:
+    result = Message("stale", {"stale": 1}, "stale")
+    result.from_bytes(message.to_bytes())
+    return result
+
+
+def _same(left: Any, right: Any) -> bool:
+    """Equal values of the same type, NaN included."""
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, float):
+        return (math.isnan(left) and math.isnan(right)) or (
+            left == right and math.copysign(1, left) == math.copysign(1, right)
+        )
+    if isinstance(left, (list, tuple)):
+        return len(left) == len(right) and all(map(_same, left, right))
+    if isinstance(left, dict):
+        return left.keys() == right.keys() and all(_same(left[k], right[k]) for k in left)
+    return bool(left == right)
+
+
+# -- the documented API --------------------------------------------------------------
+
+
+def test_signature_and_constants_are_the_seeds() -> None:
+    assert list(inspect.signature(Message).parameters) == [
+        "msg_type",
+        "param_dict",
+        "src_sub_app_id",
+    ]
+    assert (
+        Message.MESSAGE_TYPE_DEFINE,
+        Message.MESSAGE_TYPE_OBSERVATION,
+        Message.MESSAGE_TYPE_ACTION,
+        Message.MESSAGE_TYPE_QUIT_GAME,
+        Message.MESSAGE_TYPE_REGISTER,
+        Message.MESSAGE_TYPE_END_GAME,
+    ) == ("define", "observation", "action", "quit", "register", "end")
+    message = Message("action", {"a": 1}, "iface")
+    assert (message.msg_type, message.params, message.src_sub_app_id) == (
+        "action",
+        {"a": 1},
+        "iface",
+    )
+
+
+def test_to_xml_is_an_lxml_element_with_the_02_layout() -> None:
+    xml = Message("register", {"id": "i1", "role": 1}, "i1").to_xml()
+    assert isinstance(xml, etree._Element)
+    assert xml.tag == "Message"
+    assert xml.get("msg_type") == "register"
+    assert xml.get("src_sub_app") == "i1"
+    assert [item.get("key") for item in xml.find("dict")] == ["id", "role"]
+    assert xml.find("dict/item[@key='role']/int").text == "1"
+
+
+def test_str_is_the_xml() -> None:
+    message = Message("end", None, "engine")
+    assert str(message) == message.to_bytes().decode()
+    assert etree.fromstring(str(message)).get("msg_type") == "end"
+
+
+def test_from_xml_accepts_lxml_and_elementtree() -> None:
+    original = Message("action", {"move": [1, 2], "name": "é"}, "i")
+    for node in (original.to_xml(), ElementTree.fromstring(original.to_bytes())):
+        message = Message("x", None, None)
+        message.from_xml(node)
+        assert message == original
+
+
+def test_equality() -> None:
+    assert Message("a", {"x": 1}, "s") == Message("a", {"x": 1}, "s")
+    assert Message("a", {"x": 1}, "s") != Message("a", {"x": 2}, "s")
+    assert Message("a", {"x": 1}, "s") != Message("b", {"x": 1}, "s")
+    assert Message("a", None, "s") != Message("a", None, "t")
+    assert Message("a", {"f": math.nan}, "s") == Message("a", {"f": math.nan}, "s")
+
+
+# -- values --------------------------------------------------------------------------
+
+_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\ufffe\uffff"))
+_text = _text.filter(lambda s: not any(ord(c) < 32 and c not in "\t\n\r" for c in s))
+_scalars = (
+    st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | _text
+    | st.booleans()
+    | st.none()
+)
+_hashable = st.recursive(
+    st.integers() | _text | st.booleans() | st.none(),
+    lambda inner: st.tuples(inner, inner),
+    max_leaves=5,
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=4).map(tuple)
+        | st.sets(_hashable, max_size=4)
+        | st.dictionaries(_text, inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_text, _values, max_size=5))
+def test_any_supported_value_round_trips_with_its_type(params: dict[str, Any]) -> None:
+    message = Message("observation", params, "engine")
+    assert _same(_decoded(message).params, params)
+    via_xml = Message(None, None, None)  # type: ignore[arg-type]
+    via_xml.from_xml(message.to_xml())
+    assert _same(via_xml.params, params)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        -0.0,
+        math.inf,
+        -math.inf,
+        1e-300,
+        5e-324,
+        None,
+        False,
+        True,
+        "",
+        "  leading and trailing  ",
+        "\r\n\t\r",
+        "😀 astral, é accent",
+        [],
+        (),
+        set(),
+        {},
+        [[[]]],
+        {"": {"": ""}},
+        2**200,
+        "<class 'os.system'>",
+    ],
+)
+def test_values_0_2_gets_wrong_come_back_exactly(value: Any) -> None:
+    params = {"v": value, " key\twith\nwhitespace\r": value}
+    assert _same(_decoded(Message("a", params, "s")).params, params)
+
+
+def test_no_params_means_none_after_decoding() -> None:
+    decoded = _decoded(Message("end", None, "engine"))
+    assert decoded.params is None
+    assert decoded.msg_type == "end"
+    assert decoded.src_sub_app_id == "engine"
+    assert _decoded(Message("end", {}, "engine")).params == {}
+
+
+def test_missing_source_id_round_trips_as_none() -> None:
+    assert _decoded(Message("end", None, None)).src_sub_app_id is None
+
+
+def test_false_is_never_written_as_02_bool() -> None:
+    # pymasep 0.2 decodes <bool>False</bool> as True; it must never see that tag.
+    assert b"<bool>False</bool>" not in Message("a", {"b": False}, "s").to_bytes()
+    assert b"<bool>True</bool>" in Message("a", {"b": True}, "s").to_bytes()
+
+
+def test_elements_and_to_xml_objects_come_back_as_lxml_elements() -> None:
+    board = etree.Element("Board", size="3")
+    etree.SubElement(board, "Cell").text = "x"
+    board_tail = ElementTree.Element("Action")
+    board_tail.text = "go"
+    board_tail.tail = "not part of the value"
+    params = {"lxml": board, "etree": board_tail, "object": StateLike()}
+    decoded = _decoded(Message("observation", params, "engine")).params
+    assert decoded is not None
+    assert all(isinstance(decoded[key], etree._Element) for key in params)
+    assert etree.tostring(decoded["lxml"], with_tail=False) == etree.tostring(board)
+    assert decoded["etree"].text == "go"
+    assert not decoded["etree"].tail
+    assert decoded["object"].find("Object").text == "3"
+
+
+def test_the_callers_element_is_not_moved() -> None:
+    tree = etree.Element("Root")
+    child = etree.SubElement(tree, "State")
+    Message("observation", {"observation": child}, "engine").to_bytes()
+    assert child.getparent() is tree
+
+
+def test_registered_class_round_trips_and_travels_as_02_writes_it() -> None:
+    register_type(Game)
+    try:
+        message = Message("define", {"game": Game}, "iface")
+        assert b"&lt;class 'test_message.Game'&gt;" in message.to_bytes()
+        assert _decoded(message).params == {"game": Game}
+        assert registered_types()["test_message.Game"] is Game
+    finally:
+        unregister_type(Game)
+    with pytest.raises(UnknownTypeError) as raised:
+        _decoded(Message("define", {"game": Game}, "iface"))
+    assert raised.value.name == "test_message.Game"
+
+
+def test_register_type_is_a_decorator_and_refuses_name_clashes() -> None:
+    @register_type
+    class Local:
+        pass
+
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            register_type(Game, name=f"{Local.__module__}.{Local.__qualname__}")
+        with pytest.raises(TypeError):
+            register_type("not a class")  # type: ignore[type-var]
+    finally:
+        unregister_type(Local)
+
+
+def test_a_class_name_from_the_wire_is_never_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    imported: list[str] = []
+    real_import = builtins.__import__
+
+    def recording_import(name: str, *args: Any, **kwargs: Any) -> Any:
+        imported.append(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", recording_import)
+    monkeypatch.setattr(importlib, "import_module", recording_import)
+    text = (
+        b"<Message msg_type='define'><dict><item key='game'>"
+        b"<type>&lt;class 'evil_module.payload'&gt;</type></item></dict></Message>"
+    )
+    with pytest.raises(UnknownTypeError):
+        Message("x", None, None).from_bytes(text)
+    # In a str, the same text is only text (0.2 imported it).
+    decoded = Message("x", None, None)
+    decoded.from_bytes(text.replace(b"type>", b"str>"))
+    assert decoded.params == {"game": "<class 'evil_module.payload'>"}
+    assert not [name for name in imported if "evil" in name]
+    assert "evil_module" not in sys.modules
+
+
+# -- pymasep 0.2 bytes ---------------------------------------------------------------
+
+# Written by pymasep 0.2's Message.to_bytes() (xml.etree, ASCII with character references).
+BYTES_02 = (
+    b'<Message msg_type="register" src_sub_app="interface-1"><dict>'
+    b'<item key="id"><str>interface-1</str></item>'
+    b'<item key="queue_id"><int>7</int></item>'
+    b'<item key="empty"><str content="empty" /></item>'
+    b'<item key="flag"><bool>True</bool></item>'
+    b'<item key="unicode"><str>caf&#233;</str></item>'
+    b'<item key="nested"><list><item><tuple><item><int>1</int></item><item><str>a</str></item>'
+    b"</tuple></item><item><set><item><int>2</int></item></set></item>"
+    b'<item><dict><item key="k"><list /></item></dict></item></list></item>'
+    b'<item key="state"><State name="s"><Object>1</Object></State></item>'
+    b"</dict></Message>"
+)
+
+
+def test_bytes_written_by_02_decode() -> None:
+    message = Message("x", None, None)
+    message.from_bytes(BYTES_02)
+    assert message.msg_type == "register"
+    assert message.src_sub_app_id == "interface-1"
+    params = message.params
+    assert params is not None
+    state = params.pop("state")
+    assert params == {
+        "id": "interface-1",
+        "queue_id": 7,
+        "empty": "",
+        "flag": True,
+        "unicode": "café",
+        "nested": [(1, "a"), {2}, {"k": []}],
+    }
+    assert state.tag == "State"
+    assert state.find("Object").text == "1"
+
+
+def test_02_false_and_none_decode_to_what_they_meant() -> None:
+    message = Message("x", None, None)
+    message.from_bytes(
+        b'<Message msg_type="a" src_sub_app="s"><dict><item key="f"><bool>False</bool></item>'
+        b'<item key="n"><NoneType>None</NoneType></item></dict></Message>'
+    )
+    assert message.params == {"f": False, "n": None}
+
+
+def test_our_bytes_for_02_values_parse_to_02_trees() -> None:
+    """For every value 0.2 handles, our XML is the tree 0.2 writes (attribute order aside)."""
+    ours = Message("x", None, None)
+    ours.from_bytes(BYTES_02)
+    assert ours.params is not None
+    ours.params["state"] = ElementTree.fromstring('<State name="s"><Object>1</Object></State>')
+    ours.params["unicode"] = "café"
+
+    def canonical(data: bytes) -> bytes:
+        return etree.tostring(etree.fromstring(data), method="c14n")
+
+    assert canonical(ours.to_bytes()) == canonical(BYTES_02)
+
+
+# -- what cannot be encoded ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["\x00", "a\x0bb", "\ud800", "\ufffe", "\x1f"])
+def test_strings_xml_cannot_carry_fail_at_encode_time(text: str) -> None:
+    for params in ({"v": text}, {text: 1}, {"v": [text]}):
+        with pytest.raises(EncodeError, match=r"XML 1\.0"):
+            Message("a", params, "s").to_bytes()
+    with pytest.raises(EncodeError):
+        Message("a", None, text).to_bytes()
+
+
+@pytest.mark.parametrize(
+    ("params", "where"),
+    [
+        ({"v": object()}, "params['v']"),
+        ({"v": [1, b"bytes"]}, "params['v'][1]"),
+        ({"v": {1: "int key"}}, "params['v']"),
+        ({"v": {"deep": [{"x": 1j}]}}, "params['v']['deep'][0]['x']"),
+    ],
+)
+def test_unsupported_values_name_type_and_path(params: dict[str, Any], where: str) -> None:
+    with pytest.raises(UnsupportedValueError) as raised:
+        Message("a", params, "s").to_bytes()
+    assert where in str(raised.value)
+    assert isinstance(raised.value, TypeError)
+
+
+def test_params_must_be_a_dict_and_msg_type_a_str() -> None:
+    with pytest.raises(UnsupportedValueError):
+        Message("a", [1, 2], "s").to_bytes()  # type: ignore[arg-type]
+    with pytest.raises(EncodeError):
+        Message(None, {}, "s").to_bytes()  # type: ignore[arg-type]
+
+
+def test_nesting_is_bounded_on_both_sides() -> None:
+    value: Any = 1
+    for _ in range(MAX_DEPTH):
+        value = [value]
+    _decoded(Message("a", {"v": value[0]}, "s"))
+    with pytest.raises(EncodeError, match="nested"):
+        Message("a", {"v": [value]}, "s").to_bytes()
+
+
+# -- hostile bytes -------------------------------------------------------------------
+
+BOMB = (
+    b'<?xml version="1.0"?><!DOCTYPE lolz ['
+    + b'<!ENTITY lol "lol">'
+    + b"".join(
+        b'<!ENTITY lol%d "%s">'
+        % (level, (b"&lol%d;" % (level - 1) if level > 1 else b"&lol;") * 10)
+        for level in range(1, 10)
+    )
+    + b']><Message msg_type="a"><dict><item key="k"><str>&lol9;</str></item></dict></Message>'
+)
+XXE = (
+    b'<?xml version="1.0"?><!DOCTYPE m [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    b'<Message msg_type="a"><dict><item key="k"><str>&x;</str></item></dict></Message>'
+)
+NETWORK = (
+    b'<?xml version="1.0"?><!DOCTYPE m SYSTEM "http://127.0.0.1:9/evil.dtd"><Message msg_type="a"/>'
+)
+
+
+@pytest.mark.parametrize("data", [BOMB, XXE, NETWORK], ids=["bomb", "xxe", "external-dtd"])
+def test_entities_and_dtds_are_refused_fast(data: bytes) -> None:
+    start = time.monotonic()
+    with pytest.raises(DecodeError):
+        Message("x", None, None).from_bytes(data)
+    assert time.monotonic() - start < 1.0
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"not xml",
+        b"<Message",
+        b"<Other/>",
+        b'<Message msg_type="a"><list/></Message>',
+        b'<Message msg_type="a"><dict/><dict/></Message>',
+        b'<Message msg_type="a"><dict><item><int>1</int></item></dict></Message>',
+        b'<Message msg_type="a"><dict><item key="k"><int>one</int></item></dict></Message>',
+        b'<Message msg_type="a"><dict><item key="k"><float>x</float></item></dict></Message>',
+        b'<Message msg_type="a"><dict><item key="k"><bool>yes</bool></item></dict></Message>',
+        b'<Message msg_type="a"><dict><item key="k"><list><x/></list></item></dict></Message>',
+        b'<Message msg_type="a"><dict><item key="k"><list><item/></list></item></dict></Message>',
+        b'<Message msg_type="a"><dict><item key="k"><set><item><list/></item></set></item>'
+        b"</dict></Message>",
+        b'<Message msg_type="a"><dict><item key="k"><type>os.system</type></item></dict></Message>',
+    ],
+)
+def test_malformed_messages_raise_decode_error(data: bytes) -> None:
+    with pytest.raises(DecodeError):
+        Message("x", None, None).from_bytes(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_only_raise_decode_error(data: bytes) -> None:
+    with contextlib.suppress(DecodeError):
+        Message("x", None, None).from_bytes(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=60))
+def test_random_bytes_inside_a_message_only_raise_decode_error(data: bytes) -> None:
+    document = b'<Message msg_type="a"><dict>' + data + b"</dict></Message>"
+    with contextlib.suppress(DecodeError):
+        Message("x", None, None).from_bytes(document)
