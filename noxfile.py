@@ -19,7 +19,7 @@ NEEDS = {"core": ("core",), "server": ("core", "server"), "client": ("core", "cl
 TEST_REQUIREMENTS = ("pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100")
 
 nox.needs_version = ">=2024.3.2"
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "integration", "lint", "typecheck"]
 nox.options.error_on_external_run = True
 
 
@@ -35,6 +35,23 @@ def tests(session: nox.Session, package: str) -> None:
     """Run one distribution's unit tests against its installed wheel."""
     _install(session, *NEEDS[package], requirements=TEST_REQUIREMENTS)
     session.run("pytest", str(PACKAGES / f"pymasep-comm-{package}" / "tests"), *session.posargs)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Run the tests that need the three distributions together (not the interop ones)."""
+    _install(session, *DISTRIBUTIONS, requirements=TEST_REQUIREMENTS)
+    session.run(
+        "pytest",
+        str(ROOT / "integration_tests"),
+        "--ignore",
+        str(ROOT / "integration_tests" / "interop"),
+        "--ignore",
+        str(ROOT / "integration_tests" / "games"),
+        "--ignore",
+        str(ROOT / "integration_tests" / "benchmarks"),
+        *session.posargs,
+    )
 
 
 @nox.session

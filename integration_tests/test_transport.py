@@ -1,0 +1,295 @@
+"""Server and Client together, over loopback: each fault of pymasep 0.2 as a test."""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from pymasep.comm.client import Client
+from pymasep.comm.core import (
+    CommunicationConnectionError,
+    ConnectionClosedError,
+    ConnectionRejectedError,
+    Frame,
+    FrameTooLargeError,
+    SocketHandler,
+    SocketHandlerQueue,
+    UnknownConnectionError,
+)
+from pymasep.comm.server import Server
+
+LOOPBACK = "127.0.0.1"
+ENGINE = "engine"
+
+
+class Recorder(SocketHandlerQueue):
+    """Queues frames and records how the connection ended."""
+
+    ended: queue.Queue[str]
+
+    def on_disconnect(self, reason: str) -> None:
+        type(self).ended.put(reason)
+
+
+@pytest.fixture
+def inbox() -> queue.Queue[bytes]:
+    return queue.Queue()
+
+
+@pytest.fixture
+def server(inbox: queue.Queue[bytes]) -> Iterator[Server]:
+    Recorder.ended = queue.Queue()
+    with Server(ENGINE, 40, Recorder, (inbox,), LOOPBACK, 0) as engine:
+        engine.wait_connection()
+        yield engine
+
+
+def connect(server: Server, ident: str, replies: queue.Queue[bytes] | None = None) -> Client:
+    client = Client(ident, SocketHandlerQueue, (replies or queue.Queue(),), LOOPBACK, server.port)
+    client.connect(timeout=5)
+    assert server.wait_for_connections(len(server.connection_ids()) or 1, 5)
+    return client
+
+
+def drain(source: queue.Queue[bytes], count: int) -> list[bytes]:
+    return [source.get(timeout=10) for _ in range(count)]
+
+
+@pytest.mark.timeout(120)
+def test_100000_frames_arrive_all_and_in_order(server: Server, inbox: queue.Queue[bytes]) -> None:
+    with connect(server, "streamer") as client:
+        for index in range(100_000):
+            client.send_frame_to(ENGINE, Frame(struct.pack("!I", index) + bytes(1020)))
+        received = drain(inbox, 100_000)
+    assert [struct.unpack_from("!I", frame)[0] for frame in received] == list(range(100_000))
+    assert {len(frame) for frame in received} == {1024}
+
+
+class Echo(SocketHandler):
+    def on_receive(self, frame: Frame) -> None:
+        self.send_frame_async(frame)
+
+
+@pytest.mark.timeout(60)
+def test_5000_request_response_steps_never_deadlock() -> None:
+    with Server(ENGINE, 2, Echo, (), LOOPBACK, 0) as engine:
+        engine.wait_connection()
+        replies: queue.Queue[bytes] = queue.Queue()
+        with connect(engine, "stepper", replies) as client:
+            for step in range(5000):
+                client.send_frame_to(ENGINE, Frame(b"action %d" % step))
+                assert replies.get(timeout=5) == b"action %d" % step
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("size", [1 << 20, 16 << 20])
+def test_large_frames_both_ways(server: Server, inbox: queue.Queue[bytes], size: int) -> None:
+    payload = os.urandom(size)
+    replies: queue.Queue[bytes] = queue.Queue()
+    with connect(server, "big", replies) as client:
+        client.send_frame_to(ENGINE, Frame(payload))
+        assert inbox.get(timeout=20) == payload
+        server.send_frame_to("big", Frame(payload[::-1]))
+        assert replies.get(timeout=20) == payload[::-1]
+
+
+@pytest.mark.timeout(60)
+def test_32_interfaces_exchange_both_ways(server: Server, inbox: queue.Queue[bytes]) -> None:
+    inboxes = {f"i{n}": queue.Queue() for n in range(32)}
+    clients = [connect(server, ident, replies) for ident, replies in inboxes.items()]
+    try:
+        assert server.wait_for_connections(32, 5)
+        for step in range(20):
+            for ident in inboxes:
+                server.send_frame_to(ident, Frame(b"observation %d" % step))
+            for client in clients:
+                client.send_frame_to(ENGINE, Frame(f"{client.id} {step}".encode()))
+        for ident, replies in inboxes.items():
+            assert drain(replies, 20) == [b"observation %d" % step for step in range(20)], ident
+        received = drain(inbox, 32 * 20)
+        for client in clients:
+            mine = [frame for frame in received if frame.split()[0] == client.id.encode()]
+            assert mine == [f"{client.id} {step}".encode() for step in range(20)]
+    finally:
+        for client in clients:
+            client.close()
+
+
+@pytest.mark.timeout(60)
+def test_four_threads_sending_at_once_never_interleave(server: Server) -> None:
+    replies: queue.Queue[bytes] = queue.Queue()
+    with connect(server, "target", replies):
+
+        def send(thread: int) -> None:
+            for index in range(2000):
+                payload = struct.pack("!II", thread, index) * (1 + index % 300)
+                server.send_frame_to("target", Frame(payload))
+
+        threads = [threading.Thread(target=send, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        received = drain(replies, 8000)
+    last = {n: -1 for n in range(4)}
+    for frame in received:
+        header = frame[:8]
+        assert frame == header * (len(frame) // 8), "a frame was mixed with another"
+        sender, index = struct.unpack("!II", header)
+        assert index == last[sender] + 1, "a sender's frames arrived out of order"
+        last[sender] = index
+
+
+def test_max_connection_refuses_the_next_interface_with_a_reason(inbox: queue.Queue[bytes]) -> None:
+    with Server(ENGINE, 1, SocketHandlerQueue, (inbox,), LOOPBACK, 0) as engine:
+        engine.wait_connection()
+        with connect(engine, "first") as first:
+            late = Client("second", SocketHandlerQueue, (queue.Queue(),), LOOPBACK, engine.port)
+            with pytest.raises(ConnectionRejectedError, match="full") as raised:
+                late.connect(timeout=5)
+            assert "1 connections" in raised.value.reason
+            first.send_frame_to(ENGINE, Frame(b"still here"))
+            assert inbox.get(timeout=5) == b"still here"
+
+
+def test_an_id_already_connected_is_refused_and_the_first_keeps_working(
+    server: Server, inbox: queue.Queue[bytes]
+) -> None:
+    with connect(server, "twin") as first:
+        impostor = Client("twin", SocketHandlerQueue, (queue.Queue(),), LOOPBACK, server.port)
+        with pytest.raises(ConnectionRejectedError, match="already connected"):
+            impostor.connect(timeout=5)
+        first.send_frame_to(ENGINE, Frame(b"original"))
+        assert inbox.get(timeout=5) == b"original"
+        assert server.connection_ids() == ["twin"]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"",  # says nothing at all
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\x89PMC\x01\x01\xff\xff\xff\xff",  # a v1 hello claiming 4 GiB
+        b"\x89PMC\x07",  # an unknown protocol version
+        os.urandom(64),
+    ],
+)
+def test_silent_or_garbage_peers_close_alone_and_delay_nobody(
+    server: Server, inbox: queue.Queue[bytes], garbage: bytes
+) -> None:
+    intruder = socket.create_connection((LOOPBACK, server.port))
+    try:
+        intruder.sendall(garbage)
+        start = time.monotonic()
+        with connect(server, "honest") as client:
+            client.send_frame_to(ENGINE, Frame(b"hello"))
+            assert inbox.get(timeout=5) == b"hello"
+        assert time.monotonic() - start < 2.0
+        assert server.connection_ids() == [] or server.connection_ids() == ["honest"]
+    finally:
+        intruder.close()
+
+
+def test_a_peer_that_dies_is_noticed_and_unregistered(server: Server) -> None:
+    client = connect(server, "doomed")
+    assert client.socket is not None
+    # Cut the connection without a bye, as a killed process would.
+    client.socket.shutdown(socket.SHUT_RDWR)
+    assert "connection lost" in Recorder.ended.get(timeout=2)
+    deadline = time.monotonic() + 2
+    while server.is_connection_registered("doomed") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not server.is_connection_registered("doomed")
+    with pytest.raises(UnknownConnectionError):
+        server.send_frame_to("doomed", Frame(b"x"))
+    client.close()
+
+
+def test_a_bye_from_the_interface_closes_after_its_queued_frames(
+    server: Server, inbox: queue.Queue[bytes]
+) -> None:
+    client = connect(server, "leaver")
+    for index in range(500):
+        client.send_frame_to(ENGINE, Frame(b"%d" % index))
+    client.send_frame_to(ENGINE, Frame.bye_frame())  # what pymasep 0.2 interfaces do
+    assert drain(inbox, 500) == [b"%d" % index for index in range(500)]
+    assert Recorder.ended.get(timeout=2) == "closed by the peer"
+    # Once closed, the connection is gone from the client too.
+    with pytest.raises((ConnectionClosedError, UnknownConnectionError)):
+        client.send_frame_to(ENGINE, Frame(b"too late"))
+    client.close()
+
+
+def test_sending_on_a_closed_handler_raises_a_typed_error(server: Server) -> None:
+    client = connect(server, "closer")
+    handler = client.get_connection(ENGINE)
+    client.close()
+    assert handler.closed
+    with pytest.raises(ConnectionClosedError):
+        handler.send_frame_async(Frame(b"after close"))
+    with pytest.raises(ConnectionClosedError):
+        handler.send_frame(Frame(b"after close"))
+
+
+def test_connect_fails_fast_when_nothing_listens() -> None:
+    with socket.create_server((LOOPBACK, 0)) as placeholder:
+        port = placeholder.getsockname()[1]
+    client = Client("lonely", SocketHandlerQueue, (queue.Queue(),), LOOPBACK, port)
+    start = time.monotonic()
+    with pytest.raises(CommunicationConnectionError, match="cannot connect"):
+        client.connect(timeout=2)
+    assert time.monotonic() - start < 2
+
+
+def test_legacy_frames_over_64_kib_raise_before_anything_is_sent(server: Server) -> None:
+    client = Client(
+        "old", SocketHandlerQueue, (queue.Queue(),), LOOPBACK, server.port, wire="legacy"
+    )
+    with client:
+        client.connect(timeout=5)
+        with pytest.raises(FrameTooLargeError):
+            client.send_frame_to(ENGINE, Frame(bytes(70_000)))
+        client.send_frame_to(ENGINE, Frame(b"small is fine"))
+
+
+def test_close_ends_every_thread_and_frees_the_port(inbox: queue.Queue[bytes]) -> None:
+    before = set(threading.enumerate())
+    engine = Server(ENGINE, 4, SocketHandlerQueue, (inbox,), LOOPBACK, 0)
+    engine.wait_connection()
+    port = engine.port
+    clients = [connect(engine, f"c{n}") for n in range(3)]
+    start = time.monotonic()
+    engine.close()
+    engine.close()  # idempotent
+    assert time.monotonic() - start < 1.5
+    for client in clients:
+        client.close()
+    assert set(threading.enumerate()) <= before
+    with Server(ENGINE, 1, SocketHandlerQueue, (inbox,), LOOPBACK, port) as again:
+        assert again.port == port
+
+
+@pytest.mark.timeout(60)
+def test_50_connect_close_cycles_leave_no_thread_and_no_descriptor(server: Server) -> None:
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    connect(server, "warm-up").close()
+    threads, fds = len(threading.enumerate()), descriptors()
+    for cycle in range(50):
+        connect(server, f"cycle-{cycle}").close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (
+        len(threading.enumerate()) > threads or descriptors() > fds
+    ):
+        time.sleep(0.02)
+    assert len(threading.enumerate()) <= threads
+    assert descriptors() <= fds
