@@ -169,7 +169,7 @@ class Client(BaseThreadedCommunication):
     def search_server(
         self, timeout: float | None = None, server_id: str | None = None
     ) -> list[ServerInfo]:
-        """Search a server on the local net using multicast UDP; set :attr:`host` and :attr:`port`.
+        """Search a server on the local net using multicast UDP; set ``host`` and ``port``.
 
         Args:
             timeout: Seconds to listen for answers (default 1 s, as pymasep 0.2).

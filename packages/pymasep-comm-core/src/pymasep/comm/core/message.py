@@ -157,8 +157,8 @@ class Message:
         """Transform the Message to XML.
 
         Returns:
-            XML version of the Message, as an lxml element (a new tree: changing it
-            does not change the message, nor the elements it holds).
+            The XML of the message, as a new lxml tree. Changing it changes neither
+            the message nor the elements it holds.
         """
         return parse_xml(self.to_bytes())
 

@@ -53,7 +53,7 @@ except (AttributeError, ValueError, OSError):
     _IOV_MAX = 16
 
 CLOSED_LOCALLY = "closed by this side"
-"""Disconnect reason: :meth:`SocketHandler.close` was called."""
+"""Disconnect reason: ``SocketHandler.close()`` was called."""
 CLOSED_BY_PEER = "closed by the peer"
 """Disconnect reason: the peer said bye."""
 CONNECTION_LOST = "connection lost"
@@ -87,7 +87,7 @@ class SocketHandler(threading.Thread):
     Subclasses override :meth:`on_receive` (and, if they like, :meth:`on_disconnect`).
     :class:`~pymasep.comm.server.Server` and :class:`~pymasep.comm.client.Client` build
     handlers as ``socket_handler_class(conn, addr, logger, *socket_handler_args)``, run
-    the handshake, then :meth:`start` them.
+    the handshake, then ``start()`` them.
 
     Args:
         conn: Connected socket.
@@ -318,8 +318,8 @@ class SocketHandler(threading.Thread):
         """Callback when the connection ends, whichever side ended it. Runs once.
 
         Args:
-            reason: Why: :data:`CLOSED_LOCALLY`, :data:`CLOSED_BY_PEER`,
-                :data:`CONNECTION_LOST`, or a description of the error.
+            reason: Why: ``CLOSED_LOCALLY``, ``CLOSED_BY_PEER``, ``CONNECTION_LOST``
+                (the constants of this module), or a description of the error.
         """
 
     def run(self) -> None:

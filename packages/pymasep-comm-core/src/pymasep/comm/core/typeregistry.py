@@ -1,4 +1,4 @@
-"""The allowlist of classes that a message may name: :func:`register_type`.
+"""The allowlist of classes that a message may name: ``register_type()``.
 
 pymasep 0.2 imported any dotted path read from the wire, which lets a peer import any
 module. Here a ``type`` value decodes only to a class the application registered.

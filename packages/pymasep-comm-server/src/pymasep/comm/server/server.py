@@ -172,7 +172,7 @@ class _WaitConnection(threading.Thread):
 class Server(BaseThreadedCommunication):
     """Base class for Server.
 
-    Binds at construction (``port=0`` picks a free port, then :attr:`port` tells which).
+    Binds at construction (``port=0`` picks a free port, then ``port`` tells which).
     :meth:`wait_connection` starts accepting interfaces; :meth:`close` (or leaving a
     ``with`` block) ends everything the server started.
 
