@@ -19,7 +19,7 @@ NEEDS = {"core": ("core",), "server": ("core", "server"), "client": ("core", "cl
 TEST_REQUIREMENTS = ("pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100")
 
 nox.needs_version = ">=2024.3.2"
-nox.options.sessions = ["tests", "integration", "lint", "typecheck"]
+nox.options.sessions = ["tests", "integration", "lint", "typecheck", "interop", "games"]
 nox.options.error_on_external_run = True
 
 
@@ -73,11 +73,163 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Measure speed as ratios against baselines run in the same process."""
-    _install(session, *DISTRIBUTIONS)
+    """Measure speed as ratios against baselines, pymasep 0.2 and pyzmq in the same run;
+    rewrite docs/benchmarks.md and its chart."""
+    _install(session, *DISTRIBUTIONS, requirements=("pyzmq", "matplotlib"))
+    python02 = _pymasep02(session)
     session.run(
-        "python", str(ROOT / "integration_tests" / "benchmarks" / "run.py"), *session.posargs
+        "python",
+        str(ROOT / "integration_tests" / "benchmarks" / "run.py"),
+        *session.posargs,
+        env={"PYMASEP02_PYTHON": python02} if python02 else {},
     )
+
+
+PYMASEP_02 = "pymasep==0.2"
+# What pip says when it cannot reach the index at all (rather than any other failure).
+_OFFLINE = (
+    "NewConnectionError",
+    "ConnectTimeout",
+    "Max retries exceeded",
+    "ProxyError",
+    "name resolution",
+    "Network is unreachable",
+)
+
+
+def _pymasep02(session: nox.Session) -> str | None:
+    """Install pymasep 0.2 from PyPI, with every dependency it declares, in a virtualenv
+    of its own (its ``pymasep`` and ours cannot share one); return its interpreter, or
+    None when PyPI is unreachable. The virtualenv is kept in nox's cache across runs."""
+    import subprocess
+    import sys
+    import time
+
+    venv = session.cache_dir / "pymasep-0.2"
+    python = str(venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
+    check = [python, "-c", "import importlib.metadata as m; assert m.version('pymasep') == '0.2'"]
+    if Path(python).exists() and subprocess.run(check, capture_output=True).returncode == 0:
+        return python
+    session.run("python", "-m", "venv", "--clear", str(venv))
+    options = ["--no-deps", "--timeout", "20", "--retries", "1", "-d", session.create_tmp()]
+    fetch = subprocess.run(
+        [python, "-m", "pip", "download", *options, PYMASEP_02], capture_output=True, text=True
+    )
+    if fetch.returncode != 0 and any(sign in fetch.stderr for sign in _OFFLINE):
+        session.warn(f"PyPI is unreachable, no {PYMASEP_02}: {fetch.stderr[-300:]}")
+        return None
+    started = time.monotonic()
+    session.run(python, "-m", "pip", "install", "--quiet", PYMASEP_02, external=True)
+    session.log(f"{PYMASEP_02} (with its dependencies) took {time.monotonic() - started:.0f} s")
+    return python
+
+
+@nox.session
+def interop(session: nox.Session) -> None:
+    """Talk to the real pymasep 0.2, each side in its own process and virtualenv."""
+    _install(session, *DISTRIBUTIONS, requirements=TEST_REQUIREMENTS)
+    python = _pymasep02(session) or session.skip("PyPI is unreachable: no pymasep 0.2")
+    interop_tests = str(ROOT / "integration_tests" / "interop")
+    session.run("pytest", "-rs", interop_tests, *session.posargs, env={"PYMASEP02_PYTHON": python})
+
+
+GAMES = ROOT / "integration_tests" / "games"
+
+
+@nox.session
+def games(session: nox.Session) -> None:
+    """Play games across processes as users deploy them: the engine in a virtualenv with
+    only pymasep-comm-server, the interfaces in one with only pymasep-comm-client, both
+    installed from the wheels built here; pytest runs in a third, without pymasep-comm."""
+    import shutil
+    import sys
+
+    session.install("pytest>=8", "pytest-timeout>=2.3", "hatchling>=1.27")
+    version = (ROOT / "VERSION").read_text().strip()
+    tmp = Path(session.create_tmp())
+    wheels = tmp / "wheels"
+    shutil.rmtree(wheels, ignore_errors=True)
+    projects = [str(PACKAGES / f"pymasep-comm-{name}") for name in DISTRIBUTIONS]
+    build = ("--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheels))
+    session.run("python", "-m", "pip", "wheel", *build, *projects)
+    pythons = {}
+    for side in ("server", "client"):
+        venv = tmp / f"{side}-venv"
+        session.run("python", "-m", "venv", "--clear", str(venv))
+        python = str(venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
+        pip = (python, "-m", "pip", "--quiet")
+        # lxml from the index; pymasep-comm from the wheels alone, pins resolved there.
+        session.run(*pip, "install", "lxml", external=True)
+        local = ("--no-index", "--find-links", str(wheels), f"pymasep-comm-{side}=={version}")
+        session.run(*pip, "install", *local, external=True)
+        pythons[side] = python
+    env = {"GAMES_ENGINE_PYTHON": pythons["server"], "GAMES_INTERFACE_PYTHON": pythons["client"]}
+    session.run("pytest", "-rs", "--timeout", "120", str(GAMES), *session.posargs, env=env)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Watch a game: an engine and two interfaces, each a process, find each other by
+    discovery on loopback and play to the end (``-- --game Race``, ``-- --fast``)."""
+    _install(session, *DISTRIBUTIONS)
+    session.run("python", str(ROOT / "integration_tests" / "demo" / "run.py"), *session.posargs)
+
+
+DOCS_REQUIREMENTS = ("sphinx==8.1.3", "furo==2025.12.19", "myst-parser==4.0.1")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the HTML documentation into docs/_build/html; any warning fails the build."""
+    _install(session, *DISTRIBUTIONS, requirements=DOCS_REQUIREMENTS)
+    out = ROOT / "docs" / "_build"
+    session.run(
+        "sphinx-build",
+        "-W",
+        "--keep-going",
+        "--fresh-env",
+        "-b",
+        "html",
+        "-d",
+        str(out / "doctrees"),
+        str(ROOT / "docs"),
+        str(out / "html"),
+        *session.posargs,
+    )
+
+
+BUILD_REQUIREMENTS = ("build==1.6.1", "twine==7.0.0")
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build the wheels and sdists into dist/ and check them; then install each wheel
+    alone, from dist/ only, in a fresh virtualenv and import it."""
+    import shutil
+    import sys
+
+    check_versions()
+    version = (ROOT / "VERSION").read_text().strip()
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.install(*BUILD_REQUIREMENTS)
+    for name in DISTRIBUTIONS:
+        project = str(PACKAGES / f"pymasep-comm-{name}")
+        session.run("python", "-m", "build", "--outdir", str(dist), project)
+    session.run("twine", "check", "--strict", *sorted(str(path) for path in dist.iterdir()))
+    checker = str(ROOT / "integration_tests" / "packaging" / "check_dist.py")
+    session.run("python", checker, "contents", str(dist), version)
+    for installed in (("core",), ("core", "server"), ("core", "client")):
+        venv = Path(session.create_tmp()) / f"smoke-{installed[-1]}"
+        session.run("python", "-m", "venv", "--clear", str(venv))
+        python = str(venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
+        pip = (python, "-m", "pip", "--quiet")
+        # lxml from the index; pymasep-comm from dist/ alone, pins resolved there.
+        session.run(*pip, "install", "lxml", external=True)
+        wanted = f"pymasep-comm-{installed[-1]}=={version}"
+        session.run(*pip, "install", "--no-index", "--find-links", str(dist), wanted, external=True)
+        session.run(*pip, "check", external=True)
+        session.run(python, checker, "smoke", *installed, external=True)
 
 
 @nox.session(python=False)

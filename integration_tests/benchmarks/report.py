@@ -1,0 +1,203 @@
+"""Write the benchmark page, ``docs/benchmarks.md``, and its chart from the rows of a run.
+
+Rows come from the modules :mod:`run` aggregates. A row's baseline is read from its
+``against`` key, or else from its name (``"<workload> vs <baseline>"``); every baseline
+that is not pymasep 0.2 or pyzmq is the bare-Python one (plain sockets, plain lxml).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+COLUMNS = ("bare Python", "pymasep 0.2", "pyzmq")
+_COLORS = {"bare Python": "#4C72B0", "pymasep 0.2": "#DD8452", "pyzmq": "#55A868"}
+
+# Why a target is missed, by the words of the row's name: written from the measurements,
+# and shown only while the target is missed.
+EXPLANATIONS = [
+    (
+        ("observation", "vs pymasep 0.2"),
+        "The observation is one 50 KB XML tree, so both codecs spend their time in an XML "
+        "library: 0.2 in ElementTree, whose serializer is pure Python and whose parser is "
+        "expat; pymasep-comm in lxml (libxml2). Encoding is about ten times faster than "
+        "0.2's, but decoding is bound by building the tree, where libxml2 is only two to "
+        "three times faster than expat. Even bare lxml, with no Message around it, is only "
+        "{bare_vs_legacy} faster than pymasep 0.2 in this run: 8x would take not parsing "
+        "the observation at all on receipt.",
+    ),
+]
+
+
+def _explain(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    name = str(row["name"])
+    for words, text in EXPLANATIONS:
+        if all(word in name for word in words):
+            return text.format(bare_vs_legacy=_bare_vs_legacy(row, rows))
+    return "Not analysed yet."
+
+
+def _bare_vs_legacy(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """How much faster the bare baseline is than 0.2, from the two ratios of a workload."""
+    bare = _pivot(rows).get(_workload(row), {}).get("bare Python")
+    if not bare or not bare.get("ratio") or not row.get("ratio"):
+        return "not much more than that"
+    return f"{row['ratio'] / bare['ratio']:.1f}x"
+
+
+def _column(row: dict[str, Any]) -> str:
+    against = str(row.get("against") or _split(row)[1])
+    return against if against in COLUMNS[1:] else "bare Python"
+
+
+def _split(row: dict[str, Any]) -> tuple[str, str]:
+    """``(workload, baseline)`` from ``"<workload> vs <baseline> (<condition>)"``."""
+    workload, _, against = str(row["name"]).rpartition(" vs ")
+    if against.endswith(")") and " (" in against:  # a condition of the run, e.g. the heap
+        against, _, condition = against[:-1].partition(" (")
+        workload = f"{workload}, {condition}"
+    return workload or str(row["name"]), against
+
+
+def _workload(row: dict[str, Any]) -> str:
+    return str(row.get("workload") or _split(row)[0])
+
+
+def _pivot(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        table.setdefault(_workload(row), {})[_column(row)] = row
+    return table
+
+
+def _cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return ""
+    if row.get("ratio") is None:
+        return "not measured¹"
+    return f"**{row['ratio']:.2f}x**"
+
+
+def _verdicts(rows: list[dict[str, Any]], target_of: Any) -> list[str]:
+    lines = []
+    for row in rows:
+        target = target_of(row)
+        if target is None:
+            continue
+        ratio = row.get("ratio")
+        if ratio is None:
+            lines.append(f"* **{row['name']}**: target {target:g}x, not measured.")
+        elif ratio >= target:
+            lines.append(f"* {row['name']}: {ratio:.2f}x, target {target:g}x — met.")
+        else:
+            why = _explain(row, rows)
+            lines.append(f"* **{row['name']}: {ratio:.2f}x, target {target:g}x — missed.** {why}")
+    return lines
+
+
+def _chart(table: dict[str, dict[str, dict[str, Any]]], path: Path) -> str | None:
+    """Draw the ratios as grouped horizontal bars (log scale); return why not, if not."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        return f"matplotlib is not installed ({error})"
+    workloads = list(table)
+    height = 0.8 / len(COLUMNS)
+    figure, axes = plt.subplots(figsize=(9, 0.55 * len(workloads) + 1.6))
+    for index, column in enumerate(COLUMNS):
+        positions, ratios = [], []
+        for place, workload in enumerate(workloads):
+            row = table[workload].get(column)
+            if row is not None and row.get("ratio"):
+                positions.append(place + (index - 1) * height)
+                ratios.append(row["ratio"])
+        bars = axes.barh(positions, ratios, height, label=f"vs {column}", color=_COLORS[column])
+        axes.bar_label(bars, labels=[f"{r:.2f}x" for r in ratios], fontsize=7, padding=2)
+    axes.axvline(1.0, color="black", linewidth=0.8)
+    axes.set_xscale("log")
+    axes.set_yticks(range(len(workloads)), workloads, fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel("pymasep-comm speed ÷ contender speed (log scale; right of 1 = faster)")
+    axes.legend(fontsize=8, loc="lower right")
+    axes.set_title("pymasep-comm against other ways to do the same work", fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(figure)
+    return None
+
+
+def write(rows: list[dict[str, Any]], page: Path, chart: Path, rounds: int, target_of: Any) -> None:
+    """Write the page and the chart for ``rows`` (``target_of(row)``: its target or None)."""
+    table = _pivot(rows)
+    no_chart = _chart(table, chart)
+    lines = [
+        "# Benchmarks",
+        "",
+        "<!-- Generated by `nox -s bench` (integration_tests/benchmarks/run.py): do not edit. -->",
+        "",
+        "How fast pymasep-comm does the work of a game, as ratios against other ways of",
+        "doing the same work, measured in the same run on the same machine. A ratio is",
+        "pymasep-comm's speed divided by the other's: above 1, pymasep-comm is faster.",
+        "Absolute times depend on the machine and are not quoted.",
+        "",
+        f"Each workload ran {rounds} interleaved rounds (pymasep-comm, then every",
+        "contender, then again), and the ratio is that of the medians. The engine runs in a",
+        "child process and the interfaces in another, over loopback TCP.",
+        "",
+    ]
+    if no_chart is None:
+        lines += [f"![ratios]({os.path.relpath(chart, page.parent)})", ""]
+    else:
+        lines += [f"(No chart: {no_chart}.)", ""]
+    lines += [
+        "| workload | vs bare Python | vs pymasep 0.2 | vs pyzmq |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for workload, cells in table.items():
+        lines.append(
+            f"| {workload} | " + " | ".join(_cell(cells.get(column)) for column in COLUMNS) + " |"
+        )
+    notes = [f"* {row['name']}: {row['note']}" for row in rows if row.get("ratio") is None]
+    if notes:
+        lines += ["", "¹ Not measured:", "", *notes]
+    lines += [
+        "",
+        "## Targets",
+        "",
+        *_verdicts(rows, target_of),
+        "",
+        "## The workloads",
+        "",
+        "* **observation codec**: a Message whose parameters hold an observation (a `State`",
+        "  element with 200 `Object` children of 5 `Characteristic` each, about 50 KB of",
+        "  XML), encoded to bytes then decoded. Bare Python: the same tree with lxml alone.",
+        "* **small ACTION codec**: the same for a small `action` Message.",
+        "* **stream of 1 KiB frames**: one-way, interface to engine, as fast as they go.",
+        "* **round trip of a small frame**: the interface sends 4 bytes, the engine echoes.",
+        "* **one 16 MiB frame**: sent and received whole.",
+        "* **fan-out of one observation**: the engine encodes the observation once and",
+        "  sends it to each of 64 connected interfaces; timed until all have it.",
+        "* **broadcast of 1 KiB to N interfaces**: how the time per broadcast grows with the",
+        "  number of interfaces (8, 64, 256).",
+        "",
+        "Contenders: *bare Python* is plain `socket` code (one `sendall` per frame, a",
+        "`selectors` loop to read many sockets) or plain lxml; *pymasep 0.2* is the",
+        "original (PyPI `pymasep==0.2`) in its own virtualenv; *pyzmq* is ZeroMQ",
+        "DEALER/ROUTER over TCP.",
+        "",
+        "## Run",
+        "",
+        "```",
+        f"python {platform.python_version()} on {platform.system()} {platform.machine()},"
+        f" {os.cpu_count()} CPUs, {datetime.date.today().isoformat()}",
+        "```",
+        "",
+    ]
+    page.write_text("\n".join(lines))

@@ -1,0 +1,79 @@
+"""Our side of the interop tests: a Server and Client that record what happens to them."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+from typing import Any
+
+from pymasep.comm.client import Client
+from pymasep.comm.core import SocketHandler
+from pymasep.comm.server import Server
+
+LOOPBACK = "127.0.0.1"
+SERVER_ID = "ours-server"
+CLIENT_ID = "ours-client"
+
+
+class Inbox(SocketHandler):
+    """Puts each data frame's bytes in ``inbox`` and each end in ``ended``."""
+
+    def __init__(
+        self,
+        conn: socket.socket,
+        addr: Any,
+        logger: logging.Logger,
+        inbox: queue.Queue[bytes],
+        ended: queue.Queue[tuple[str | None, str]],
+    ) -> None:
+        super().__init__(conn, addr, logger)
+        self.inbox = inbox
+        self.ended = ended
+
+    def on_receive(self, frame: Any) -> None:
+        self.inbox.put(frame.message)
+
+    def on_disconnect(self, reason: str) -> None:
+        self.ended.put((self.peer_id, reason))
+
+
+class RecordingServer(Server):
+    """A Server whose :meth:`on_disconnect` calls land in :attr:`disconnects`."""
+
+    def __init__(self, host: str = LOOPBACK, **kwargs: Any) -> None:
+        self.inbox: queue.Queue[bytes] = queue.Queue()
+        self.handler_ends: queue.Queue[tuple[str | None, str]] = queue.Queue()
+        self.disconnects: queue.Queue[tuple[str, str]] = queue.Queue()
+        kwargs.setdefault("max_connection", 8)
+        super().__init__(
+            SERVER_ID,
+            socket_handler_class=Inbox,
+            socket_handler_args=(self.inbox, self.handler_ends),
+            host=host,
+            port=0,
+            **kwargs,
+        )
+
+    def on_disconnect(self, ident: str, reason: str) -> None:
+        self.disconnects.put((ident, reason))
+
+
+class RecordingClient(Client):
+    """A Client whose frames land in :attr:`inbox`, and ends in :attr:`disconnects`."""
+
+    def __init__(self, host: str | None, port: int | None, **kwargs: Any) -> None:
+        self.inbox: queue.Queue[bytes] = queue.Queue()
+        self.handler_ends: queue.Queue[tuple[str | None, str]] = queue.Queue()
+        self.disconnects: queue.Queue[tuple[str, str]] = queue.Queue()
+        super().__init__(
+            kwargs.pop("ident", CLIENT_ID),
+            Inbox,
+            (self.inbox, self.handler_ends),
+            host,
+            port,
+            **kwargs,
+        )
+
+    def on_disconnect(self, ident: str, reason: str) -> None:
+        self.disconnects.put((ident, reason))
