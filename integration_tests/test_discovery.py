@@ -7,31 +7,13 @@ loopback up, a multicast route to loopback): no datagram can reach a real networ
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 
 import pytest
+from private_network import SETUP, requires_namespace, unshare
 
-_SETUP = "ip link set lo up && ip route add 224.0.0.0/4 dev lo"
-
-
-def _unshare() -> list[str]:
-    return ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-r", "-n"]
-
-
-def _why_no_namespace() -> str | None:
-    if not sys.platform.startswith("linux") or not (shutil.which("unshare") and shutil.which("ip")):
-        return "needs Linux with unshare and ip to make a private network namespace"
-    probe = subprocess.run([*_unshare(), "sh", "-c", _SETUP], capture_output=True, text=True)
-    if probe.returncode != 0:
-        return f"cannot create a network namespace: {probe.stderr.strip()}"
-    return None
-
-
-_REASON = _why_no_namespace()
-pytestmark = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
+pytestmark = requires_namespace
 
 # Runs inside the namespace: two engines announce, interfaces find them and play.
 _SCENARIO = r"""
@@ -71,7 +53,7 @@ print(json.dumps(result))
 @pytest.mark.timeout(60)
 def test_interfaces_find_engines_by_discovery_and_play() -> None:
     completed = subprocess.run(
-        [*_unshare(), "sh", "-c", f'{_SETUP} && exec "$0" -c "$1"', sys.executable, _SCENARIO],
+        [*unshare(), "sh", "-c", f'{SETUP} && exec "$0" -c "$1"', sys.executable, _SCENARIO],
         capture_output=True,
         text=True,
         timeout=45,

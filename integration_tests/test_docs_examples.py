@@ -8,32 +8,15 @@ up, a multicast route to loopback): no datagram can reach a real network.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from private_network import SETUP, requires_namespace, unshare
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
-_SETUP = "ip link set lo up && ip route add 224.0.0.0/4 dev lo"
-
-
-def _unshare() -> list[str]:
-    return ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-r", "-n"]
-
-
-def _why_no_namespace() -> str | None:
-    if not sys.platform.startswith("linux") or not (shutil.which("unshare") and shutil.which("ip")):
-        return "needs Linux with unshare and ip to make a private network namespace"
-    probe = subprocess.run([*_unshare(), "sh", "-c", _SETUP], capture_output=True, text=True)
-    if probe.returncode != 0:
-        return f"cannot create a network namespace: {probe.stderr.strip()}"
-    return None
-
-
-_REASON = _why_no_namespace()
-pytestmark = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
+pytestmark = requires_namespace
 
 # Runs inside the namespace, in docs/examples: the two commands of the "Running it"
 # section, `python engine.py` then `python interface.py`.
@@ -59,7 +42,7 @@ sys.exit(engine.returncode or interface.returncode)
 @pytest.mark.timeout(90)
 def test_engine_and_interface_play_a_game() -> None:
     done = subprocess.run(
-        [*_unshare(), sys.executable, "-c", f"SETUP = {_SETUP!r}\n" + _DRIVER],
+        [*unshare(), sys.executable, "-c", f"SETUP = {SETUP!r}\n" + _DRIVER],
         cwd=EXAMPLES,
         capture_output=True,
         text=True,
