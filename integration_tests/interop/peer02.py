@@ -107,6 +107,11 @@ class PeerHandler(SocketHandler):
 
 
 def _only_connection(node: Any) -> str:
+    # A 0.2 server sends its hello before it registers the client: our client may be
+    # connected a moment before the 0.2 side knows it. Wait for it, within a deadline.
+    deadline = time.monotonic() + 5
+    while not node._current_connections and time.monotonic() < deadline:
+        time.sleep(0.01)
     ids = list(node._current_connections)
     if len(ids) != 1:
         raise RuntimeError(f"expected one connection, have {ids}")
