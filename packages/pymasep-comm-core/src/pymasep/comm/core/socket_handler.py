@@ -46,6 +46,8 @@ _BURST_WINDOW = 50e-6
 # MSG_DONTWAIT makes one send non-blocking without changing the socket's mode, which the
 # reading thread relies on. Where it does not exist every queued byte goes to the writer.
 _DONTWAIT: int | None = int(socket.MSG_DONTWAIT) if hasattr(socket, "MSG_DONTWAIT") else None
+# Once close() has cut a connection, how long it waits for the reader thread to end.
+_CUT_GRACE = 1.0
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
 try:
     _IOV_MAX = min(int(os.sysconf("SC_IOV_MAX")), 1024)
@@ -401,7 +403,10 @@ class SocketHandler(threading.Thread):
         if not self._finished.wait(max(0.0, deadline - time.monotonic())):
             self.logger.info("%s did not close in time; cutting the connection", self.peer_id)
             self._shutdown()
-            self._finished.wait(1.0)
+            # The cut wakes the reader at once; give it a moment to run the callbacks and
+            # end, so that no thread outlives close().
+            deadline = time.monotonic() + _CUT_GRACE
+            self._finished.wait(_CUT_GRACE)
         if self.is_alive() and threading.current_thread() is not self:
             self.join(max(0.0, deadline - time.monotonic()))
 

@@ -1,0 +1,828 @@
+"""Client against raw-socket servers: core's ServerHandshake, or pymasep 0.2's bytes by hand.
+
+These tests run with only pymasep-comm-core and pymasep-comm-client installed: the
+servers are plain sockets. Each fault of pymasep 0.2's client has a test here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import queue
+import random
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from pymasep.comm.client import Client
+from pymasep.comm.core import (
+    CommunicationConnectionError,
+    CommunicationTimeoutError,
+    ConnectionClosedError,
+    ConnectionRejectedError,
+    EncodeError,
+    Frame,
+    FrameDecoder,
+    FrameKind,
+    FrameTooLargeError,
+    HandshakeError,
+    ProtocolError,
+    SocketHandler,
+    SocketHandlerQueue,
+    UnknownConnectionError,
+    Wire,
+    encode_frame,
+)
+from pymasep.comm.core.communication import BaseThreadedCommunication
+from pymasep.comm.core.handshake import ServerHandshake
+from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
+from pymasep.comm.core.wire import PREAMBLE, encode_header
+
+LOOPBACK = "127.0.0.1"
+ENGINE = "engine"
+
+
+# --- raw servers ---------------------------------------------------------------------------
+
+
+class RawPeer:
+    """The server's end of one connection, after the handshake: plain socket calls."""
+
+    def __init__(
+        self, sock: socket.socket, wire: Wire, decoder: FrameDecoder, pending: list[Frame]
+    ) -> None:
+        self.sock = sock
+        self.wire = wire
+        self.decoder = decoder
+        self.frames: deque[Frame] = deque(pending)
+        self.client_ident: str | None = None
+
+    def send(self, payload: bytes) -> None:
+        self.sock.sendall(encode_frame(Frame(payload), self.wire))
+
+    def send_bye(self) -> None:
+        self.sock.sendall(encode_frame(Frame.bye_frame(), self.wire))
+
+    def recv_frame(self, size: int = 256 * 1024) -> Frame | None:
+        while not self.frames:
+            data = self.sock.recv(size)
+            if not data:
+                return None
+            self.frames.extend(self.decoder.feed(data))
+        return self.frames.popleft()
+
+    def recv_data(self) -> bytes:
+        frame = self.recv_frame()
+        assert frame is not None, "the connection ended"
+        assert frame.kind is FrameKind.DATA, frame
+        return frame.message
+
+    def until_eof(self) -> list[Frame]:
+        frames = []
+        while (frame := self.recv_frame()) is not None:
+            frames.append(frame)
+        return frames
+
+
+Answer = Callable[[socket.socket], Any]
+Join = Callable[[], Any]
+
+
+def in_thread(target: Callable[..., Any], *args: Any) -> Join:
+    """Start ``target(*args)``; the returned function joins it, then returns or raises."""
+    result: list[Any] = []
+
+    def run() -> None:
+        try:
+            result.append(target(*args))
+        except BaseException as error:
+            result.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def join() -> Any:
+        thread.join(30)
+        assert result, "the helper thread did not finish in time"
+        if isinstance(result[0], BaseException):
+            raise result[0]
+        return result[0]
+
+    return join
+
+
+class RawServer:
+    """A listening socket on loopback; :meth:`serve` answers one connection in a thread."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server((LOOPBACK, 0))
+        self.listener.settimeout(10)
+        self.port: int = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+
+    def serve(self, answer: Answer) -> Join:
+        def run() -> Any:
+            conn, _ = self.listener.accept()
+            conn.settimeout(20)
+            self.accepted.append(conn)
+            return answer(conn)
+
+        return in_thread(run)
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+def _hello(conn: socket.socket, handshake: ServerHandshake) -> None:
+    while not handshake.receive_data(conn.recv(4096) or b"<EOF>"):
+        pass
+
+
+def accept(ident: str = ENGINE) -> Answer:
+    """Answer like a pymasep-comm server that takes the client."""
+
+    def answer(conn: socket.socket) -> RawPeer:
+        handshake = ServerHandshake(ident)
+        _hello(conn, handshake)
+        conn.sendall(handshake.accept_bytes())
+        assert handshake.wire is not None and handshake.decoder is not None
+        peer = RawPeer(conn, handshake.wire, handshake.decoder, handshake.pending_frames)
+        peer.client_ident = handshake.client_ident
+        return peer
+
+    return answer
+
+
+def refuse(reason: str) -> Answer:
+    def answer(conn: socket.socket) -> None:
+        handshake = ServerHandshake(ENGINE)
+        _hello(conn, handshake)
+        conn.sendall(handshake.refuse_bytes(reason))
+        conn.close()
+
+    return answer
+
+
+def hang_up(conn: socket.socket) -> None:
+    """Read the hello, then close without a word."""
+    conn.recv(4096)
+    conn.close()
+
+
+def reply_with(data: bytes) -> Answer:
+    def answer(conn: socket.socket) -> None:
+        conn.recv(4096)
+        conn.sendall(data)
+
+    return answer
+
+
+def legacy_frame(payload: bytes) -> bytes:
+    """pymasep 0.2's framing, written out by hand: 2-byte little-endian length, payload."""
+    return len(payload).to_bytes(2, "little") + payload
+
+
+def read_exactly(sock: socket.socket, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        assert chunk, f"the stream ended after {len(data)} of {count} bytes"
+        data += chunk
+    return data
+
+
+def pymasep_02(conn: socket.socket) -> tuple[socket.socket, bytes]:
+    """Answer as pymasep 0.2's server does: read a 2-byte length and one recv() of the id,
+    whatever it holds, then send its own id the same way. Returns the id read."""
+    length = int.from_bytes(conn.recv(2), "little")
+    ident = conn.recv(length)
+    conn.sendall(legacy_frame(ENGINE.encode()))
+    return conn, ident
+
+
+# --- handlers and clients that record -----------------------------------------------------
+
+
+class Recorder(SocketHandlerQueue):
+    def __init__(
+        self,
+        conn: socket.socket,
+        addr: Any,
+        logger: logging.Logger,
+        inbox: queue.Queue[bytes],
+        ended: queue.Queue[str],
+    ) -> None:
+        super().__init__(conn, addr, logger, inbox)
+        self.ended = ended
+
+    def on_disconnect(self, reason: str) -> None:
+        self.ended.put(reason)
+
+
+class Interface(Client):
+    """Records ``on_disconnect(ident, reason)``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ended: queue.Queue[tuple[str, str]] = queue.Queue()
+
+    def on_disconnect(self, ident: str, reason: str) -> None:
+        self.ended.put((ident, reason))
+
+
+class Sequencer(SocketHandler):
+    """Checks that frames carry 0, 1, 2, ... in their first four bytes."""
+
+    def __init__(
+        self, conn: socket.socket, addr: Any, logger: logging.Logger, done: threading.Event
+    ) -> None:
+        super().__init__(conn, addr, logger)
+        self.done = done
+        self.expected = 0
+        self.faults: list[int] = []
+
+    def on_receive(self, frame: Frame) -> None:
+        (number,) = struct.unpack_from("!I", frame.message)
+        if number != self.expected or frame.size != 1024:
+            self.faults.append(number)
+        self.expected = number + 1
+        if self.expected == 100_000:
+            self.done.set()
+
+
+# --- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_behind() -> Iterator[None]:
+    """Every thread a test starts (the client's, the helpers') has ended after it."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 2
+    for thread in set(threading.enumerate()) - before:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
+
+
+@pytest.fixture
+def raw_server() -> Iterator[RawServer]:
+    server = RawServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def inbox() -> queue.Queue[bytes]:
+    return queue.Queue()
+
+
+@pytest.fixture
+def ended() -> queue.Queue[str]:
+    return queue.Queue()
+
+
+MakeClient = Callable[..., Interface]
+
+
+@pytest.fixture
+def make_client(raw_server: RawServer) -> Iterator[MakeClient]:
+    """``make_client(handler_class, args, ident=..., **options)``, not connected yet."""
+    made: list[Interface] = []
+
+    def make(
+        handler_class: type[SocketHandler] = SocketHandler,
+        args: tuple[Any, ...] = (),
+        ident: str = "iface",
+        **options: Any,
+    ) -> Interface:
+        client = Interface(ident, handler_class, args, LOOPBACK, raw_server.port, **options)
+        made.append(client)
+        return client
+
+    yield make
+    for conn in raw_server.accepted:
+        conn.close()  # each client sees the end at once: closing it waits for nothing
+    for client in made:
+        client.close(timeout=0.5)
+
+
+def connect(client: Client, raw_server: RawServer, answer: Answer | None = None) -> Any:
+    """Connect ``client`` to ``raw_server``; return what the server's answer returned."""
+    served = raw_server.serve(answer or accept())
+    try:
+        client.connect(timeout=5)
+    finally:
+        result = served()
+    return result
+
+
+@pytest.fixture
+def connected(
+    make_client: MakeClient,
+    raw_server: RawServer,
+    inbox: queue.Queue[bytes],
+    ended: queue.Queue[str],
+) -> tuple[Interface, RawPeer]:
+    client = make_client(Recorder, (inbox, ended))
+    return client, connect(client, raw_server)
+
+
+def answer_the_bye(peer: RawPeer) -> Join:
+    """Read in a thread until the client closes, then close, as a real server does."""
+
+    def run() -> list[Frame]:
+        frames = peer.until_eof()
+        peer.sock.close()
+        return frames
+
+    return in_thread(run)
+
+
+# --- the API of pymasep 0.2 ---------------------------------------------------------------
+
+
+def test_the_constructor_takes_the_parameters_of_pymasep_02() -> None:
+    parameters = list(inspect.signature(Client).parameters.values())
+    positional = [(p.name, p.default) for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
+    empty = inspect.Parameter.empty
+    assert positional == [
+        ("ident", empty),
+        ("socket_handler_class", empty),
+        ("socket_handler_args", empty),
+        ("host", None),
+        ("port", None),
+        ("log_level", logging.WARNING),
+    ]
+    for extra in parameters[len(positional) :]:
+        assert extra.kind is extra.KEYWORD_ONLY and extra.default is not empty, extra
+    assert issubclass(Client, BaseThreadedCommunication)
+    assert callable(Client.connect) and callable(Client.search_server)
+
+
+def test_the_attributes_of_pymasep_02(
+    make_client: MakeClient, raw_server: RawServer, inbox: queue.Queue[bytes]
+) -> None:
+    client = make_client(SocketHandlerQueue, (inbox,))
+    assert client.id == "iface"
+    assert (client.host, client.port) == (LOOPBACK, raw_server.port)
+    assert client.server_id is None and client.socket is None
+    assert client.socket_handler_class is SocketHandlerQueue
+    assert client.socket_handler_args == (inbox,)
+    assert client._current_connections == {}
+    assert client.logger.name == "pymasep.comm.client.iface"
+    assert client.logger.level == logging.WARNING
+    peer = connect(client, raw_server)
+    assert peer.client_ident == "iface"  # the hello carries the client's id
+    assert client.server_id == ENGINE
+    assert client.connection_ids() == [ENGINE]
+    handler = client.get_connection(ENGINE)
+    assert isinstance(handler, SocketHandlerQueue) and handler.receive_queue is inbox
+    assert handler.is_alive()
+    assert client.socket is handler.socket
+    assert handler.addr == (LOOPBACK, raw_server.port)
+    assert Client("x", SocketHandler, ()).host is None  # no address: connect() searches
+
+
+def test_frames_cross_both_ways(
+    connected: tuple[Interface, RawPeer], inbox: queue.Queue[bytes]
+) -> None:
+    client, peer = connected
+    client.send_frame_to(ENGINE, Frame(b"action"))
+    assert peer.recv_data() == b"action"
+    peer.send(b"observation")
+    assert inbox.get(timeout=5) == b"observation"
+
+
+def test_frames_sent_right_behind_the_server_hello_are_not_lost(
+    make_client: MakeClient, raw_server: RawServer, inbox: queue.Queue[bytes]
+) -> None:
+    def eager(conn: socket.socket) -> socket.socket:
+        handshake = ServerHandshake(ENGINE)
+        _hello(conn, handshake)
+        early = b"".join(encode_frame(Frame(b"early %d" % n)) for n in range(3))
+        conn.sendall(handshake.accept_bytes() + early)
+        return conn
+
+    client = make_client(SocketHandlerQueue, (inbox,))
+    conn = connect(client, raw_server, eager)
+    assert [inbox.get(timeout=5) for _ in range(3)] == [b"early %d" % n for n in range(3)]
+    conn.close()
+
+
+def test_connecting_twice_is_an_error(connected: tuple[Interface, RawPeer]) -> None:
+    client, _ = connected
+    with pytest.raises(CommunicationConnectionError, match="already connected"):
+        client.connect(timeout=1)
+
+
+# --- no frame lost, no deadlock ------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_100000_frames_arrive_all_in_order_despite_fragmentation(
+    make_client: MakeClient, raw_server: RawServer
+) -> None:
+    done = threading.Event()
+    client = make_client(Sequencer, (done,))
+    peer = connect(client, raw_server)
+    rng = random.Random(13)
+    header = encode_header(FrameKind.DATA, 1024, Wire.V1)
+    filler = bytes(1020)
+    for first in range(0, 100_000, 500):
+        blob = memoryview(
+            b"".join(header + struct.pack("!I", n) + filler for n in range(first, first + 500))
+        )
+        while blob:  # reads on the client end anywhere: in headers, in payloads
+            cut = rng.choice([1, 2, 4, 5, 999, 1029, 8191, 65536, 300_000])
+            peer.sock.sendall(blob[:cut])
+            blob = blob[cut:]
+    assert done.wait(20)
+    assert client.get_connection(ENGINE).faults == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.timeout(30)
+def test_5000_request_response_steps_never_deadlock(
+    connected: tuple[Interface, RawPeer], inbox: queue.Queue[bytes]
+) -> None:
+    client, peer = connected
+
+    def echo() -> int:
+        count = 0
+        while (frame := peer.recv_frame()) is not None and frame.kind is FrameKind.DATA:
+            peer.send(frame.message)
+            count += 1
+        peer.sock.close()
+        return count
+
+    echoed = in_thread(echo)
+    for step in range(5000):
+        client.send_frame_to(ENGINE, Frame(b"action %d" % step))
+        assert inbox.get(timeout=5) == b"action %d" % step
+    client.close()
+    assert echoed() == 5000
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("size", [1 << 20, 16 << 20], ids=["1MiB", "16MiB"])
+def test_large_frames_cross_both_ways(
+    connected: tuple[Interface, RawPeer], inbox: queue.Queue[bytes], size: int
+) -> None:
+    client, peer = connected
+    payload = os.urandom(size)
+    client.send_frame_to(ENGINE, Frame(payload))
+    assert peer.recv_data() == payload
+    sent = in_thread(peer.send, payload[::-1])
+    assert inbox.get(timeout=20) == payload[::-1]
+    sent()
+
+
+@pytest.mark.timeout(60)
+def test_four_threads_sending_at_once_never_interleave(
+    connected: tuple[Interface, RawPeer],
+) -> None:
+    client, peer = connected
+
+    def send(sender: int) -> None:
+        for index in range(2000):
+            count = 16 * 1024 if index % 101 == 0 else 1 + index % 300
+            client.send_frame_to(ENGINE, Frame(struct.pack("!II", sender, index) * count))
+
+    received = in_thread(lambda: [peer.recv_data() for _ in range(8000)])
+    for join in [in_thread(send, n) for n in range(4)]:
+        join()
+    last = dict.fromkeys(range(4), -1)
+    for payload in received():
+        head = payload[:8]
+        assert payload == head * (len(payload) // 8), "a frame was mixed with another"
+        sender, index = struct.unpack("!II", head)
+        assert index == last[sender] + 1, "a sender's frames arrived out of order"
+        last[sender] = index
+    assert last == dict.fromkeys(range(4), 1999)
+
+
+# --- connecting fails clearly ---------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.create_server((LOOPBACK, 0)) as placeholder:
+        return int(placeholder.getsockname()[1])
+
+
+def test_connect_fails_fast_and_typed_when_nothing_listens() -> None:
+    client = Client("lonely", SocketHandler, (), LOOPBACK, _free_port())
+    start = time.monotonic()
+    with pytest.raises(CommunicationConnectionError, match="cannot connect") as raised:
+        client.connect(timeout=2)
+    assert time.monotonic() - start < 2
+    assert isinstance(raised.value, ConnectionError)
+    assert client.connection_ids() == [] and client.server_id is None
+
+
+def test_connect_times_out_when_the_server_never_answers(
+    make_client: MakeClient, raw_server: RawServer
+) -> None:
+    client = make_client()  # the listener never accepts: the kernel does, nobody answers
+    fds = len(os.listdir("/proc/self/fd"))
+    start = time.monotonic()
+    with pytest.raises(CommunicationTimeoutError, match="handshake") as raised:
+        client.connect(timeout=0.3)
+    assert 0.25 < time.monotonic() - start < 1.3
+    assert isinstance(raised.value, TimeoutError)
+    assert client.connection_ids() == []
+    assert len(os.listdir("/proc/self/fd")) <= fds  # the socket was closed
+
+
+def test_a_server_hanging_up_during_the_handshake_is_a_handshake_error(
+    make_client: MakeClient, raw_server: RawServer
+) -> None:
+    with pytest.raises(HandshakeError, match="closed the connection during the handshake"):
+        connect(make_client(), raw_server, hang_up)
+
+
+def test_a_server_answering_garbage_is_a_protocol_error(
+    make_client: MakeClient, raw_server: RawServer
+) -> None:
+    with pytest.raises(ProtocolError):
+        connect(make_client(), raw_server, reply_with(b"HTTP/1.1 400 Bad Request\r\n\r\n"))
+
+
+def test_a_server_hello_claiming_gigabytes_is_refused(
+    make_client: MakeClient, raw_server: RawServer
+) -> None:
+    claim = PREAMBLE + encode_header(FrameKind.HELLO, 3 << 30, Wire.V1)
+    with pytest.raises(FrameTooLargeError):
+        connect(make_client(), raw_server, reply_with(claim))
+
+
+def test_a_refusal_raises_its_reason_and_a_later_connect_works(
+    make_client: MakeClient, raw_server: RawServer
+) -> None:
+    client = make_client()
+    with pytest.raises(ConnectionRejectedError, match="full") as refused:
+        connect(client, raw_server, refuse("the server is full (2 connections)"))
+    assert refused.value.reason == "the server is full (2 connections)"
+    assert client.connection_ids() == [] and client.server_id is None
+    peer = connect(client, raw_server)  # the same client object, once there is room
+    assert client.server_id == ENGINE
+    client.send_frame_to(ENGINE, Frame(b"in at last"))
+    assert peer.recv_data() == b"in at last"
+
+
+def test_a_v1_client_against_a_pymasep_02_server_says_to_use_the_legacy_wire(
+    make_client: MakeClient, raw_server: RawServer
+) -> None:
+    client = make_client()
+    with pytest.raises(ProtocolError, match="wire='legacy'"):
+        connect(client, raw_server, pymasep_02)
+    assert client.connection_ids() == []
+
+
+# --- the legacy wire ----------------------------------------------------------------------
+
+
+def test_the_legacy_wire_talks_to_a_pymasep_02_server_byte_for_byte(
+    make_client: MakeClient, raw_server: RawServer, inbox: queue.Queue[bytes]
+) -> None:
+    client = make_client(SocketHandlerQueue, (inbox,), ident="old-iface", wire="legacy")
+    conn, hello = connect(client, raw_server, pymasep_02)
+    assert hello == b"old-iface"  # 0.2's hello: the bare id, after a 2-byte length
+    assert client.server_id == ENGINE
+    client.send_frame_to(ENGINE, Frame(b"action"))
+    assert read_exactly(conn, 8) == legacy_frame(b"action")
+    conn.sendall(legacy_frame(b"observation"))
+    assert inbox.get(timeout=5) == b"observation"
+    with pytest.raises(FrameTooLargeError):  # at send time: nothing goes out
+        client.send_frame_to(ENGINE, Frame(bytes(65_536)))
+    with pytest.raises(EncodeError):  # 0.2 would read it as a bye
+        client.send_frame_to(ENGINE, Frame(b"BYE"))
+    client.send_frame_to(ENGINE, Frame(bytes(65_535)))
+    assert read_exactly(conn, 2 + 65_535) == legacy_frame(bytes(65_535))
+    client.send_frame_to(ENGINE, Frame(b"next"))
+    assert read_exactly(conn, 6) == legacy_frame(b"next")
+    closing = in_thread(lambda: (read_exactly(conn, 5), conn.recv(1)))
+    client.close(timeout=0.5)
+    assert closing() == (legacy_frame(b"BYE"), b"")  # 0.2's bye, then the end
+
+
+def test_a_pymasep_02_server_saying_bye_ends_the_legacy_connection(
+    make_client: MakeClient,
+    raw_server: RawServer,
+    inbox: queue.Queue[bytes],
+    ended: queue.Queue[str],
+) -> None:
+    client = make_client(Recorder, (inbox, ended), wire="legacy")
+    conn, _ = connect(client, raw_server, pymasep_02)
+    conn.sendall(legacy_frame(b"last") + legacy_frame(b"BYE"))
+    assert inbox.get(timeout=5) == b"last"
+    assert ended.get(timeout=5) == CLOSED_BY_PEER
+    assert client.connection_ids() == []
+
+
+# --- the connection ends --------------------------------------------------------------------
+
+
+def _ended_once(client: Interface, ended: queue.Queue[str], handler: SocketHandler) -> str:
+    ident, reason = client.ended.get(timeout=5)
+    assert ident == ENGINE
+    assert ended.get(timeout=1) == reason  # the handler's hook, with the same reason
+    handler.join(2)
+    assert not handler.is_alive(), "the handler thread still runs"
+    assert client.connection_ids() == []
+    assert client.ended.empty() and ended.empty(), "on_disconnect ran more than once"
+    return reason
+
+
+def test_a_bye_from_the_server_ends_the_connection_once(
+    connected: tuple[Interface, RawPeer], ended: queue.Queue[str]
+) -> None:
+    client, peer = connected
+    handler = client.get_connection(ENGINE)
+    peer.send_bye()
+    assert _ended_once(client, ended, handler) == CLOSED_BY_PEER
+    assert peer.until_eof() == []
+    with pytest.raises(UnknownConnectionError):
+        client.send_frame_to(ENGINE, Frame(b"gone"))
+    client.close()
+    assert client.ended.empty()
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_a_server_that_dies_is_noticed_once(
+    connected: tuple[Interface, RawPeer], ended: queue.Queue[str], how: str
+) -> None:
+    client, peer = connected
+    handler = client.get_connection(ENGINE)
+    if how == "reset":
+        peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.sock.close()
+    assert _ended_once(client, ended, handler).startswith(CONNECTION_LOST)
+
+
+def test_sending_errors_are_typed(
+    connected: tuple[Interface, RawPeer], ended: queue.Queue[str]
+) -> None:
+    client, peer = connected
+    with pytest.raises(UnknownConnectionError) as unknown:
+        client.send_frame_to("another engine", Frame(b"?"))
+    assert isinstance(unknown.value, KeyError)
+    handler = client.get_connection(ENGINE)
+    client.send_frame_to(ENGINE, Frame.bye_frame())  # closing; the server has not answered
+    with pytest.raises(ConnectionClosedError):
+        client.send_frame_to(ENGINE, Frame(b"behind the bye"))
+    assert answer_the_bye(peer)() == [Frame.bye_frame()]
+    assert _ended_once(client, ended, handler) == CLOSED_LOCALLY
+    with pytest.raises(ConnectionClosedError):
+        handler.send_frame_async(Frame(b"on the old handler"))
+
+
+# --- closing ---------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("how", ["close", "bye through send_frame_to"])
+def test_a_graceful_close_delivers_every_frame_queued_before_it(
+    connected: tuple[Interface, RawPeer], ended: queue.Queue[str], how: str
+) -> None:
+    client, peer = connected
+    handler = client.get_connection(ENGINE)
+    frames = [Frame(struct.pack("!I", n) + os.urandom(16 * 1024)) for n in range(500)]
+    for frame in frames:  # 8 MB: most of it still queued when the close starts
+        client.send_frame_to(ENGINE, frame)
+    read = answer_the_bye(peer)
+    if how == "close":
+        client.close(timeout=20)
+    else:
+        client.send_frame_to(ENGINE, Frame.bye_frame())  # what pymasep 0.2 interfaces do
+    assert read() == [*frames, Frame.bye_frame()]
+    assert _ended_once(client, ended, handler) == CLOSED_LOCALLY
+
+
+def test_close_is_idempotent_and_a_no_op_before_connect(
+    connected: tuple[Interface, RawPeer], make_client: MakeClient
+) -> None:
+    make_client(ident="never-connected").close()
+    client, peer = connected
+    read = answer_the_bye(peer)
+    start = time.monotonic()
+    client.close()
+    client.close()
+    assert time.monotonic() - start < 1
+    assert read() == [Frame.bye_frame()]
+    assert client.connection_ids() == []
+
+
+def test_close_cuts_a_server_that_never_answers(connected: tuple[Interface, RawPeer]) -> None:
+    client, _ = connected  # the raw server never reads, never closes
+    handler = client.get_connection(ENGINE)
+    start = time.monotonic()
+    client.close(timeout=0.3)
+    assert time.monotonic() - start < 1
+    assert not handler.is_alive()
+    assert client.connection_ids() == []
+
+
+def test_the_context_manager_closes(raw_server: RawServer) -> None:
+    with Client("ctx", SocketHandler, (), LOOPBACK, raw_server.port) as client:
+        peer = connect(client, raw_server)
+        handler = client.get_connection(ENGINE)
+        read = answer_the_bye(peer)
+    assert read() == [Frame.bye_frame()]
+    assert not handler.is_alive()
+    assert client.connection_ids() == []
+
+
+@pytest.mark.timeout(60)
+def test_50_connect_close_cycles_leave_no_thread_and_no_descriptor(raw_server: RawServer) -> None:
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    def cycle(number: int) -> None:
+        client = Client(f"cycle-{number}", SocketHandler, (), LOOPBACK, raw_server.port)
+        peer = connect(client, raw_server)
+        client.send_frame_to(ENGINE, Frame(b"hi"))
+        if number % 2:
+            read = answer_the_bye(peer)
+            client.close()  # the interface leaves
+            assert read()[-1] == Frame.bye_frame()
+        else:
+            handler = client.get_connection(ENGINE)
+            peer.send_bye()  # the engine sends it away
+            assert peer.until_eof() == [Frame(b"hi")]
+            peer.sock.close()
+            handler.join(5)
+        raw_server.accepted.remove(peer.sock)
+
+    cycle(-1)  # warm-up
+    threads, fds = len(threading.enumerate()), descriptors()
+    for number in range(50):
+        cycle(number)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (
+        len(threading.enumerate()) > threads or descriptors() > fds
+    ):
+        time.sleep(0.01)
+    assert len(threading.enumerate()) <= threads
+    assert descriptors() <= fds
+
+
+# --- logging and callbacks ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("level", [logging.DEBUG, "INFO", "ERROR"])
+def test_logs_go_to_pymasep_comm_loggers_and_nothing_to_disk(
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    raw_server: RawServer,
+    level: str | int,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.DEBUG, logger="pymasep.comm"):
+        client = Client("logged", SocketHandler, (), LOOPBACK, raw_server.port, level)
+        expected = logging.getLevelName(level) if isinstance(level, str) else level
+        assert client.logger.level == expected
+        peer = connect(client, raw_server)
+        client.send_frame_to(ENGINE, Frame(b"hello"))
+        assert peer.recv_data() == b"hello"
+        read = answer_the_bye(peer)
+        client.close()
+        read()
+    assert list(tmp_path.iterdir()) == []  # no logs/ directory, no file at all
+    assert {r.name for r in caplog.records} <= {"pymasep.comm.client.logged"}
+    if level == "ERROR":
+        assert caplog.records == []
+    else:
+        assert any(ENGINE in r.getMessage() for r in caplog.records)
+
+
+def test_on_receive_raising_does_not_cut_the_connection(
+    make_client: MakeClient,
+    raw_server: RawServer,
+    inbox: queue.Queue[bytes],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Fragile(SocketHandlerQueue):
+        def on_receive(self, frame: Frame) -> None:
+            if frame.message == b"boom":
+                raise RuntimeError("application bug")
+            super().on_receive(frame)
+
+    client = make_client(Fragile, (inbox,))
+    peer = connect(client, raw_server)
+    with caplog.at_level(logging.ERROR, logger="pymasep.comm"):
+        for payload in (b"one", b"boom", b"two"):
+            peer.send(payload)
+        assert [inbox.get(timeout=5), inbox.get(timeout=5)] == [b"one", b"two"]
+    assert client.is_connection_registered(ENGINE)
+    client.send_frame_to(ENGINE, Frame(b"still connected"))
+    assert peer.recv_data() == b"still connected"
+    assert any("application bug" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)

@@ -1,0 +1,347 @@
+"""BaseThreadedCommunication: the registry of connections that Server and Client share.
+
+Connections are handlers over ``socket.socketpair()``, registered the way Server and
+Client register theirs (``_attach`` with ``on_closed``, then ``add_connection``); the
+peers are played by hand with core's wire codec.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from pymasep.comm.core import (
+    BaseThreadedCommunication,
+    ConnectionClosedError,
+    Frame,
+    FrameDecoder,
+    SocketHandler,
+    SocketHandlerQueue,
+    UnknownConnectionError,
+    Wire,
+    encode_frame,
+)
+from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
+
+
+class Hub(BaseThreadedCommunication):
+    """Records every ``on_disconnect(ident, reason)``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ended: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.peers: list[Peer] = []  # the far ends, closed by the fixture
+
+    def on_disconnect(self, ident: str, reason: str) -> None:
+        self.ended.put((ident, reason))
+
+
+class Peer:
+    """The far end of one registered connection."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.sock.settimeout(10)
+        self.decoder = FrameDecoder(Wire.V1)
+        self.frames: list[Frame] = []
+
+    def send(self, payload: bytes) -> None:
+        self.sock.sendall(encode_frame(Frame(payload)))
+
+    def send_bye(self) -> None:
+        self.sock.sendall(encode_frame(Frame.bye_frame()))
+
+    def recv_frame(self) -> Frame | None:
+        while not self.frames:
+            data = self.sock.recv(65536)
+            if not data:
+                return None
+            self.frames.extend(self.decoder.feed(data))
+        return self.frames.pop(0)
+
+    def until_eof(self) -> list[Frame]:
+        frames = []
+        while (frame := self.recv_frame()) is not None:
+            frames.append(frame)
+        return frames
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_behind() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 2
+    for thread in set(threading.enumerate()) - before:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
+
+
+@pytest.fixture
+def inbox() -> queue.Queue[bytes]:
+    return queue.Queue()
+
+
+@pytest.fixture
+def hub(inbox: queue.Queue[bytes]) -> Iterator[Hub]:
+    communication = Hub("hub", SocketHandlerQueue, (inbox,), None, None, logging.WARNING)
+    yield communication
+    for peer in communication.peers:
+        peer.sock.close()
+    communication.close(timeout=0.5)
+
+
+def plug(hub: Hub, ident: str) -> tuple[SocketHandler, Peer]:
+    """Register a started connection to a peer called ``ident``, as Server and Client do."""
+    conn, other = socket.socketpair()
+    handler = hub.socket_handler_class(conn, ident, hub.logger, *hub.socket_handler_args)
+    handler._attach(
+        wire=Wire.V1,
+        decoder=FrameDecoder(Wire.V1),
+        pending_frames=[],
+        peer_id=ident,
+        on_closed=hub._connection_closed,
+    )
+    hub.add_connection(ident, handler)
+    handler.start()
+    peer = Peer(other)
+    hub.peers.append(peer)
+    return handler, peer
+
+
+def in_thread(target: Callable[[], Any]) -> Callable[[], Any]:
+    """Start ``target`` now; the returned function joins it and gives its result."""
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(target()), daemon=True)
+    thread.start()
+
+    def join() -> Any:
+        thread.join(10)
+        assert result, "the helper thread did not finish"
+        return result[0]
+
+    return join
+
+
+def answer_the_bye(peer: Peer) -> Callable[[], list[Frame]]:
+    """Read in a thread until the end of the stream, then close, as a real peer does."""
+
+    def run() -> list[Frame]:
+        frames = peer.until_eof()
+        peer.sock.close()
+        return frames
+
+    return in_thread(run)
+
+
+# --- the API of pymasep 0.2 ---------------------------------------------------------------
+
+
+def test_the_constructor_takes_the_parameters_of_pymasep_02() -> None:
+    parameters = inspect.signature(BaseThreadedCommunication).parameters
+    assert list(parameters) == [
+        "ident",
+        "socket_handler_class",
+        "socket_handler_args",
+        "host",
+        "port",
+        "log_level",
+    ]
+    assert all(p.default is inspect.Parameter.empty for p in parameters.values())
+    for name in ("add_connection", "get_connection", "is_connection_registered", "send_frame_to"):
+        assert callable(getattr(BaseThreadedCommunication, name)), name
+
+
+def test_the_attributes_of_pymasep_02() -> None:
+    args = (queue.Queue(),)
+    communication = BaseThreadedCommunication(
+        "me", SocketHandlerQueue, args, "127.0.0.1", 4321, logging.INFO
+    )
+    with communication:
+        assert communication.id == "me"
+        assert communication.host == "127.0.0.1"
+        assert communication.port == 4321
+        assert communication.socket is None  # nothing listens or connects yet
+        assert communication.socket_handler_class is SocketHandlerQueue
+        assert communication.socket_handler_args is args
+        assert communication._current_connections == {}
+        with communication._current_connections_lock:
+            assert communication._current_connections_lock.locked()
+        assert isinstance(communication.logger, logging.Logger)
+
+
+@pytest.mark.parametrize(("level", "expected"), [(logging.DEBUG, 10), ("ERROR", 40), (15, 15)])
+def test_the_logger_is_under_pymasep_comm_at_the_level_asked(
+    level: str | int, expected: int
+) -> None:
+    communication = BaseThreadedCommunication("logged", SocketHandler, (), None, None, level)
+    assert communication.logger.name.startswith("pymasep.comm.")
+    assert communication.logger.name.endswith(".logged")
+    assert communication.logger.level == expected
+    assert communication.logger.handlers == []  # a library adds no handler
+
+
+# --- the registry ------------------------------------------------------------------------
+
+
+def test_connections_are_registered_by_the_peer_id(hub: Hub, inbox: queue.Queue[bytes]) -> None:
+    assert not hub.is_connection_registered("a")
+    first, peer_a = plug(hub, "a")
+    _, peer_b = plug(hub, "b")
+    assert hub.is_connection_registered("a")
+    assert hub.get_connection("a") is first
+    assert sorted(hub.connection_ids()) == ["a", "b"]
+    hub.send_frame_to("a", Frame(b"for a"))
+    hub.send_frame_to("b", Frame(b"for b"))
+    assert peer_a.recv_frame() == Frame(b"for a")
+    assert peer_b.recv_frame() == Frame(b"for b")
+    peer_b.send(b"from b")
+    assert inbox.get(timeout=5) == b"from b"
+
+
+def test_an_unknown_id_is_a_typed_key_error(hub: Hub) -> None:
+    plug(hub, "known")
+    with pytest.raises(UnknownConnectionError, match="'ghost'") as raised:
+        hub.send_frame_to("ghost", Frame(b"boo"))
+    assert isinstance(raised.value, KeyError)
+    assert raised.value.ident == "ghost"
+    with pytest.raises(KeyError):
+        hub.get_connection("ghost")
+
+
+# --- connections that end ----------------------------------------------------------------
+
+
+def _ended_once(hub: Hub, handler: SocketHandler) -> tuple[str, str]:
+    ended = hub.ended.get(timeout=5)
+    handler.join(2)
+    assert not handler.is_alive(), "the handler thread still runs"
+    assert hub.ended.empty(), "on_disconnect ran more than once"
+    return ended
+
+
+def test_a_peer_that_says_bye_is_unregistered_and_reported_once(hub: Hub) -> None:
+    handler, peer = plug(hub, "leaver")
+    _, stayer = plug(hub, "stayer")
+    peer.send_bye()
+    assert _ended_once(hub, handler) == ("leaver", CLOSED_BY_PEER)
+    assert hub.connection_ids() == ["stayer"]
+    with pytest.raises(UnknownConnectionError):
+        hub.send_frame_to("leaver", Frame(b"gone"))
+    hub.send_frame_to("stayer", Frame(b"still here"))
+    assert stayer.recv_frame() == Frame(b"still here")
+    closed = answer_the_bye(stayer)
+    hub.close()
+    assert closed() == [Frame.bye_frame()]
+    assert hub.ended.get(timeout=5)[0] == "stayer"
+    assert hub.ended.empty()  # closing does not report the leaver twice
+
+
+def test_a_peer_that_vanishes_is_unregistered_and_reported_once(hub: Hub) -> None:
+    handler, peer = plug(hub, "crasher")
+    peer.sock.close()
+    ident, reason = _ended_once(hub, handler)
+    assert ident == "crasher"
+    assert reason.startswith(CONNECTION_LOST)
+    assert not hub.is_connection_registered("crasher")
+
+
+def test_a_bye_through_send_frame_to_closes_after_the_queued_frames(hub: Hub) -> None:
+    handler, peer = plug(hub, "done")
+    for number in range(100):
+        hub.send_frame_to("done", Frame(b"%d" % number))
+    hub.send_frame_to("done", Frame.bye_frame())  # what pymasep 0.2 engines do
+    # Closing, and the peer has not answered: the connection takes nothing more.
+    with pytest.raises(ConnectionClosedError):
+        hub.send_frame_to("done", Frame(b"behind the bye"))
+    frames = peer.until_eof()
+    assert frames == [*(Frame(b"%d" % n) for n in range(100)), Frame.bye_frame()]
+    peer.sock.close()
+    assert _ended_once(hub, handler) == ("done", CLOSED_LOCALLY)
+    with pytest.raises(UnknownConnectionError):
+        hub.send_frame_to("done", Frame(b"gone"))
+
+
+def test_on_disconnect_raising_does_not_keep_the_connection(
+    hub: Hub, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(ident: str, reason: str) -> None:
+        raise RuntimeError("callback bug")
+
+    hub.on_disconnect = broken  # type: ignore[method-assign]
+    handler, peer = plug(hub, "x")
+    with caplog.at_level(logging.ERROR, logger=hub.logger.name):
+        peer.send_bye()
+        handler.join(5)
+    assert not hub.is_connection_registered("x")
+    assert any("callback bug" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
+def test_an_old_handler_ending_does_not_unregister_its_replacement(hub: Hub) -> None:
+    old, old_peer = plug(hub, "same")
+    new, new_peer = plug(hub, "same")  # registered under the same id: replaces the old
+    assert hub.get_connection("same") is new
+    old_peer.sock.close()
+    old.join(5)
+    assert hub.get_connection("same") is new
+    hub.send_frame_to("same", Frame(b"to the new one"))
+    assert new_peer.recv_frame() == Frame(b"to the new one")
+
+
+# --- closing -----------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_close_delivers_every_queued_frame_then_closes_every_connection(hub: Hub) -> None:
+    plugged = [plug(hub, f"p{n}") for n in range(3)]
+    frames = [Frame(os.urandom(32 * 1024)) for _ in range(100)]  # 3.2 MB per connection
+    for ident in hub.connection_ids():
+        for frame in frames:
+            hub.send_frame_to(ident, frame)
+
+    readers = [answer_the_bye(peer) for _, peer in plugged]
+    start = time.monotonic()
+    hub.close(timeout=10)
+    assert time.monotonic() - start < 5
+    for join in readers:
+        assert join() == [*frames, Frame.bye_frame()]
+    assert hub.connection_ids() == []
+    reported = sorted(hub.ended.get(timeout=1) for _ in plugged)
+    assert reported == [(f"p{n}", CLOSED_LOCALLY) for n in range(3)]
+    for handler, _ in plugged:
+        assert not handler.is_alive()
+    hub.close()  # idempotent
+    assert hub.ended.empty()
+
+
+def test_close_gives_up_on_silent_peers_after_the_timeout(hub: Hub) -> None:
+    handlers = [plug(hub, f"mute{n}")[0] for n in range(4)]  # peers that never answer
+    start = time.monotonic()
+    hub.close(timeout=0.3)
+    assert time.monotonic() - start < 1.5
+    # Cut, and done with: unregistered, reported, their threads ended.
+    assert hub.connection_ids() == []
+    assert sorted(hub.ended.get_nowait() for _ in handlers) == [
+        (f"mute{n}", CLOSED_LOCALLY) for n in range(4)
+    ]
+    assert not any(handler.is_alive() for handler in handlers)
+
+
+def test_the_context_manager_closes(inbox: queue.Queue[bytes]) -> None:
+    with Hub("ctx", SocketHandlerQueue, (inbox,), None, None, logging.WARNING) as hub:
+        handler, peer = plug(hub, "inside")
+        closing = answer_the_bye(peer)
+        start = time.monotonic()
+    assert time.monotonic() - start < 0.9  # the peer answered: no waiting for the timeout
+    assert closing() == [Frame.bye_frame()]
+    assert not handler.is_alive()
+    assert hub.connection_ids() == []
+    assert hub.ended.get_nowait() == ("inside", CLOSED_LOCALLY)

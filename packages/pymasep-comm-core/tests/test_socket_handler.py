@@ -1,0 +1,667 @@
+"""SocketHandler and SocketHandlerQueue over a real socket, the peer driven by hand.
+
+Each test wires a handler to one end of ``socket.socketpair()`` or of a loopback TCP
+connection and plays the other end with plain socket calls and core's wire codec: no
+server, no client. Each fault of pymasep 0.2's handler has a test here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import queue
+import random
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from pymasep.comm.core import (
+    CommunicationTimeoutError,
+    ConnectionClosedError,
+    EncodeError,
+    Frame,
+    FrameDecoder,
+    FrameKind,
+    FrameTooLargeError,
+    SocketHandler,
+    SocketHandlerQueue,
+    Wire,
+    encode_frame,
+)
+from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
+from pymasep.comm.core.wire import encode_header
+
+LOOPBACK = "127.0.0.1"
+LOGGER = logging.getLogger("pymasep.comm.tests.socket_handler")
+
+
+# --- the hand-driven peer ----------------------------------------------------------------
+
+
+class RawPeer:
+    """The far end of a handler's socket: plain ``send``/``recv`` and core's codec."""
+
+    def __init__(self, sock: socket.socket, wire: Wire = Wire.V1) -> None:
+        self.sock = sock
+        self.sock.settimeout(20)
+        self.wire = wire
+        self.decoder = FrameDecoder(wire)
+        self.frames: deque[Frame] = deque()
+
+    def send(self, payload: bytes) -> None:
+        self.sock.sendall(encode_frame(Frame(payload), self.wire))
+
+    def send_bye(self) -> None:
+        self.sock.sendall(encode_frame(Frame.bye_frame(), self.wire))
+
+    def recv_frame(self, size: int = 65536) -> Frame | None:
+        """The next frame of any kind, or None at the end of the stream."""
+        while not self.frames:
+            data = self.sock.recv(size)
+            if not data:
+                return None
+            self.frames.extend(self.decoder.feed(data))
+        return self.frames.popleft()
+
+    def recv_data(self) -> bytes:
+        frame = self.recv_frame()
+        assert frame is not None, "the connection ended"
+        assert frame.kind is FrameKind.DATA, frame
+        return frame.message
+
+    def until_eof(self) -> list[Frame]:
+        frames = []
+        while (frame := self.recv_frame()) is not None:
+            frames.append(frame)
+        return frames
+
+
+def read_exactly(sock: socket.socket, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        assert chunk, f"the stream ended after {len(data)} of {count} bytes"
+        data += chunk
+    return data
+
+
+class Recorder(SocketHandlerQueue):
+    """Queues what it receives and every ``on_disconnect`` call."""
+
+    def __init__(
+        self,
+        conn: socket.socket,
+        addr: Any,
+        logger: logging.Logger,
+        inbox: queue.Queue[bytes],
+        ended: queue.Queue[str],
+    ) -> None:
+        super().__init__(conn, addr, logger, inbox)
+        self.ended = ended
+
+    def on_disconnect(self, reason: str) -> None:
+        self.ended.put(reason)
+
+
+class Echo(SocketHandler):
+    def on_receive(self, frame: Frame) -> None:
+        self.send_frame_async(frame)
+
+
+class Sequencer(SocketHandler):
+    """Checks that frames carry 0, 1, 2, ... in their first four bytes; counts them."""
+
+    def __init__(
+        self,
+        conn: socket.socket,
+        addr: Any,
+        logger: logging.Logger,
+        total: int,
+        size: int,
+        done: threading.Event,
+    ) -> None:
+        super().__init__(conn, addr, logger)
+        self.total, self.size, self.done = total, size, done
+        self.expected = 0
+        self.faults: list[str] = []
+
+    def on_receive(self, frame: Frame) -> None:
+        (number,) = struct.unpack_from("!I", frame.message)
+        if number != self.expected or frame.size != self.size:
+            self.faults.append(f"got #{number} ({frame.size} bytes), expected #{self.expected}")
+        self.expected = number + 1
+        if self.expected == self.total:
+            self.done.set()
+
+
+# --- fixtures ----------------------------------------------------------------------------
+
+
+def tcp_pair() -> tuple[socket.socket, socket.socket]:
+    with socket.create_server((LOOPBACK, 0)) as listener:
+        peer = socket.create_connection(listener.getsockname())
+        conn, _ = listener.accept()
+    return conn, peer
+
+
+def make_pair(kind: str) -> tuple[socket.socket, socket.socket]:
+    return socket.socketpair() if kind == "socketpair" else tcp_pair()
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_behind() -> Iterator[None]:
+    """Every thread a test starts (handlers, writers, helpers) has ended after it."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 2
+    for thread in set(threading.enumerate()) - before:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
+
+
+Connect = Callable[..., tuple[Any, RawPeer]]
+
+
+@pytest.fixture
+def connect() -> Iterator[Connect]:
+    """``connect(HandlerClass, *args, kind=..., start=True)`` -> (handler, raw peer)."""
+    made: list[tuple[SocketHandler, RawPeer]] = []
+
+    def make(
+        handler_class: type[SocketHandler] = SocketHandler,
+        *args: Any,
+        kind: str = "tcp",
+        start: bool = True,
+    ) -> tuple[Any, RawPeer]:
+        conn, other = make_pair(kind)
+        handler = handler_class(conn, "peer", LOGGER, *args)
+        peer = RawPeer(other)
+        made.append((handler, peer))
+        if start:
+            handler.start()
+        return handler, peer
+
+    yield make
+    for handler, peer in made:
+        peer.sock.close()  # the handler sees the end at once and stops reading
+        handler.close(timeout=0.5)
+        if handler.ident is not None:
+            handler.join(2)
+
+
+def start_thread(target: Callable[..., Any], *args: Any) -> tuple[threading.Thread, list[Any]]:
+    """Run ``target`` in a thread; its result (or exception) lands in the returned list."""
+    result: list[Any] = []
+
+    def run() -> None:
+        try:
+            result.append(target(*args))
+        except BaseException as error:  # re-raised by the test through the result
+            result.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, result
+
+
+def joined(thread: threading.Thread, result: list[Any], timeout: float = 20) -> Any:
+    thread.join(timeout)
+    assert not thread.is_alive(), "the helper thread did not finish in time"
+    if isinstance(result[0], BaseException):
+        raise result[0]
+    return result[0]
+
+
+# --- the API of pymasep 0.2 ---------------------------------------------------------------
+
+
+def _parameters(callable_: Any) -> list[tuple[str, Any]]:
+    return [(p.name, p.default) for p in inspect.signature(callable_).parameters.values()]
+
+
+def test_constructors_take_the_parameters_of_pymasep_02() -> None:
+    empty = inspect.Parameter.empty
+    assert _parameters(SocketHandler) == [("conn", empty), ("addr", empty), ("logger", empty)]
+    assert _parameters(SocketHandlerQueue) == [
+        ("conn", empty),
+        ("addr", empty),
+        ("logger", empty),
+        ("queue", empty),
+    ]
+    for name in ("send_frame", "receive_frame", "send_frame_async", "on_receive", "run"):
+        assert callable(getattr(SocketHandler, name)), name
+
+
+def test_handlers_have_the_attributes_of_pymasep_02() -> None:
+    conn, other = socket.socketpair()
+    inbox: queue.Queue[bytes] = queue.Queue()
+    handler = SocketHandlerQueue(conn, ("10.0.0.1", 4242), LOGGER, inbox)
+    try:
+        assert isinstance(handler, threading.Thread)
+        assert handler.socket is conn
+        assert handler.addr == ("10.0.0.1", 4242)
+        assert handler.logger is LOGGER
+        assert handler.receive_queue is inbox
+        assert len(handler.send_queue) == 0
+        with handler.lock:  # a lock, usable as one
+            assert handler.lock.locked()
+        assert not handler.is_alive()  # built, not started: the caller starts it
+    finally:
+        handler.close(timeout=0.2)
+        other.close()
+
+
+# --- no frame lost, none out of order ----------------------------------------------------
+
+
+def _stream(total: int, size: int, batch: int = 256) -> Iterator[bytes]:
+    """Frames #0..#total-1 of ``size`` bytes, encoded, ``batch`` frames per blob."""
+    filler = bytes(range(256)) * (size // 256 + 1)
+    header = encode_header(FrameKind.DATA, size, Wire.V1)
+    for first in range(0, total, batch):
+        yield b"".join(
+            header + struct.pack("!I", n) + filler[: size - 4]
+            for n in range(first, min(first + batch, total))
+        )
+
+
+def _send_fragmented(sock: socket.socket, blobs: Iterator[bytes], seed: int) -> None:
+    """Send the blobs cut at sizes that split headers and payloads anywhere."""
+    rng = random.Random(seed)
+    sizes = [1, 2, 3, 4, 5, 6, 7, 1023, 1029, 1031, 4096, 9000, 65537, 200_003]
+    for blob in blobs:
+        view = memoryview(blob)
+        while view:
+            cut = rng.choice(sizes)
+            sock.sendall(view[:cut])
+            view = view[cut:]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["socketpair", "tcp"])
+def test_100000_frames_from_the_peer_all_arrive_in_order(connect: Connect, kind: str) -> None:
+    total, size, done = 100_000, 1024, threading.Event()
+    handler, peer = connect(Sequencer, total, size, done, kind=kind)
+    sender, result = start_thread(_send_fragmented, peer.sock, _stream(total, size), 3)
+    joined(sender, result, timeout=50)
+    assert done.wait(20), f"only {handler.expected} of {total} frames arrived"
+    assert handler.faults == []
+    assert handler.is_alive()
+
+
+def _read_sequence(peer: RawPeer, total: int, seed: int) -> list[str]:
+    """Read ``total`` numbered frames with reads of odd sizes; return what was wrong."""
+    rng = random.Random(seed)
+    faults = []
+    for expected in range(total):
+        frame = peer.recv_frame(rng.choice([7, 1000, 4099, 65536, 300_000]))
+        if frame is None:
+            return [*faults, f"the stream ended before #{expected}"]
+        (number,) = struct.unpack_from("!I", frame.message)
+        if number != expected or frame.size != 1024 or frame.kind is not FrameKind.DATA:
+            faults.append(f"got #{number} ({frame!r}), expected #{expected}")
+    return faults
+
+
+@pytest.mark.timeout(60)
+def test_100000_frames_to_the_peer_all_arrive_in_order(connect: Connect) -> None:
+    total = 100_000
+    handler, peer = connect()
+    reader, result = start_thread(_read_sequence, peer, total, 5)
+    filler = bytes(1020)
+    for number in range(total):
+        handler.send_frame_async(Frame(struct.pack("!I", number) + filler))
+    assert joined(reader, result, timeout=50) == []
+
+
+# --- request / response ------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_5000_requests_from_the_handler_each_get_their_reply(connect: Connect) -> None:
+    inbox: queue.Queue[bytes] = queue.Queue()
+    handler, peer = connect(SocketHandlerQueue, inbox)
+
+    def echo() -> int:
+        count = 0
+        while (frame := peer.recv_frame()) is not None and frame.kind is FrameKind.DATA:
+            peer.send(frame.message)
+            count += 1
+        return count
+
+    echoer, result = start_thread(echo)
+    for step in range(5000):
+        handler.send_frame(Frame(b"action %d" % step))
+        assert inbox.get(timeout=5) == b"action %d" % step
+    handler.close()
+    assert joined(echoer, result) == 5000
+
+
+@pytest.mark.timeout(30)
+def test_5000_requests_from_the_peer_each_get_their_reply(connect: Connect) -> None:
+    _, peer = connect(Echo)
+    for step in range(5000):
+        peer.send(b"observation %d" % step)
+        assert peer.recv_data() == b"observation %d" % step
+
+
+# --- the connection ends -----------------------------------------------------------------
+
+
+def _ended(handler: SocketHandler, ended: queue.Queue[str]) -> str:
+    """The one reason ``on_disconnect`` was given, once the handler thread has ended."""
+    reason = ended.get(timeout=5)
+    handler.join(2)
+    assert not handler.is_alive(), "the handler thread still runs"
+    assert handler.closed
+    assert handler.socket.fileno() == -1, "the socket was not closed"
+    assert ended.empty(), "on_disconnect ran more than once"
+    return reason
+
+
+@pytest.mark.parametrize("kind", ["socketpair", "tcp"])
+def test_a_bye_from_the_peer_ends_the_connection_once(connect: Connect, kind: str) -> None:
+    inbox: queue.Queue[bytes] = queue.Queue()
+    ended: queue.Queue[str] = queue.Queue()
+    handler, peer = connect(Recorder, inbox, ended, kind=kind)
+    peer.send(b"last words")
+    peer.send_bye()
+    assert _ended(handler, ended) == CLOSED_BY_PEER
+    assert handler.disconnect_reason == CLOSED_BY_PEER
+    assert inbox.get_nowait() == b"last words"
+    assert peer.until_eof() == []  # the handler closed its side, and said nothing more
+    handler.close()  # closing again changes nothing
+    assert ended.empty()
+    with pytest.raises(ConnectionClosedError, match=CLOSED_BY_PEER):
+        handler.send_frame_async(Frame(b"too late"))
+
+
+@pytest.mark.parametrize("kind", ["socketpair", "tcp"])
+def test_a_peer_that_vanishes_is_noticed_without_a_busy_loop(connect: Connect, kind: str) -> None:
+    ended: queue.Queue[str] = queue.Queue()
+    handler, peer = connect(Recorder, queue.Queue(), ended, kind=kind)
+    peer.sock.close()  # no bye: a killed process
+    assert _ended(handler, ended).startswith(CONNECTION_LOST)
+
+
+def test_a_peer_that_resets_the_connection_is_noticed(connect: Connect) -> None:
+    ended: queue.Queue[str] = queue.Queue()
+    handler, peer = connect(Recorder, queue.Queue(), ended)
+    peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.sock.close()  # RST
+    assert _ended(handler, ended).startswith(CONNECTION_LOST)
+
+
+@pytest.mark.parametrize(
+    ("garbage", "detail"),
+    [
+        (encode_frame(Frame.hello_frame("again")), "HELLO"),
+        (encode_header(FrameKind.DATA, 2**32 - 1, Wire.V1), "larger than the limit"),
+        (b"\x09\x00\x00\x00\x00", "unknown frame kind"),
+    ],
+)
+def test_a_peer_that_breaks_the_protocol_is_closed(
+    connect: Connect, garbage: bytes, detail: str
+) -> None:
+    ended: queue.Queue[str] = queue.Queue()
+    handler, peer = connect(Recorder, queue.Queue(), ended)
+    peer.sock.sendall(garbage)
+    reason = _ended(handler, ended)
+    assert reason.startswith("protocol error")
+    assert detail in reason
+
+
+def test_close_sends_the_bye_and_waits_for_the_peer(connect: Connect) -> None:
+    ended: queue.Queue[str] = queue.Queue()
+    handler, peer = connect(Recorder, queue.Queue(), ended)
+
+    def answer_the_bye() -> list[Frame]:
+        frames = peer.until_eof()
+        peer.sock.close()
+        return frames
+
+    closer, result = start_thread(answer_the_bye)
+    start = time.monotonic()
+    handler.close(timeout=5)
+    assert time.monotonic() - start < 1
+    assert joined(closer, result) == [Frame.bye_frame()]
+    assert _ended(handler, ended) == CLOSED_LOCALLY
+
+
+def test_close_cuts_a_peer_that_never_answers_after_the_timeout(connect: Connect) -> None:
+    ended: queue.Queue[str] = queue.Queue()
+    handler, _ = connect(Recorder, queue.Queue(), ended)
+    start = time.monotonic()
+    handler.close(timeout=0.2)
+    assert time.monotonic() - start < 1.5
+    assert _ended(handler, ended) == CLOSED_LOCALLY
+    handler.close(timeout=0.2)  # idempotent
+    assert ended.empty()
+
+
+def test_close_returns_once_a_cut_connection_has_ended(connect: Connect) -> None:
+    """After cutting a silent peer, close() waits (a moment) for the thread to end too, as
+    it does when the peer answers: callers count on no thread being left."""
+    ended: queue.Queue[str] = queue.Queue()
+
+    class SlowToFinish(Recorder):
+        def on_disconnect(self, reason: str) -> None:
+            time.sleep(0.05)  # an application callback that does some work
+            super().on_disconnect(reason)
+
+    handler, _ = connect(SlowToFinish, queue.Queue(), ended)
+    handler.close(timeout=0.1)
+    assert not handler.is_alive()
+    assert ended.get_nowait() == CLOSED_LOCALLY
+
+
+def test_close_before_start_closes_the_socket(connect: Connect) -> None:
+    ended: queue.Queue[str] = queue.Queue()
+    handler, peer = connect(Recorder, queue.Queue(), ended, start=False)
+    handler.close(timeout=1)
+    assert ended.get_nowait() == CLOSED_LOCALLY
+    assert handler.socket.fileno() == -1
+    assert peer.until_eof() == [Frame.bye_frame()]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("how", ["close", "bye through send_frame_async", "bye through send_frame"])
+def test_a_graceful_close_delivers_every_frame_queued_before_it(connect: Connect, how: str) -> None:
+    ended: queue.Queue[str] = queue.Queue()
+    handler, peer = connect(Recorder, queue.Queue(), ended)
+    frames = [Frame(struct.pack("!I", n) + os.urandom(64 * 1024)) for n in range(200)]
+    for frame in frames:  # 13 MB: far more than the socket buffers hold
+        handler.send_frame_async(frame)
+    assert len(handler.send_queue) > 0, "nothing was queued: the test proves nothing"
+
+    def read_then_close() -> list[Frame]:
+        received = peer.until_eof()
+        peer.sock.close()
+        return received
+
+    reader, result = start_thread(read_then_close)
+    if how == "close":
+        handler.close(timeout=15)
+    elif how == "bye through send_frame_async":
+        handler.send_frame_async(Frame.bye_frame())  # returns at once
+    else:
+        handler.send_frame(Frame.bye_frame())
+    assert joined(reader, result) == [*frames, Frame.bye_frame()]
+    assert _ended(handler, ended) == CLOSED_LOCALLY
+
+
+# --- sending -----------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("size", [1 << 20, 16 << 20], ids=["1MiB", "16MiB"])
+def test_large_frames_cross_both_ways(connect: Connect, size: int) -> None:
+    inbox: queue.Queue[bytes] = queue.Queue()
+    handler, peer = connect(SocketHandlerQueue, inbox)
+    payload = os.urandom(size)
+    sender, result = start_thread(peer.send, payload)
+    assert inbox.get(timeout=20) == payload
+    joined(sender, result)
+    # send_frame returns once the kernel has the whole frame: the peer must read meanwhile.
+    reader, received = start_thread(peer.recv_data)
+    handler.send_frame(Frame(payload[::-1]))
+    assert joined(reader, received) == payload[::-1]
+
+
+@pytest.mark.timeout(60)
+def test_four_threads_sending_at_once_never_interleave_frames(connect: Connect) -> None:
+    handler, peer = connect()
+    per_thread = 2000
+
+    def send(sender: int) -> None:
+        # Sizes from 8 bytes to 2.4 KB and, now and then, 256 KB: small frames go out at
+        # once, large ones through the writer, all mixed.
+        for index in range(per_thread):
+            count = 32 * 1024 if index % 97 == 0 else 1 + index % 300
+            frame = Frame(struct.pack("!II", sender, index) * count)
+            if sender % 2:
+                handler.send_frame(frame)
+            else:
+                handler.send_frame_async(frame)
+
+    reader, result = start_thread(lambda: [peer.recv_data() for _ in range(4 * per_thread)])
+    senders = [start_thread(send, n) for n in range(4)]
+    for thread, outcome in senders:
+        assert joined(thread, outcome) is None
+    received = joined(reader, result)
+    last = dict.fromkeys(range(4), -1)
+    for payload in received:
+        head = payload[:8]
+        assert payload == head * (len(payload) // 8), "a frame was mixed with another"
+        sender, index = struct.unpack("!II", head)
+        assert index == last[sender] + 1, "a sender's frames arrived out of order"
+        last[sender] = index
+    assert last == dict.fromkeys(range(4), per_thread - 1)
+
+
+def test_sending_on_a_closed_handler_raises_connection_closed(connect: Connect) -> None:
+    handler, peer = connect()
+    peer.sock.close()
+    handler.join(5)
+    with pytest.raises(ConnectionClosedError):
+        handler.send_frame_async(Frame(b"after the end"))
+    with pytest.raises(ConnectionClosedError):
+        handler.send_frame(Frame(b"after the end"))
+    assert isinstance(ConnectionClosedError("x"), ConnectionError)
+
+
+def test_sending_while_closing_raises_connection_closed(connect: Connect) -> None:
+    handler, peer = connect()
+    handler.send_frame_async(Frame.bye_frame())  # closing: the peer has not answered yet
+    with pytest.raises(ConnectionClosedError):
+        handler.send_frame_async(Frame(b"behind the bye"))
+    assert peer.until_eof() == [Frame.bye_frame()]
+
+
+@pytest.mark.timeout(30)
+def test_flush_waits_for_the_kernel_and_times_out_clearly(connect: Connect) -> None:
+    handler, peer = connect()
+    payload = os.urandom(16 << 20)
+    handler.send_frame_async(Frame(payload))  # the peer does not read yet: it queues
+    with pytest.raises(CommunicationTimeoutError, match="still queued"):
+        handler.flush(timeout=0.05)
+    reader, result = start_thread(peer.recv_data)
+    handler.flush(timeout=20)
+    assert len(handler.send_queue) == 0
+    assert joined(reader, result) == payload
+
+
+def test_the_legacy_wire_limits_frames_to_64_kib_at_send_time(connect: Connect) -> None:
+    ended: queue.Queue[str] = queue.Queue()
+    inbox: queue.Queue[bytes] = queue.Queue()
+    handler, peer = connect(Recorder, inbox, ended, start=False)
+    handler._attach(
+        wire=Wire.LEGACY,
+        decoder=FrameDecoder(Wire.LEGACY),
+        pending_frames=[],
+        peer_id="old",
+        on_closed=None,
+    )
+    handler.start()
+    with pytest.raises(FrameTooLargeError):
+        handler.send_frame_async(Frame(bytes(65_536)))
+    with pytest.raises(EncodeError):  # 0.2 would read it as a bye
+        handler.send_frame_async(Frame(b"BYE"))
+    handler.send_frame(Frame(bytes(65_535)))
+    handler.send_frame(Frame(b"small"))
+    # Nothing of the refused frames reached the wire.
+    assert read_exactly(peer.sock, 2) == b"\xff\xff"
+    assert read_exactly(peer.sock, 65_535) == bytes(65_535)
+    assert read_exactly(peer.sock, 7) == b"\x05\x00small"
+    peer.sock.sendall(b"\x02\x00hi\x03\x00BYE")  # pymasep 0.2's bye
+    assert _ended(handler, ended) == CLOSED_BY_PEER
+    assert inbox.get_nowait() == b"hi"
+
+
+# --- receiving ---------------------------------------------------------------------------
+
+
+def test_on_receive_raising_does_not_cut_the_connection(
+    connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbox: queue.Queue[bytes] = queue.Queue()
+
+    class Fragile(SocketHandlerQueue):
+        def on_receive(self, frame: Frame) -> None:
+            if frame.message == b"boom":
+                raise RuntimeError("application bug")
+            super().on_receive(frame)
+
+    with caplog.at_level(logging.ERROR, logger=LOGGER.name):
+        handler, peer = connect(Fragile, inbox)
+        for payload in (b"one", b"boom", b"two", b"boom", b"three"):
+            peer.send(payload)
+        assert [inbox.get(timeout=5) for _ in range(3)] == [b"one", b"two", b"three"]
+    assert handler.is_alive()
+    handler.send_frame(Frame(b"still talking"))
+    assert peer.recv_data() == b"still talking"
+    failures = [r for r in caplog.records if r.exc_info and "application bug" in str(r.exc_info[1])]
+    assert len(failures) == 2
+
+
+def test_on_disconnect_raising_is_logged_and_contained(
+    connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Grumpy(SocketHandler):
+        def on_disconnect(self, reason: str) -> None:
+            raise RuntimeError("disconnect bug")
+
+    with caplog.at_level(logging.ERROR, logger=LOGGER.name):
+        handler, peer = connect(Grumpy)
+        peer.send_bye()
+        handler.join(5)
+    assert not handler.is_alive()
+    assert handler.disconnect_reason == CLOSED_BY_PEER
+    assert any("disconnect bug" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
+def test_receive_frame_reads_before_the_thread_starts(connect: Connect) -> None:
+    handler, peer = connect(start=False)
+    peer.sock.sendall(encode_frame(Frame(b"first")) + encode_frame(Frame(b"second"))[:3])
+    assert handler.receive_frame() == Frame(b"first")
+    peer.sock.sendall(encode_frame(Frame(b"second"))[3:])
+    assert handler.receive_frame() == Frame(b"second")
+    peer.send_bye()
+    assert handler.receive_frame() == Frame.bye_frame()
+    peer.sock.sendall(encode_frame(Frame(b"cut"))[:4])
+    peer.sock.shutdown(socket.SHUT_WR)
+    with pytest.raises(ConnectionClosedError):
+        handler.receive_frame()
+
+
+def test_receive_frame_refuses_to_race_the_running_thread(connect: Connect) -> None:
+    handler, _ = connect()
+    with pytest.raises(RuntimeError):
+        handler.receive_frame()

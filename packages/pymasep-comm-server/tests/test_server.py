@@ -1,0 +1,937 @@
+"""Server against raw-socket peers: core's ClientHandshake, or pymasep 0.2's bytes by hand.
+
+These tests run with only pymasep-comm-core and pymasep-comm-server installed: the
+clients are plain sockets. Each fault of pymasep 0.2's server has a test here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import queue
+import random
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from pymasep.comm.core import (
+    ConnectionClosedError,
+    ConnectionRejectedError,
+    Frame,
+    FrameKind,
+    FrameTooLargeError,
+    SocketHandler,
+    SocketHandlerQueue,
+    UnknownConnectionError,
+    Wire,
+    encode_frame,
+)
+from pymasep.comm.core.communication import BaseThreadedCommunication
+from pymasep.comm.core.handshake import ClientHandshake
+from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
+from pymasep.comm.core.wire import PREAMBLE, encode_header
+from pymasep.comm.server import Server
+
+LOOPBACK = "127.0.0.1"
+ENGINE = "engine"
+
+
+# --- raw clients -------------------------------------------------------------------------
+
+
+class RawClient:
+    """A client made of a socket and core's ClientHandshake, nothing of the server side."""
+
+    def __init__(self, port: int, ident: str, *, timeout: float = 10) -> None:
+        self.sock = socket.create_connection((LOOPBACK, port), timeout=timeout)
+        self.handshake = ClientHandshake(ident)
+        try:
+            self.sock.sendall(self.handshake.bytes_to_send())
+            while not self.handshake.receive_data(self._recv()):
+                pass
+        except BaseException:
+            self.sock.close()
+            raise
+        assert self.handshake.decoder is not None
+        self.decoder = self.handshake.decoder
+        self.frames: deque[Frame] = deque(self.handshake.pending_frames)
+
+    def _recv(self) -> bytes:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionClosedError("the server closed during the handshake")
+        return data
+
+    def send(self, payload: bytes) -> None:
+        self.sock.sendall(encode_frame(Frame(payload)))
+
+    def send_bye(self) -> None:
+        self.sock.sendall(encode_frame(Frame.bye_frame()))
+
+    def recv_frame(self) -> Frame | None:
+        while not self.frames:
+            data = self.sock.recv(256 * 1024)
+            if not data:
+                return None
+            self.frames.extend(self.decoder.feed(data))
+        return self.frames.popleft()
+
+    def recv_data(self) -> bytes:
+        frame = self.recv_frame()
+        assert frame is not None, "the connection ended"
+        assert frame.kind is FrameKind.DATA, frame
+        return frame.message
+
+    def until_eof(self) -> list[Frame]:
+        frames = []
+        while (frame := self.recv_frame()) is not None:
+            frames.append(frame)
+        return frames
+
+    def leave(self) -> None:
+        """Say bye, wait for the server's side to close, close."""
+        self.send_bye()
+        self.until_eof()
+        self.sock.close()
+
+
+def legacy_frame(payload: bytes) -> bytes:
+    """pymasep 0.2's framing, written out by hand: 2-byte little-endian length, payload."""
+    return len(payload).to_bytes(2, "little") + payload
+
+
+def read_exactly(sock: socket.socket, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        assert chunk, f"the stream ended after {len(data)} of {count} bytes"
+        data += chunk
+    return data
+
+
+def read_to_eof(sock: socket.socket) -> bytes:
+    """Everything until the server closes (a reset counts as a close)."""
+    chunks = []
+    try:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    except ConnectionResetError:
+        pass
+    return b"".join(chunks)
+
+
+# --- handlers and servers that record ----------------------------------------------------
+
+
+class Recorder(SocketHandlerQueue):
+    """Queues the payloads it receives and each ``on_disconnect`` reason."""
+
+    def __init__(
+        self,
+        conn: socket.socket,
+        addr: Any,
+        logger: logging.Logger,
+        inbox: queue.Queue[bytes],
+        ended: queue.Queue[tuple[str | None, str]],
+    ) -> None:
+        super().__init__(conn, addr, logger, inbox)
+        self.ended = ended
+
+    def on_disconnect(self, reason: str) -> None:
+        self.ended.put((self.peer_id, reason))
+
+
+class Engine(Server):
+    """Records ``on_disconnect(ident, reason)``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ended: queue.Queue[tuple[str, str]] = queue.Queue()
+
+    def on_disconnect(self, ident: str, reason: str) -> None:
+        self.ended.put((ident, reason))
+
+
+class Echo(SocketHandler):
+    def on_receive(self, frame: Frame) -> None:
+        self.send_frame_async(frame)
+
+
+class Sequencer(SocketHandler):
+    """Checks that frames carry 0, 1, 2, ... in their first four bytes."""
+
+    def __init__(
+        self, conn: socket.socket, addr: Any, logger: logging.Logger, done: threading.Event
+    ) -> None:
+        super().__init__(conn, addr, logger)
+        self.done = done
+        self.expected = 0
+        self.faults: list[int] = []
+
+    def on_receive(self, frame: Frame) -> None:
+        (number,) = struct.unpack_from("!I", frame.message)
+        if number != self.expected or frame.size != 1024:
+            self.faults.append(number)
+        self.expected = number + 1
+        if self.expected == 100_000:
+            self.done.set()
+
+
+# --- fixtures ----------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_behind() -> Iterator[None]:
+    """Every thread a test starts (the server's, the helpers') has ended after it."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 2
+    for thread in set(threading.enumerate()) - before:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
+
+
+@pytest.fixture
+def inbox() -> queue.Queue[bytes]:
+    return queue.Queue()
+
+
+@pytest.fixture
+def ended() -> queue.Queue[tuple[str | None, str]]:
+    return queue.Queue()
+
+
+MakeServer = Callable[..., Engine]
+
+
+@pytest.fixture
+def make_server() -> Iterator[MakeServer]:
+    """``make_server(handler_class, args, max_connection=..., **options)``, accepting."""
+    servers: list[Engine] = []
+
+    def make(
+        handler_class: type[SocketHandler] = SocketHandler,
+        args: tuple[Any, ...] = (),
+        max_connection: int = 40,
+        **options: Any,
+    ) -> Engine:
+        server = Engine(ENGINE, max_connection, handler_class, args, LOOPBACK, 0, **options)
+        servers.append(server)
+        server.wait_connection()
+        return server
+
+    yield make
+    for server in servers:
+        server.close(timeout=0.5)
+
+
+@pytest.fixture
+def server(
+    make_server: MakeServer,
+    inbox: queue.Queue[bytes],
+    ended: queue.Queue[tuple[str | None, str]],
+) -> Engine:
+    return make_server(Recorder, (inbox, ended))
+
+
+Join = Callable[[], Any]
+
+
+def wait_registered(server: Server, ident: str, present: bool = True) -> None:
+    """Wait until the server lists ``ident`` (or, with ``present=False``, no longer does).
+
+    The server answers the hello, then registers the connection: a client can finish its
+    handshake a moment before the server lists it. Likewise a client sees the end of a
+    connection a moment before the server unregisters it.
+    """
+    deadline = time.monotonic() + 5
+    while server.is_connection_registered(ident) is not present:
+        assert time.monotonic() < deadline, f"{ident} registered: {not present}, still"
+        time.sleep(0.001)
+
+
+Connect = Callable[[Server, str], RawClient]
+
+
+@pytest.fixture
+def raw_clients() -> Iterator[Connect]:
+    """``raw_clients(server, ident)``: a connected RawClient, once the server lists it."""
+    made: list[RawClient] = []
+
+    def make(server: Server, ident: str) -> RawClient:
+        client = RawClient(server.port, ident)
+        made.append(client)
+        wait_registered(server, ident)
+        return client
+
+    yield make
+    for client in made:
+        client.sock.close()
+
+
+def in_thread(target: Callable[..., Any], *args: Any) -> Join:
+    """Start ``target(*args)``; the returned function joins it, then returns or raises."""
+    result: list[Any] = []
+
+    def run() -> None:
+        try:
+            result.append(target(*args))
+        except BaseException as error:
+            result.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def join() -> Any:
+        thread.join(30)
+        assert result, "the helper thread did not finish in time"
+        if isinstance(result[0], BaseException):
+            raise result[0]
+        return result[0]
+
+    return join
+
+
+def answer_the_bye(client: RawClient) -> Join:
+    """Read in a thread until the server closes, then close, as a real client does."""
+
+    def run() -> list[Frame]:
+        frames = client.until_eof()
+        client.sock.close()
+        return frames
+
+    return in_thread(run)
+
+
+# --- the API of pymasep 0.2 ---------------------------------------------------------------
+
+
+def test_the_constructor_takes_the_parameters_of_pymasep_02() -> None:
+    parameters = list(inspect.signature(Server).parameters.values())
+    positional = [(p.name, p.default) for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
+    empty = inspect.Parameter.empty
+    assert positional == [
+        ("ident", empty),
+        ("max_connection", empty),
+        ("socket_handler_class", empty),
+        ("socket_handler_args", empty),
+        ("host", empty),
+        ("port", empty),
+        ("wait_announcement", False),
+        ("log_level", logging.WARNING),
+    ]
+    # Whatever else there is comes after, by keyword only, with a default.
+    for extra in parameters[len(positional) :]:
+        assert extra.kind is extra.KEYWORD_ONLY and extra.default is not empty, extra
+    assert issubclass(Server, BaseThreadedCommunication)
+    for name in ("wait_connection", "stop_wait_connection", "wait_announcement"):
+        assert callable(getattr(Server, name)), name
+    assert callable(Server.stop_wait_announcement)
+
+
+def test_the_attributes_of_pymasep_02(inbox: queue.Queue[bytes]) -> None:
+    args = (inbox,)
+    with Server(ENGINE, 3, SocketHandlerQueue, args, LOOPBACK, 0) as server:
+        assert server.id == ENGINE
+        assert server.max_connection == 3
+        assert server.host == LOOPBACK
+        assert isinstance(server.port, int) and server.port > 0  # port 0: the one bound
+        assert server.socket is not None and server.socket.getsockname() == (LOOPBACK, server.port)
+        assert server.socket_handler_class is SocketHandlerQueue
+        assert server.socket_handler_args is args
+        assert isinstance(server.wait_connection_thread, threading.Thread)
+        assert not server.wait_connection_thread.is_alive()  # wait_connection() starts it
+        assert server._current_connections == {}
+        assert server.logger.name == "pymasep.comm.server.engine"
+        assert server.logger.level == logging.WARNING
+
+
+def test_max_connection_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_connection"):
+        Server(ENGINE, 0, SocketHandler, (), LOOPBACK, 0)
+
+
+# --- accepting -----------------------------------------------------------------------------
+
+
+def test_a_v1_client_is_accepted_and_frames_cross_both_ways(
+    server: Engine, inbox: queue.Queue[bytes], raw_clients: Connect
+) -> None:
+    client = raw_clients(server, "iface")
+    assert client.handshake.server_ident == ENGINE
+    assert server.wait_for_connections(1, 5)
+    assert server.connection_ids() == ["iface"]
+    assert server.get_connection("iface").peer_id == "iface"
+    client.send(b"action")
+    assert inbox.get(timeout=5) == b"action"
+    server.send_frame_to("iface", Frame(b"observation"))
+    assert client.recv_data() == b"observation"
+
+
+def test_wait_for_connections_times_out_with_false(server: Engine) -> None:
+    start = time.monotonic()
+    assert server.wait_for_connections(1, 0.1) is False
+    assert time.monotonic() - start < 1
+
+
+def test_frames_sent_right_behind_the_hello_are_not_lost(
+    server: Engine, inbox: queue.Queue[bytes]
+) -> None:
+    handshake = ClientHandshake("eager")
+    with socket.create_connection((LOOPBACK, server.port), timeout=5) as sock:
+        frames = b"".join(encode_frame(Frame(b"early %d" % n)) for n in range(3))
+        sock.sendall(handshake.bytes_to_send() + frames)
+        assert [inbox.get(timeout=5) for _ in range(3)] == [b"early %d" % n for n in range(3)]
+        sock.sendall(encode_frame(Frame.bye_frame()))
+        assert read_to_eof(sock).startswith(PREAMBLE)
+
+
+def test_the_accept_thread_restarts_after_stop_wait_connection(
+    server: Engine, raw_clients: Connect
+) -> None:
+    server.stop_wait_connection()
+    assert not server.wait_connection_thread.is_alive()
+    server.wait_connection()
+    raw_clients(server, "later")
+    assert server.wait_for_connections(1, 5)
+
+
+# --- no frame lost, no deadlock ------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_100000_frames_arrive_all_in_order_despite_fragmentation(
+    make_server: MakeServer, raw_clients: Connect
+) -> None:
+    done = threading.Event()
+    server = make_server(Sequencer, (done,))
+    client = raw_clients(server, "streamer")
+    rng = random.Random(7)
+    header = encode_header(FrameKind.DATA, 1024, Wire.V1)
+    filler = bytes(1020)
+    for first in range(0, 100_000, 500):
+        blob = memoryview(
+            b"".join(header + struct.pack("!I", n) + filler for n in range(first, first + 500))
+        )
+        while blob:  # reads on the server end anywhere: in headers, in payloads
+            cut = rng.choice([1, 3, 5, 6, 1000, 1029, 7777, 65536, 300_000])
+            client.sock.sendall(blob[:cut])
+            blob = blob[cut:]
+    assert done.wait(20)
+    handler = server.get_connection("streamer")
+    assert handler.faults == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.timeout(30)
+def test_5000_request_response_steps_never_deadlock(
+    make_server: MakeServer, raw_clients: Connect
+) -> None:
+    server = make_server(Echo)
+    client = raw_clients(server, "stepper")
+    for step in range(5000):
+        client.send(b"action %d" % step)
+        assert client.recv_data() == b"action %d" % step
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("size", [1 << 20, 16 << 20], ids=["1MiB", "16MiB"])
+def test_large_frames_cross_both_ways(
+    server: Engine,
+    inbox: queue.Queue[bytes],
+    raw_clients: Connect,
+    size: int,
+) -> None:
+    client = raw_clients(server, "big")
+    payload = os.urandom(size)
+    sent = in_thread(client.send, payload)
+    assert inbox.get(timeout=20) == payload
+    sent()
+    server.send_frame_to("big", Frame(payload[::-1]))
+    assert client.recv_data() == payload[::-1]
+
+
+@pytest.mark.timeout(60)
+def test_32_interfaces_exchange_both_ways(
+    server: Engine, inbox: queue.Queue[bytes], raw_clients: Connect
+) -> None:
+    clients = {f"i{n}": raw_clients(server, f"i{n}") for n in range(32)}
+    assert server.wait_for_connections(32, 5)
+    assert sorted(server.connection_ids()) == sorted(clients)
+    for step in range(50):
+        for ident, client in clients.items():
+            server.send_frame_to(ident, Frame(b"observation %d" % step))
+            client.send(f"{ident} {step}".encode())
+    for client in clients.values():
+        assert [client.recv_data() for _ in range(50)] == [b"observation %d" % s for s in range(50)]
+    received = [inbox.get(timeout=5) for _ in range(32 * 50)]
+    for ident in clients:
+        mine = [payload for payload in received if payload.split()[0] == ident.encode()]
+        assert mine == [f"{ident} {step}".encode() for step in range(50)]
+
+
+@pytest.mark.timeout(60)
+def test_four_threads_sending_to_one_interface_never_interleave(
+    server: Engine, raw_clients: Connect
+) -> None:
+    client = raw_clients(server, "target")
+
+    def send(sender: int) -> None:
+        for index in range(2000):
+            count = 16 * 1024 if index % 101 == 0 else 1 + index % 300
+            server.send_frame_to("target", Frame(struct.pack("!II", sender, index) * count))
+
+    received = in_thread(lambda: [client.recv_data() for _ in range(8000)])
+    for join in [in_thread(send, n) for n in range(4)]:
+        join()
+    last = dict.fromkeys(range(4), -1)
+    for payload in received():
+        head = payload[:8]
+        assert payload == head * (len(payload) // 8), "a frame was mixed with another"
+        sender, index = struct.unpack("!II", head)
+        assert index == last[sender] + 1, "a sender's frames arrived out of order"
+        last[sender] = index
+    assert last == dict.fromkeys(range(4), 1999)
+
+
+# --- interfaces that leave -----------------------------------------------------------------
+
+
+def _left_once(
+    server: Engine, ended: queue.Queue[tuple[str | None, str]], handler: SocketHandler
+) -> str:
+    """The reason given, once, to both hooks; the handler is unregistered and has ended."""
+    ident = handler.peer_id
+    assert ident is not None
+    hook_ident, reason = server.ended.get(timeout=5)
+    assert hook_ident == ident
+    assert ended.get(timeout=1) == (ident, reason)
+    handler.join(2)
+    assert not handler.is_alive(), "the handler thread still runs"
+    assert not server.is_connection_registered(ident)
+    assert server.ended.empty() and ended.empty(), "on_disconnect ran more than once"
+    return reason
+
+
+def test_an_interface_saying_bye_is_unregistered_and_reported_once(
+    server: Engine,
+    ended: queue.Queue[tuple[str | None, str]],
+    raw_clients: Connect,
+) -> None:
+    client = raw_clients(server, "leaver")
+    assert server.wait_for_connections(1, 5)
+    handler = server.get_connection("leaver")
+    client.send_bye()
+    assert _left_once(server, ended, handler) == CLOSED_BY_PEER
+    assert client.until_eof() == []
+    with pytest.raises(UnknownConnectionError):
+        server.send_frame_to("leaver", Frame(b"gone"))
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_an_interface_that_dies_is_unregistered_and_reported_once(
+    server: Engine,
+    ended: queue.Queue[tuple[str | None, str]],
+    raw_clients: Connect,
+    how: str,
+) -> None:
+    client = raw_clients(server, "doomed")
+    assert server.wait_for_connections(1, 5)
+    handler = server.get_connection("doomed")
+    if how == "reset":
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.sock.close()
+    assert _left_once(server, ended, handler).startswith(CONNECTION_LOST)
+
+
+def test_a_freed_slot_takes_a_new_interface(make_server: MakeServer, raw_clients: Connect) -> None:
+    server = make_server(max_connection=1)
+    raw_clients(server, "first").leave()
+    wait_registered(server, "first", present=False)
+    raw_clients(server, "second")  # not refused: the first one's slot is free
+    assert server.connection_ids() == ["second"]
+
+
+# --- bad peers -------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(20)
+def test_a_silent_client_does_not_delay_the_others(
+    server: Engine, inbox: queue.Queue[bytes], raw_clients: Connect
+) -> None:
+    assert server.handshake_timeout >= 5  # the silent one stays pending meanwhile
+    with socket.create_connection((LOOPBACK, server.port)) as silent:
+        start = time.monotonic()
+        client = raw_clients(server, "honest")
+        assert time.monotonic() - start < 1
+        client.send(b"on time")
+        assert inbox.get(timeout=5) == b"on time"
+        assert server.connection_ids() == ["honest"]
+        silent.setblocking(False)
+        with pytest.raises(BlockingIOError):  # still pending, not answered
+            silent.recv(1)
+
+
+@pytest.mark.timeout(20)
+def test_a_client_that_never_says_hello_is_closed_after_the_handshake_timeout(
+    make_server: MakeServer,
+) -> None:
+    server = make_server(handshake_timeout=0.3)
+    with socket.create_connection((LOOPBACK, server.port), timeout=5) as silent:
+        start = time.monotonic()
+        assert read_to_eof(silent) == b""
+        assert 0.2 < time.monotonic() - start < 3
+
+
+GARBAGE = {
+    "random bytes": random.Random(11).randbytes(64),
+    "an HTTP request": b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    "a truncated v1 hello": PREAMBLE + encode_frame(Frame.hello_frame("cut short"))[:7],
+    "a truncated legacy hello": legacy_frame(b"cut short")[:5],
+    "a v1 hello claiming 4 GiB": PREAMBLE + encode_header(FrameKind.HELLO, 2**32 - 1, Wire.V1),
+    "a legacy hello claiming 64 KiB": b"\xff\xff" + bytes(100),
+    "an unknown protocol version": b"\x89PMC\x07",
+    "a data frame instead of the hello": PREAMBLE + encode_frame(Frame(b"data")),
+    "an empty id": PREAMBLE + encode_header(FrameKind.HELLO, 0, Wire.V1),
+    "an id that is not UTF-8": legacy_frame(b"\xff\xfe\xfd"),
+}
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("garbage", list(GARBAGE.values()), ids=list(GARBAGE))
+def test_a_garbage_hello_closes_that_connection_only(
+    make_server: MakeServer,
+    inbox: queue.Queue[bytes],
+    ended: queue.Queue[tuple[str | None, str]],
+    raw_clients: Connect,
+    garbage: bytes,
+) -> None:
+    server = make_server(Recorder, (inbox, ended), handshake_timeout=1.0)
+    with socket.create_connection((LOOPBACK, server.port), timeout=5) as intruder:
+        intruder.sendall(garbage)
+        start = time.monotonic()
+        client = raw_clients(server, "honest")
+        assert time.monotonic() - start < 0.5, "the garbage delayed an honest client"
+        answer = read_to_eof(intruder)  # closed by the server: now, or after the timeout
+        assert time.monotonic() - start < 4
+    # A v1 intruder may be told why; it is never welcomed.
+    assert answer == b"" or answer.startswith(PREAMBLE + bytes([FrameKind.REFUSE]))
+    assert server.connection_ids() == ["honest"]
+    client.send(b"served")
+    assert inbox.get(timeout=5) == b"served"
+    server.send_frame_to("honest", Frame(b"still serving"))
+    assert client.recv_data() == b"still serving"
+
+
+def test_a_v1_hello_claiming_gigabytes_is_refused_with_a_reason(server: Engine) -> None:
+    handshake = ClientHandshake("probe")
+    with socket.create_connection((LOOPBACK, server.port), timeout=5) as intruder:
+        intruder.sendall(PREAMBLE + encode_header(FrameKind.HELLO, 3 << 30, Wire.V1))
+        with pytest.raises(ConnectionRejectedError, match="larger than the limit"):
+            handshake.receive_data(read_to_eof(intruder))
+
+
+# --- refusals ------------------------------------------------------------------------------
+
+
+def test_max_connection_refuses_the_next_client_with_a_reason(
+    make_server: MakeServer,
+    inbox: queue.Queue[bytes],
+    ended: queue.Queue[tuple[str | None, str]],
+    raw_clients: Connect,
+) -> None:
+    server = make_server(Recorder, (inbox, ended), max_connection=2)
+    first, second = raw_clients(server, "a"), raw_clients(server, "b")
+    with pytest.raises(ConnectionRejectedError) as refused:
+        raw_clients(server, "c")
+    assert "full" in refused.value.reason and "2 connections" in refused.value.reason
+    assert sorted(server.connection_ids()) == ["a", "b"]
+    first.send(b"a still here")
+    second.send(b"b still here")
+    assert {inbox.get(timeout=5), inbox.get(timeout=5)} == {b"a still here", b"b still here"}
+
+
+def test_an_id_already_connected_is_refused_and_the_first_keeps_working(
+    server: Engine, inbox: queue.Queue[bytes], raw_clients: Connect
+) -> None:
+    first = raw_clients(server, "twin")
+    with pytest.raises(ConnectionRejectedError, match="already connected") as refused:
+        raw_clients(server, "twin")
+    assert "twin" in refused.value.reason
+    assert server.connection_ids() == ["twin"]
+    first.send(b"original")
+    assert inbox.get(timeout=5) == b"original"
+    server.send_frame_to("twin", Frame(b"to the original"))
+    assert first.recv_data() == b"to the original"
+
+
+# --- sending errors ------------------------------------------------------------------------
+
+
+def test_sending_to_an_unknown_id_is_a_typed_key_error(server: Engine) -> None:
+    with pytest.raises(UnknownConnectionError) as raised:
+        server.send_frame_to("nobody", Frame(b"?"))
+    assert isinstance(raised.value, KeyError)
+
+
+def test_sending_to_a_closing_connection_raises_connection_closed(
+    server: Engine,
+    ended: queue.Queue[tuple[str | None, str]],
+    raw_clients: Connect,
+) -> None:
+    client = raw_clients(server, "slow")
+    assert server.wait_for_connections(1, 5)
+    handler = server.get_connection("slow")
+    server.send_frame_to("slow", Frame.bye_frame())
+    with pytest.raises(ConnectionClosedError):
+        server.send_frame_to("slow", Frame(b"behind the bye"))
+    assert client.until_eof() == [Frame.bye_frame()]
+    client.sock.close()
+    assert _left_once(server, ended, handler) == CLOSED_LOCALLY
+    with pytest.raises(ConnectionClosedError):
+        handler.send_frame(Frame(b"on the old handler"))
+
+
+# --- closing -------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_a_bye_through_send_frame_to_closes_after_the_queued_frames(
+    server: Engine,
+    ended: queue.Queue[tuple[str | None, str]],
+    raw_clients: Connect,
+) -> None:
+    client = raw_clients(server, "done")
+    assert server.wait_for_connections(1, 5)
+    handler = server.get_connection("done")
+    frames = [Frame(struct.pack("!I", n) + os.urandom(16 * 1024)) for n in range(500)]
+    for frame in frames:
+        server.send_frame_to("done", frame)
+    server.send_frame_to("done", Frame.bye_frame())  # what pymasep 0.2 engines do
+    assert answer_the_bye(client)() == [*frames, Frame.bye_frame()]
+    assert _left_once(server, ended, handler) == CLOSED_LOCALLY
+
+
+@pytest.mark.timeout(30)
+def test_close_delivers_every_frame_queued_before_it(
+    make_server: MakeServer,
+    inbox: queue.Queue[bytes],
+    ended: queue.Queue[tuple[str | None, str]],
+    raw_clients: Connect,
+) -> None:
+    server = make_server(Recorder, (inbox, ended))
+    clients = [raw_clients(server, f"c{n}") for n in range(2)]
+    assert server.wait_for_connections(2, 5)
+    frames = [Frame(struct.pack("!I", n) + os.urandom(16 * 1024)) for n in range(500)]
+    for frame in frames:  # 8 MB for each: most of it still queued when close() starts
+        for client in clients:
+            server.send_frame_to(client.handshake.ident, frame)
+    readers = [answer_the_bye(client) for client in clients]
+    server.close(timeout=20)
+    for read in readers:
+        assert read() == [*frames, Frame.bye_frame()]
+    assert sorted(server.ended.get(timeout=1) for _ in clients) == [
+        ("c0", CLOSED_LOCALLY),
+        ("c1", CLOSED_LOCALLY),
+    ]
+
+
+def _threads_of(server: Server, before: set[threading.Thread]) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t not in before and t.name.startswith("pymasep")]
+
+
+@pytest.mark.timeout(20)
+def test_close_ends_every_thread_within_a_second_and_frees_the_port(
+    inbox: queue.Queue[bytes], ended: queue.Queue[tuple[str | None, str]]
+) -> None:
+    before = set(threading.enumerate())
+    server = Engine(ENGINE, 8, Recorder, (inbox, ended), LOOPBACK, 0)
+    server.wait_connection()
+    port = server.port
+    clients = [RawClient(port, f"c{n}") for n in range(4)]
+    assert server.wait_for_connections(4, 5)
+    for n in range(4):  # every handler has a writer thread too
+        server.send_frame_to(f"c{n}", Frame(bytes(1 << 20)))
+    assert len(_threads_of(server, before)) >= 5
+    readers = [answer_the_bye(client) for client in clients]
+    start = time.monotonic()
+    server.close()
+    server.close()  # idempotent
+    assert time.monotonic() - start < 1
+    for read in readers:
+        assert read()[-1] == Frame.bye_frame()
+    deadline = time.monotonic() + 1
+    for thread in _threads_of(server, before):
+        thread.join(max(0.0, deadline - time.monotonic()))
+    assert [t.name for t in _threads_of(server, before)] == []
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((LOOPBACK, port), timeout=2).close()
+    with pytest.raises(RuntimeError, match="closed"):
+        server.wait_connection()
+    with Server(ENGINE, 1, SocketHandler, (), LOOPBACK, port) as again:  # the port is free
+        assert again.port == port
+
+
+@pytest.mark.timeout(20)
+def test_close_cuts_interfaces_that_never_answer(
+    make_server: MakeServer, raw_clients: Connect
+) -> None:
+    server = make_server()
+    for n in range(4):
+        raw_clients(server, f"mute{n}")  # they never read, never close
+    assert server.wait_for_connections(4, 5)
+    start = time.monotonic()
+    server.close(timeout=0.3)
+    assert time.monotonic() - start < 1
+    assert server.connection_ids() == []
+
+
+def test_the_context_manager_closes(inbox: queue.Queue[bytes]) -> None:
+    with Server(ENGINE, 1, SocketHandlerQueue, (inbox,), LOOPBACK, 0) as server:
+        server.wait_connection()
+        client = RawClient(server.port, "inside")
+        assert server.wait_for_connections(1, 5)
+        read = answer_the_bye(client)
+    assert read() == [Frame.bye_frame()]
+    assert server.connection_ids() == []
+    assert not server.wait_connection_thread.is_alive()
+
+
+def test_a_server_never_started_closes_cleanly() -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    Server(ENGINE, 1, SocketHandler, (), LOOPBACK, 0).close()
+    assert len(os.listdir("/proc/self/fd")) <= before
+
+
+@pytest.mark.timeout(60)
+def test_50_connect_close_cycles_leave_no_thread_and_no_descriptor(
+    server: Engine, raw_clients: Connect
+) -> None:
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    raw_clients(server, "warm-up").leave()
+    threads, fds = len(threading.enumerate()), descriptors()
+    for cycle in range(50):
+        client = raw_clients(server, f"cycle-{cycle}")
+        client.send(b"hi")
+        if cycle % 2:
+            client.leave()  # the interface leaves
+        else:
+            server.send_frame_to(f"cycle-{cycle}", Frame.bye_frame())  # the engine sends it away
+            assert answer_the_bye(client)() == [Frame.bye_frame()]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (
+        len(threading.enumerate()) > threads or descriptors() > fds
+    ):
+        time.sleep(0.01)
+    assert len(threading.enumerate()) <= threads
+    assert descriptors() <= fds
+    assert server.connection_ids() == []
+
+
+# --- both wires on one port ---------------------------------------------------------------
+
+
+def test_a_pymasep_02_client_and_a_v1_client_share_the_port(
+    server: Engine,
+    inbox: queue.Queue[bytes],
+    ended: queue.Queue[tuple[str | None, str]],
+    raw_clients: Connect,
+) -> None:
+    modern = raw_clients(server, "modern")
+    with socket.create_connection((LOOPBACK, server.port), timeout=5) as old:
+        old.sendall(legacy_frame(b"old"))  # 0.2's hello: the bare id
+        assert read_exactly(old, 2 + len(ENGINE)) == legacy_frame(ENGINE.encode())
+        assert server.wait_for_connections(2, 5)
+        assert server.get_connection("old").wire is Wire.LEGACY
+        assert server.get_connection("modern").wire is Wire.V1
+        handler = server.get_connection("old")
+        old.sendall(legacy_frame(b"from 0.2"))
+        modern.send(b"from v1")
+        assert {inbox.get(timeout=5), inbox.get(timeout=5)} == {b"from 0.2", b"from v1"}
+        server.send_frame_to("old", Frame(b"to 0.2"))
+        server.send_frame_to("modern", Frame(b"to v1"))
+        assert read_exactly(old, 8) == legacy_frame(b"to 0.2")
+        assert modern.recv_data() == b"to v1"
+        with pytest.raises(FrameTooLargeError):  # 0.2's 2-byte length cannot carry it
+            server.send_frame_to("old", Frame(bytes(65_536)))
+        server.send_frame_to("old", Frame(bytes(65_535)))  # the largest that fits
+        assert read_exactly(old, 2 + 65_535) == legacy_frame(bytes(65_535))
+        server.send_frame_to("modern", Frame(bytes(65_536)))  # v1 is not limited
+        assert modern.recv_data() == bytes(65_536)
+        old.sendall(legacy_frame(b"BYE"))  # 0.2's bye
+        assert _left_once(server, ended, handler) == CLOSED_BY_PEER
+    assert server.connection_ids() == ["modern"]
+
+
+def test_a_pymasep_02_client_is_refused_by_closing_when_full(make_server: MakeServer) -> None:
+    server = make_server(max_connection=1)
+    with (
+        socket.create_connection((LOOPBACK, server.port), timeout=5) as first,
+        socket.create_connection((LOOPBACK, server.port), timeout=5) as second,
+    ):
+        first.sendall(legacy_frame(b"first"))
+        assert read_exactly(first, 2 + len(ENGINE)) == legacy_frame(ENGINE.encode())
+        second.sendall(legacy_frame(b"second"))
+        assert read_to_eof(second) == b""  # 0.2's wire has no way to say why
+
+
+# --- logging and callbacks ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("level", [logging.DEBUG, "DEBUG", "ERROR"])
+def test_logs_go_to_pymasep_comm_loggers_and_nothing_to_disk(
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    level: str | int,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    inbox: queue.Queue[bytes] = queue.Queue()
+    with caplog.at_level(logging.DEBUG, logger="pymasep.comm"):
+        with Server("logged", 2, SocketHandlerQueue, (inbox,), LOOPBACK, 0, log_level=level) as s:
+            expected = logging.getLevelName(level) if isinstance(level, str) else level
+            assert s.logger.level == expected
+            s.wait_connection()
+            client = RawClient(s.port, "chatty")
+            client.send(b"hello")
+            assert inbox.get(timeout=5) == b"hello"
+            read = answer_the_bye(client)
+        read()
+    assert list(tmp_path.iterdir()) == []  # no logs/ directory, no file at all
+    assert {r.name for r in caplog.records} <= {"pymasep.comm.server.logged"}
+    if level == "ERROR":
+        assert caplog.records == []
+    else:
+        assert any("chatty" in r.getMessage() for r in caplog.records)
+
+
+def test_on_receive_raising_does_not_cut_the_connection(
+    make_server: MakeServer,
+    inbox: queue.Queue[bytes],
+    raw_clients: Connect,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Fragile(SocketHandlerQueue):
+        def on_receive(self, frame: Frame) -> None:
+            if frame.message == b"boom":
+                raise RuntimeError("application bug")
+            super().on_receive(frame)
+
+    server = make_server(Fragile, (inbox,))
+    client = raw_clients(server, "fragile")
+    with caplog.at_level(logging.ERROR, logger="pymasep.comm"):
+        for payload in (b"one", b"boom", b"two"):
+            client.send(payload)
+        assert [inbox.get(timeout=5), inbox.get(timeout=5)] == [b"one", b"two"]
+    assert server.is_connection_registered("fragile")
+    server.send_frame_to("fragile", Frame(b"still connected"))
+    assert client.recv_data() == b"still connected"
+    assert any("application bug" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
