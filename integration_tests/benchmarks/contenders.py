@@ -14,9 +14,11 @@ ratios (pymasep-comm / contender, above 1 is faster). The contenders:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -38,6 +40,7 @@ SCALE = {8: 3000, 64: 500, 256: 120}
 """Connected interfaces -> broadcasts of a 1 KiB frame per run."""
 SCALE_PAYLOAD = 1024
 CODEC_COUNT = {"observation": 150, "action": 5000}
+TOO_BIG = "frame too large: a 0.2 frame holds at most 65,535 bytes (2-byte length)"
 LEGACY_BUDGET = 20.0
 """Seconds a 0.2 stream or broadcast may take before it counts as stalled."""
 LEGACY_ROUND_TRIP_BUDGET = 2.0
@@ -74,17 +77,32 @@ def _in_process(python: str, script: str, args: tuple[object, ...], timeout: flo
     """Run ``script`` (from this folder) in a fresh process; return its operations/s."""
     command = [python, str(HERE / script), *map(str, args)]
     env = dict(os.environ, PYGAME_HIDE_SUPPORT_PROMPT="1", SDL_VIDEODRIVER="dummy")
+    env["LEGACY02_LIMIT"] = str(timeout - 10)  # legacy02 reports a hang itself, first
     env.pop("PYTHONPATH", None)
     with tempfile.TemporaryDirectory() as cwd:  # 0.2 writes logs/ in its directory
+        # A session of its own: whatever the run forks is ended with it, by group id.
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         try:
-            done = subprocess.run(
-                command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-            )
+            stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise NotMeasuredError(f"hung: no result within {timeout:g} s") from None
-    lines = done.stdout.strip().splitlines()
+            stdout, stderr = "", ""
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    lines = stdout.strip().splitlines()
     if not lines:
-        raise NotMeasuredError(f"crashed (exit {done.returncode}): {done.stderr.strip()[-200:]}")
+        raise NotMeasuredError(
+            f"hung or crashed (exit {process.returncode}): {stderr.strip()[-200:]}"
+        )
     result = json.loads(lines[-1])
     if "failure" in result:
         raise NotMeasuredError(result["failure"])
@@ -123,7 +141,6 @@ def _zmq(name: str, *args: Any) -> Measure:
 def _workloads(observation: bytes, payload_file: str) -> list[tuple[str, str, dict[str, Measure]]]:
     """(workload, unit, contender -> measure); pymasep-comm first."""
     small = bytes(transport.STREAM_PAYLOAD)
-    too_big = "cannot: a 0.2 frame holds at most 65,535 bytes (2-byte length)"
     found: list[tuple[str, str, dict[str, Measure]]] = [
         (
             CODEC_OBSERVATION,
@@ -168,7 +185,7 @@ def _workloads(observation: bytes, payload_file: str) -> list[tuple[str, str, di
             "bytes/s",
             {
                 OURS: lambda: transport.ours_big_frame(transport.BIG_FRAME),
-                LEGACY: _not_possible(too_big),
+                LEGACY: _not_possible(TOO_BIG),
                 ZMQ: _zmq("big_frame", transport.BIG_FRAME),
             },
         ),
@@ -195,7 +212,7 @@ def _workloads(observation: bytes, payload_file: str) -> list[tuple[str, str, di
 def _broadcast(interfaces: int, broadcasts: int, payload: bytes, file: str) -> dict[str, Measure]:
     legacy: Measure = lambda: _legacy("fan_out", interfaces, broadcasts, file, LEGACY_BUDGET)  # noqa: E731
     if len(payload) > 65_535:
-        legacy = _not_possible("cannot: a 0.2 frame holds at most 65,535 bytes (2-byte length)")
+        legacy = _not_possible(TOO_BIG)
     return {
         OURS: lambda: fanout.ours(interfaces, broadcasts, payload),
         BARE: lambda: fanout.bare(interfaces, broadcasts, payload),
@@ -234,7 +251,12 @@ def run(rounds: int = 5) -> list[dict[str, Any]]:
                     try:
                         results.setdefault(key, []).append(measure())
                     except NotMeasuredError as error:
-                        failures[key] = str(error)
+                        done = len(results.get(key, []))
+                        failures[key] = (
+                            str(error)
+                            if not done
+                            else (f"{error} (in round {round_index + 1}, after {done} good rounds)")
+                        )
                     except Exception as error:  # a broken run is reported, never hidden
                         failures[key] = f"failed in round {round_index + 1}: {error!r}"
             print(f"contenders: round {round_index + 1} of {rounds} done", file=sys.stderr)

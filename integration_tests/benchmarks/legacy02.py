@@ -77,6 +77,12 @@ _ENGINE: dict[str, Any] = {}
 
 def _engine(mode: str, shared: dict[str, Any]) -> None:
     """The 0.2 engine: a Server on loopback; ``sink``, ``echo`` or ``broadcast``."""
+    # The engine must never outlive its run, nor hold the pipes the result is read from:
+    # 0.2's send blocks for good once its peer is gone.
+    _exit_after(shared["timeout"] + 30)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for stream in (0, 1, 2):
+        os.dup2(devnull, stream)
     try:
         _ENGINE["shared"] = shared
         handler = {"sink": _Sink, "echo": _Echo}.get(mode, SocketHandler)
@@ -272,8 +278,24 @@ def codec(kind: str, count: int) -> dict[str, Any]:
 WORKLOADS = {"stream": stream, "round_trip": round_trip, "fan_out": fan_out, "codec": codec}
 
 
+def _exit_after(seconds: float, message: str | None = None) -> None:
+    """End this process after ``seconds``, printing ``message`` first, whatever 0.2 does."""
+
+    def end() -> None:
+        if message is not None:
+            sys.stdout.write(json.dumps({"failure": message}) + "\n")
+            sys.stdout.flush()
+        os._exit(3)
+
+    timer = threading.Timer(seconds, end)
+    timer.daemon = True
+    timer.start()
+
+
 def main() -> None:
     name, *raw = sys.argv[1:]
+    limit = float(os.environ.get("LEGACY02_LIMIT", "50"))
+    _exit_after(limit, f"hung: pymasep 0.2 made no result within {limit:g} s")
     args = [arg if not arg.replace(".", "", 1).isdigit() else float(arg) for arg in raw]
     args = [int(arg) if isinstance(arg, float) and arg.is_integer() else arg for arg in args]
     try:

@@ -29,6 +29,25 @@ EXPLANATIONS = [
         "{bare_vs_legacy} faster than pymasep 0.2 in this run: 8x would take not parsing "
         "the observation at all on receipt.",
     ),
+    (
+        ("observation", "bare lxml", "default heap"),
+        "With glibc's default heap, the loop's 50 KB documents keep crossing glibc's trim "
+        "threshold, and which side of it a loop falls on decides a third of its time "
+        "(see integration_tests/benchmarks/message_codec.py). The steady-heap row, the "
+        "state of a long-running engine, is the one that measures the code.",
+    ),
+    (
+        ("round trip",),
+        "A round trip crosses threads on both sides: the engine's reader thread decodes "
+        "the request and calls `on_receive`, which sends the echo; the interface's reader "
+        "thread reads the reply and hands it to the waiting thread through a queue. The "
+        "bare loop sends and receives in the one thread that waits. Measured apart (a "
+        "bare-socket client against a pymasep-comm engine), about a third of the gap is "
+        "the engine's Python path per frame, two thirds the hand-off to the waiting thread, "
+        "one thread wake-up per round trip. That hand-off is the price of a connection "
+        "that never blocks the game loop; pyzmq, whose I/O threads hand messages over the "
+        "same way, is slower still (its column).",
+    ),
 ]
 
 
@@ -98,7 +117,7 @@ def _verdicts(rows: list[dict[str, Any]], target_of: Any) -> list[str]:
     return lines
 
 
-def _chart(table: dict[str, dict[str, dict[str, Any]]], path: Path) -> str | None:
+def _chart(table: dict[str, dict[str, dict[str, Any]]], path: Path, target_of: Any) -> str | None:
     """Draw the ratios as grouped horizontal bars (log scale); return why not, if not."""
     try:
         import matplotlib
@@ -109,21 +128,36 @@ def _chart(table: dict[str, dict[str, dict[str, Any]]], path: Path) -> str | Non
         return f"matplotlib is not installed ({error})"
     workloads = list(table)
     height = 0.8 / len(COLUMNS)
-    figure, axes = plt.subplots(figsize=(9, 0.55 * len(workloads) + 1.6))
+    figure, axes = plt.subplots(figsize=(10, 0.6 * len(workloads) + 1.6))
+    targets_shown = False
     for index, column in enumerate(COLUMNS):
         positions, ratios = [], []
         for place, workload in enumerate(workloads):
             row = table[workload].get(column)
-            if row is not None and row.get("ratio"):
-                positions.append(place + (index - 1) * height)
-                ratios.append(row["ratio"])
+            if row is None:
+                continue
+            position = place + (index - 1) * height
+            if not row.get("ratio"):  # say why, where the bar would be
+                why = str(row.get("note", "")).partition(": ")[2].split(":")[0]
+                axes.text(1.05, position, f"{column}: {why}", fontsize=6.5, va="center",
+                          color="dimgray", style="italic")  # fmt: skip
+                continue
+            positions.append(position)
+            ratios.append(row["ratio"])
+            target = target_of(row)
+            if target is not None:
+                axes.plot([target], [position], marker="|", markersize=9, color="crimson",
+                          linestyle="none", label=None if targets_shown else "target")  # fmt: skip
+                targets_shown = True
         bars = axes.barh(positions, ratios, height, label=f"vs {column}", color=_COLORS[column])
         axes.bar_label(bars, labels=[f"{r:.2f}x" for r in ratios], fontsize=7, padding=2)
     axes.axvline(1.0, color="black", linewidth=0.8)
     axes.set_xscale("log")
+    left, right = axes.get_xlim()
+    axes.set_xlim(left, right * 4)  # room for the labels of the longest bars
     axes.set_yticks(range(len(workloads)), workloads, fontsize=8)
     axes.invert_yaxis()
-    axes.set_xlabel("pymasep-comm speed ÷ contender speed (log scale; right of 1 = faster)")
+    axes.set_xlabel("pymasep-comm speed / contender speed (log scale; right of 1 = faster)")
     axes.legend(fontsize=8, loc="lower right")
     axes.set_title("pymasep-comm against other ways to do the same work", fontsize=10)
     figure.tight_layout()
@@ -136,7 +170,7 @@ def _chart(table: dict[str, dict[str, dict[str, Any]]], path: Path) -> str | Non
 def write(rows: list[dict[str, Any]], page: Path, chart: Path, rounds: int, target_of: Any) -> None:
     """Write the page and the chart for ``rows`` (``target_of(row)``: its target or None)."""
     table = _pivot(rows)
-    no_chart = _chart(table, chart)
+    no_chart = _chart(table, chart, target_of)
     lines = [
         "# Benchmarks",
         "",
@@ -175,22 +209,39 @@ def write(rows: list[dict[str, Any]], page: Path, chart: Path, rounds: int, targ
         "",
         "## The workloads",
         "",
-        "* **observation codec**: a Message whose parameters hold an observation (a `State`",
-        "  element with 200 `Object` children of 5 `Characteristic` each, about 50 KB of",
-        "  XML), encoded to bytes then decoded. Bare Python: the same tree with lxml alone.",
-        "* **small ACTION codec**: the same for a small `action` Message.",
+        "* **message codec: observation**: a Message whose parameters hold an observation (a",
+        "  `State` element with 200 `Object` children of 5 `Characteristic` each, about",
+        "  50 KB of XML), encoded to bytes then decoded. Bare Python: the same tree through",
+        "  lxml's `tostring` and `fromstring` alone. Against pymasep 0.2, both run in fresh",
+        "  processes with glibc's default heap; 0.2 carries the tree through `to_xml()`.",
+        "* **message codec: small action**: the same for a one-element `action` Message.",
         "* **stream of 1 KiB frames**: one-way, interface to engine, as fast as they go.",
         "* **round trip of a small frame**: the interface sends 4 bytes, the engine echoes.",
         "* **one 16 MiB frame**: sent and received whole.",
-        "* **fan-out of one observation**: the engine encodes the observation once and",
-        "  sends it to each of 64 connected interfaces; timed until all have it.",
-        "* **broadcast of 1 KiB to N interfaces**: how the time per broadcast grows with the",
-        "  number of interfaces (8, 64, 256).",
+        "* **fan-out of one observation**: the engine has the observation's bytes (encoded",
+        "  once) and sends them to each of 64 connected interfaces; timed from the start",
+        "  signal until every interface has every frame.",
+        "* **broadcast of 1 KiB to N interfaces**: the same with a 1 KiB frame, for 8, 64",
+        "  and 256 connected interfaces: how the time per broadcast grows with them.",
         "",
-        "Contenders: *bare Python* is plain `socket` code (one `sendall` per frame, a",
-        "`selectors` loop to read many sockets) or plain lxml; *pymasep 0.2* is the",
-        "original (PyPI `pymasep==0.2`) in its own virtualenv; *pyzmq* is ZeroMQ",
-        "DEALER/ROUTER over TCP.",
+        "Contenders: *bare Python* is plain `socket` code (one `sendall` per frame, one",
+        "`selectors` loop reading every interface's socket) or plain lxml; *pymasep 0.2* is",
+        "the original (PyPI `pymasep==0.2`) in its own virtualenv, as a 0.2 game would use",
+        "it; *pyzmq* is ZeroMQ DEALER (interface) / ROUTER (engine) over TCP, the ROUTER",
+        "blocking rather than dropping when a queue is full.",
+        "",
+        "## Reading the table",
+        "",
+        "* pymasep-comm gives each connection a reader thread, so that a slow interface",
+        "  never blocks the engine; the bare broadcast baseline reads every socket from one",
+        "  loop in one thread. With many interfaces in one process, as in the broadcasts",
+        "  here, those threads take turns on the GIL and wake up once per frame, which",
+        "  the one-loop baseline does not pay. A real interface is a process of its own.",
+        "* Where pymasep 0.2 has no number, the note says why: it cannot carry the frame,",
+        "  or it garbled frames or stalled (its receiver reads a frame with one `recv()`",
+        "  and never asks for the rest). 0.2 is not run again for a workload once it failed.",
+        "  Its round trip waits for TCP's delayed acknowledgement (it writes a frame in two",
+        "  pieces without `TCP_NODELAY`), hence ratios in the hundreds.",
         "",
         "## Run",
         "",
