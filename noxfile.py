@@ -19,7 +19,7 @@ NEEDS = {"core": ("core",), "server": ("core", "server"), "client": ("core", "cl
 TEST_REQUIREMENTS = ("pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100")
 
 nox.needs_version = ">=2024.3.2"
-nox.options.sessions = ["tests", "integration", "lint", "typecheck", "interop"]
+nox.options.sessions = ["tests", "integration", "lint", "typecheck", "interop", "games"]
 nox.options.error_on_external_run = True
 
 
@@ -144,7 +144,7 @@ def games(session: nox.Session) -> None:
     import shutil
     import sys
 
-    session.install("pytest>=8", "pytest-timeout>=2.3", "hatchling>=1.27")
+    session.install("pytest>=8", "pytest-timeout>=2.3", "hatchling>=1.27", "pip>=22.3")
     version = (ROOT / "VERSION").read_text().strip()
     tmp = Path(session.create_tmp()).resolve()  # the processes run in other directories
     wheels = tmp / "wheels"
@@ -155,13 +155,14 @@ def games(session: nox.Session) -> None:
     pythons = {}
     for side in ("server", "client"):
         venv = tmp / f"{side}-venv"
-        session.run("python", "-m", "venv", "--clear", str(venv))
+        # Without pip of its own (ensurepip is slow): this session's pip (--python)
+        # installs into it, lxml from the index and pymasep-comm from the wheels' files.
+        session.run("python", "-m", "venv", "--clear", "--without-pip", str(venv))
         python = str(venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
-        pip = (python, "-m", "pip", "--quiet")
-        # lxml from the index; pymasep-comm from the wheels alone, pins resolved there.
-        session.run(*pip, "install", "lxml", external=True)
-        local = ("--no-index", "--find-links", str(wheels), f"pymasep-comm-{side}=={version}")
-        session.run(*pip, "install", *local, external=True)
+        files = [
+            str(next(wheels.glob(f"pymasep_comm_{n}-{version}-*.whl"))) for n in ("core", side)
+        ]
+        session.run("python", "-m", "pip", "--quiet", "--python", python, "install", "lxml", *files)
         pythons[side] = python
     env = {"GAMES_ENGINE_PYTHON": pythons["server"], "GAMES_INTERFACE_PYTHON": pythons["client"]}
     session.run("pytest", "-rs", "--timeout", "120", str(GAMES), *session.posargs, env=env)
