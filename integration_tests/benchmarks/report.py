@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,40 @@ def _chart(table: dict[str, dict[str, dict[str, Any]]], path: Path, target_of: A
     return None
 
 
+def _scale(rows: list[dict[str, Any]]) -> list[str]:
+    """How the time per broadcast grows with the interfaces, for each contender measured:
+    relative to the fewest interfaces, beside what linear growth would give."""
+    speeds: dict[int, dict[str, float]] = {}  # interfaces -> contender -> broadcasts/s
+    for row in rows:
+        match = re.fullmatch(r"broadcast of .* to (\d+) interfaces", _workload(row))
+        if match is None:
+            continue
+        found = speeds.setdefault(int(match[1]), {})
+        if row.get("ops_per_s"):
+            found["pymasep-comm"] = row["ops_per_s"]
+        if row.get("baseline_ops_per_s"):
+            found[_column(row)] = row["baseline_ops_per_s"]
+    if len(speeds) < 2:
+        return []
+    counts = sorted(speeds)
+    fewest = counts[0]
+    names = [n for n in ("pymasep-comm", *COLUMNS) if all(n in speeds[c] for c in counts)]
+    lines = [
+        "## Scale",
+        "",
+        f"Time per broadcast, relative to {fewest} interfaces (linear growth is the",
+        "interface count's own ratio):",
+        "",
+        "| interfaces | linear | " + " | ".join(names) + " |",
+        "| ---: | ---: | " + " | ".join("---:" for _ in names) + " |",
+    ]
+    for count in counts:
+        growth = [speeds[fewest][n] / speeds[count][n] for n in names]
+        cells = " | ".join(f"{g:.1f}x" for g in growth)
+        lines.append(f"| {count} | {count / fewest:g}x | {cells} |")
+    return [*lines, ""]
+
+
 def write(rows: list[dict[str, Any]], page: Path, chart: Path, rounds: int, target_of: Any) -> None:
     """Write the page and the chart for ``rows`` (``target_of(row)``: its target or None)."""
     table = _pivot(rows)
@@ -207,6 +242,7 @@ def write(rows: list[dict[str, Any]], page: Path, chart: Path, rounds: int, targ
         "",
         *_verdicts(rows, target_of),
         "",
+        *_scale(rows),
         "## The workloads",
         "",
         "* **message codec: observation**: a Message whose parameters hold an observation (a",
