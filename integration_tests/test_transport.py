@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from peers import assert_settles, descriptors
 
 from pymasep.comm.client import Client
 from pymasep.comm.core import (
@@ -279,17 +280,8 @@ def test_close_ends_every_thread_and_frees_the_port(inbox: queue.Queue[bytes]) -
 
 @pytest.mark.timeout(60)
 def test_50_connect_close_cycles_leave_no_thread_and_no_descriptor(server: Server) -> None:
-    def descriptors() -> int:
-        return len(os.listdir("/proc/self/fd"))
-
     connect(server, "warm-up").close()
     threads, fds = len(threading.enumerate()), descriptors()
     for cycle in range(50):
         connect(server, f"cycle-{cycle}").close()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and (
-        len(threading.enumerate()) > threads or descriptors() > fds
-    ):
-        time.sleep(0.02)
-    assert len(threading.enumerate()) <= threads
-    assert descriptors() <= fds
+    assert_settles(threads, fds)

@@ -9,3 +9,5 @@ from pathlib import Path
 SUPPORT = Path(__file__).resolve().parent / "support"
 if str(SUPPORT) not in sys.path:
     sys.path.insert(0, str(SUPPORT))
+
+pytest_plugins = ["peers"]  # the shared fixtures (inbox, ended, no_thread_left_behind)

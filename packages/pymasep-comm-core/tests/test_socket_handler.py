@@ -16,11 +16,11 @@ import socket
 import struct
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from peers import LOOPBACK, Echo, RawPeer, Recorder, Sequencer, read_exactly
 
 from pymasep.comm.core import (
     CommunicationTimeoutError,
@@ -38,107 +38,9 @@ from pymasep.comm.core import (
 from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
 from pymasep.comm.core.wire import encode_header
 
-LOOPBACK = "127.0.0.1"
 LOGGER = logging.getLogger("pymasep.comm.tests.socket_handler")
-
-
-# --- the hand-driven peer ----------------------------------------------------------------
-
-
-class RawPeer:
-    """The far end of a handler's socket: plain ``send``/``recv`` and core's codec."""
-
-    def __init__(self, sock: socket.socket, wire: Wire = Wire.V1) -> None:
-        self.sock = sock
-        self.sock.settimeout(20)
-        self.wire = wire
-        self.decoder = FrameDecoder(wire)
-        self.frames: deque[Frame] = deque()
-
-    def send(self, payload: bytes) -> None:
-        self.sock.sendall(encode_frame(Frame(payload), self.wire))
-
-    def send_bye(self) -> None:
-        self.sock.sendall(encode_frame(Frame.bye_frame(), self.wire))
-
-    def recv_frame(self, size: int = 65536) -> Frame | None:
-        """The next frame of any kind, or None at the end of the stream."""
-        while not self.frames:
-            data = self.sock.recv(size)
-            if not data:
-                return None
-            self.frames.extend(self.decoder.feed(data))
-        return self.frames.popleft()
-
-    def recv_data(self) -> bytes:
-        frame = self.recv_frame()
-        assert frame is not None, "the connection ended"
-        assert frame.kind is FrameKind.DATA, frame
-        return frame.message
-
-    def until_eof(self) -> list[Frame]:
-        frames = []
-        while (frame := self.recv_frame()) is not None:
-            frames.append(frame)
-        return frames
-
-
-def read_exactly(sock: socket.socket, count: int) -> bytes:
-    data = b""
-    while len(data) < count:
-        chunk = sock.recv(count - len(data))
-        assert chunk, f"the stream ended after {len(data)} of {count} bytes"
-        data += chunk
-    return data
-
-
-class Recorder(SocketHandlerQueue):
-    """Queues what it receives and every ``on_disconnect`` call."""
-
-    def __init__(
-        self,
-        conn: socket.socket,
-        addr: Any,
-        logger: logging.Logger,
-        inbox: queue.Queue[bytes],
-        ended: queue.Queue[str],
-    ) -> None:
-        super().__init__(conn, addr, logger, inbox)
-        self.ended = ended
-
-    def on_disconnect(self, reason: str) -> None:
-        self.ended.put(reason)
-
-
-class Echo(SocketHandler):
-    def on_receive(self, frame: Frame) -> None:
-        self.send_frame_async(frame)
-
-
-class Sequencer(SocketHandler):
-    """Checks that frames carry 0, 1, 2, ... in their first four bytes; counts them."""
-
-    def __init__(
-        self,
-        conn: socket.socket,
-        addr: Any,
-        logger: logging.Logger,
-        total: int,
-        size: int,
-        done: threading.Event,
-    ) -> None:
-        super().__init__(conn, addr, logger)
-        self.total, self.size, self.done = total, size, done
-        self.expected = 0
-        self.faults: list[str] = []
-
-    def on_receive(self, frame: Frame) -> None:
-        (number,) = struct.unpack_from("!I", frame.message)
-        if number != self.expected or frame.size != self.size:
-            self.faults.append(f"got #{number} ({frame.size} bytes), expected #{self.expected}")
-        self.expected = number + 1
-        if self.expected == self.total:
-            self.done.set()
+# Every thread a test starts (handlers, helpers) has ended after it.
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
 
 
 # --- fixtures ----------------------------------------------------------------------------
@@ -153,17 +55,6 @@ def tcp_pair() -> tuple[socket.socket, socket.socket]:
 
 def make_pair(kind: str) -> tuple[socket.socket, socket.socket]:
     return socket.socketpair() if kind == "socketpair" else tcp_pair()
-
-
-@pytest.fixture(autouse=True)
-def no_thread_left_behind() -> Iterator[None]:
-    """Every thread a test starts (handlers, writers, helpers) has ended after it."""
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 2
-    for thread in set(threading.enumerate()) - before:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
 
 
 Connect = Callable[..., tuple[Any, RawPeer]]
@@ -182,7 +73,7 @@ def connect() -> Iterator[Connect]:
     ) -> tuple[Any, RawPeer]:
         conn, other = make_pair(kind)
         handler = handler_class(conn, "peer", LOGGER, *args)
-        peer = RawPeer(other)
+        peer = RawPeer(other, recv_size=65536)
         made.append((handler, peer))
         if start:
             handler.start()
