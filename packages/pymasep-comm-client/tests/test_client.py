@@ -10,7 +10,6 @@ import inspect
 import logging
 import os
 import queue
-import random
 import socket
 import struct
 import threading
@@ -24,13 +23,18 @@ from peers import (
     Join,
     RawPeer,
     Recorder,
+    RecordsDisconnects,
     Sequencer,
     answer_the_bye,
+    assert_never_interleaved,
     assert_settles,
     descriptors,
     in_thread,
     legacy_frame,
+    numbered_frames,
     read_exactly,
+    send_fragmented,
+    tagged,
 )
 
 from pymasep.comm.client import Client
@@ -149,15 +153,8 @@ def pymasep_02(conn: socket.socket) -> tuple[socket.socket, bytes]:
 # --- handlers and clients that record -----------------------------------------------------
 
 
-class Interface(Client):
-    """Records ``on_disconnect(ident, reason)``."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ended: queue.Queue[tuple[str, str]] = queue.Queue()
-
-    def on_disconnect(self, ident: str, reason: str) -> None:
-        self.ended.put((ident, reason))
+class Interface(RecordsDisconnects, Client):
+    """Records ``on_disconnect(ident, reason)`` in ``ended``."""
 
 
 # --- fixtures --------------------------------------------------------------------------------
@@ -303,17 +300,9 @@ def test_100000_frames_arrive_all_in_order_despite_fragmentation(
     done = threading.Event()
     client = make_client(Sequencer, (100_000, 1024, done))
     peer = connect(client, raw_server)
-    rng = random.Random(13)
-    header = encode_header(FrameKind.DATA, 1024, Wire.V1)
-    filler = bytes(1020)
-    for first in range(0, 100_000, 500):
-        blob = memoryview(
-            b"".join(header + struct.pack("!I", n) + filler for n in range(first, first + 500))
-        )
-        while blob:  # reads on the client end anywhere: in headers, in payloads
-            cut = rng.choice([1, 2, 4, 5, 999, 1029, 8191, 65536, 300_000])
-            peer.sock.sendall(blob[:cut])
-            blob = blob[cut:]
+    frames = numbered_frames(100_000, 1024, batch=500)
+    sizes = (1, 2, 4, 5, 999, 1029, 8191, 65536, 300_000)
+    send_fragmented(peer.sock, frames, seed=13, sizes=sizes)  # the client's reads end anywhere
     assert done.wait(20)
     assert client.get_connection(ENGINE).faults == []  # type: ignore[attr-defined]
 
@@ -363,19 +352,12 @@ def test_four_threads_sending_at_once_never_interleave(
     def send(sender: int) -> None:
         for index in range(2000):
             count = 16 * 1024 if index % 101 == 0 else 1 + index % 300
-            client.send_frame_to(ENGINE, Frame(struct.pack("!II", sender, index) * count))
+            client.send_frame_to(ENGINE, Frame(tagged(sender, index, count)))
 
     received = in_thread(lambda: [peer.recv_data() for _ in range(8000)])
     for join in [in_thread(send, n) for n in range(4)]:
         join()
-    last = dict.fromkeys(range(4), -1)
-    for payload in received():
-        head = payload[:8]
-        assert payload == head * (len(payload) // 8), "a frame was mixed with another"
-        sender, index = struct.unpack("!II", head)
-        assert index == last[sender] + 1, "a sender's frames arrived out of order"
-        last[sender] = index
-    assert last == dict.fromkeys(range(4), 1999)
+    assert_never_interleaved(received(), senders=4, per_sender=2000)
 
 
 # --- connecting fails clearly ---------------------------------------------------------------

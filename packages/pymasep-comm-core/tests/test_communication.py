@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from peers import RawPeer, answer_the_bye
+from peers import RawPeer, RecordsDisconnects, answer_the_bye
 
 from pymasep.comm.core import (
     BaseThreadedCommunication,
@@ -35,16 +35,12 @@ from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CON
 pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
 
 
-class Hub(BaseThreadedCommunication):
-    """Records every ``on_disconnect(ident, reason)``."""
+class Hub(RecordsDisconnects, BaseThreadedCommunication):
+    """Records every ``on_disconnect(ident, reason)`` in ``ended``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.ended: queue.Queue[tuple[str, str]] = queue.Queue()
         self.peers: list[RawPeer] = []  # the far ends, closed by the fixture
-
-    def on_disconnect(self, ident: str, reason: str) -> None:
-        self.ended.put((ident, reason))
 
 
 @pytest.fixture

@@ -20,7 +20,18 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from peers import LOOPBACK, Echo, RawPeer, Recorder, Sequencer, read_exactly
+from peers import (
+    LOOPBACK,
+    Echo,
+    RawPeer,
+    Recorder,
+    Sequencer,
+    assert_never_interleaved,
+    numbered_frames,
+    read_exactly,
+    send_fragmented,
+    tagged,
+)
 
 from pymasep.comm.core import (
     CommunicationTimeoutError,
@@ -152,35 +163,12 @@ def test_handlers_have_the_attributes_of_pymasep_02() -> None:
 # --- no frame lost, none out of order ----------------------------------------------------
 
 
-def _stream(total: int, size: int, batch: int = 256) -> Iterator[bytes]:
-    """Frames #0..#total-1 of ``size`` bytes, encoded, ``batch`` frames per blob."""
-    filler = bytes(range(256)) * (size // 256 + 1)
-    header = encode_header(FrameKind.DATA, size, Wire.V1)
-    for first in range(0, total, batch):
-        yield b"".join(
-            header + struct.pack("!I", n) + filler[: size - 4]
-            for n in range(first, min(first + batch, total))
-        )
-
-
-def _send_fragmented(sock: socket.socket, blobs: Iterator[bytes], seed: int) -> None:
-    """Send the blobs cut at sizes that split headers and payloads anywhere."""
-    rng = random.Random(seed)
-    sizes = [1, 2, 3, 4, 5, 6, 7, 1023, 1029, 1031, 4096, 9000, 65537, 200_003]
-    for blob in blobs:
-        view = memoryview(blob)
-        while view:
-            cut = rng.choice(sizes)
-            sock.sendall(view[:cut])
-            view = view[cut:]
-
-
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["socketpair", "tcp"])
 def test_100000_frames_from_the_peer_all_arrive_in_order(connect: Connect, kind: str) -> None:
     total, size, done = 100_000, 1024, threading.Event()
     handler, peer = connect(Sequencer, total, size, done, kind=kind)
-    sender, result = start_thread(_send_fragmented, peer.sock, _stream(total, size), 3)
+    sender, result = start_thread(send_fragmented, peer.sock, numbered_frames(total, size), 3)
     joined(sender, result, timeout=50)
     assert done.wait(20), f"only {handler.expected} of {total} frames arrived"
     assert handler.faults == []
@@ -416,7 +404,7 @@ def test_four_threads_sending_at_once_never_interleave_frames(connect: Connect) 
         # once, large ones through the writer, all mixed.
         for index in range(per_thread):
             count = 32 * 1024 if index % 97 == 0 else 1 + index % 300
-            frame = Frame(struct.pack("!II", sender, index) * count)
+            frame = Frame(tagged(sender, index, count))
             if sender % 2:
                 handler.send_frame(frame)
             else:
@@ -427,14 +415,7 @@ def test_four_threads_sending_at_once_never_interleave_frames(connect: Connect) 
     for thread, outcome in senders:
         assert joined(thread, outcome) is None
     received = joined(reader, result)
-    last = dict.fromkeys(range(4), -1)
-    for payload in received:
-        head = payload[:8]
-        assert payload == head * (len(payload) // 8), "a frame was mixed with another"
-        sender, index = struct.unpack("!II", head)
-        assert index == last[sender] + 1, "a sender's frames arrived out of order"
-        last[sender] = index
-    assert last == dict.fromkeys(range(4), per_thread - 1)
+    assert_never_interleaved(received, senders=4, per_sender=per_thread)
 
 
 def test_sending_on_a_closed_handler_raises_connection_closed(connect: Connect) -> None:

@@ -24,14 +24,19 @@ from peers import (
     Echo,
     PeerRecorder,
     RawClient,
+    RecordsDisconnects,
     Sequencer,
     answer_the_bye,
+    assert_never_interleaved,
     assert_settles,
     descriptors,
     in_thread,
     legacy_frame,
+    numbered_frames,
     read_exactly,
     read_to_eof,
+    send_fragmented,
+    tagged,
 )
 
 from pymasep.comm.core import (
@@ -60,15 +65,8 @@ pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
 # --- servers that record -----------------------------------------------------------------
 
 
-class Engine(Server):
-    """Records ``on_disconnect(ident, reason)``."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ended: queue.Queue[tuple[str, str]] = queue.Queue()
-
-    def on_disconnect(self, ident: str, reason: str) -> None:
-        self.ended.put((ident, reason))
+class Engine(RecordsDisconnects, Server):
+    """Records ``on_disconnect(ident, reason)`` in ``ended``."""
 
 
 # --- fixtures ----------------------------------------------------------------------------
@@ -242,17 +240,9 @@ def test_100000_frames_arrive_all_in_order_despite_fragmentation(
     done = threading.Event()
     server = make_server(Sequencer, (100_000, 1024, done))
     client = raw_clients(server, "streamer")
-    rng = random.Random(7)
-    header = encode_header(FrameKind.DATA, 1024, Wire.V1)
-    filler = bytes(1020)
-    for first in range(0, 100_000, 500):
-        blob = memoryview(
-            b"".join(header + struct.pack("!I", n) + filler for n in range(first, first + 500))
-        )
-        while blob:  # reads on the server end anywhere: in headers, in payloads
-            cut = rng.choice([1, 3, 5, 6, 1000, 1029, 7777, 65536, 300_000])
-            client.sock.sendall(blob[:cut])
-            blob = blob[cut:]
+    frames = numbered_frames(100_000, 1024, batch=500)
+    sizes = (1, 3, 5, 6, 1000, 1029, 7777, 65536, 300_000)
+    send_fragmented(client.sock, frames, seed=7, sizes=sizes)  # the server's reads end anywhere
     assert done.wait(20)
     handler = server.get_connection("streamer")
     assert handler.faults == []  # type: ignore[attr-defined]
@@ -314,19 +304,12 @@ def test_four_threads_sending_to_one_interface_never_interleave(
     def send(sender: int) -> None:
         for index in range(2000):
             count = 16 * 1024 if index % 101 == 0 else 1 + index % 300
-            server.send_frame_to("target", Frame(struct.pack("!II", sender, index) * count))
+            server.send_frame_to("target", Frame(tagged(sender, index, count)))
 
     received = in_thread(lambda: [client.recv_data() for _ in range(8000)])
     for join in [in_thread(send, n) for n in range(4)]:
         join()
-    last = dict.fromkeys(range(4), -1)
-    for payload in received():
-        head = payload[:8]
-        assert payload == head * (len(payload) // 8), "a frame was mixed with another"
-        sender, index = struct.unpack("!II", head)
-        assert index == last[sender] + 1, "a sender's frames arrived out of order"
-        last[sender] = index
-    assert last == dict.fromkeys(range(4), 1999)
+    assert_never_interleaved(received(), senders=4, per_sender=2000)
 
 
 # --- interfaces that leave -----------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import random
 import socket
 import struct
 import threading
@@ -35,6 +36,7 @@ from pymasep.comm.core import (
     encode_frame,
 )
 from pymasep.comm.core.handshake import ClientHandshake
+from pymasep.comm.core.wire import encode_header
 
 LOOPBACK = "127.0.0.1"
 
@@ -164,6 +166,59 @@ def read_to_eof(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+# --- streams that test the framing -------------------------------------------------------
+
+
+def numbered_frames(total: int, size: int, batch: int = 256) -> Iterator[bytes]:
+    """Data frames #0..#total-1 of ``size`` bytes (the number in the first four bytes, for
+    :class:`Sequencer`), encoded for the v1 wire, ``batch`` frames per blob."""
+    filler = bytes(range(256)) * (size // 256 + 1)
+    header = encode_header(FrameKind.DATA, size, Wire.V1)
+    for first in range(0, total, batch):
+        yield b"".join(
+            header + struct.pack("!I", n) + filler[: size - 4]
+            for n in range(first, min(first + batch, total))
+        )
+
+
+FRAGMENT_SIZES = (1, 2, 3, 4, 5, 6, 7, 1023, 1029, 1031, 4096, 9000, 65537, 200_003)
+
+
+def send_fragmented(
+    sock: socket.socket,
+    blobs: Iterable[bytes],
+    seed: int,
+    sizes: Iterable[int] = FRAGMENT_SIZES,
+) -> None:
+    """Send the blobs cut at sizes drawn from ``sizes``, so that the far end's reads end
+    anywhere: in headers, in payloads."""
+    rng = random.Random(seed)
+    choices = list(sizes)
+    for blob in blobs:
+        view = memoryview(blob)
+        while view:
+            cut = rng.choice(choices)
+            sock.sendall(view[:cut])
+            view = view[cut:]
+
+
+def tagged(sender: int, index: int, count: int) -> bytes:
+    """The payload ``index`` of ``sender``: their 8-byte tag, ``count`` times over."""
+    return struct.pack("!II", sender, index) * count
+
+
+def assert_never_interleaved(payloads: Iterable[bytes], senders: int, per_sender: int) -> None:
+    """Each :func:`tagged` payload arrived whole, each sender's in order, all of them."""
+    last = dict.fromkeys(range(senders), -1)
+    for payload in payloads:
+        head = payload[:8]
+        assert payload == head * (len(payload) // 8), "a frame was mixed with another"
+        sender, index = struct.unpack("!II", head)
+        assert index == last[sender] + 1, "a sender's frames arrived out of order"
+        last[sender] = index
+    assert last == dict.fromkeys(range(senders), per_sender - 1)
+
+
 # --- threads -------------------------------------------------------------------------------
 
 
@@ -219,7 +274,19 @@ def assert_settles(threads: int, fds: int, seconds: float = 5) -> None:
     assert descriptors() <= fds
 
 
-# --- handlers that record ------------------------------------------------------------------
+# --- communications and handlers that record ----------------------------------------------
+
+
+class RecordsDisconnects:
+    """Mixed in before a BaseThreadedCommunication (a Server, a Client): queues each
+    ``on_disconnect(ident, reason)`` in :attr:`ended`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ended: queue.Queue[tuple[str, str]] = queue.Queue()
+
+    def on_disconnect(self, ident: str, reason: str) -> None:
+        self.ended.put((ident, reason))
 
 
 class Recorder(SocketHandlerQueue):
