@@ -27,6 +27,7 @@ from peers import (
     Recorder,
     Sequencer,
     assert_never_interleaved,
+    in_thread,
     numbered_frames,
     read_exactly,
     send_fragmented,
@@ -98,29 +99,6 @@ def connect() -> Iterator[Connect]:
             handler.join(2)
 
 
-def start_thread(target: Callable[..., Any], *args: Any) -> tuple[threading.Thread, list[Any]]:
-    """Run ``target`` in a thread; its result (or exception) lands in the returned list."""
-    result: list[Any] = []
-
-    def run() -> None:
-        try:
-            result.append(target(*args))
-        except BaseException as error:  # re-raised by the test through the result
-            result.append(error)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, result
-
-
-def joined(thread: threading.Thread, result: list[Any], timeout: float = 20) -> Any:
-    thread.join(timeout)
-    assert not thread.is_alive(), "the helper thread did not finish in time"
-    if isinstance(result[0], BaseException):
-        raise result[0]
-    return result[0]
-
-
 # --- the API of pymasep 0.2 ---------------------------------------------------------------
 
 
@@ -168,8 +146,8 @@ def test_handlers_have_the_attributes_of_pymasep_02() -> None:
 def test_100000_frames_from_the_peer_all_arrive_in_order(connect: Connect, kind: str) -> None:
     total, size, done = 100_000, 1024, threading.Event()
     handler, peer = connect(Sequencer, total, size, done, kind=kind)
-    sender, result = start_thread(send_fragmented, peer.sock, numbered_frames(total, size), 3)
-    joined(sender, result, timeout=50)
+    sender = in_thread(send_fragmented, peer.sock, numbered_frames(total, size), 3)
+    sender(50)
     assert done.wait(20), f"only {handler.expected} of {total} frames arrived"
     assert handler.faults == []
     assert handler.is_alive()
@@ -193,11 +171,11 @@ def _read_sequence(peer: RawPeer, total: int, seed: int) -> list[str]:
 def test_100000_frames_to_the_peer_all_arrive_in_order(connect: Connect) -> None:
     total = 100_000
     handler, peer = connect()
-    reader, result = start_thread(_read_sequence, peer, total, 5)
+    reader = in_thread(_read_sequence, peer, total, 5)
     filler = bytes(1020)
     for number in range(total):
         handler.send_frame_async(Frame(struct.pack("!I", number) + filler))
-    assert joined(reader, result, timeout=50) == []
+    assert reader(50) == []
 
 
 # --- request / response ------------------------------------------------------------------
@@ -215,12 +193,12 @@ def test_5000_requests_from_the_handler_each_get_their_reply(connect: Connect) -
             count += 1
         return count
 
-    echoer, result = start_thread(echo)
+    echoer = in_thread(echo)
     for step in range(5000):
         handler.send_frame(Frame(b"action %d" % step))
         assert inbox.get(timeout=5) == b"action %d" % step
     handler.close()
-    assert joined(echoer, result) == 5000
+    assert echoer() == 5000
 
 
 @pytest.mark.timeout(30)
@@ -306,11 +284,11 @@ def test_close_sends_the_bye_and_waits_for_the_peer(connect: Connect) -> None:
         peer.sock.close()
         return frames
 
-    closer, result = start_thread(answer_the_bye)
+    closer = in_thread(answer_the_bye)
     start = time.monotonic()
     handler.close(timeout=5)
     assert time.monotonic() - start < 1
-    assert joined(closer, result) == [Frame.bye_frame()]
+    assert closer() == [Frame.bye_frame()]
     assert _ended(handler, ended) == CLOSED_LOCALLY
 
 
@@ -365,14 +343,14 @@ def test_a_graceful_close_delivers_every_frame_queued_before_it(connect: Connect
         peer.sock.close()
         return received
 
-    reader, result = start_thread(read_then_close)
+    reader = in_thread(read_then_close)
     if how == "close":
         handler.close(timeout=15)
     elif how == "bye through send_frame_async":
         handler.send_frame_async(Frame.bye_frame())  # returns at once
     else:
         handler.send_frame(Frame.bye_frame())
-    assert joined(reader, result) == [*frames, Frame.bye_frame()]
+    assert reader() == [*frames, Frame.bye_frame()]
     assert _ended(handler, ended) == CLOSED_LOCALLY
 
 
@@ -385,13 +363,13 @@ def test_large_frames_cross_both_ways(connect: Connect, size: int) -> None:
     inbox: queue.Queue[bytes] = queue.Queue()
     handler, peer = connect(SocketHandlerQueue, inbox)
     payload = os.urandom(size)
-    sender, result = start_thread(peer.send, payload)
+    sender = in_thread(peer.send, payload)
     assert inbox.get(timeout=20) == payload
-    joined(sender, result)
+    sender()
     # send_frame returns once the kernel has the whole frame: the peer must read meanwhile.
-    reader, received = start_thread(peer.recv_data)
+    reader = in_thread(peer.recv_data)
     handler.send_frame(Frame(payload[::-1]))
-    assert joined(reader, received) == payload[::-1]
+    assert reader() == payload[::-1]
 
 
 @pytest.mark.timeout(60)
@@ -410,11 +388,11 @@ def test_four_threads_sending_at_once_never_interleave_frames(connect: Connect) 
             else:
                 handler.send_frame_async(frame)
 
-    reader, result = start_thread(lambda: [peer.recv_data() for _ in range(4 * per_thread)])
-    senders = [start_thread(send, n) for n in range(4)]
-    for thread, outcome in senders:
-        assert joined(thread, outcome) is None
-    received = joined(reader, result)
+    reader = in_thread(lambda: [peer.recv_data() for _ in range(4 * per_thread)])
+    senders = [in_thread(send, n) for n in range(4)]
+    for join in senders:
+        assert join() is None
+    received = reader()
     assert_never_interleaved(received, senders=4, per_sender=per_thread)
 
 
@@ -444,10 +422,10 @@ def test_flush_waits_for_the_kernel_and_times_out_clearly(connect: Connect) -> N
     handler.send_frame_async(Frame(payload))  # the peer does not read yet: it queues
     with pytest.raises(CommunicationTimeoutError, match="still queued"):
         handler.flush(timeout=0.05)
-    reader, result = start_thread(peer.recv_data)
+    reader = in_thread(peer.recv_data)
     handler.flush(timeout=20)
     assert len(handler.send_queue) == 0
-    assert joined(reader, result) == payload
+    assert reader() == payload
 
 
 def test_the_legacy_wire_limits_frames_to_64_kib_at_send_time(connect: Connect) -> None:
