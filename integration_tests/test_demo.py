@@ -8,16 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from private_network import SETUP, requires_namespace, unshare
+from netns import LOOPBACK_SETUP, requires_netns, unshare_command
 
 DEMO = Path(__file__).resolve().parent / "demo" / "run.py"
 
 
 # The demo multicasts on loopback only; the test still runs it in a namespace of its own.
-@requires_namespace
+@requires_netns
 @pytest.mark.parametrize("game", ["TicTacToe", "Race"])
 def test_the_demo_plays_a_game_to_the_end(game: str) -> None:
-    command = [*unshare(), "sh", "-c", f'{SETUP} && exec "$@"', "sh"]
+    command = [*unshare_command(), "sh", "-c", f'{LOOPBACK_SETUP} && exec "$@"', "sh"]
     command += [sys.executable, str(DEMO), "--fast", "--game", game]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     out = done.stdout

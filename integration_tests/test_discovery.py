@@ -11,9 +11,9 @@ import subprocess
 import sys
 
 import pytest
-from private_network import SETUP, requires_namespace, unshare
+from netns import LOOPBACK_SETUP, requires_netns, unshare_command
 
-pytestmark = requires_namespace
+pytestmark = requires_netns
 
 # Runs inside the namespace: two engines announce, interfaces find them and play.
 _SCENARIO = r"""
@@ -53,7 +53,14 @@ print(json.dumps(result))
 @pytest.mark.timeout(60)
 def test_interfaces_find_engines_by_discovery_and_play() -> None:
     completed = subprocess.run(
-        [*unshare(), "sh", "-c", f'{SETUP} && exec "$0" -c "$1"', sys.executable, _SCENARIO],
+        [
+            *unshare_command(),
+            "sh",
+            "-c",
+            f'{LOOPBACK_SETUP} && exec "$0" -c "$1"',
+            sys.executable,
+            _SCENARIO,
+        ],
         capture_output=True,
         text=True,
         timeout=45,

@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from private_network import SETUP, requires_namespace, unshare
+from netns import LOOPBACK_SETUP, requires_netns, unshare_command
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
-pytestmark = requires_namespace
+pytestmark = requires_netns
 
 # Runs inside the namespace, in docs/examples: the two commands of the "Running it"
 # section, `python engine.py` then `python interface.py`.
@@ -42,7 +42,7 @@ sys.exit(engine.returncode or interface.returncode)
 @pytest.mark.timeout(90)
 def test_engine_and_interface_play_a_game() -> None:
     done = subprocess.run(
-        [*unshare(), sys.executable, "-c", f"SETUP = {SETUP!r}\n" + _DRIVER],
+        [*unshare_command(), sys.executable, "-c", f"SETUP = {LOOPBACK_SETUP!r}\n" + _DRIVER],
         cwd=EXAMPLES,
         capture_output=True,
         text=True,

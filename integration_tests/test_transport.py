@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from peers import assert_never_interleaved, assert_settles, descriptors, tagged
 
 from pymasep.comm.client import Client
 from pymasep.comm.core import (
@@ -129,8 +130,7 @@ def test_four_threads_sending_at_once_never_interleave(server: Server) -> None:
 
         def send(thread: int) -> None:
             for index in range(2000):
-                payload = struct.pack("!II", thread, index) * (1 + index % 300)
-                server.send_frame_to("target", Frame(payload))
+                server.send_frame_to("target", Frame(tagged(thread, index, 1 + index % 300)))
 
         threads = [threading.Thread(target=send, args=(n,)) for n in range(4)]
         for thread in threads:
@@ -138,13 +138,7 @@ def test_four_threads_sending_at_once_never_interleave(server: Server) -> None:
         for thread in threads:
             thread.join()
         received = drain(replies, 8000)
-    last = {n: -1 for n in range(4)}
-    for frame in received:
-        header = frame[:8]
-        assert frame == header * (len(frame) // 8), "a frame was mixed with another"
-        sender, index = struct.unpack("!II", header)
-        assert index == last[sender] + 1, "a sender's frames arrived out of order"
-        last[sender] = index
+    assert_never_interleaved(received, senders=4, per_sender=2000)
 
 
 def test_max_connection_refuses_the_next_interface_with_a_reason(inbox: queue.Queue[bytes]) -> None:
@@ -279,17 +273,8 @@ def test_close_ends_every_thread_and_frees_the_port(inbox: queue.Queue[bytes]) -
 
 @pytest.mark.timeout(60)
 def test_50_connect_close_cycles_leave_no_thread_and_no_descriptor(server: Server) -> None:
-    def descriptors() -> int:
-        return len(os.listdir("/proc/self/fd"))
-
     connect(server, "warm-up").close()
     threads, fds = len(threading.enumerate()), descriptors()
     for cycle in range(50):
         connect(server, f"cycle-{cycle}").close()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and (
-        len(threading.enumerate()) > threads or descriptors() > fds
-    ):
-        time.sleep(0.02)
-    assert len(threading.enumerate()) <= threads
-    assert descriptors() <= fds
+    assert_settles(threads, fds)

@@ -11,9 +11,6 @@ which runs inside a network namespace that the test makes.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,6 +18,7 @@ from typing import Any
 
 import pytest
 from games_harness import HERE, Match, Process, explained
+from netns import requires_netns, run_in_namespace
 
 ENGINE_DISTRIBUTIONS = {"pymasep-comm-core", "pymasep-comm-server"}
 INTERFACE_DISTRIBUTIONS = {"pymasep-comm-core", "pymasep-comm-client"}
@@ -226,59 +224,12 @@ def test_a_large_state_crosses_every_step(pythons: Pythons) -> None:
 
 # -- discovery, inside a network namespace the test makes ----------------------------
 
-_NAMESPACE_SETUP = "ip link set lo up && ip route add 224.0.0.0/4 dev lo"
 
-
-def _unshare() -> list[str]:
-    # Without root, a user namespace (-r) lets the test own its network namespace.
-    return ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-r", "-n"]
-
-
-def _why_no_namespace() -> str | None:
-    if not sys.platform.startswith("linux"):
-        return "network namespaces are Linux only (discovery never runs on the host's network)"
-    for tool in ("unshare", "ip"):
-        if shutil.which(tool) is None:
-            return f"{tool!r} is not installed, so no network namespace can be made"
-    try:
-        probe = subprocess.run(
-            [*_unshare(), "sh", "-c", _NAMESPACE_SETUP],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return f"cannot create a network namespace: {error}"
-    if probe.returncode != 0:
-        return f"cannot create a network namespace: {probe.stderr.strip() or probe.returncode}"
-    return None
-
-
-def _in_namespace(*command: str, timeout: float = 90) -> Any:
-    """Run ``command`` in a fresh network namespace holding only ``lo`` (with the
-    multicast route on it); return the JSON of its last line."""
-    full = [*_unshare(), "sh", "-c", f'{_NAMESPACE_SETUP} && exec "$@"', "sh", *command]
-    process = subprocess.Popen(
-        full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        out, err = process.communicate(timeout=timeout)
-    finally:
-        if process.poll() is None:  # timed out: kill the whole game, namespace and all
-            os.killpg(process.pid, 9)
-            process.communicate()
-    assert process.returncode == 0 and out.strip(), f"exit {process.returncode}\n{out}\n{err}"
-    return json.loads(out.strip().splitlines()[-1])
-
-
+@requires_netns
 def test_interfaces_find_the_engine_by_discovery_in_a_namespace() -> None:
-    reason = _why_no_namespace()
-    if reason is not None:
-        pytest.skip(reason)
     harness = str(HERE / "games_harness.py")
     game = ("discovery-game", "TicTacToe", "alice,bob", "olga")
-    result = _in_namespace(sys.executable, harness, *game)
+    result = run_in_namespace(sys.executable, harness, *game, timeout=90)
     codes, transcripts = result["codes"], result["transcripts"]
     report = json.dumps(transcripts, indent=1)[-6000:]
     assert set(codes.values()) == {0}, f"{codes}\n{report}"

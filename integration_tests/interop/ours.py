@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import queue
-import socket
 from typing import Any
 
+from peers import PeerRecorder  # each frame's bytes in inbox, each (peer_id, reason) in ended
+
 from pymasep.comm.client import Client
-from pymasep.comm.core import SocketHandler
 from pymasep.comm.server import Server
 
 LOOPBACK = "127.0.0.1"
 SERVER_ID = "ours-server"
 CLIENT_ID = "ours-client"
-
-
-class Inbox(SocketHandler):
-    """Puts each data frame's bytes in ``inbox`` and each end in ``ended``."""
-
-    def __init__(
-        self,
-        conn: socket.socket,
-        addr: Any,
-        logger: logging.Logger,
-        inbox: queue.Queue[bytes],
-        ended: queue.Queue[tuple[str | None, str]],
-    ) -> None:
-        super().__init__(conn, addr, logger)
-        self.inbox = inbox
-        self.ended = ended
-
-    def on_receive(self, frame: Any) -> None:
-        self.inbox.put(frame.message)
-
-    def on_disconnect(self, reason: str) -> None:
-        self.ended.put((self.peer_id, reason))
 
 
 class RecordingServer(Server):
@@ -48,7 +25,7 @@ class RecordingServer(Server):
         kwargs.setdefault("max_connection", 8)
         super().__init__(
             SERVER_ID,
-            socket_handler_class=Inbox,
+            socket_handler_class=PeerRecorder,
             socket_handler_args=(self.inbox, self.handler_ends),
             host=host,
             port=0,
@@ -68,7 +45,7 @@ class RecordingClient(Client):
         self.disconnects: queue.Queue[tuple[str, str]] = queue.Queue()
         super().__init__(
             kwargs.pop("ident", CLIENT_ID),
-            Inbox,
+            PeerRecorder,
             (self.inbox, self.handler_ends),
             host,
             port,

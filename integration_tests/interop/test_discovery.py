@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from harness import Peer, child_main
-from namespaces import NamespacePair, requires_netns, requires_root, run_in_fresh_namespace
+from netns import NamespacePair, requires_netns, requires_netns_pair, run_isolated
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -99,10 +99,13 @@ def _frame(payload: bytes) -> Any:
 
 # -- tests ------------------------------------------------------------------------------
 
+CHILD_TIMEOUT = 40.0
+"""Seconds a scenario may run (it starts pymasep 0.2, slow to import) before it is killed."""
+
 
 @requires_netns
 def test_02_client_finds_our_server() -> None:
-    result = run_in_fresh_namespace(__file__, "our_server_found_by_02", "[]")
+    result = run_isolated(__file__, "our_server_found_by_02", "[]", timeout=CHILD_TIMEOUT)
     assert result["found"] == ["127.0.0.1", result["port"]]
     assert result["server_id"] == "ours-server"
     assert (result["received"], result["answer"]) == ("found you", "welcome")
@@ -110,7 +113,7 @@ def test_02_client_finds_our_server() -> None:
 
 @requires_netns
 def test_our_client_finds_02_server() -> None:
-    result = run_in_fresh_namespace(__file__, "our_client_finds_02_server", "[]")
+    result = run_isolated(__file__, "our_client_finds_02_server", "[]", timeout=CHILD_TIMEOUT)
     assert result["servers"] == [[None, "127.0.0.1", result["port"], "legacy"]]
     assert result["connected_to"] == ["127.0.0.1", result["port"], "peer02-found"]
     assert (result["received"], result["answer"]) == ("found you", "welcome")
@@ -118,24 +121,28 @@ def test_our_client_finds_02_server() -> None:
 
 @requires_netns
 def test_discovery_port_held_by_02_is_reported() -> None:
-    result = run_in_fresh_namespace(__file__, "discovery_port_held_by_02")
+    result = run_isolated(__file__, "discovery_port_held_by_02", timeout=CHILD_TIMEOUT)
     assert result["errno"] == errno.EADDRINUSE, result
     assert "UDP port 10000" in result["error"]
 
 
-@requires_root
+@requires_netns_pair
 def test_02_client_on_another_host_finds_our_server() -> None:
     with NamespacePair() as pair:
-        result = pair.run("b", __file__, "our_server_found_by_02", json.dumps(pair.prefix("a")))
+        prefix = json.dumps(pair.prefix("a"))
+        result = pair.run("b", __file__, "our_server_found_by_02", prefix, timeout=CHILD_TIMEOUT)
     # Our announcer names the server's own address on the client's network.
     assert result["found"] == [pair.ADDRESS_B, result["port"]]
     assert (result["received"], result["answer"]) == ("found you", "welcome")
 
 
-@requires_root
+@requires_netns_pair
 def test_our_client_on_another_host_finds_02_server() -> None:
     with NamespacePair() as pair:
-        result = pair.run("b", __file__, "our_client_finds_02_server", json.dumps(pair.prefix("a")))
+        prefix = json.dumps(pair.prefix("a"))
+        result = pair.run(
+            "b", __file__, "our_client_finds_02_server", prefix, timeout=CHILD_TIMEOUT
+        )
     # 0.2 names the *client's* address in its reply; we connect to where it came from.
     assert result["servers"] == [[None, pair.ADDRESS_A, result["port"], "legacy"]]
     assert result["connected_to"] == [pair.ADDRESS_A, result["port"], "peer02-found"]

@@ -1,6 +1,7 @@
 """Tests of the command line: ``python -m pymasep.comm.client discover``.
 
-Runs that send a query happen in a network namespace of the test's own (see ``netns.py``).
+Runs that send a query happen in a network namespace of the test's own (see ``netns.py``
+in core's ``tests/support``).
 """
 
 from __future__ import annotations

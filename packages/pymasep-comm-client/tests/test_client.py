@@ -10,16 +10,32 @@ import inspect
 import logging
 import os
 import queue
-import random
 import socket
 import struct
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from peers import (
+    LOOPBACK,
+    Join,
+    RawPeer,
+    Recorder,
+    RecordsDisconnects,
+    Sequencer,
+    answer_the_bye,
+    assert_never_interleaved,
+    assert_settles,
+    descriptors,
+    in_thread,
+    legacy_frame,
+    numbered_frames,
+    read_exactly,
+    send_fragmented,
+    tagged,
+)
 
 from pymasep.comm.client import Client
 from pymasep.comm.core import (
@@ -29,7 +45,6 @@ from pymasep.comm.core import (
     ConnectionRejectedError,
     EncodeError,
     Frame,
-    FrameDecoder,
     FrameKind,
     FrameTooLargeError,
     HandshakeError,
@@ -45,77 +60,15 @@ from pymasep.comm.core.handshake import ServerHandshake
 from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
 from pymasep.comm.core.wire import PREAMBLE, encode_header
 
-LOOPBACK = "127.0.0.1"
 ENGINE = "engine"
+# Every thread a test starts (handlers, helpers) has ended after it.
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
 
 
 # --- raw servers ---------------------------------------------------------------------------
 
 
-class RawPeer:
-    """The server's end of one connection, after the handshake: plain socket calls."""
-
-    def __init__(
-        self, sock: socket.socket, wire: Wire, decoder: FrameDecoder, pending: list[Frame]
-    ) -> None:
-        self.sock = sock
-        self.wire = wire
-        self.decoder = decoder
-        self.frames: deque[Frame] = deque(pending)
-        self.client_ident: str | None = None
-
-    def send(self, payload: bytes) -> None:
-        self.sock.sendall(encode_frame(Frame(payload), self.wire))
-
-    def send_bye(self) -> None:
-        self.sock.sendall(encode_frame(Frame.bye_frame(), self.wire))
-
-    def recv_frame(self, size: int = 256 * 1024) -> Frame | None:
-        while not self.frames:
-            data = self.sock.recv(size)
-            if not data:
-                return None
-            self.frames.extend(self.decoder.feed(data))
-        return self.frames.popleft()
-
-    def recv_data(self) -> bytes:
-        frame = self.recv_frame()
-        assert frame is not None, "the connection ended"
-        assert frame.kind is FrameKind.DATA, frame
-        return frame.message
-
-    def until_eof(self) -> list[Frame]:
-        frames = []
-        while (frame := self.recv_frame()) is not None:
-            frames.append(frame)
-        return frames
-
-
 Answer = Callable[[socket.socket], Any]
-Join = Callable[[], Any]
-
-
-def in_thread(target: Callable[..., Any], *args: Any) -> Join:
-    """Start ``target(*args)``; the returned function joins it, then returns or raises."""
-    result: list[Any] = []
-
-    def run() -> None:
-        try:
-            result.append(target(*args))
-        except BaseException as error:
-            result.append(error)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-
-    def join() -> Any:
-        thread.join(30)
-        assert result, "the helper thread did not finish in time"
-        if isinstance(result[0], BaseException):
-            raise result[0]
-        return result[0]
-
-    return join
 
 
 class RawServer:
@@ -155,7 +108,9 @@ def accept(ident: str = ENGINE) -> Answer:
         _hello(conn, handshake)
         conn.sendall(handshake.accept_bytes())
         assert handshake.wire is not None and handshake.decoder is not None
-        peer = RawPeer(conn, handshake.wire, handshake.decoder, handshake.pending_frames)
+        peer = RawPeer(
+            conn, handshake.wire, handshake.decoder, handshake.pending_frames, timeout=None
+        )
         peer.client_ident = handshake.client_ident
         return peer
 
@@ -186,20 +141,6 @@ def reply_with(data: bytes) -> Answer:
     return answer
 
 
-def legacy_frame(payload: bytes) -> bytes:
-    """pymasep 0.2's framing, written out by hand: 2-byte little-endian length, payload."""
-    return len(payload).to_bytes(2, "little") + payload
-
-
-def read_exactly(sock: socket.socket, count: int) -> bytes:
-    data = b""
-    while len(data) < count:
-        chunk = sock.recv(count - len(data))
-        assert chunk, f"the stream ended after {len(data)} of {count} bytes"
-        data += chunk
-    return data
-
-
 def pymasep_02(conn: socket.socket) -> tuple[socket.socket, bytes]:
     """Answer as pymasep 0.2's server does: read a 2-byte length and one recv() of the id,
     whatever it holds, then send its own id the same way. Returns the id read."""
@@ -212,65 +153,11 @@ def pymasep_02(conn: socket.socket) -> tuple[socket.socket, bytes]:
 # --- handlers and clients that record -----------------------------------------------------
 
 
-class Recorder(SocketHandlerQueue):
-    def __init__(
-        self,
-        conn: socket.socket,
-        addr: Any,
-        logger: logging.Logger,
-        inbox: queue.Queue[bytes],
-        ended: queue.Queue[str],
-    ) -> None:
-        super().__init__(conn, addr, logger, inbox)
-        self.ended = ended
-
-    def on_disconnect(self, reason: str) -> None:
-        self.ended.put(reason)
-
-
-class Interface(Client):
-    """Records ``on_disconnect(ident, reason)``."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ended: queue.Queue[tuple[str, str]] = queue.Queue()
-
-    def on_disconnect(self, ident: str, reason: str) -> None:
-        self.ended.put((ident, reason))
-
-
-class Sequencer(SocketHandler):
-    """Checks that frames carry 0, 1, 2, ... in their first four bytes."""
-
-    def __init__(
-        self, conn: socket.socket, addr: Any, logger: logging.Logger, done: threading.Event
-    ) -> None:
-        super().__init__(conn, addr, logger)
-        self.done = done
-        self.expected = 0
-        self.faults: list[int] = []
-
-    def on_receive(self, frame: Frame) -> None:
-        (number,) = struct.unpack_from("!I", frame.message)
-        if number != self.expected or frame.size != 1024:
-            self.faults.append(number)
-        self.expected = number + 1
-        if self.expected == 100_000:
-            self.done.set()
+class Interface(RecordsDisconnects, Client):
+    """Records ``on_disconnect(ident, reason)`` in ``ended``."""
 
 
 # --- fixtures --------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def no_thread_left_behind() -> Iterator[None]:
-    """Every thread a test starts (the client's, the helpers') has ended after it."""
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 2
-    for thread in set(threading.enumerate()) - before:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
 
 
 @pytest.fixture
@@ -278,16 +165,6 @@ def raw_server() -> Iterator[RawServer]:
     server = RawServer()
     yield server
     server.close()
-
-
-@pytest.fixture
-def inbox() -> queue.Queue[bytes]:
-    return queue.Queue()
-
-
-@pytest.fixture
-def ended() -> queue.Queue[str]:
-    return queue.Queue()
 
 
 MakeClient = Callable[..., Interface]
@@ -334,17 +211,6 @@ def connected(
 ) -> tuple[Interface, RawPeer]:
     client = make_client(Recorder, (inbox, ended))
     return client, connect(client, raw_server)
-
-
-def answer_the_bye(peer: RawPeer) -> Join:
-    """Read in a thread until the client closes, then close, as a real server does."""
-
-    def run() -> list[Frame]:
-        frames = peer.until_eof()
-        peer.sock.close()
-        return frames
-
-    return in_thread(run)
 
 
 # --- the API of pymasep 0.2 ---------------------------------------------------------------
@@ -432,19 +298,11 @@ def test_100000_frames_arrive_all_in_order_despite_fragmentation(
     make_client: MakeClient, raw_server: RawServer
 ) -> None:
     done = threading.Event()
-    client = make_client(Sequencer, (done,))
+    client = make_client(Sequencer, (100_000, 1024, done))
     peer = connect(client, raw_server)
-    rng = random.Random(13)
-    header = encode_header(FrameKind.DATA, 1024, Wire.V1)
-    filler = bytes(1020)
-    for first in range(0, 100_000, 500):
-        blob = memoryview(
-            b"".join(header + struct.pack("!I", n) + filler for n in range(first, first + 500))
-        )
-        while blob:  # reads on the client end anywhere: in headers, in payloads
-            cut = rng.choice([1, 2, 4, 5, 999, 1029, 8191, 65536, 300_000])
-            peer.sock.sendall(blob[:cut])
-            blob = blob[cut:]
+    frames = numbered_frames(100_000, 1024, batch=500)
+    sizes = (1, 2, 4, 5, 999, 1029, 8191, 65536, 300_000)
+    send_fragmented(peer.sock, frames, seed=13, sizes=sizes)  # the client's reads end anywhere
     assert done.wait(20)
     assert client.get_connection(ENGINE).faults == []  # type: ignore[attr-defined]
 
@@ -494,19 +352,12 @@ def test_four_threads_sending_at_once_never_interleave(
     def send(sender: int) -> None:
         for index in range(2000):
             count = 16 * 1024 if index % 101 == 0 else 1 + index % 300
-            client.send_frame_to(ENGINE, Frame(struct.pack("!II", sender, index) * count))
+            client.send_frame_to(ENGINE, Frame(tagged(sender, index, count)))
 
     received = in_thread(lambda: [peer.recv_data() for _ in range(8000)])
     for join in [in_thread(send, n) for n in range(4)]:
         join()
-    last = dict.fromkeys(range(4), -1)
-    for payload in received():
-        head = payload[:8]
-        assert payload == head * (len(payload) // 8), "a frame was mixed with another"
-        sender, index = struct.unpack("!II", head)
-        assert index == last[sender] + 1, "a sender's frames arrived out of order"
-        last[sender] = index
-    assert last == dict.fromkeys(range(4), 1999)
+    assert_never_interleaved(received(), senders=4, per_sender=2000)
 
 
 # --- connecting fails clearly ---------------------------------------------------------------
@@ -742,9 +593,6 @@ def test_the_context_manager_closes(raw_server: RawServer) -> None:
 
 @pytest.mark.timeout(60)
 def test_50_connect_close_cycles_leave_no_thread_and_no_descriptor(raw_server: RawServer) -> None:
-    def descriptors() -> int:
-        return len(os.listdir("/proc/self/fd"))
-
     def cycle(number: int) -> None:
         client = Client(f"cycle-{number}", SocketHandler, (), LOOPBACK, raw_server.port)
         peer = connect(client, raw_server)
@@ -765,13 +613,7 @@ def test_50_connect_close_cycles_leave_no_thread_and_no_descriptor(raw_server: R
     threads, fds = len(threading.enumerate()), descriptors()
     for number in range(50):
         cycle(number)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and (
-        len(threading.enumerate()) > threads or descriptors() > fds
-    ):
-        time.sleep(0.01)
-    assert len(threading.enumerate()) <= threads
-    assert descriptors() <= fds
+    assert_settles(threads, fds)
 
 
 # --- logging and callbacks ------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Tests of search_servers() and find_server().
 
 Every test that opens a discovery socket runs its body (the ``scenario_*`` functions) in a
-child process inside a network namespace of its own (see ``netns.py``). Servers are played
-by ``fakeserver.Responder`` (raw sockets), and, where pymasep-comm-server is installed too,
-by the real Announcer.
+child process inside a network namespace of its own (see ``netns.py`` in core's
+``tests/support``). Servers are played by ``fakeserver.Responder`` (raw sockets), and,
+where pymasep-comm-server is installed too, by the real Announcer.
 """
 
 from __future__ import annotations

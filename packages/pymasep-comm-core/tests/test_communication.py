@@ -12,12 +12,12 @@ import logging
 import os
 import queue
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from peers import RawPeer, RecordsDisconnects, answer_the_bye
 
 from pymasep.comm.core import (
     BaseThreadedCommunication,
@@ -28,66 +28,19 @@ from pymasep.comm.core import (
     SocketHandlerQueue,
     UnknownConnectionError,
     Wire,
-    encode_frame,
 )
 from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
 
+# Every thread a test starts (handlers, helpers) has ended after it.
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
 
-class Hub(BaseThreadedCommunication):
-    """Records every ``on_disconnect(ident, reason)``."""
+
+class Hub(RecordsDisconnects, BaseThreadedCommunication):
+    """Records every ``on_disconnect(ident, reason)`` in ``ended``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.ended: queue.Queue[tuple[str, str]] = queue.Queue()
-        self.peers: list[Peer] = []  # the far ends, closed by the fixture
-
-    def on_disconnect(self, ident: str, reason: str) -> None:
-        self.ended.put((ident, reason))
-
-
-class Peer:
-    """The far end of one registered connection."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.sock.settimeout(10)
-        self.decoder = FrameDecoder(Wire.V1)
-        self.frames: list[Frame] = []
-
-    def send(self, payload: bytes) -> None:
-        self.sock.sendall(encode_frame(Frame(payload)))
-
-    def send_bye(self) -> None:
-        self.sock.sendall(encode_frame(Frame.bye_frame()))
-
-    def recv_frame(self) -> Frame | None:
-        while not self.frames:
-            data = self.sock.recv(65536)
-            if not data:
-                return None
-            self.frames.extend(self.decoder.feed(data))
-        return self.frames.pop(0)
-
-    def until_eof(self) -> list[Frame]:
-        frames = []
-        while (frame := self.recv_frame()) is not None:
-            frames.append(frame)
-        return frames
-
-
-@pytest.fixture(autouse=True)
-def no_thread_left_behind() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 2
-    for thread in set(threading.enumerate()) - before:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
-
-
-@pytest.fixture
-def inbox() -> queue.Queue[bytes]:
-    return queue.Queue()
+        self.peers: list[RawPeer] = []  # the far ends, closed by the fixture
 
 
 @pytest.fixture
@@ -99,7 +52,7 @@ def hub(inbox: queue.Queue[bytes]) -> Iterator[Hub]:
     communication.close(timeout=0.5)
 
 
-def plug(hub: Hub, ident: str) -> tuple[SocketHandler, Peer]:
+def plug(hub: Hub, ident: str) -> tuple[SocketHandler, RawPeer]:
     """Register a started connection to a peer called ``ident``, as Server and Client do."""
     conn, other = socket.socketpair()
     handler = hub.socket_handler_class(conn, ident, hub.logger, *hub.socket_handler_args)
@@ -112,34 +65,9 @@ def plug(hub: Hub, ident: str) -> tuple[SocketHandler, Peer]:
     )
     hub.add_connection(ident, handler)
     handler.start()
-    peer = Peer(other)
+    peer = RawPeer(other, timeout=10, recv_size=65536)
     hub.peers.append(peer)
     return handler, peer
-
-
-def in_thread(target: Callable[[], Any]) -> Callable[[], Any]:
-    """Start ``target`` now; the returned function joins it and gives its result."""
-    result: list[Any] = []
-    thread = threading.Thread(target=lambda: result.append(target()), daemon=True)
-    thread.start()
-
-    def join() -> Any:
-        thread.join(10)
-        assert result, "the helper thread did not finish"
-        return result[0]
-
-    return join
-
-
-def answer_the_bye(peer: Peer) -> Callable[[], list[Frame]]:
-    """Read in a thread until the end of the stream, then close, as a real peer does."""
-
-    def run() -> list[Frame]:
-        frames = peer.until_eof()
-        peer.sock.close()
-        return frames
-
-    return in_thread(run)
 
 
 # --- the API of pymasep 0.2 ---------------------------------------------------------------

@@ -16,11 +16,23 @@ import socket
 import struct
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from peers import (
+    LOOPBACK,
+    Echo,
+    RawPeer,
+    Recorder,
+    Sequencer,
+    assert_never_interleaved,
+    in_thread,
+    numbered_frames,
+    read_exactly,
+    send_fragmented,
+    tagged,
+)
 
 from pymasep.comm.core import (
     CommunicationTimeoutError,
@@ -38,107 +50,9 @@ from pymasep.comm.core import (
 from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
 from pymasep.comm.core.wire import encode_header
 
-LOOPBACK = "127.0.0.1"
 LOGGER = logging.getLogger("pymasep.comm.tests.socket_handler")
-
-
-# --- the hand-driven peer ----------------------------------------------------------------
-
-
-class RawPeer:
-    """The far end of a handler's socket: plain ``send``/``recv`` and core's codec."""
-
-    def __init__(self, sock: socket.socket, wire: Wire = Wire.V1) -> None:
-        self.sock = sock
-        self.sock.settimeout(20)
-        self.wire = wire
-        self.decoder = FrameDecoder(wire)
-        self.frames: deque[Frame] = deque()
-
-    def send(self, payload: bytes) -> None:
-        self.sock.sendall(encode_frame(Frame(payload), self.wire))
-
-    def send_bye(self) -> None:
-        self.sock.sendall(encode_frame(Frame.bye_frame(), self.wire))
-
-    def recv_frame(self, size: int = 65536) -> Frame | None:
-        """The next frame of any kind, or None at the end of the stream."""
-        while not self.frames:
-            data = self.sock.recv(size)
-            if not data:
-                return None
-            self.frames.extend(self.decoder.feed(data))
-        return self.frames.popleft()
-
-    def recv_data(self) -> bytes:
-        frame = self.recv_frame()
-        assert frame is not None, "the connection ended"
-        assert frame.kind is FrameKind.DATA, frame
-        return frame.message
-
-    def until_eof(self) -> list[Frame]:
-        frames = []
-        while (frame := self.recv_frame()) is not None:
-            frames.append(frame)
-        return frames
-
-
-def read_exactly(sock: socket.socket, count: int) -> bytes:
-    data = b""
-    while len(data) < count:
-        chunk = sock.recv(count - len(data))
-        assert chunk, f"the stream ended after {len(data)} of {count} bytes"
-        data += chunk
-    return data
-
-
-class Recorder(SocketHandlerQueue):
-    """Queues what it receives and every ``on_disconnect`` call."""
-
-    def __init__(
-        self,
-        conn: socket.socket,
-        addr: Any,
-        logger: logging.Logger,
-        inbox: queue.Queue[bytes],
-        ended: queue.Queue[str],
-    ) -> None:
-        super().__init__(conn, addr, logger, inbox)
-        self.ended = ended
-
-    def on_disconnect(self, reason: str) -> None:
-        self.ended.put(reason)
-
-
-class Echo(SocketHandler):
-    def on_receive(self, frame: Frame) -> None:
-        self.send_frame_async(frame)
-
-
-class Sequencer(SocketHandler):
-    """Checks that frames carry 0, 1, 2, ... in their first four bytes; counts them."""
-
-    def __init__(
-        self,
-        conn: socket.socket,
-        addr: Any,
-        logger: logging.Logger,
-        total: int,
-        size: int,
-        done: threading.Event,
-    ) -> None:
-        super().__init__(conn, addr, logger)
-        self.total, self.size, self.done = total, size, done
-        self.expected = 0
-        self.faults: list[str] = []
-
-    def on_receive(self, frame: Frame) -> None:
-        (number,) = struct.unpack_from("!I", frame.message)
-        if number != self.expected or frame.size != self.size:
-            self.faults.append(f"got #{number} ({frame.size} bytes), expected #{self.expected}")
-        self.expected = number + 1
-        if self.expected == self.total:
-            self.done.set()
+# Every thread a test starts (handlers, helpers) has ended after it.
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
 
 
 # --- fixtures ----------------------------------------------------------------------------
@@ -153,17 +67,6 @@ def tcp_pair() -> tuple[socket.socket, socket.socket]:
 
 def make_pair(kind: str) -> tuple[socket.socket, socket.socket]:
     return socket.socketpair() if kind == "socketpair" else tcp_pair()
-
-
-@pytest.fixture(autouse=True)
-def no_thread_left_behind() -> Iterator[None]:
-    """Every thread a test starts (handlers, writers, helpers) has ended after it."""
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 2
-    for thread in set(threading.enumerate()) - before:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
 
 
 Connect = Callable[..., tuple[Any, RawPeer]]
@@ -182,7 +85,7 @@ def connect() -> Iterator[Connect]:
     ) -> tuple[Any, RawPeer]:
         conn, other = make_pair(kind)
         handler = handler_class(conn, "peer", LOGGER, *args)
-        peer = RawPeer(other)
+        peer = RawPeer(other, recv_size=65536)
         made.append((handler, peer))
         if start:
             handler.start()
@@ -194,29 +97,6 @@ def connect() -> Iterator[Connect]:
         handler.close(timeout=0.5)
         if handler.ident is not None:
             handler.join(2)
-
-
-def start_thread(target: Callable[..., Any], *args: Any) -> tuple[threading.Thread, list[Any]]:
-    """Run ``target`` in a thread; its result (or exception) lands in the returned list."""
-    result: list[Any] = []
-
-    def run() -> None:
-        try:
-            result.append(target(*args))
-        except BaseException as error:  # re-raised by the test through the result
-            result.append(error)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, result
-
-
-def joined(thread: threading.Thread, result: list[Any], timeout: float = 20) -> Any:
-    thread.join(timeout)
-    assert not thread.is_alive(), "the helper thread did not finish in time"
-    if isinstance(result[0], BaseException):
-        raise result[0]
-    return result[0]
 
 
 # --- the API of pymasep 0.2 ---------------------------------------------------------------
@@ -261,36 +141,13 @@ def test_handlers_have_the_attributes_of_pymasep_02() -> None:
 # --- no frame lost, none out of order ----------------------------------------------------
 
 
-def _stream(total: int, size: int, batch: int = 256) -> Iterator[bytes]:
-    """Frames #0..#total-1 of ``size`` bytes, encoded, ``batch`` frames per blob."""
-    filler = bytes(range(256)) * (size // 256 + 1)
-    header = encode_header(FrameKind.DATA, size, Wire.V1)
-    for first in range(0, total, batch):
-        yield b"".join(
-            header + struct.pack("!I", n) + filler[: size - 4]
-            for n in range(first, min(first + batch, total))
-        )
-
-
-def _send_fragmented(sock: socket.socket, blobs: Iterator[bytes], seed: int) -> None:
-    """Send the blobs cut at sizes that split headers and payloads anywhere."""
-    rng = random.Random(seed)
-    sizes = [1, 2, 3, 4, 5, 6, 7, 1023, 1029, 1031, 4096, 9000, 65537, 200_003]
-    for blob in blobs:
-        view = memoryview(blob)
-        while view:
-            cut = rng.choice(sizes)
-            sock.sendall(view[:cut])
-            view = view[cut:]
-
-
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["socketpair", "tcp"])
 def test_100000_frames_from_the_peer_all_arrive_in_order(connect: Connect, kind: str) -> None:
     total, size, done = 100_000, 1024, threading.Event()
     handler, peer = connect(Sequencer, total, size, done, kind=kind)
-    sender, result = start_thread(_send_fragmented, peer.sock, _stream(total, size), 3)
-    joined(sender, result, timeout=50)
+    sender = in_thread(send_fragmented, peer.sock, numbered_frames(total, size), 3)
+    sender(50)
     assert done.wait(20), f"only {handler.expected} of {total} frames arrived"
     assert handler.faults == []
     assert handler.is_alive()
@@ -314,11 +171,11 @@ def _read_sequence(peer: RawPeer, total: int, seed: int) -> list[str]:
 def test_100000_frames_to_the_peer_all_arrive_in_order(connect: Connect) -> None:
     total = 100_000
     handler, peer = connect()
-    reader, result = start_thread(_read_sequence, peer, total, 5)
+    reader = in_thread(_read_sequence, peer, total, 5)
     filler = bytes(1020)
     for number in range(total):
         handler.send_frame_async(Frame(struct.pack("!I", number) + filler))
-    assert joined(reader, result, timeout=50) == []
+    assert reader(50) == []
 
 
 # --- request / response ------------------------------------------------------------------
@@ -336,12 +193,12 @@ def test_5000_requests_from_the_handler_each_get_their_reply(connect: Connect) -
             count += 1
         return count
 
-    echoer, result = start_thread(echo)
+    echoer = in_thread(echo)
     for step in range(5000):
         handler.send_frame(Frame(b"action %d" % step))
         assert inbox.get(timeout=5) == b"action %d" % step
     handler.close()
-    assert joined(echoer, result) == 5000
+    assert echoer() == 5000
 
 
 @pytest.mark.timeout(30)
@@ -427,11 +284,11 @@ def test_close_sends_the_bye_and_waits_for_the_peer(connect: Connect) -> None:
         peer.sock.close()
         return frames
 
-    closer, result = start_thread(answer_the_bye)
+    closer = in_thread(answer_the_bye)
     start = time.monotonic()
     handler.close(timeout=5)
     assert time.monotonic() - start < 1
-    assert joined(closer, result) == [Frame.bye_frame()]
+    assert closer() == [Frame.bye_frame()]
     assert _ended(handler, ended) == CLOSED_LOCALLY
 
 
@@ -486,14 +343,14 @@ def test_a_graceful_close_delivers_every_frame_queued_before_it(connect: Connect
         peer.sock.close()
         return received
 
-    reader, result = start_thread(read_then_close)
+    reader = in_thread(read_then_close)
     if how == "close":
         handler.close(timeout=15)
     elif how == "bye through send_frame_async":
         handler.send_frame_async(Frame.bye_frame())  # returns at once
     else:
         handler.send_frame(Frame.bye_frame())
-    assert joined(reader, result) == [*frames, Frame.bye_frame()]
+    assert reader() == [*frames, Frame.bye_frame()]
     assert _ended(handler, ended) == CLOSED_LOCALLY
 
 
@@ -506,13 +363,13 @@ def test_large_frames_cross_both_ways(connect: Connect, size: int) -> None:
     inbox: queue.Queue[bytes] = queue.Queue()
     handler, peer = connect(SocketHandlerQueue, inbox)
     payload = os.urandom(size)
-    sender, result = start_thread(peer.send, payload)
+    sender = in_thread(peer.send, payload)
     assert inbox.get(timeout=20) == payload
-    joined(sender, result)
+    sender()
     # send_frame returns once the kernel has the whole frame: the peer must read meanwhile.
-    reader, received = start_thread(peer.recv_data)
+    reader = in_thread(peer.recv_data)
     handler.send_frame(Frame(payload[::-1]))
-    assert joined(reader, received) == payload[::-1]
+    assert reader() == payload[::-1]
 
 
 @pytest.mark.timeout(60)
@@ -525,25 +382,18 @@ def test_four_threads_sending_at_once_never_interleave_frames(connect: Connect) 
         # once, large ones through the writer, all mixed.
         for index in range(per_thread):
             count = 32 * 1024 if index % 97 == 0 else 1 + index % 300
-            frame = Frame(struct.pack("!II", sender, index) * count)
+            frame = Frame(tagged(sender, index, count))
             if sender % 2:
                 handler.send_frame(frame)
             else:
                 handler.send_frame_async(frame)
 
-    reader, result = start_thread(lambda: [peer.recv_data() for _ in range(4 * per_thread)])
-    senders = [start_thread(send, n) for n in range(4)]
-    for thread, outcome in senders:
-        assert joined(thread, outcome) is None
-    received = joined(reader, result)
-    last = dict.fromkeys(range(4), -1)
-    for payload in received:
-        head = payload[:8]
-        assert payload == head * (len(payload) // 8), "a frame was mixed with another"
-        sender, index = struct.unpack("!II", head)
-        assert index == last[sender] + 1, "a sender's frames arrived out of order"
-        last[sender] = index
-    assert last == dict.fromkeys(range(4), per_thread - 1)
+    reader = in_thread(lambda: [peer.recv_data() for _ in range(4 * per_thread)])
+    senders = [in_thread(send, n) for n in range(4)]
+    for join in senders:
+        assert join() is None
+    received = reader()
+    assert_never_interleaved(received, senders=4, per_sender=per_thread)
 
 
 def test_sending_on_a_closed_handler_raises_connection_closed(connect: Connect) -> None:
@@ -572,10 +422,10 @@ def test_flush_waits_for_the_kernel_and_times_out_clearly(connect: Connect) -> N
     handler.send_frame_async(Frame(payload))  # the peer does not read yet: it queues
     with pytest.raises(CommunicationTimeoutError, match="still queued"):
         handler.flush(timeout=0.05)
-    reader, result = start_thread(peer.recv_data)
+    reader = in_thread(peer.recv_data)
     handler.flush(timeout=20)
     assert len(handler.send_queue) == 0
-    assert joined(reader, result) == payload
+    assert reader() == payload
 
 
 def test_the_legacy_wire_limits_frames_to_64_kib_at_send_time(connect: Connect) -> None:

@@ -1,9 +1,10 @@
 """Tests of the discovery Announcer.
 
 Every test that opens a discovery socket runs its body (the ``scenario_*`` functions) in a
-child process inside a network namespace of its own (see ``netns.py``): joining a
-multicast group, even, would otherwise talk to the host's network. The query side is
-written here with raw sockets, so these tests need only pymasep-comm-server and core.
+child process inside a network namespace of its own (see ``netns.py`` in core's
+``tests/support``): joining a multicast group, even, would otherwise talk to the host's
+network. The query side is written here with raw sockets, so these tests need only
+pymasep-comm-server and core.
 """
 
 from __future__ import annotations

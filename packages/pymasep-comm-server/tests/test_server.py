@@ -15,11 +15,29 @@ import socket
 import struct
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from peers import (
+    LOOPBACK,
+    Echo,
+    PeerRecorder,
+    RawClient,
+    RecordsDisconnects,
+    Sequencer,
+    answer_the_bye,
+    assert_never_interleaved,
+    assert_settles,
+    descriptors,
+    in_thread,
+    legacy_frame,
+    numbered_frames,
+    read_exactly,
+    read_to_eof,
+    send_fragmented,
+    tagged,
+)
 
 from pymasep.comm.core import (
     ConnectionClosedError,
@@ -39,173 +57,19 @@ from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CON
 from pymasep.comm.core.wire import PREAMBLE, encode_header
 from pymasep.comm.server import Server
 
-LOOPBACK = "127.0.0.1"
 ENGINE = "engine"
+# Every thread a test starts (handlers, helpers) has ended after it.
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
 
 
-# --- raw clients -------------------------------------------------------------------------
+# --- servers that record -----------------------------------------------------------------
 
 
-class RawClient:
-    """A client made of a socket and core's ClientHandshake, nothing of the server side."""
-
-    def __init__(self, port: int, ident: str, *, timeout: float = 10) -> None:
-        self.sock = socket.create_connection((LOOPBACK, port), timeout=timeout)
-        self.handshake = ClientHandshake(ident)
-        try:
-            self.sock.sendall(self.handshake.bytes_to_send())
-            while not self.handshake.receive_data(self._recv()):
-                pass
-        except BaseException:
-            self.sock.close()
-            raise
-        assert self.handshake.decoder is not None
-        self.decoder = self.handshake.decoder
-        self.frames: deque[Frame] = deque(self.handshake.pending_frames)
-
-    def _recv(self) -> bytes:
-        data = self.sock.recv(65536)
-        if not data:
-            raise ConnectionClosedError("the server closed during the handshake")
-        return data
-
-    def send(self, payload: bytes) -> None:
-        self.sock.sendall(encode_frame(Frame(payload)))
-
-    def send_bye(self) -> None:
-        self.sock.sendall(encode_frame(Frame.bye_frame()))
-
-    def recv_frame(self) -> Frame | None:
-        while not self.frames:
-            data = self.sock.recv(256 * 1024)
-            if not data:
-                return None
-            self.frames.extend(self.decoder.feed(data))
-        return self.frames.popleft()
-
-    def recv_data(self) -> bytes:
-        frame = self.recv_frame()
-        assert frame is not None, "the connection ended"
-        assert frame.kind is FrameKind.DATA, frame
-        return frame.message
-
-    def until_eof(self) -> list[Frame]:
-        frames = []
-        while (frame := self.recv_frame()) is not None:
-            frames.append(frame)
-        return frames
-
-    def leave(self) -> None:
-        """Say bye, wait for the server's side to close, close."""
-        self.send_bye()
-        self.until_eof()
-        self.sock.close()
-
-
-def legacy_frame(payload: bytes) -> bytes:
-    """pymasep 0.2's framing, written out by hand: 2-byte little-endian length, payload."""
-    return len(payload).to_bytes(2, "little") + payload
-
-
-def read_exactly(sock: socket.socket, count: int) -> bytes:
-    data = b""
-    while len(data) < count:
-        chunk = sock.recv(count - len(data))
-        assert chunk, f"the stream ended after {len(data)} of {count} bytes"
-        data += chunk
-    return data
-
-
-def read_to_eof(sock: socket.socket) -> bytes:
-    """Everything until the server closes (a reset counts as a close)."""
-    chunks = []
-    try:
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    except ConnectionResetError:
-        pass
-    return b"".join(chunks)
-
-
-# --- handlers and servers that record ----------------------------------------------------
-
-
-class Recorder(SocketHandlerQueue):
-    """Queues the payloads it receives and each ``on_disconnect`` reason."""
-
-    def __init__(
-        self,
-        conn: socket.socket,
-        addr: Any,
-        logger: logging.Logger,
-        inbox: queue.Queue[bytes],
-        ended: queue.Queue[tuple[str | None, str]],
-    ) -> None:
-        super().__init__(conn, addr, logger, inbox)
-        self.ended = ended
-
-    def on_disconnect(self, reason: str) -> None:
-        self.ended.put((self.peer_id, reason))
-
-
-class Engine(Server):
-    """Records ``on_disconnect(ident, reason)``."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ended: queue.Queue[tuple[str, str]] = queue.Queue()
-
-    def on_disconnect(self, ident: str, reason: str) -> None:
-        self.ended.put((ident, reason))
-
-
-class Echo(SocketHandler):
-    def on_receive(self, frame: Frame) -> None:
-        self.send_frame_async(frame)
-
-
-class Sequencer(SocketHandler):
-    """Checks that frames carry 0, 1, 2, ... in their first four bytes."""
-
-    def __init__(
-        self, conn: socket.socket, addr: Any, logger: logging.Logger, done: threading.Event
-    ) -> None:
-        super().__init__(conn, addr, logger)
-        self.done = done
-        self.expected = 0
-        self.faults: list[int] = []
-
-    def on_receive(self, frame: Frame) -> None:
-        (number,) = struct.unpack_from("!I", frame.message)
-        if number != self.expected or frame.size != 1024:
-            self.faults.append(number)
-        self.expected = number + 1
-        if self.expected == 100_000:
-            self.done.set()
+class Engine(RecordsDisconnects, Server):
+    """Records ``on_disconnect(ident, reason)`` in ``ended``."""
 
 
 # --- fixtures ----------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def no_thread_left_behind() -> Iterator[None]:
-    """Every thread a test starts (the server's, the helpers') has ended after it."""
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 2
-    for thread in set(threading.enumerate()) - before:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
-
-
-@pytest.fixture
-def inbox() -> queue.Queue[bytes]:
-    return queue.Queue()
-
-
-@pytest.fixture
-def ended() -> queue.Queue[tuple[str | None, str]]:
-    return queue.Queue()
 
 
 MakeServer = Callable[..., Engine]
@@ -238,10 +102,7 @@ def server(
     inbox: queue.Queue[bytes],
     ended: queue.Queue[tuple[str | None, str]],
 ) -> Engine:
-    return make_server(Recorder, (inbox, ended))
-
-
-Join = Callable[[], Any]
+    return make_server(PeerRecorder, (inbox, ended))
 
 
 def wait_registered(server: Server, ident: str, present: bool = True) -> None:
@@ -274,40 +135,6 @@ def raw_clients() -> Iterator[Connect]:
     yield make
     for client in made:
         client.sock.close()
-
-
-def in_thread(target: Callable[..., Any], *args: Any) -> Join:
-    """Start ``target(*args)``; the returned function joins it, then returns or raises."""
-    result: list[Any] = []
-
-    def run() -> None:
-        try:
-            result.append(target(*args))
-        except BaseException as error:
-            result.append(error)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-
-    def join() -> Any:
-        thread.join(30)
-        assert result, "the helper thread did not finish in time"
-        if isinstance(result[0], BaseException):
-            raise result[0]
-        return result[0]
-
-    return join
-
-
-def answer_the_bye(client: RawClient) -> Join:
-    """Read in a thread until the server closes, then close, as a real client does."""
-
-    def run() -> list[Frame]:
-        frames = client.until_eof()
-        client.sock.close()
-        return frames
-
-    return in_thread(run)
 
 
 # --- the API of pymasep 0.2 ---------------------------------------------------------------
@@ -411,19 +238,11 @@ def test_100000_frames_arrive_all_in_order_despite_fragmentation(
     make_server: MakeServer, raw_clients: Connect
 ) -> None:
     done = threading.Event()
-    server = make_server(Sequencer, (done,))
+    server = make_server(Sequencer, (100_000, 1024, done))
     client = raw_clients(server, "streamer")
-    rng = random.Random(7)
-    header = encode_header(FrameKind.DATA, 1024, Wire.V1)
-    filler = bytes(1020)
-    for first in range(0, 100_000, 500):
-        blob = memoryview(
-            b"".join(header + struct.pack("!I", n) + filler for n in range(first, first + 500))
-        )
-        while blob:  # reads on the server end anywhere: in headers, in payloads
-            cut = rng.choice([1, 3, 5, 6, 1000, 1029, 7777, 65536, 300_000])
-            client.sock.sendall(blob[:cut])
-            blob = blob[cut:]
+    frames = numbered_frames(100_000, 1024, batch=500)
+    sizes = (1, 3, 5, 6, 1000, 1029, 7777, 65536, 300_000)
+    send_fragmented(client.sock, frames, seed=7, sizes=sizes)  # the server's reads end anywhere
     assert done.wait(20)
     handler = server.get_connection("streamer")
     assert handler.faults == []  # type: ignore[attr-defined]
@@ -485,19 +304,12 @@ def test_four_threads_sending_to_one_interface_never_interleave(
     def send(sender: int) -> None:
         for index in range(2000):
             count = 16 * 1024 if index % 101 == 0 else 1 + index % 300
-            server.send_frame_to("target", Frame(struct.pack("!II", sender, index) * count))
+            server.send_frame_to("target", Frame(tagged(sender, index, count)))
 
     received = in_thread(lambda: [client.recv_data() for _ in range(8000)])
     for join in [in_thread(send, n) for n in range(4)]:
         join()
-    last = dict.fromkeys(range(4), -1)
-    for payload in received():
-        head = payload[:8]
-        assert payload == head * (len(payload) // 8), "a frame was mixed with another"
-        sender, index = struct.unpack("!II", head)
-        assert index == last[sender] + 1, "a sender's frames arrived out of order"
-        last[sender] = index
-    assert last == dict.fromkeys(range(4), 1999)
+    assert_never_interleaved(received(), senders=4, per_sender=2000)
 
 
 # --- interfaces that leave -----------------------------------------------------------------
@@ -612,7 +424,7 @@ def test_a_garbage_hello_closes_that_connection_only(
     raw_clients: Connect,
     garbage: bytes,
 ) -> None:
-    server = make_server(Recorder, (inbox, ended), handshake_timeout=1.0)
+    server = make_server(PeerRecorder, (inbox, ended), handshake_timeout=1.0)
     with socket.create_connection((LOOPBACK, server.port), timeout=5) as intruder:
         intruder.sendall(garbage)
         start = time.monotonic()
@@ -646,7 +458,7 @@ def test_max_connection_refuses_the_next_client_with_a_reason(
     ended: queue.Queue[tuple[str | None, str]],
     raw_clients: Connect,
 ) -> None:
-    server = make_server(Recorder, (inbox, ended), max_connection=2)
+    server = make_server(PeerRecorder, (inbox, ended), max_connection=2)
     first, second = raw_clients(server, "a"), raw_clients(server, "b")
     with pytest.raises(ConnectionRejectedError) as refused:
         raw_clients(server, "c")
@@ -725,7 +537,7 @@ def test_close_delivers_every_frame_queued_before_it(
     ended: queue.Queue[tuple[str | None, str]],
     raw_clients: Connect,
 ) -> None:
-    server = make_server(Recorder, (inbox, ended))
+    server = make_server(PeerRecorder, (inbox, ended))
     clients = [raw_clients(server, f"c{n}") for n in range(2)]
     assert server.wait_for_connections(2, 5)
     frames = [Frame(struct.pack("!I", n) + os.urandom(16 * 1024)) for n in range(500)]
@@ -751,7 +563,7 @@ def test_close_ends_every_thread_within_a_second_and_frees_the_port(
     inbox: queue.Queue[bytes], ended: queue.Queue[tuple[str | None, str]]
 ) -> None:
     before = set(threading.enumerate())
-    server = Engine(ENGINE, 8, Recorder, (inbox, ended), LOOPBACK, 0)
+    server = Engine(ENGINE, 8, PeerRecorder, (inbox, ended), LOOPBACK, 0)
     server.wait_connection()
     port = server.port
     clients = [RawClient(port, f"c{n}") for n in range(4)]
@@ -813,9 +625,6 @@ def test_a_server_never_started_closes_cleanly() -> None:
 def test_50_connect_close_cycles_leave_no_thread_and_no_descriptor(
     server: Engine, raw_clients: Connect
 ) -> None:
-    def descriptors() -> int:
-        return len(os.listdir("/proc/self/fd"))
-
     raw_clients(server, "warm-up").leave()
     threads, fds = len(threading.enumerate()), descriptors()
     for cycle in range(50):
@@ -826,13 +635,7 @@ def test_50_connect_close_cycles_leave_no_thread_and_no_descriptor(
         else:
             server.send_frame_to(f"cycle-{cycle}", Frame.bye_frame())  # the engine sends it away
             assert answer_the_bye(client)() == [Frame.bye_frame()]
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and (
-        len(threading.enumerate()) > threads or descriptors() > fds
-    ):
-        time.sleep(0.01)
-    assert len(threading.enumerate()) <= threads
-    assert descriptors() <= fds
+    assert_settles(threads, fds)
     assert server.connection_ids() == []
 
 

@@ -12,8 +12,10 @@ A test module runs its own functions in the child: it ends with
 JSON can carry; the child prints it as its last line of output and the helper returns it
 decoded.
 
-The server's and the client's tests each hold an identical copy of this module, so that
-each distribution's tests run with only that distribution (and core) installed.
+The one copy serves the server's, the client's and the integration tests (and the
+games, run where pymasep-comm is not installed): it needs only the standard library and
+pytest. Their ``conftest.py`` puts this folder on ``sys.path``; the children it starts
+find it through ``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -33,12 +35,16 @@ import pytest
 
 __all__ = [
     "CHILD_TIMEOUT",
+    "LOOPBACK_SETUP",
+    "NO_NETNS",
     "NamespacePair",
     "child_main",
     "finish",
     "requires_netns",
     "requires_netns_pair",
+    "run_in_namespace",
     "run_isolated",
+    "unshare_command",
     "wait_for_stdin_eof",
     "wait_line",
 ]
@@ -48,14 +54,26 @@ CHILD_TIMEOUT = 20.0
 
 # Commands that turn a fresh namespace into "one host": loopback up, and multicast routed
 # to loopback, the only interface there is.
-_LOOPBACK_SETUP = "ip link set lo up && ip route add 224.0.0.0/4 dev lo"
+LOOPBACK_SETUP = "ip link set lo up && ip route add 224.0.0.0/4 dev lo"
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of a child: this one, with this folder first on ``PYTHONPATH`` (a
+    test module run as a child imports this module, and no conftest.py runs there)."""
+    path = os.environ.get("PYTHONPATH")
+    return dict(os.environ, PYTHONPATH=_HERE if not path else os.pathsep.join([_HERE, path]))
 
 
 def _run(command: list[str], timeout: float = 5.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, check=False, env=_child_env()
+    )
 
 
-def _unshare_command() -> list[str]:
+def unshare_command() -> list[str]:
+    """The command prefix that runs a command in a new network namespace."""
     # Without root, a user namespace (-r: map this user to root in it) lets the test own
     # its network namespace.
     return ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-r", "-n"]
@@ -68,7 +86,7 @@ def _why_no_netns() -> str | None:
         if shutil.which(tool) is None:
             return f"{tool!r} is not installed (util-linux / iproute2), so no namespace to run in"
     try:
-        probe = _run([*_unshare_command(), "sh", "-c", _LOOPBACK_SETUP])
+        probe = _run([*unshare_command(), "sh", "-c", LOOPBACK_SETUP], timeout=10.0)
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"cannot create a network namespace: {error}"
     if probe.returncode != 0:
@@ -85,10 +103,11 @@ def _why_no_netns_pair() -> str | None:
     return None
 
 
-_NO_NETNS = _why_no_netns()
+NO_NETNS = _why_no_netns()
+"""Why no namespace can be made here, or None."""
 _NO_NETNS_PAIR = _why_no_netns_pair()
 
-requires_netns = pytest.mark.skipif(_NO_NETNS is not None, reason=_NO_NETNS or "")
+requires_netns = pytest.mark.skipif(NO_NETNS is not None, reason=NO_NETNS or "")
 """Skip a test that needs a namespace of its own, saying why there is none."""
 
 requires_netns_pair = pytest.mark.skipif(_NO_NETNS_PAIR is not None, reason=_NO_NETNS_PAIR or "")
@@ -99,7 +118,7 @@ def _decode(process: subprocess.CompletedProcess[str], what: str) -> Any:
     if process.returncode != 0:
         raise AssertionError(
             f"{what} exited with {process.returncode}\n"
-            f"--- stdout\n{process.stdout}--- stderr\n{process.stderr}"
+            f"--- stdout\n{process.stdout}--- stderr\n{process.stderr[-4000:]}"
         )
     lines = process.stdout.strip().splitlines()
     if not lines:
@@ -132,17 +151,41 @@ def run_isolated(
     Returns:
         What the function returned, through JSON.
     """
-    setup = _LOOPBACK_SETUP if multicast_route else "ip link set lo up"
-    command = [
-        *_unshare_command(),
-        "sh",
-        "-c",
-        f'{setup} && exec "$@"',
-        "sh",
-        *_child_command(script, function, args),
-    ]
-    process = _run(command, timeout=timeout)
+    command = _child_command(script, function, args)
+    process = _run_in_group(_in_fresh_namespace(command, multicast_route), timeout)
     return _decode(process, f"{function}{args} in a fresh namespace")
+
+
+def run_in_namespace(*command: str, timeout: float = CHILD_TIMEOUT) -> Any:
+    """Run ``command`` in a fresh namespace holding only ``lo`` (multicast routed to it)
+    and return the JSON of its last line of output, as :func:`run_isolated` does."""
+    process = _run_in_group(_in_fresh_namespace(list(command), True), timeout)
+    return _decode(process, f"{command!r} in a fresh namespace")
+
+
+def _in_fresh_namespace(command: list[str], multicast_route: bool) -> list[str]:
+    setup = LOOPBACK_SETUP if multicast_route else "ip link set lo up"
+    return [*unshare_command(), "sh", "-c", f'{setup} && exec "$@"', "sh", *command]
+
+
+def _run_in_group(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` in a process group of its own; past ``timeout``, kill the whole
+    group (the child and every process it started, the namespace with them) and raise."""
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=_child_env(),
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:  # timed out: kill the child and all it started
+            os.killpg(process.pid, 9)
+            process.communicate()
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def wait_line(process: subprocess.Popen[str], timeout: float = 10.0) -> str:
@@ -214,17 +257,19 @@ class NamespacePair:
                 if stream is not None:
                     stream.close()
         for name in reversed(self._created):
-            _run(["ip", "netns", "del", name])
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                _run(["ip", "netns", "del", name])
         self._created.clear()
 
-    def _exec(self, side: str) -> list[str]:
+    def prefix(self, side: str) -> list[str]:
+        """The command prefix that runs a program on host ``side``."""
         return ["ip", "netns", "exec", self.names[side]]
 
     def run(
         self, side: str, script: str, function: str, *args: str, timeout: float = CHILD_TIMEOUT
     ) -> Any:
         """Run ``function(*args)`` of ``script`` on host ``side`` and return its result."""
-        command = [*self._exec(side), *_child_command(script, function, args)]
+        command = [*self.prefix(side), *_child_command(script, function, args)]
         return _decode(_run(command, timeout=timeout), f"{function}{args} on host {side}")
 
     def start(self, side: str, script: str, function: str, *args: str) -> subprocess.Popen[str]:
@@ -232,13 +277,14 @@ class NamespacePair:
 
         The child is killed on exit from the pair if still running.
         """
-        command = [*self._exec(side), *_child_command(script, function, args)]
+        command = [*self.prefix(side), *_child_command(script, function, args)]
         child = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env=_child_env(),
         )
         self._children.append(child)
         return child

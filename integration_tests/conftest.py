@@ -1,0 +1,12 @@
+"""Puts core's shared test support (``packages/pymasep-comm-core/tests/support``) on
+``sys.path``, whatever directory pytest runs from."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SUPPORT = ROOT / "packages" / "pymasep-comm-core" / "tests" / "support"
+if str(SUPPORT) not in sys.path:
+    sys.path.insert(0, str(SUPPORT))
