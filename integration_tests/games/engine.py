@@ -15,21 +15,17 @@ go to stderr. Exit code 0 when the game ran to its end, whoever left.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import json
 import queue
 import signal
-import socket
 import sys
-import threading
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 import rules
 from lxml import etree
+from process_common import digest, distributions, emit, only_loopback_here, threads_left
 
 import pymasep.comm.core
 from pymasep.comm.core import (
@@ -70,40 +66,6 @@ class EngineServer(Server):
         self.inbox.put(Departure(ident, reason, time.monotonic()))
 
 
-def emit(event: str, **fields: Any) -> None:
-    print(json.dumps({"event": event, **fields}), flush=True)
-
-
-def distributions() -> dict[str, str]:
-    found = {}
-    for name in ("pymasep-comm-core", "pymasep-comm-server", "pymasep-comm-client", "pymasep"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            found[name] = metadata.version(name)
-    return found
-
-
-def threads_left(within: float) -> tuple[list[str], list[str]]:
-    """The threads still running now, and those still running ``within`` seconds later.
-
-    A connection that ended before close() may still be finishing its callbacks in its
-    own thread (close() joins only the connections it closes itself).
-    """
-
-    def others() -> list[threading.Thread]:
-        return [t for t in threading.enumerate() if t is not threading.main_thread()]
-
-    now = [t.name for t in others()]
-    deadline = time.monotonic() + within
-    for thread in others():
-        thread.join(max(0.0, deadline - time.monotonic()))
-    return now, [t.name for t in others()]
-
-
-def only_loopback_here() -> bool:
-    """True inside a network namespace whose only interface is ``lo`` (made by a test)."""
-    return [name for _, name in socket.if_nameindex()] == ["lo"]
-
-
 def padding(step: int, size: int) -> etree._Element:
     """A terrain of ``size`` bytes of text in 1 KiB cells, different at each step."""
     terrain = etree.Element("Terrain", step=str(step))
@@ -111,10 +73,6 @@ def padding(step: int, size: int) -> etree._Element:
         seed = hashlib.sha256(f"{step}:{index}".encode()).hexdigest()
         etree.SubElement(terrain, "Cell").text = (seed * 16)[: min(1024, size - index)]
     return terrain
-
-
-def digest(state: etree._Element) -> str:
-    return hashlib.sha256(etree.tostring(state, method="c14n")).hexdigest()[:16]
 
 
 class Engine:

@@ -1,12 +1,13 @@
 """Run a game as users deploy one: an engine process and interface processes.
 
 :class:`Match` copies ``engine.py`` and ``interface.py`` into directories of their own,
-each with a copy of ``rules.py`` (nothing else of this tree is reachable from them), and
-starts them with the interpreters it is given: in ``nox -s games`` a virtualenv with only
-pymasep-comm-server (and core) for the engine, one with only pymasep-comm-client (and
-core) for the interfaces, both installed from the built wheels. It reads the JSON lines
-each process prints (its transcript), lets the caller wait for events, kill a process,
-and kills whatever is left when it ends. Every wait is bounded.
+each with a copy of ``rules.py`` and ``process_common.py`` (nothing else of this tree is
+reachable from them), and starts them with the interpreters it is given: in ``nox -s
+games`` a virtualenv with only pymasep-comm-server (and core) for the engine, one with
+only pymasep-comm-client (and core) for the interfaces, both installed from the built
+wheels. It reads the JSON lines each process prints (its transcript), lets the caller
+wait for events, kill a process, and kills whatever is left when it ends. Every wait is
+bounded.
 
 This module needs only the standard library: the tests that use it run in a virtualenv
 with pytest and nothing of pymasep-comm. Run as a script, it plays one game and prints
@@ -193,7 +194,7 @@ class Match:
         self.dirs = {"engine": root / "engine-host", "interface": root / "interface-host"}
         for side, script in (("engine", "engine.py"), ("interface", "interface.py")):
             self.dirs[side].mkdir(parents=True, exist_ok=True)
-            for name in (script, "rules.py"):
+            for name in (script, "rules.py", "process_common.py"):
                 shutil.copy2(HERE / name, self.dirs[side] / name)
         self.pythons = {"engine": engine_python, "interface": interface_python}
         self.listener = listener

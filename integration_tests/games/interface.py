@@ -14,20 +14,14 @@ It prints its transcript on stdout, one JSON object per line (``{"event": ...}``
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
-import json
 import queue
 import signal
-import socket
 import sys
-import threading
 import time
-from importlib import metadata
 from typing import Any
 
 import rules
-from lxml import etree
+from process_common import digest, distributions, emit, only_loopback_here, threads_left
 
 import pymasep.comm.core
 from pymasep.comm.core import CommunicationError, ServerNotFoundError, register_type
@@ -58,44 +52,6 @@ class InterfaceClient(Client):
 
     def on_disconnect(self, ident: str, reason: str) -> None:
         self.inbox.put(EngineGone(reason))
-
-
-def emit(event: str, **fields: Any) -> None:
-    print(json.dumps({"event": event, **fields}), flush=True)
-
-
-def distributions() -> dict[str, str]:
-    found = {}
-    for name in ("pymasep-comm-core", "pymasep-comm-server", "pymasep-comm-client", "pymasep"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            found[name] = metadata.version(name)
-    return found
-
-
-def threads_left(within: float) -> tuple[list[str], list[str]]:
-    """The threads still running now, and those still running ``within`` seconds later.
-
-    A connection that ended before close() may still be finishing its callbacks in its
-    own thread (close() joins only the connections it closes itself).
-    """
-
-    def others() -> list[threading.Thread]:
-        return [t for t in threading.enumerate() if t is not threading.main_thread()]
-
-    now = [t.name for t in others()]
-    deadline = time.monotonic() + within
-    for thread in others():
-        thread.join(max(0.0, deadline - time.monotonic()))
-    return now, [t.name for t in others()]
-
-
-def only_loopback_here() -> bool:
-    """True inside a network namespace whose only interface is ``lo`` (made by a test)."""
-    return [name for _, name in socket.if_nameindex()] == ["lo"]
-
-
-def digest(state: etree._Element) -> str:
-    return hashlib.sha256(etree.tostring(state, method="c14n")).hexdigest()[:16]
 
 
 class Interface:
