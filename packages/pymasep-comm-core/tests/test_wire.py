@@ -273,6 +273,22 @@ def test_oversized_frame_is_refused_from_its_header_alone(wire: Wire) -> None:
     assert (info.value.size, info.value.limit) == (101, 100)
 
 
+def test_whole_oversized_frame_in_one_chunk_is_refused() -> None:
+    # One chunk holding exactly one frame takes the decoder's fast path: same limit.
+    decoder = FrameDecoder(max_frame_size=10)
+    with pytest.raises(FrameTooLargeError):
+        decoder.feed(encode_frame(Frame(b"x" * 11)))
+
+
+@pytest.mark.parametrize("kind", list(FrameKind))
+def test_one_whole_frame_per_chunk_keeps_its_kind(kind: FrameKind) -> None:
+    decoder = FrameDecoder()
+    for payload in (b"", b"ping", b"x" * 5000):
+        data = memoryview(bytearray(encode_frame(Frame(payload, kind))))
+        assert decoder.feed(data) == [Frame(payload, kind)]
+        assert decoder.buffered == 0
+
+
 def test_oversized_frame_after_good_frames_in_the_same_chunk() -> None:
     decoder = FrameDecoder(max_frame_size=10)
     data = encode_frame(Frame(b"ok")) + encode_header(FrameKind.DATA, 11, Wire.V1)
