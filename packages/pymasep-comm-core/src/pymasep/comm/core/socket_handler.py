@@ -357,13 +357,26 @@ class SocketHandler(threading.Thread):
             view = memoryview(buffer)
             recv_into = self.socket.recv_into
             feed = self._decoder.feed
+            on_receive = self.on_receive
+            data = FrameKind.DATA
             while reason is None:
                 count = recv_into(buffer)
                 if not count:
                     reason = CLOSED_LOCALLY if self._closing else CONNECTION_LOST
                     break
                 self._received_since_send = True
-                reason = self._deliver(feed(view[:count]))
+                frames = feed(view[:count])
+                if len(frames) == 1 and frames[0].kind is data:
+                    # A read holding one data frame (a request, a reply) is the common case:
+                    # deliver it here and go straight back to recv_into, which releases the
+                    # GIL, so that a thread on_receive woke (one waiting on a queue, say)
+                    # is less likely to find the GIL still held.
+                    try:
+                        on_receive(frames[0])
+                    except Exception:
+                        self.logger.exception("on_receive failed for a frame from %s", self.peer_id)
+                    continue
+                reason = self._deliver(frames)
         except OSError as error:
             reason = CLOSED_LOCALLY if self._closing else f"{CONNECTION_LOST}: {error}"
         except CommunicationError as error:
@@ -379,7 +392,8 @@ class SocketHandler(threading.Thread):
                 try:
                     self.on_receive(frame)
                 except Exception:
-                    # The application's bug must not cut the game's connection.
+                    # The application's bug must not cut the game's connection (run() has
+                    # the same guard on its fast path).
                     self.logger.exception("on_receive failed for a frame from %s", self.peer_id)
             elif frame.kind is FrameKind.BYE:
                 return CLOSED_LOCALLY if self._closing else CLOSED_BY_PEER
