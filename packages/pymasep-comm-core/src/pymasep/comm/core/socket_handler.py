@@ -44,6 +44,7 @@ Buffer = bytes | memoryview
 
 _RECV_SIZE = 256 * 1024
 _V1_PACK = V1_HEADER.pack
+_V1_HEADER_SIZE = V1_HEADER.size
 _monotonic = time.monotonic
 # Up to this payload size, joining header and payload costs less than a gather write.
 _JOIN_LIMIT = 16 * 1024
@@ -215,20 +216,19 @@ class SocketHandler(threading.Thread):
         if kind is FrameKind.BYE:
             self._begin_close()
             return
+        size = frame.size
         buffers: list[Buffer]
-        if frame.size <= _JOIN_LIMIT and self.wire is Wire.V1:
+        if size <= _JOIN_LIMIT and self.wire is Wire.V1:
             # A round trip's frames are small: encode them inline, as _encode would, since
             # the per-frame Python is a large share of a round trip on loopback.
-            data = _V1_PACK(kind, frame.size) + frame.message
-            buffers = [data]
-            size = len(data)
+            buffers = [_V1_PACK(kind, size) + frame.message]
+            size += _V1_HEADER_SIZE
         else:
             buffers = self._encode(frame)
             size = sum(map(len, buffers))
         with self.lock:
             if not self._accepting:
                 self._raise_closed()
-            self._queued_bytes += size
             now = _monotonic()
             streaming = not self._received_since_send and now - self._last_send < _BURST_WINDOW
             self._last_send = now
@@ -244,13 +244,17 @@ class SocketHandler(threading.Thread):
                 except OSError as error:
                     # The reader sees the same failure and ends the connection.
                     raise ConnectionClosedError(f"send failed: {error}") from error
-                self._sent_bytes += sent
                 if sent == size:
+                    # Written whole: flush() has nothing to wait for, so the byte counts,
+                    # which only ever differ by what is queued, stay as they are.
                     return
+                self._queued_bytes += size
+                self._sent_bytes += sent
                 pending = deque(buffers)
                 _drop_sent(pending, sent)
                 self.send_queue.extend(pending)
             else:
+                self._queued_bytes += size
                 self.send_queue.extend(buffers)
             self._ensure_writer()
 
