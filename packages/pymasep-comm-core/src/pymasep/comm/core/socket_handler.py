@@ -360,6 +360,7 @@ class SocketHandler(threading.Thread):
             buffer = bytearray(_RECV_SIZE)
             view = memoryview(buffer)
             recv_into = self.socket.recv_into
+            decode_whole = self._decoder.decode_whole
             feed = self._decoder.feed
             on_receive = self.on_receive
             data = FrameKind.DATA
@@ -369,18 +370,20 @@ class SocketHandler(threading.Thread):
                     reason = CLOSED_LOCALLY if self._closing else CONNECTION_LOST
                     break
                 self._received_since_send = True
-                frames = feed(view[:count])
-                if len(frames) == 1 and frames[0].kind is data:
+                frame = decode_whole(view, count)
+                if frame is None:
+                    reason = self._deliver(feed(view[:count]))
+                elif frame.kind is data:
                     # A read holding one data frame (a request, a reply) is the common case:
                     # deliver it here and go straight back to recv_into, which releases the
                     # GIL, so that a thread on_receive woke (one waiting on a queue, say)
                     # is less likely to find the GIL still held.
                     try:
-                        on_receive(frames[0])
+                        on_receive(frame)
                     except Exception:
                         self.logger.exception("on_receive failed for a frame from %s", self.peer_id)
-                    continue
-                reason = self._deliver(frames)
+                else:
+                    reason = self._deliver((frame,))
         except OSError as error:
             reason = CLOSED_LOCALLY if self._closing else f"{CONNECTION_LOST}: {error}"
         except CommunicationError as error:
