@@ -226,7 +226,10 @@ class SocketHandler(threading.Thread):
         else:
             buffers = self._encode(frame)
             size = sum(map(len, buffers))
-        with self.lock:
+        # acquire/release costs half of a with statement, and a send is mostly overhead.
+        lock = self.lock
+        lock.acquire()
+        try:
             if not self._accepting:
                 self._raise_closed()
             now = _monotonic()
@@ -257,6 +260,8 @@ class SocketHandler(threading.Thread):
                 self._queued_bytes += size
                 self.send_queue.extend(buffers)
             self._ensure_writer()
+        finally:
+            lock.release()
 
     def _ensure_writer(self) -> None:
         """Wake the writer thread, starting it the first time (called with the lock held)."""
