@@ -217,11 +217,12 @@ class SocketHandler(threading.Thread):
             self._begin_close()
             return
         size = frame.size
-        buffers: list[Buffer]
+        # A small v1 frame, as a round trip's are, is encoded inline (as _encode would) into
+        # one ``data`` and no list: the per-frame Python is a large share of a round trip.
+        buffers: list[Buffer] | None = None
+        data = b""
         if size <= _JOIN_LIMIT and self.wire is Wire.V1:
-            # A round trip's frames are small: encode them inline, as _encode would, since
-            # the per-frame Python is a large share of a round trip on loopback.
-            buffers = [_V1_PACK(kind, size) + frame.message]
+            data = _V1_PACK(kind, size) + frame.message
             size += _V1_HEADER_SIZE
         else:
             buffers = self._encode(frame)
@@ -238,8 +239,8 @@ class SocketHandler(threading.Thread):
             self._received_since_send = False
             if not streaming and not self.send_queue and _DONTWAIT is not None:
                 try:
-                    if len(buffers) == 1:
-                        sent = self.socket.send(buffers[0], _DONTWAIT)
+                    if buffers is None:
+                        sent = self.socket.send(data, _DONTWAIT)
                     else:
                         sent = _send_buffers(self.socket, buffers, _DONTWAIT)
                 except (BlockingIOError, InterruptedError):
@@ -253,12 +254,12 @@ class SocketHandler(threading.Thread):
                     return
                 self._queued_bytes += size
                 self._sent_bytes += sent
-                pending = deque(buffers)
+                pending: deque[Buffer] = deque(buffers or (data,))
                 _drop_sent(pending, sent)
                 self.send_queue.extend(pending)
             else:
                 self._queued_bytes += size
-                self.send_queue.extend(buffers)
+                self.send_queue.extend(buffers or (data,))
             self._ensure_writer()
         finally:
             lock.release()
