@@ -369,7 +369,7 @@ class SocketHandler(threading.Thread):
             decode_whole = self._decoder.decode_whole
             feed = self._decoder.feed
             on_receive = self.on_receive
-            data = FrameKind.DATA
+            data_kind = FrameKind.DATA
             while reason is None:
                 count = recv_into(buffer)
                 if not count:
@@ -379,7 +379,7 @@ class SocketHandler(threading.Thread):
                 frame = decode_whole(view, count)
                 if frame is None:
                     reason = self._deliver(feed(view[:count]))
-                elif frame.kind is data:
+                elif frame.kind is data_kind:
                     # A read holding one data frame (a request, a reply) is the common case:
                     # deliver it here and go straight back to recv_into, which releases the
                     # GIL, so that a thread on_receive woke (one waiting on a queue, say)
