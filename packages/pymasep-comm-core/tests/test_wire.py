@@ -273,6 +273,48 @@ def test_oversized_frame_is_refused_from_its_header_alone(wire: Wire) -> None:
     assert (info.value.size, info.value.limit) == (101, 100)
 
 
+def test_whole_oversized_frame_in_one_chunk_is_refused() -> None:
+    # One chunk holding exactly one frame takes the decoder's fast path: same limit.
+    decoder = FrameDecoder(max_frame_size=10)
+    with pytest.raises(FrameTooLargeError):
+        decoder.feed(encode_frame(Frame(b"x" * 11)))
+
+
+@pytest.mark.parametrize("kind", list(FrameKind))
+def test_one_whole_frame_per_chunk_keeps_its_kind(kind: FrameKind) -> None:
+    decoder = FrameDecoder()
+    for payload in (b"", b"ping", b"x" * 5000):
+        data = memoryview(bytearray(encode_frame(Frame(payload, kind))))
+        assert decoder.feed(data) == [Frame(payload, kind)]
+        assert decoder.buffered == 0
+
+
+@pytest.mark.parametrize("kind", list(FrameKind))
+def test_decode_whole_takes_exactly_one_v1_frame(kind: FrameKind) -> None:
+    buffer = bytearray(64)
+    data = encode_frame(Frame(b"ping", kind))
+    buffer[: len(data)] = data
+    assert FrameDecoder().decode_whole(memoryview(buffer), len(data)) == Frame(b"ping", kind)
+
+
+def test_decode_whole_leaves_anything_else_to_feed() -> None:
+    one = encode_frame(Frame(b"ping"))
+    decoder = FrameDecoder(max_frame_size=10)
+    assert decoder.decode_whole(one[:-1], len(one) - 1) is None  # partial
+    assert decoder.decode_whole(one + one, 2 * len(one)) is None  # two frames
+    assert decoder.decode_whole(one[:3], 3) is None  # not even a header
+    too_large = encode_frame(Frame(b"x" * 11))
+    assert decoder.decode_whole(too_large, len(too_large)) is None
+    unknown = b"\x09\x00\x00\x00\x01x"
+    assert decoder.decode_whole(unknown, len(unknown)) is None
+    legacy = encode_frame(Frame(b"ping"), Wire.LEGACY)
+    assert FrameDecoder(Wire.LEGACY).decode_whole(legacy, len(legacy)) is None
+    # Nothing was consumed: a partial frame, then its end, still decode in order.
+    assert decoder.feed(one[:-1]) == []
+    assert decoder.decode_whole(one[-1:], 1) is None  # bytes are buffered
+    assert decoder.feed(one[-1:]) == [Frame(b"ping")]
+
+
 def test_oversized_frame_after_good_frames_in_the_same_chunk() -> None:
     decoder = FrameDecoder(max_frame_size=10)
     data = encode_frame(Frame(b"ok")) + encode_header(FrameKind.DATA, 11, Wire.V1)

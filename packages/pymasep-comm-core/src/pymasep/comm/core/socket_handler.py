@@ -29,13 +29,23 @@ from .exceptions import (
     ProtocolError,
 )
 from .frame import Frame, FrameKind
-from .wire import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, Wire, encode_frame, encode_header
+from .wire import (
+    DEFAULT_MAX_FRAME_SIZE,
+    V1_HEADER,
+    FrameDecoder,
+    Wire,
+    encode_frame,
+    encode_header,
+)
 
 __all__ = ["SocketHandler", "SocketHandlerQueue"]
 
 Buffer = bytes | memoryview
 
 _RECV_SIZE = 256 * 1024
+_V1_PACK = V1_HEADER.pack
+_V1_HEADER_SIZE = V1_HEADER.size
+_monotonic = time.monotonic
 # Up to this payload size, joining header and payload costs less than a gather write.
 _JOIN_LIMIT = 16 * 1024
 # A frame sent this soon after the previous one on the same connection, with nothing
@@ -202,36 +212,57 @@ class SocketHandler(threading.Thread):
             ConnectionClosedError: The connection is closed or closing.
             FrameTooLargeError: The wire cannot carry a frame this large.
         """
-        if frame.kind is FrameKind.BYE:
+        kind = frame.kind
+        if kind is FrameKind.BYE:
             self._begin_close()
             return
-        buffers = self._encode(frame)
-        size = sum(map(len, buffers))
-        with self.lock:
+        size = frame.size
+        # A small v1 frame, as a round trip's are, is encoded inline (as _encode would) into
+        # one ``data`` and no list: the per-frame Python is a large share of a round trip.
+        buffers: list[Buffer] | None = None
+        data = b""
+        if size <= _JOIN_LIMIT and self.wire is Wire.V1:
+            data = _V1_PACK(kind, size) + frame.message
+            size += _V1_HEADER_SIZE
+        else:
+            buffers = self._encode(frame)
+            size = sum(map(len, buffers))
+        # acquire/release costs half of a with statement, and a send is mostly overhead.
+        lock = self.lock
+        lock.acquire()
+        try:
             if not self._accepting:
                 self._raise_closed()
-            self._queued_bytes += size
-            now = time.monotonic()
+            now = _monotonic()
             streaming = not self._received_since_send and now - self._last_send < _BURST_WINDOW
             self._last_send = now
             self._received_since_send = False
             if not streaming and not self.send_queue and _DONTWAIT is not None:
                 try:
-                    sent = _send_buffers(self.socket, buffers, _DONTWAIT)
+                    if buffers is None:
+                        sent = self.socket.send(data, _DONTWAIT)
+                    else:
+                        sent = _send_buffers(self.socket, buffers, _DONTWAIT)
                 except (BlockingIOError, InterruptedError):
                     sent = 0
                 except OSError as error:
                     # The reader sees the same failure and ends the connection.
                     raise ConnectionClosedError(f"send failed: {error}") from error
-                self._sent_bytes += sent
                 if sent == size:
+                    # Written whole: flush() has nothing to wait for, so the byte counts,
+                    # which only ever differ by what is queued, stay as they are.
                     return
-                pending = deque(buffers)
+                self._queued_bytes += size
+                self._sent_bytes += sent
+                pending: deque[Buffer] = deque(buffers or (data,))
                 _drop_sent(pending, sent)
                 self.send_queue.extend(pending)
             else:
-                self.send_queue.extend(buffers)
+                self._queued_bytes += size
+                self.send_queue.extend(buffers or (data,))
             self._ensure_writer()
+        finally:
+            lock.release()
 
     def _ensure_writer(self) -> None:
         """Wake the writer thread, starting it the first time (called with the lock held)."""
@@ -335,14 +366,30 @@ class SocketHandler(threading.Thread):
             buffer = bytearray(_RECV_SIZE)
             view = memoryview(buffer)
             recv_into = self.socket.recv_into
+            decode_whole = self._decoder.decode_whole
             feed = self._decoder.feed
+            on_receive = self.on_receive
+            data_kind = FrameKind.DATA
             while reason is None:
                 count = recv_into(buffer)
                 if not count:
                     reason = CLOSED_LOCALLY if self._closing else CONNECTION_LOST
                     break
                 self._received_since_send = True
-                reason = self._deliver(feed(view[:count]))
+                frame = decode_whole(view, count)
+                if frame is None:
+                    reason = self._deliver(feed(view[:count]))
+                elif frame.kind is data_kind:
+                    # A read holding one data frame (a request, a reply) is the common case:
+                    # deliver it here and go straight back to recv_into, which releases the
+                    # GIL, so that a thread on_receive woke (one waiting on a queue, say)
+                    # is less likely to find the GIL still held.
+                    try:
+                        on_receive(frame)
+                    except Exception:
+                        self.logger.exception("on_receive failed for a frame from %s", self.peer_id)
+                else:
+                    reason = self._deliver((frame,))
         except OSError as error:
             reason = CLOSED_LOCALLY if self._closing else f"{CONNECTION_LOST}: {error}"
         except CommunicationError as error:
@@ -358,7 +405,8 @@ class SocketHandler(threading.Thread):
                 try:
                     self.on_receive(frame)
                 except Exception:
-                    # The application's bug must not cut the game's connection.
+                    # The application's bug must not cut the game's connection (run() has
+                    # the same guard on its fast path).
                     self.logger.exception("on_receive failed for a frame from %s", self.peer_id)
             elif frame.kind is FrameKind.BYE:
                 return CLOSED_LOCALLY if self._closing else CLOSED_BY_PEER

@@ -44,10 +44,15 @@ V1_MAX_FRAME_SIZE = 2**32 - 1
 LEGACY_MAX_FRAME_SIZE = 2**16 - 1
 """Largest payload pymasep 0.2's 2-byte length can describe."""
 
-_V1_HEADER = struct.Struct("!BI")
+V1_HEADER = struct.Struct("!BI")
+"""Layout of a v1 header: kind, then payload length (the socket handler packs it inline)."""
+_V1_HEADER = V1_HEADER
 _LEGACY_HEADER = struct.Struct("<H")
 _BYE = b"BYE"
+_V1_HEADER_SIZE = _V1_HEADER.size
+_V1_UNPACK_FROM = _V1_HEADER.unpack_from
 _KINDS = tuple(FrameKind)
+_KIND_COUNT = len(_KINDS)
 
 BytesLike = bytes | bytearray | memoryview
 """What :meth:`FrameDecoder.feed` takes."""
@@ -65,10 +70,13 @@ class Wire(str, enum.Enum):
         return self.value
 
 
+_new_frame = Frame.__new__
+
+
 def _make_frame(payload: bytes, kind: FrameKind) -> Frame:
     # The decoder builds many small frames: skip Frame.__init__'s checks, which the
     # decoder has already made.
-    frame = Frame.__new__(Frame)
+    frame = _new_frame(Frame)
     frame.message = payload
     frame.size = len(payload)
     frame.kind = kind
@@ -87,7 +95,8 @@ def encode_header(kind: FrameKind, size: int, wire: Wire) -> bytes:
         FrameTooLargeError: The wire cannot describe a payload this large.
         EncodeError: The legacy wire cannot carry a refusal.
     """
-    wire = Wire(wire)
+    if type(wire) is not Wire:  # the conversion costs more than the encoding
+        wire = Wire(wire)
     if wire is Wire.V1:
         if size > V1_MAX_FRAME_SIZE:
             raise FrameTooLargeError(size, V1_MAX_FRAME_SIZE, "the v1 wire has a 4-byte length")
@@ -171,6 +180,18 @@ class FrameDecoder:
             # Frames are copied out of ``data`` as they are split: no copy of the whole.
             # A view of wider items is recast so that indexes count bytes.
             source = data.cast("B") if isinstance(data, memoryview) and data.itemsize != 1 else data
+            total = len(source)
+            if total >= _V1_HEADER_SIZE and self.wire is Wire.V1:
+                # A request or a reply usually arrives as one read holding exactly one
+                # frame: decode it without the general loop, which costs more than the
+                # round trip's system calls. Anything else takes the checks below.
+                kind, size = _V1_UNPACK_FROM(source)
+                if (
+                    size == total - _V1_HEADER_SIZE
+                    and kind < _KIND_COUNT
+                    and size <= self.max_frame_size
+                ):
+                    return [_make_frame(bytes(source[_V1_HEADER_SIZE:]), _KINDS[kind])]
         if self.wire is Wire.V1:
             frames, consumed = self._split_v1(source)
         else:
@@ -180,6 +201,32 @@ class FrameDecoder:
         elif consumed < len(source):
             buffer += memoryview(source)[consumed:]
         return frames
+
+    def decode_whole(self, data: BytesLike, count: int) -> Frame | None:
+        """Decode ``data[:count]`` if it is exactly one v1 frame and nothing is buffered.
+
+        A cheaper :meth:`feed` for the common read that holds one whole request or reply.
+        When it returns None nothing was consumed: :meth:`feed` the bytes instead, which
+        also raises the errors that this method leaves to it.
+
+        Args:
+            data: Bytes as read from the connection (a byte buffer, indexed by byte).
+            count: How many of them were read.
+
+        Returns:
+            The frame, or None when the bytes are anything else.
+        """
+        if self._buffer or count < _V1_HEADER_SIZE or self.wire is not Wire.V1:
+            return None
+        kind, size = _V1_UNPACK_FROM(data)
+        if size != count - _V1_HEADER_SIZE or kind >= _KIND_COUNT or size > self.max_frame_size:
+            return None
+        # _make_frame, inlined: a call is a fifth of this method's cost.
+        frame = _new_frame(Frame)
+        frame.message = bytes(data[_V1_HEADER_SIZE:count])
+        frame.size = size
+        frame.kind = _KINDS[kind]
+        return frame
 
     def _split_v1(self, source: BytesLike) -> tuple[list[Frame], int]:
         frames: list[Frame] = []
