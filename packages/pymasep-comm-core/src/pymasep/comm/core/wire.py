@@ -180,18 +180,10 @@ class FrameDecoder:
             # Frames are copied out of ``data`` as they are split: no copy of the whole.
             # A view of wider items is recast so that indexes count bytes.
             source = data.cast("B") if isinstance(data, memoryview) and data.itemsize != 1 else data
-            total = len(source)
-            if total >= _V1_HEADER_SIZE and self.wire is Wire.V1:
-                # A request or a reply usually arrives as one read holding exactly one
-                # frame: decode it without the general loop, which costs more than the
-                # round trip's system calls. Anything else takes the checks below.
-                kind, size = _V1_UNPACK_FROM(source)
-                if (
-                    size == total - _V1_HEADER_SIZE
-                    and kind < _KIND_COUNT
-                    and size <= self.max_frame_size
-                ):
-                    return [_make_frame(bytes(source[_V1_HEADER_SIZE:]), _KINDS[kind])]
+            # A request or a reply usually arrives as one read holding exactly one frame.
+            whole = self.decode_whole(source, len(source))
+            if whole is not None:
+                return [whole]
         if self.wire is Wire.V1:
             frames, consumed = self._split_v1(source)
         else:
