@@ -626,6 +626,8 @@ def test_50_connect_close_cycles_leave_no_thread_and_no_descriptor(
     server: Engine, raw_clients: Connect
 ) -> None:
     raw_clients(server, "warm-up").leave()
+    # The interface's leave() returns before the server has unregistered it.
+    wait_registered(server, "warm-up", present=False)
     threads, fds = len(threading.enumerate()), descriptors()
     for cycle in range(50):
         client = raw_clients(server, f"cycle-{cycle}")
@@ -635,6 +637,7 @@ def test_50_connect_close_cycles_leave_no_thread_and_no_descriptor(
         else:
             server.send_frame_to(f"cycle-{cycle}", Frame.bye_frame())  # the engine sends it away
             assert answer_the_bye(client)() == [Frame.bye_frame()]
+    wait_registered(server, "cycle-49", present=False)
     assert_settles(threads, fds)
     assert server.connection_ids() == []
 
