@@ -481,6 +481,42 @@ def test_on_receive_raising_does_not_cut_the_connection(
     assert len(failures) == 2
 
 
+def test_a_queue_that_refuses_a_message_does_not_cut_the_connection(
+    connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    # SocketHandlerQueue's reader puts on the queue itself, without calling on_receive:
+    # the same guard applies.
+    class Picky(queue.Queue[bytes]):
+        def put(self, item: bytes, block: bool = True, timeout: float | None = None) -> None:
+            if item == b"boom":
+                raise RuntimeError("queue bug")
+            super().put(item, block, timeout)
+
+    inbox = Picky()
+    with caplog.at_level(logging.ERROR, logger=LOGGER.name):
+        handler, peer = connect(SocketHandlerQueue, inbox)
+        for payload in (b"one", b"boom", b"two"):
+            peer.send(payload)
+            time.sleep(0.05)  # one frame per read: the reader's fast path
+        assert [inbox.get(timeout=5) for _ in range(2)] == [b"one", b"two"]
+    assert handler.is_alive()
+    failures = [r for r in caplog.records if r.exc_info and "queue bug" in str(r.exc_info[1])]
+    assert len(failures) == 1
+
+
+def test_a_subclass_on_receive_is_called_for_each_frame_alone(connect: Connect) -> None:
+    inbox: queue.Queue[bytes] = queue.Queue()
+
+    class Upper(SocketHandlerQueue):
+        def on_receive(self, frame: Frame) -> None:
+            self.receive_queue.put(frame.message.upper())
+
+    _handler, peer = connect(Upper, inbox)
+    for payload in (b"one", b"two"):
+        peer.send(payload)
+        assert inbox.get(timeout=5) == payload.upper()
+
+
 def test_on_disconnect_raising_is_logged_and_contained(
     connect: Connect, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from .exceptions import (
     CommunicationError,
@@ -370,6 +370,11 @@ class SocketHandler(threading.Thread):
             feed = self._decoder.feed
             on_receive = self.on_receive
             data_kind = FrameKind.DATA
+            # When on_receive only puts the payload on a queue, the loop does it without a
+            # Python call: the thread that waits on the queue wakes as soon as the put, and
+            # finds the GIL still held (and sleeps again) unless this thread is quick to
+            # reach recv_into, which drops it.
+            owner = cast("SocketHandlerQueue", self) if self._puts_payload_on_queue() else None
             while reason is None:
                 count = recv_into(buffer)
                 if not count:
@@ -385,7 +390,10 @@ class SocketHandler(threading.Thread):
                     # GIL, so that a thread on_receive woke (one waiting on a queue, say)
                     # is less likely to find the GIL still held.
                     try:
-                        on_receive(frame)
+                        if owner is not None:
+                            owner.receive_queue.put(frame.message)
+                        else:
+                            on_receive(frame)
                     except Exception:
                         self.logger.exception("on_receive failed for a frame from %s", self.peer_id)
                 else:
@@ -397,6 +405,10 @@ class SocketHandler(threading.Thread):
             reason = f"protocol error: {error}"
         finally:
             self._finish(reason or CONNECTION_LOST)
+
+    def _puts_payload_on_queue(self) -> bool:
+        """True if :meth:`on_receive` only puts ``frame.message`` on ``receive_queue``."""
+        return False
 
     def _deliver(self, frames: Iterable[Frame]) -> str | None:
         """Hand data frames to :meth:`on_receive`; return a reason when the peer closes."""
@@ -540,3 +552,9 @@ class SocketHandlerQueue(SocketHandler):
             frame: Frame received.
         """
         self.receive_queue.put(frame.message)
+
+    def _puts_payload_on_queue(self) -> bool:
+        # A subclass that overrides on_receive gets it called, as documented.
+        return type(self).on_receive is SocketHandlerQueue.on_receive and (
+            "on_receive" not in vars(self)
+        )
