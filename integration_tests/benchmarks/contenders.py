@@ -30,6 +30,7 @@ from typing import Any
 import fanout
 import transport
 import workloads
+from message_codec import STEADY_HEAP
 
 HERE = Path(__file__).resolve().parent
 PYMASEP02 = os.environ.get("PYMASEP02_PYTHON")
@@ -47,8 +48,10 @@ LEGACY_ROUND_TRIP_BUDGET = 2.0
 """Seconds of 0.2 round trips per run (each takes tens of milliseconds)."""
 
 # The codec rows pair with message_codec's rows of the same heap (see report.py).
-CODEC_OBSERVATION = "message codec: observation (1,000-element state), default heap"
-CODEC_ACTION = "message codec: small action, default heap"
+CODEC_OBSERVATION = "message codec: observation (1,000-element state), {heap}"
+CODEC_ACTION = "message codec: small action, {heap}"
+# Each codec runs in fresh processes under both heaps, both contenders alike.
+HEAPS = {"default heap": {}, "steady heap": STEADY_HEAP}
 
 OURS = "pymasep-comm"
 BARE = "bare sockets"
@@ -66,17 +69,26 @@ Measure = Callable[[], float]
 # -- pymasep 0.2 -------------------------------------------------------------------------
 
 
-def _legacy(*args: object, timeout: float = LEGACY_BUDGET + 40) -> float:
+def _legacy(
+    *args: object, timeout: float = LEGACY_BUDGET + 40, heap: dict[str, str] | None = None
+) -> float:
     """Run one 0.2 measurement in 0.2's interpreter; return operations per second."""
     if not PYMASEP02:
         raise NotMeasuredError("not installed here (PYMASEP02_PYTHON is not set)")
-    return _in_process(PYMASEP02, "legacy02.py", args, timeout)
+    return _in_process(PYMASEP02, "legacy02.py", args, timeout, heap)
 
 
-def _in_process(python: str, script: str, args: tuple[object, ...], timeout: float) -> float:
-    """Run ``script`` (from this folder) in a fresh process; return its operations/s."""
+def _in_process(
+    python: str,
+    script: str,
+    args: tuple[object, ...],
+    timeout: float,
+    heap: dict[str, str] | None = None,
+) -> float:
+    """Run ``script`` (from this folder) in a fresh process, with ``heap`` added to its
+    environment; return its operations/s."""
     command = [python, str(HERE / script), *map(str, args)]
-    env = dict(os.environ, PYGAME_HIDE_SUPPORT_PROMPT="1", SDL_VIDEODRIVER="dummy")
+    env = dict(os.environ, PYGAME_HIDE_SUPPORT_PROMPT="1", SDL_VIDEODRIVER="dummy", **(heap or {}))
     env["LEGACY02_LIMIT"] = str(timeout - 10)  # legacy02 reports a hang itself, first
     env.pop("PYTHONPATH", None)
     with tempfile.TemporaryDirectory() as cwd:  # 0.2 writes logs/ in its directory
@@ -109,9 +121,14 @@ def _in_process(python: str, script: str, args: tuple[object, ...], timeout: flo
     return float(result["ops"]) / float(result["elapsed"])
 
 
-def _our_codec(kind: str) -> Measure:
+def _our_codec(kind: str, heap: dict[str, str]) -> Measure:
     # In a fresh process, as 0.2's: the codec's speed depends on the state of the heap.
-    return lambda: _in_process(sys.executable, "workloads.py", (kind, CODEC_COUNT[kind]), 120)
+    args = (kind, CODEC_COUNT[kind])
+    return lambda: _in_process(sys.executable, "workloads.py", args, 120, heap)
+
+
+def _legacy_codec(kind: str, heap: dict[str, str]) -> Measure:
+    return lambda: _legacy("codec", kind, CODEC_COUNT[kind], heap=heap)
 
 
 def _not_possible(reason: str) -> Measure:
@@ -143,21 +160,14 @@ def _workloads(observation: bytes, payload_file: str) -> list[tuple[str, str, di
     small = bytes(transport.STREAM_PAYLOAD)
     found: list[tuple[str, str, dict[str, Measure]]] = [
         (
-            CODEC_OBSERVATION,
+            template.format(heap=heap),
             "messages/s",
-            {
-                OURS: _our_codec("observation"),
-                LEGACY: lambda: _legacy("codec", "observation", CODEC_COUNT["observation"]),
-            },
-        ),
-        (
-            CODEC_ACTION,
-            "messages/s",
-            {
-                OURS: _our_codec("action"),
-                LEGACY: lambda: _legacy("codec", "action", CODEC_COUNT["action"]),
-            },
-        ),
+            {OURS: _our_codec(kind, env), LEGACY: _legacy_codec(kind, env)},
+        )
+        for heap, env in HEAPS.items()
+        for template, kind in ((CODEC_OBSERVATION, "observation"), (CODEC_ACTION, "action"))
+    ]
+    found += [
         (
             "stream of 1 KiB frames",
             "frames/s",
@@ -228,7 +238,7 @@ def _raise_file_limit(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-TARGETS = {(CODEC_OBSERVATION, LEGACY): 8.0}
+TARGETS = {(CODEC_OBSERVATION.format(heap=heap), LEGACY): 8.0 for heap in HEAPS}
 """Lowest acceptable ratio against a contender, where the issues set one."""
 
 
