@@ -37,7 +37,7 @@ PYMASEP02 = os.environ.get("PYMASEP02_PYTHON")
 
 FAN_OUT_INTERFACES = 64
 FAN_OUT_BROADCASTS = 100
-SCALE = {8: 3000, 64: 500, 256: 120}
+SCALE = {8: 3000, 64: 500, 256: 240}
 """Connected interfaces -> broadcasts of a 1 KiB frame per run."""
 SCALE_PAYLOAD = 1024
 CODEC_COUNT = {"observation": 150, "action": 5000}

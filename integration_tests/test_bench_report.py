@@ -1,0 +1,130 @@
+"""The benchmark page: what ``report.write`` makes of a run's rows, and the committed copy."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "integration_tests" / "benchmarks"))
+
+import report  # noqa: E402
+
+# The workloads issue 6 asks the page for.
+WORKLOADS = [
+    "message codec: observation",
+    "message codec: small action",
+    "stream of 1 KiB frames",
+    "round trip of a small frame",
+    "one 16 MiB frame",
+    "fan-out of one observation to 64 interfaces",
+    "broadcast of 1 KiB to 8 interfaces",
+    "broadcast of 1 KiB to 64 interfaces",
+    "broadcast of 1 KiB to 256 interfaces",
+]
+
+
+def _row(name: str, ours: float | None, theirs: float | None, **extra: Any) -> dict[str, Any]:
+    ratio = ours / theirs if ours and theirs else None
+    return {"name": name, "ops_per_s": ours, "baseline_ops_per_s": theirs, "ratio": ratio, **extra}
+
+
+def _targets(row: dict[str, Any]) -> float | None:
+    return row.get("target")
+
+
+def _page(tmp_path: Path, rows: list[dict[str, Any]]) -> str:
+    page = tmp_path / "benchmarks.md"
+    report.write(rows, page, tmp_path / "_static" / "chart.png", 3, _targets)
+    return page.read_text()
+
+
+def test_each_workload_is_a_row_with_one_cell_per_contender(tmp_path: Path) -> None:
+    rows = [
+        _row("stream of 1 KiB frames vs bare sockets", 150.0, 100.0),
+        _row(
+            "stream of 1 KiB frames",
+            150.0,
+            50.0,
+            workload="stream of 1 KiB frames",
+            against="pyzmq",
+        ),
+        _row("stream of 1 KiB frames vs pymasep 0.2", 150.0, None, note="pymasep 0.2: stalled"),
+    ]
+    text = _page(tmp_path, rows)
+    assert "| stream of 1 KiB frames | **1.50x** | not measured¹ | **3.00x** |" in text
+    assert "* stream of 1 KiB frames vs pymasep 0.2: pymasep 0.2: stalled" in text
+
+
+def test_a_missed_target_is_flagged_with_why_and_a_met_one_is_not(tmp_path: Path) -> None:
+    codec = "message codec: observation (1,000-element state) vs bare lxml (default heap)"
+    rows = [
+        _row(codec, 60.0, 100.0, target=0.8),
+        _row("stream of 1 KiB frames vs bare sockets", 30.0, 100.0, target=0.5),
+        _row("one 16 MiB frame vs bare sockets", 90.0, 100.0, target=0.5),
+    ]
+    text = _page(tmp_path, rows)
+    missed = [line for line in text.splitlines() if "— missed." in line]
+    assert len(missed) == 2
+    assert missed[0].startswith(f"* **{codec}: 0.60x, target 0.8x — missed.**")
+    assert "trim threshold" in missed[0]
+    # A miss no explanation was written for says so, rather than staying silent.
+    assert "No explanation is recorded" in missed[1]
+    assert "* one 16 MiB frame vs bare sockets: 0.90x, target 0.5x — met." in text
+
+
+def test_the_codec_against_0_2_explanation_quotes_bare_lxml_against_0_2(tmp_path: Path) -> None:
+    workload = "message codec: observation (1,000-element state), steady heap"
+    rows = [
+        _row(
+            f"{workload} vs pymasep 0.2",
+            60.0,
+            10.0,
+            workload=workload,
+            against="pymasep 0.2",
+            target=8.0,
+        ),
+        _row(
+            "message codec: observation (1,000-element state) vs bare lxml (steady heap)",
+            60.0,
+            66.0,
+        ),
+    ]
+    text = _page(tmp_path, rows)
+    # 0.2 is 6x slower than ours, and ours 0.91x bare: bare lxml beats 0.2 by 6.6x.
+    assert "beats pymasep 0.2 by 6.6x under the same heap" in text
+    assert "below the target itself" in text
+
+
+def test_the_scale_section_compares_each_step_with_linear_growth(tmp_path: Path) -> None:
+    rows = [
+        _row("broadcast of 1 KiB to 8 interfaces vs bare sockets", 1000.0, 2000.0),
+        _row("broadcast of 1 KiB to 64 interfaces vs bare sockets", 100.0, 250.0),
+        _row("broadcast of 1 KiB to 256 interfaces vs bare sockets", 25.0, 62.5),
+    ]
+    text = _page(tmp_path, rows)
+    assert "| 64 | 8x | 10.0x | 8.0x |" in text
+    assert "| 256 | 32x | 40.0x | 32.0x |" in text
+    assert "from 64 to 256 interfaces (linear: 4x), pymasep-comm 4.0x, bare Python 4.0x" in text
+
+
+def test_the_chart_is_drawn_or_the_page_says_why_not(tmp_path: Path) -> None:
+    text = _page(tmp_path, [_row("one 16 MiB frame vs bare sockets", 90.0, 100.0)])
+    if (tmp_path / "_static" / "chart.png").exists():
+        assert "![ratios](_static/chart.png)" in text
+    else:
+        assert re.search(r"\(No chart: matplotlib is not installed", text)
+
+
+def test_the_committed_page_has_every_workload_and_a_reason_for_each_miss() -> None:
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    for workload in WORKLOADS:
+        assert any(line.startswith(f"| {workload}") for line in table), workload
+    assert (ROOT / "docs" / "_static" / "benchmarks.png").exists()
+    for line in text.splitlines():
+        if "— missed." in line:
+            assert "No explanation is recorded" not in line, line
+            assert len(line.partition("— missed.**")[2].strip()) > 40, line
