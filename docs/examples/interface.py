@@ -29,7 +29,9 @@ def main() -> None:
         print(f"player-1: connected to {interface.server_id} at {interface.host}:{interface.port}")
 
         send(interface, Message.MESSAGE_TYPE_DEFINE, {"game": GuessTheNumber})
-        send(interface, Message.MESSAGE_TYPE_REGISTER, {"id": interface.id, "role": "actor"})
+        # queue_id: pymasep's id of the queue this interface receives on.
+        register = {"id": interface.id, "queue_id": 1, "role": "actor"}
+        send(interface, Message.MESSAGE_TYPE_REGISTER, register)
 
         while True:
             message = Message("", None, None)

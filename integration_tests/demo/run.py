@@ -1,11 +1,14 @@
 """Watch a game: ``nox -s demo`` (``-- --game Race``, ``-- --fast``, ``-- --help``).
 
 Three processes on this machine: an engine (``integration_tests/games/engine.py``) and
-two interfaces (``interface.py``), deployed as the game tests deploy them. The
-interfaces know no address: they find the engine by discovery on loopback
-(``discovery_interface="127.0.0.1"``, which needs no multicast route), then DEFINE the
-game, REGISTER, and play it to the end. This prints the game turn by turn from the
-processes' transcripts, a progress line while it runs, and a summary.
+two interfaces (``interface.py``), each script copied to a folder of its own as the game
+tests deploy them, all three run by this interpreter. The engine listens on 127.0.0.1.
+The interfaces know no address: they find the engine by discovery on loopback (both
+sides pass ``--discovery-interface 127.0.0.1``, so the query and its answer go through
+``lo`` alone; on Linux this works with no multicast route, and with one that leads to
+another interface), then DEFINE the game, REGISTER, and play it to the end. This prints
+the game turn by turn from the processes' transcripts, a progress line while it runs,
+and a summary.
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
 """A game interface as pymasep runs one, on pymasep-comm-client alone (plus core).
 
 ``python interface.py --id ID --role Actor|Observer --game NAME`` connects to the engine
-(at ``--host``/``--port``, or found by discovery with ``--discover``), sends DEFINE
+at ``--host``/``--port`` or, without ``--host``, finds it by discovery (``--engine-id``
+picks one engine, ``--discovery-interface`` the interface to query on, required unless
+``lo`` is the only interface; retried for ``--discover-timeout`` seconds), sends DEFINE
 (``{'game': <the game class>}``) and REGISTER (``id``, ``queue_id``, ``role``), then
 reads OBSERVATIONs; an actor answers ACTION when the state says it is its turn. On
 END_GAME it sends QUIT_GAME, then bye, and closes, as pymasep's interface does.
 ``--quit-at-step K`` leaves early the same way at step K; ``--stall-at-step K`` stops
-answering at step K (for a test to kill it).
+answering at step K (for a test to kill it). ``--lifetime`` bounds the whole run.
 
 It prints its transcript on stdout, one JSON object per line (``{"event": ...}``).
 """
