@@ -26,6 +26,7 @@ from peers import (
     RawPeer,
     Recorder,
     Sequencer,
+    answer_the_bye,
     assert_never_interleaved,
     in_thread,
     numbered_frames,
@@ -317,6 +318,27 @@ def test_close_returns_once_a_cut_connection_has_ended(connect: Connect) -> None
     handler.close(timeout=0.1)
     assert not handler.is_alive()
     assert ended.get_nowait() == CLOSED_LOCALLY
+
+
+def test_the_context_manager_closes_gracefully(connect: Connect) -> None:
+    ended: queue.Queue[str] = queue.Queue()
+    handler, peer = connect(Recorder, queue.Queue(), ended)
+    closer = answer_the_bye(peer)
+    with handler as entered:
+        assert entered is handler
+        handler.send_frame(Frame(b"inside"))
+    assert closer() == [Frame(b"inside"), Frame.bye_frame()]
+    assert _ended(handler, ended) == CLOSED_LOCALLY
+
+
+def test_the_context_manager_closes_when_the_block_raises(connect: Connect) -> None:
+    ended: queue.Queue[str] = queue.Queue()
+    handler, peer = connect(Recorder, queue.Queue(), ended)
+    closer = answer_the_bye(peer)
+    with pytest.raises(RuntimeError, match="game crashed"), handler:
+        raise RuntimeError("game crashed")  # not swallowed: __exit__ only closes
+    assert closer() == [Frame.bye_frame()]
+    assert _ended(handler, ended) == CLOSED_LOCALLY
 
 
 def test_close_before_start_closes_the_socket(connect: Connect) -> None:

@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from .exceptions import (
     CommunicationError,
@@ -41,6 +41,7 @@ from .wire import (
 __all__ = ["SocketHandler", "SocketHandlerQueue"]
 
 Buffer = bytes | memoryview
+_Self = TypeVar("_Self", bound="SocketHandler")
 
 _RECV_SIZE = 256 * 1024
 _V1_PACK = V1_HEADER.pack
@@ -99,7 +100,8 @@ class SocketHandler(threading.Thread):
     Subclasses override :meth:`on_receive` (and, if they like, :meth:`on_disconnect`).
     :class:`~pymasep.comm.server.Server` and :class:`~pymasep.comm.client.Client` build
     handlers as ``socket_handler_class(conn, addr, logger, *socket_handler_args)``, run
-    the handshake, then ``start()`` them.
+    the handshake, then ``start()`` them. Use it as a context manager, or call
+    :meth:`close`.
 
     Args:
         conn: Connected socket.
@@ -441,6 +443,12 @@ class SocketHandler(threading.Thread):
             self.socket.settimeout(timeout)
             return
         self._wait_closed(time.monotonic() + timeout)
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _begin_close(self) -> None:
         with self.lock:
