@@ -7,6 +7,7 @@ server, no client. Each fault of pymasep 0.2's handler has a test here.
 
 from __future__ import annotations
 
+import collections
 import inspect
 import logging
 import os
@@ -131,12 +132,28 @@ def test_handlers_have_the_attributes_of_pymasep_02() -> None:
         assert handler.logger is LOGGER
         assert handler.receive_queue is inbox
         assert len(handler.send_queue) == 0
+        assert handler.send_queue.empty() and handler.send_queue.qsize() == 0
         with handler.lock:  # a lock, usable as one
             assert handler.lock.locked()
         assert not handler.is_alive()  # built, not started: the caller starts it
     finally:
         handler.close(timeout=0.2)
         other.close()
+
+
+@pytest.mark.timeout(30)
+def test_the_send_queue_answers_qsize_and_empty_as_0_2_queue_did(connect: Connect) -> None:
+    handler, peer = connect()
+    payloads = [os.urandom(1 << 20) for _ in range(16)]
+    for payload in payloads:  # 16 MB, the peer not reading yet: most of it waits
+        handler.send_frame_async(Frame(payload))
+    assert isinstance(handler.send_queue, collections.deque)
+    assert handler.send_queue.qsize() == len(handler.send_queue) > 0
+    assert not handler.send_queue.empty()
+    reader = in_thread(lambda: [peer.recv_data() for _ in payloads])
+    handler.flush(timeout=20)
+    assert handler.send_queue.empty() and handler.send_queue.qsize() == 0
+    assert reader() == payloads
 
 
 # --- no frame lost, none out of order ----------------------------------------------------

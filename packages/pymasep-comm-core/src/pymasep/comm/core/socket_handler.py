@@ -38,7 +38,7 @@ from .wire import (
     encode_header,
 )
 
-__all__ = ["SocketHandler", "SocketHandlerQueue"]
+__all__ = ["SendQueue", "SocketHandler", "SocketHandlerQueue"]
 
 Buffer = bytes | memoryview
 _Self = TypeVar("_Self", bound="SocketHandler")
@@ -94,6 +94,29 @@ def _drop_sent(buffers: deque[Buffer], count: int) -> None:
             count = 0
 
 
+class SendQueue(deque[Buffer]):
+    """The encoded bytes of a connection that the kernel has not taken yet, oldest first.
+
+    A :class:`collections.deque` of buffers: a frame's header and payload, joined or
+    apart, and at the head maybe the unsent rest of one. The writer thread hands the
+    head of it to one system call. It also answers ``qsize()`` and ``empty()``, as the
+    ``queue.Queue`` of pymasep 0.2 did, for code written against that.
+    """
+
+    # No __dict__: the deque stays as small, and its methods as fast, as a plain one.
+    __slots__ = ()
+
+    def qsize(self) -> int:
+        """How many buffers wait for the socket (buffers, not frames: a frame may be two,
+        and a frame written at once by its sender never waits here)."""
+        return len(self)
+
+    def empty(self) -> bool:
+        """True when nothing waits for the socket: every queued byte is in the kernel's
+        hands (or the connection has ended and dropped what was left)."""
+        return not self
+
+
 class SocketHandler(threading.Thread):
     """Thread used to handle received messages from conn, addr.
 
@@ -119,8 +142,9 @@ class SocketHandler(threading.Thread):
         """Socket to communicate."""
         self.addr = addr
         """Remote address."""
-        self.send_queue: deque[Buffer] = deque()
-        """Encoded bytes waiting for the socket, oldest first (empty when all is sent)."""
+        self.send_queue = SendQueue()
+        """Encoded bytes waiting for the socket, oldest first (empty when all is sent);
+        pymasep 0.2's message queue. See :class:`SendQueue`."""
         self.wire = Wire.V1
         """Wire format of the connection (set by the handshake)."""
         self.peer_id: str | None = None
