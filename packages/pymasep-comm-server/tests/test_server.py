@@ -6,6 +6,7 @@ clients are plain sockets. Each fault of pymasep 0.2's server has a test here.
 
 from __future__ import annotations
 
+import errno
 import inspect
 import logging
 import os
@@ -56,6 +57,7 @@ from pymasep.comm.core.handshake import ClientHandshake
 from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
 from pymasep.comm.core.wire import PREAMBLE, encode_header
 from pymasep.comm.server import Server
+from pymasep.comm.server import server as server_module
 
 ENGINE = "engine"
 # Every thread a test starts (handlers, helpers) has ended after it.
@@ -447,6 +449,89 @@ def test_a_v1_hello_claiming_gigabytes_is_refused_with_a_reason(server: Engine) 
         intruder.sendall(PREAMBLE + encode_header(FrameKind.HELLO, 3 << 30, Wire.V1))
         with pytest.raises(ConnectionRejectedError, match="larger than the limit"):
             handshake.receive_data(read_to_eof(intruder))
+
+
+# --- out of descriptors --------------------------------------------------------------------
+
+
+class FailingListener:
+    """Stands in for a server's listening socket; while ``failing`` is set its accept()
+    fails as it does when the process is out of file descriptors (EMFILE)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.failing = threading.Event()
+        self.failing.set()
+        self.attempts = 0
+        self.tried = threading.Event()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        self.attempts += 1
+        self.tried.set()
+        if self.failing.is_set():
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+        return self.sock.accept()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def fail_to_accept(server: Server) -> FailingListener:
+    """Restart the server's accept thread on a listener that fails (see above)."""
+    server.stop_wait_connection()
+    assert server.socket is not None
+    listener = FailingListener(server.socket)
+    server.socket = listener  # type: ignore[assignment]
+    server.wait_connection()
+    return listener
+
+
+@pytest.mark.timeout(30)
+def test_accept_failing_for_want_of_descriptors_backs_off_then_resumes(
+    server: Engine, inbox: queue.Queue[bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    listener = fail_to_accept(server)
+    with caplog.at_level(logging.WARNING, logger="pymasep.comm"):
+        # The connection waits in the listen queue: the listener stays readable.
+        patient = in_thread(RawClient, server.port, "patient")
+        assert listener.tried.wait(5)
+        time.sleep(0.5)  # the window in which accept() attempts are counted
+        attempts = listener.attempts
+        warnings = [r for r in caplog.records if "accept failed" in r.getMessage()]
+        # Retrying on every wake-up would be tens of thousands of attempts here.
+        assert 1 <= attempts <= 10
+        assert 1 <= len(warnings) <= attempts  # one warning per back-off, not per wake-up
+        listener.failing.clear()
+        client = patient()  # accepted at the next try
+    wait_registered(server, "patient")
+    client.send(b"in at last")
+    assert inbox.get(timeout=5) == b"in at last"
+
+
+@pytest.mark.timeout(30)
+def test_accept_resumes_at_once_when_a_connection_closes(
+    server: Engine,
+    inbox: queue.Queue[bytes],
+    raw_clients: Connect,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    leaving = raw_clients(server, "leaving")
+    # Back off for a minute: only a connection that closes can end it before the test's
+    # timeout (and RawClient's, 10 s).
+    monkeypatch.setattr(server_module, "_ACCEPT_RETRY_FIRST", 60.0)
+    monkeypatch.setattr(server_module, "_ACCEPT_RETRY_LAST", 60.0)
+    listener = fail_to_accept(server)
+    patient = in_thread(RawClient, server.port, "patient")
+    assert listener.tried.wait(5)
+    listener.failing.clear()
+    leaving.leave()  # frees a descriptor
+    client = patient()
+    wait_registered(server, "patient")
+    client.send(b"in at last")
+    assert inbox.get(timeout=5) == b"in at last"
 
 
 # --- refusals ------------------------------------------------------------------------------
