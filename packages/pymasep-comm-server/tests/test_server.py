@@ -676,6 +676,38 @@ def test_close_ends_every_thread_within_a_second_and_frees_the_port(
 
 
 @pytest.mark.timeout(20)
+def test_the_default_close_ends_every_thread_within_a_second_despite_silent_interfaces(
+    inbox: queue.Queue[bytes], ended: queue.Queue[tuple[str | None, str]]
+) -> None:
+    before = set(threading.enumerate())
+    server = Engine(ENGINE, 8, PeerRecorder, (inbox, ended), LOOPBACK, 0)
+    server.wait_connection()
+    # Each says hello properly, then never reads, never answers the bye, never closes.
+    silent = [RawClient(server.port, f"mute{n}") for n in range(4)]
+    try:
+        assert server.wait_for_connections(4, 5)
+        for n in (0, 1):  # more than the socket buffers hold: their writers block in send
+            server.send_frame_to(f"mute{n}", Frame(bytes(16 << 20)))
+        assert len(_threads_of(server, before)) >= 7  # accept, 4 readers, 2 writers
+        start = time.monotonic()
+        server.close()  # the default timeout
+        elapsed = time.monotonic() - start
+        # Not joined here: close() itself must have ended them.
+        assert [t.name for t in _threads_of(server, before)] == []
+        assert elapsed < 1, f"close() took {elapsed:.2f} s"
+        assert server.connection_ids() == []
+        assert sorted(server.ended.get(timeout=1) for _ in silent) == [
+            (f"mute{n}", CLOSED_LOCALLY) for n in range(4)
+        ]
+        for client in silent[2:]:  # nothing was queued for them: they got the bye
+            client.sock.settimeout(5)
+            assert client.until_eof() == [Frame.bye_frame()]
+    finally:
+        for client in silent:
+            client.sock.close()
+
+
+@pytest.mark.timeout(20)
 def test_close_cuts_interfaces_that_never_answer(
     make_server: MakeServer, raw_clients: Connect
 ) -> None:
