@@ -270,6 +270,14 @@ def test_frames_cross_both_ways(
     assert inbox.get(timeout=5) == b"observation"
 
 
+def test_the_connection_has_tcp_nodelay(connected: tuple[Interface, RawPeer]) -> None:
+    # Without it, Nagle's algorithm holds back a small frame sent while an earlier one is
+    # unacknowledged: a request/response step would wait for the peer's delayed ACK.
+    client, _ = connected
+    handler_socket = client.get_connection(ENGINE).socket
+    assert handler_socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
 def test_frames_sent_right_behind_the_server_hello_are_not_lost(
     make_client: MakeClient, raw_server: RawServer, inbox: queue.Queue[bytes]
 ) -> None:

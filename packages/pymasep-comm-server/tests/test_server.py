@@ -204,6 +204,14 @@ def test_a_v1_client_is_accepted_and_frames_cross_both_ways(
     assert client.recv_data() == b"observation"
 
 
+def test_connections_have_tcp_nodelay(server: Engine, raw_clients: Connect) -> None:
+    # Without it, Nagle's algorithm holds back a small frame sent while an earlier one is
+    # unacknowledged: a request/response step would wait for the peer's delayed ACK.
+    raw_clients(server, "iface")
+    handler_socket = server.get_connection("iface").socket
+    assert handler_socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
 def test_wait_for_connections_times_out_with_false(server: Engine) -> None:
     start = time.monotonic()
     assert server.wait_for_connections(1, 0.1) is False
