@@ -260,18 +260,27 @@ def test_a_bye_from_the_peer_ends_the_connection_once(connect: Connect, kind: st
 
 @pytest.mark.parametrize("kind", ["socketpair", "tcp"])
 def test_a_peer_that_vanishes_is_noticed_without_a_busy_loop(connect: Connect, kind: str) -> None:
+    inbox: queue.Queue[bytes] = queue.Queue()
     ended: queue.Queue[str] = queue.Queue()
-    handler, peer = connect(Recorder, queue.Queue(), ended, kind=kind)
+    handler, peer = connect(Recorder, inbox, ended, kind=kind)
+    peer.send(b"last words")
+    assert inbox.get(timeout=5) == b"last words"
     peer.sock.close()  # no bye: a killed process
+    # _ended: the reader thread has ended, rather than reading the end over and over.
     assert _ended(handler, ended).startswith(CONNECTION_LOST)
+    assert inbox.empty(), "something (pymasep 0.2: an empty frame) was delivered after the end"
 
 
 def test_a_peer_that_resets_the_connection_is_noticed(connect: Connect) -> None:
+    inbox: queue.Queue[bytes] = queue.Queue()
     ended: queue.Queue[str] = queue.Queue()
-    handler, peer = connect(Recorder, queue.Queue(), ended)
+    handler, peer = connect(Recorder, inbox, ended)
+    peer.send(b"last words")
+    assert inbox.get(timeout=5) == b"last words"
     peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     peer.sock.close()  # RST
     assert _ended(handler, ended).startswith(CONNECTION_LOST)
+    assert inbox.empty(), "something was delivered after the reset"
 
 
 @pytest.mark.parametrize(
