@@ -459,6 +459,49 @@ def test_a_v1_hello_claiming_gigabytes_is_refused_with_a_reason(server: Engine) 
             handshake.receive_data(read_to_eof(intruder))
 
 
+# What an interface sends after a proper hello, and how the server then ends its
+# connection. A truncated frame is followed by the end of the stream.
+GARBAGE_AFTER_HELLO = {
+    "random bytes": (random.Random(11).randbytes(64), "protocol error"),
+    "an HTTP request": (b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", "protocol error"),
+    "a truncated frame": (encode_frame(Frame(b"cut short"))[:7], CONNECTION_LOST),
+    "a length header claiming 3 GiB": (
+        encode_header(FrameKind.DATA, 3 << 30, Wire.V1),
+        "protocol error: frame of 3221225472 bytes is larger than the limit",
+    ),
+}
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    ("garbage", "reason"), list(GARBAGE_AFTER_HELLO.values()), ids=list(GARBAGE_AFTER_HELLO)
+)
+def test_garbage_after_the_hello_closes_that_interface_only(
+    server: Engine,
+    inbox: queue.Queue[bytes],
+    ended: queue.Queue[tuple[str | None, str]],
+    raw_clients: Connect,
+    garbage: bytes,
+    reason: str,
+) -> None:
+    honest = raw_clients(server, "honest")
+    intruder = raw_clients(server, "intruder")
+    handler = server.get_connection("intruder")
+    intruder.sock.sendall(garbage)
+    if reason == CONNECTION_LOST:
+        intruder.sock.shutdown(socket.SHUT_WR)
+    assert _left_once(server, ended, handler).startswith(reason)
+    intruder.sock.settimeout(5)
+    read_to_eof(intruder.sock)  # the server closed it
+    assert server.connection_ids() == ["honest"]
+    for step in range(3):
+        honest.send(b"action %d" % step)
+        assert inbox.get(timeout=5) == b"action %d" % step
+        server.send_frame_to("honest", Frame(b"observation %d" % step))
+        assert honest.recv_data() == b"observation %d" % step
+    assert inbox.empty()  # nothing of the garbage was delivered
+
+
 # --- out of descriptors --------------------------------------------------------------------
 
 
