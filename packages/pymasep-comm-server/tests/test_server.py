@@ -38,6 +38,7 @@ from peers import (
     read_to_eof,
     send_fragmented,
     tagged,
+    wait_registered,
 )
 
 from pymasep.comm.core import (
@@ -105,19 +106,6 @@ def server(
     ended: queue.Queue[tuple[str | None, str]],
 ) -> Engine:
     return make_server(PeerRecorder, (inbox, ended))
-
-
-def wait_registered(server: Server, ident: str, present: bool = True) -> None:
-    """Wait until the server lists ``ident`` (or, with ``present=False``, no longer does).
-
-    The server answers the hello, then registers the connection: a client can finish its
-    handshake a moment before the server lists it. Likewise a client sees the end of a
-    connection a moment before the server unregisters it.
-    """
-    deadline = time.monotonic() + 5
-    while server.is_connection_registered(ident) is not present:
-        assert time.monotonic() < deadline, f"{ident} registered: {not present}, still"
-        time.sleep(0.001)
 
 
 Connect = Callable[[Server, str], RawClient]
