@@ -15,6 +15,7 @@ import queue
 import random
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -532,21 +533,32 @@ def test_on_receive_raising_does_not_cut_the_connection(
 def test_a_queue_that_refuses_a_message_does_not_cut_the_connection(
     connect: Connect, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # SocketHandlerQueue's reader puts on the queue itself, without calling on_receive:
-    # the same guard applies.
+    # SocketHandlerQueue's reader puts on the queue itself, without calling on_receive,
+    # when a read holds one data frame: the same guard applies there.
     class Picky(queue.Queue[bytes]):
+        def __init__(self) -> None:
+            super().__init__()
+            self.callers: list[str] = []  # the function that called put, each time
+            self.handled = threading.Semaphore(0)  # released once per put, good or bad
+
         def put(self, item: bytes, block: bool = True, timeout: float | None = None) -> None:
-            if item == b"boom":
-                raise RuntimeError("queue bug")
-            super().put(item, block, timeout)
+            self.callers.append(sys._getframe(1).f_code.co_name)
+            try:
+                if item == b"boom":
+                    raise RuntimeError("queue bug")
+                super().put(item, block, timeout)
+            finally:
+                self.handled.release()
 
     inbox = Picky()
     with caplog.at_level(logging.ERROR, logger=LOGGER.name):
         handler, peer = connect(SocketHandlerQueue, inbox)
         for payload in (b"one", b"boom", b"two"):
             peer.send(payload)
-            time.sleep(0.05)  # one frame per read: the reader's fast path
+            # The next frame goes once this one is handled: each read holds one frame.
+            assert inbox.handled.acquire(timeout=5)
         assert [inbox.get(timeout=5) for _ in range(2)] == [b"one", b"two"]
+    assert inbox.callers == ["run"] * 3, "not the reader's fast path: the test proves nothing"
     assert handler.is_alive()
     failures = [r for r in caplog.records if r.exc_info and "queue bug" in str(r.exc_info[1])]
     assert len(failures) == 1
