@@ -6,6 +6,7 @@ servers are plain sockets. Each fault of pymasep 0.2's client has a test here.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 import os
@@ -33,6 +34,7 @@ from peers import (
     legacy_frame,
     numbered_frames,
     read_exactly,
+    read_to_eof,
     send_fragmented,
     tagged,
 )
@@ -268,6 +270,14 @@ def test_frames_cross_both_ways(
     assert inbox.get(timeout=5) == b"observation"
 
 
+def test_the_connection_has_tcp_nodelay(connected: tuple[Interface, RawPeer]) -> None:
+    # Without it, Nagle's algorithm holds back a small frame sent while an earlier one is
+    # unacknowledged: a request/response step would wait for the peer's delayed ACK.
+    client, _ = connected
+    handler_socket = client.get_connection(ENGINE).socket
+    assert handler_socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
 def test_frames_sent_right_behind_the_server_hello_are_not_lost(
     make_client: MakeClient, raw_server: RawServer, inbox: queue.Queue[bytes]
 ) -> None:
@@ -390,6 +400,64 @@ def test_connect_times_out_when_the_server_never_answers(
     assert isinstance(raised.value, TimeoutError)
     assert client.connection_ids() == []
     assert len(os.listdir("/proc/self/fd")) <= fds  # the socket was closed
+
+
+def test_connect_times_out_when_the_server_accepts_and_never_answers_the_hello(
+    make_client: MakeClient, raw_server: RawServer
+) -> None:
+    def silent(conn: socket.socket) -> bytes:
+        hello = conn.recv(4096)
+        assert conn.recv(1) == b""  # nothing more: the client gave up and closed
+        return hello
+
+    client = make_client()
+    served = raw_server.serve(silent)
+    with pytest.raises(CommunicationTimeoutError, match="handshake"):
+        client.connect(timeout=0.2)
+    assert served().startswith(PREAMBLE)  # the hello went out, no answer came
+    assert client.connection_ids() == [] and client.server_id is None
+
+
+def test_a_deadline_passing_mid_handshake_is_a_timeout_not_a_blocking_error(
+    make_client: MakeClient, raw_server: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deadline passes between two reads of the server's answer: the next read must
+    not run with a timeout of 0, which makes the socket non-blocking (BlockingIOError)."""
+    late = threading.Event()
+    monotonic = time.monotonic
+
+    class Clock:
+        """The client module's clock: an hour later once ``late`` is set."""
+
+        @staticmethod
+        def monotonic() -> float:
+            return monotonic() + (3600.0 if late.is_set() else 0.0)
+
+    monkeypatch.setattr(importlib.import_module("pymasep.comm.client.client"), "time", Clock)
+
+    def half_an_answer(conn: socket.socket) -> None:
+        handshake = ServerHandshake(ENGINE)
+        _hello(conn, handshake)
+        late.set()
+        # One byte wakes a client blocked in recv; the handshake needs more.
+        conn.sendall(handshake.accept_bytes()[:1])
+        # The client gives up and closes (with a reset if it had not read the byte).
+        assert read_to_eof(conn) == b""
+
+    client = make_client()
+    with pytest.raises(CommunicationTimeoutError, match="handshake"):
+        connect(client, raw_server, half_an_answer)
+    assert client.connection_ids() == []
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0])
+def test_connect_with_no_time_left_is_a_timeout(
+    make_client: MakeClient, raw_server: RawServer, timeout: float
+) -> None:
+    client = make_client()
+    with pytest.raises(CommunicationTimeoutError, match="no time left"):
+        client.connect(timeout=timeout)
+    assert client.connection_ids() == [] and client.server_id is None
 
 
 def test_a_server_hanging_up_during_the_handshake_is_a_handshake_error(

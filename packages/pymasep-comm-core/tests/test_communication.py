@@ -117,6 +117,13 @@ def test_the_logger_is_under_pymasep_comm_at_the_level_asked(
     assert communication.logger.handlers == []  # a library adds no handler
 
 
+def test_the_package_logger_has_a_null_handler_and_no_other() -> None:
+    # Without one, an application that configures no logging would see our warnings on
+    # stderr through logging.lastResort; with any other, it would see them twice.
+    handlers = logging.getLogger("pymasep.comm").handlers
+    assert [type(handler) for handler in handlers] == [logging.NullHandler]
+
+
 # --- the registry ------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ server, no client. Each fault of pymasep 0.2's handler has a test here.
 
 from __future__ import annotations
 
+import collections
 import inspect
 import logging
 import os
@@ -14,6 +15,7 @@ import queue
 import random
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +28,7 @@ from peers import (
     RawPeer,
     Recorder,
     Sequencer,
+    answer_the_bye,
     assert_never_interleaved,
     in_thread,
     numbered_frames,
@@ -130,12 +133,28 @@ def test_handlers_have_the_attributes_of_pymasep_02() -> None:
         assert handler.logger is LOGGER
         assert handler.receive_queue is inbox
         assert len(handler.send_queue) == 0
+        assert handler.send_queue.empty() and handler.send_queue.qsize() == 0
         with handler.lock:  # a lock, usable as one
             assert handler.lock.locked()
         assert not handler.is_alive()  # built, not started: the caller starts it
     finally:
         handler.close(timeout=0.2)
         other.close()
+
+
+@pytest.mark.timeout(30)
+def test_the_send_queue_answers_qsize_and_empty_as_0_2_queue_did(connect: Connect) -> None:
+    handler, peer = connect()
+    payloads = [os.urandom(1 << 20) for _ in range(16)]
+    for payload in payloads:  # 16 MB, the peer not reading yet: most of it waits
+        handler.send_frame_async(Frame(payload))
+    assert isinstance(handler.send_queue, collections.deque)
+    assert handler.send_queue.qsize() == len(handler.send_queue) > 0
+    assert not handler.send_queue.empty()
+    reader = in_thread(lambda: [peer.recv_data() for _ in payloads])
+    handler.flush(timeout=20)
+    assert handler.send_queue.empty() and handler.send_queue.qsize() == 0
+    assert reader() == payloads
 
 
 # --- no frame lost, none out of order ----------------------------------------------------
@@ -242,18 +261,27 @@ def test_a_bye_from_the_peer_ends_the_connection_once(connect: Connect, kind: st
 
 @pytest.mark.parametrize("kind", ["socketpair", "tcp"])
 def test_a_peer_that_vanishes_is_noticed_without_a_busy_loop(connect: Connect, kind: str) -> None:
+    inbox: queue.Queue[bytes] = queue.Queue()
     ended: queue.Queue[str] = queue.Queue()
-    handler, peer = connect(Recorder, queue.Queue(), ended, kind=kind)
+    handler, peer = connect(Recorder, inbox, ended, kind=kind)
+    peer.send(b"last words")
+    assert inbox.get(timeout=5) == b"last words"
     peer.sock.close()  # no bye: a killed process
+    # _ended: the reader thread has ended, rather than reading the end over and over.
     assert _ended(handler, ended).startswith(CONNECTION_LOST)
+    assert inbox.empty(), "something (pymasep 0.2: an empty frame) was delivered after the end"
 
 
 def test_a_peer_that_resets_the_connection_is_noticed(connect: Connect) -> None:
+    inbox: queue.Queue[bytes] = queue.Queue()
     ended: queue.Queue[str] = queue.Queue()
-    handler, peer = connect(Recorder, queue.Queue(), ended)
+    handler, peer = connect(Recorder, inbox, ended)
+    peer.send(b"last words")
+    assert inbox.get(timeout=5) == b"last words"
     peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     peer.sock.close()  # RST
     assert _ended(handler, ended).startswith(CONNECTION_LOST)
+    assert inbox.empty(), "something was delivered after the reset"
 
 
 @pytest.mark.parametrize(
@@ -317,6 +345,27 @@ def test_close_returns_once_a_cut_connection_has_ended(connect: Connect) -> None
     handler.close(timeout=0.1)
     assert not handler.is_alive()
     assert ended.get_nowait() == CLOSED_LOCALLY
+
+
+def test_the_context_manager_closes_gracefully(connect: Connect) -> None:
+    ended: queue.Queue[str] = queue.Queue()
+    handler, peer = connect(Recorder, queue.Queue(), ended)
+    closer = answer_the_bye(peer)
+    with handler as entered:
+        assert entered is handler
+        handler.send_frame(Frame(b"inside"))
+    assert closer() == [Frame(b"inside"), Frame.bye_frame()]
+    assert _ended(handler, ended) == CLOSED_LOCALLY
+
+
+def test_the_context_manager_closes_when_the_block_raises(connect: Connect) -> None:
+    ended: queue.Queue[str] = queue.Queue()
+    handler, peer = connect(Recorder, queue.Queue(), ended)
+    closer = answer_the_bye(peer)
+    with pytest.raises(RuntimeError, match="game crashed"), handler:
+        raise RuntimeError("game crashed")  # not swallowed: __exit__ only closes
+    assert closer() == [Frame.bye_frame()]
+    assert _ended(handler, ended) == CLOSED_LOCALLY
 
 
 def test_close_before_start_closes_the_socket(connect: Connect) -> None:
@@ -484,21 +533,32 @@ def test_on_receive_raising_does_not_cut_the_connection(
 def test_a_queue_that_refuses_a_message_does_not_cut_the_connection(
     connect: Connect, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # SocketHandlerQueue's reader puts on the queue itself, without calling on_receive:
-    # the same guard applies.
+    # SocketHandlerQueue's reader puts on the queue itself, without calling on_receive,
+    # when a read holds one data frame: the same guard applies there.
     class Picky(queue.Queue[bytes]):
+        def __init__(self) -> None:
+            super().__init__()
+            self.callers: list[str] = []  # the function that called put, each time
+            self.handled = threading.Semaphore(0)  # released once per put, good or bad
+
         def put(self, item: bytes, block: bool = True, timeout: float | None = None) -> None:
-            if item == b"boom":
-                raise RuntimeError("queue bug")
-            super().put(item, block, timeout)
+            self.callers.append(sys._getframe(1).f_code.co_name)
+            try:
+                if item == b"boom":
+                    raise RuntimeError("queue bug")
+                super().put(item, block, timeout)
+            finally:
+                self.handled.release()
 
     inbox = Picky()
     with caplog.at_level(logging.ERROR, logger=LOGGER.name):
         handler, peer = connect(SocketHandlerQueue, inbox)
         for payload in (b"one", b"boom", b"two"):
             peer.send(payload)
-            time.sleep(0.05)  # one frame per read: the reader's fast path
+            # The next frame goes once this one is handled: each read holds one frame.
+            assert inbox.handled.acquire(timeout=5)
         assert [inbox.get(timeout=5) for _ in range(2)] == [b"one", b"two"]
+    assert inbox.callers == ["run"] * 3, "not the reader's fast path: the test proves nothing"
     assert handler.is_alive()
     failures = [r for r in caplog.records if r.exc_info and "queue bug" in str(r.exc_info[1])]
     assert len(failures) == 1

@@ -6,6 +6,7 @@ clients are plain sockets. Each fault of pymasep 0.2's server has a test here.
 
 from __future__ import annotations
 
+import errno
 import inspect
 import logging
 import os
@@ -37,6 +38,7 @@ from peers import (
     read_to_eof,
     send_fragmented,
     tagged,
+    wait_registered,
 )
 
 from pymasep.comm.core import (
@@ -56,6 +58,7 @@ from pymasep.comm.core.handshake import ClientHandshake
 from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
 from pymasep.comm.core.wire import PREAMBLE, encode_header
 from pymasep.comm.server import Server
+from pymasep.comm.server import server as server_module
 
 ENGINE = "engine"
 # Every thread a test starts (handlers, helpers) has ended after it.
@@ -103,19 +106,6 @@ def server(
     ended: queue.Queue[tuple[str | None, str]],
 ) -> Engine:
     return make_server(PeerRecorder, (inbox, ended))
-
-
-def wait_registered(server: Server, ident: str, present: bool = True) -> None:
-    """Wait until the server lists ``ident`` (or, with ``present=False``, no longer does).
-
-    The server answers the hello, then registers the connection: a client can finish its
-    handshake a moment before the server lists it. Likewise a client sees the end of a
-    connection a moment before the server unregisters it.
-    """
-    deadline = time.monotonic() + 5
-    while server.is_connection_registered(ident) is not present:
-        assert time.monotonic() < deadline, f"{ident} registered: {not present}, still"
-        time.sleep(0.001)
 
 
 Connect = Callable[[Server, str], RawClient]
@@ -200,6 +190,14 @@ def test_a_v1_client_is_accepted_and_frames_cross_both_ways(
     assert inbox.get(timeout=5) == b"action"
     server.send_frame_to("iface", Frame(b"observation"))
     assert client.recv_data() == b"observation"
+
+
+def test_connections_have_tcp_nodelay(server: Engine, raw_clients: Connect) -> None:
+    # Without it, Nagle's algorithm holds back a small frame sent while an earlier one is
+    # unacknowledged: a request/response step would wait for the peer's delayed ACK.
+    raw_clients(server, "iface")
+    handler_socket = server.get_connection("iface").socket
+    assert handler_socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
 def test_wait_for_connections_times_out_with_false(server: Engine) -> None:
@@ -449,6 +447,132 @@ def test_a_v1_hello_claiming_gigabytes_is_refused_with_a_reason(server: Engine) 
             handshake.receive_data(read_to_eof(intruder))
 
 
+# What an interface sends after a proper hello, and how the server then ends its
+# connection. A truncated frame is followed by the end of the stream.
+GARBAGE_AFTER_HELLO = {
+    "random bytes": (random.Random(11).randbytes(64), "protocol error"),
+    "an HTTP request": (b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", "protocol error"),
+    "a truncated frame": (encode_frame(Frame(b"cut short"))[:7], CONNECTION_LOST),
+    "a length header claiming 3 GiB": (
+        encode_header(FrameKind.DATA, 3 << 30, Wire.V1),
+        "protocol error: frame of 3221225472 bytes is larger than the limit",
+    ),
+}
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    ("garbage", "reason"), list(GARBAGE_AFTER_HELLO.values()), ids=list(GARBAGE_AFTER_HELLO)
+)
+def test_garbage_after_the_hello_closes_that_interface_only(
+    server: Engine,
+    inbox: queue.Queue[bytes],
+    ended: queue.Queue[tuple[str | None, str]],
+    raw_clients: Connect,
+    garbage: bytes,
+    reason: str,
+) -> None:
+    honest = raw_clients(server, "honest")
+    intruder = raw_clients(server, "intruder")
+    handler = server.get_connection("intruder")
+    intruder.sock.sendall(garbage)
+    if reason == CONNECTION_LOST:
+        intruder.sock.shutdown(socket.SHUT_WR)
+    assert _left_once(server, ended, handler).startswith(reason)
+    intruder.sock.settimeout(5)
+    read_to_eof(intruder.sock)  # the server closed it
+    assert server.connection_ids() == ["honest"]
+    for step in range(3):
+        honest.send(b"action %d" % step)
+        assert inbox.get(timeout=5) == b"action %d" % step
+        server.send_frame_to("honest", Frame(b"observation %d" % step))
+        assert honest.recv_data() == b"observation %d" % step
+    assert inbox.empty()  # nothing of the garbage was delivered
+
+
+# --- out of descriptors --------------------------------------------------------------------
+
+
+class FailingListener:
+    """Stands in for a server's listening socket; while ``failing`` is set its accept()
+    fails as it does when the process is out of file descriptors (EMFILE)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.failing = threading.Event()
+        self.failing.set()
+        self.attempts = 0
+        self.tried = threading.Event()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        self.attempts += 1
+        self.tried.set()
+        if self.failing.is_set():
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+        return self.sock.accept()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def fail_to_accept(server: Server) -> FailingListener:
+    """Restart the server's accept thread on a listener that fails (see above)."""
+    server.stop_wait_connection()
+    assert server.socket is not None
+    listener = FailingListener(server.socket)
+    server.socket = listener  # type: ignore[assignment]
+    server.wait_connection()
+    return listener
+
+
+@pytest.mark.timeout(30)
+def test_accept_failing_for_want_of_descriptors_backs_off_then_resumes(
+    server: Engine, inbox: queue.Queue[bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    listener = fail_to_accept(server)
+    with caplog.at_level(logging.WARNING, logger="pymasep.comm"):
+        # The connection waits in the listen queue: the listener stays readable.
+        patient = in_thread(RawClient, server.port, "patient")
+        assert listener.tried.wait(5)
+        time.sleep(0.5)  # the window in which accept() attempts are counted
+        attempts = listener.attempts
+        warnings = [r for r in caplog.records if "accept failed" in r.getMessage()]
+        # Retrying on every wake-up would be tens of thousands of attempts here.
+        assert 1 <= attempts <= 10
+        assert 1 <= len(warnings) <= attempts  # one warning per back-off, not per wake-up
+        listener.failing.clear()
+        client = patient()  # accepted at the next try
+    wait_registered(server, "patient")
+    client.send(b"in at last")
+    assert inbox.get(timeout=5) == b"in at last"
+
+
+@pytest.mark.timeout(30)
+def test_accept_resumes_at_once_when_a_connection_closes(
+    server: Engine,
+    inbox: queue.Queue[bytes],
+    raw_clients: Connect,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    leaving = raw_clients(server, "leaving")
+    # Back off for a minute: only a connection that closes can end it before the test's
+    # timeout (and RawClient's, 10 s).
+    monkeypatch.setattr(server_module, "_ACCEPT_RETRY_FIRST", 60.0)
+    monkeypatch.setattr(server_module, "_ACCEPT_RETRY_LAST", 60.0)
+    listener = fail_to_accept(server)
+    patient = in_thread(RawClient, server.port, "patient")
+    assert listener.tried.wait(5)
+    listener.failing.clear()
+    leaving.leave()  # frees a descriptor
+    client = patient()
+    wait_registered(server, "patient")
+    client.send(b"in at last")
+    assert inbox.get(timeout=5) == b"in at last"
+
+
 # --- refusals ------------------------------------------------------------------------------
 
 
@@ -588,6 +712,38 @@ def test_close_ends_every_thread_within_a_second_and_frees_the_port(
         server.wait_connection()
     with Server(ENGINE, 1, SocketHandler, (), LOOPBACK, port) as again:  # the port is free
         assert again.port == port
+
+
+@pytest.mark.timeout(20)
+def test_the_default_close_ends_every_thread_within_a_second_despite_silent_interfaces(
+    inbox: queue.Queue[bytes], ended: queue.Queue[tuple[str | None, str]]
+) -> None:
+    before = set(threading.enumerate())
+    server = Engine(ENGINE, 8, PeerRecorder, (inbox, ended), LOOPBACK, 0)
+    server.wait_connection()
+    # Each says hello properly, then never reads, never answers the bye, never closes.
+    silent = [RawClient(server.port, f"mute{n}") for n in range(4)]
+    try:
+        assert server.wait_for_connections(4, 5)
+        for n in (0, 1):  # more than the socket buffers hold: their writers block in send
+            server.send_frame_to(f"mute{n}", Frame(bytes(16 << 20)))
+        assert len(_threads_of(server, before)) >= 7  # accept, 4 readers, 2 writers
+        start = time.monotonic()
+        server.close()  # the default timeout
+        elapsed = time.monotonic() - start
+        # Not joined here: close() itself must have ended them.
+        assert [t.name for t in _threads_of(server, before)] == []
+        assert elapsed < 1, f"close() took {elapsed:.2f} s"
+        assert server.connection_ids() == []
+        assert sorted(server.ended.get(timeout=1) for _ in silent) == [
+            (f"mute{n}", CLOSED_LOCALLY) for n in range(4)
+        ]
+        for client in silent[2:]:  # nothing was queued for them: they got the bye
+            client.sock.settimeout(5)
+            assert client.until_eof() == [Frame.bye_frame()]
+    finally:
+        for client in silent:
+            client.sock.close()
 
 
 @pytest.mark.timeout(20)

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from pymasep.comm.core import (
+    BaseThreadedCommunication,
     ConnectionClosedError,
     Frame,
     FrameDecoder,
@@ -272,6 +273,24 @@ def assert_settles(threads: int, fds: int, seconds: float = 5) -> None:
         time.sleep(0.01)
     assert len(threading.enumerate()) <= threads
     assert descriptors() <= fds
+
+
+def wait_registered(
+    communication: BaseThreadedCommunication, ident: str, present: bool = True
+) -> None:
+    """Wait until ``communication`` (a Server, a Client) lists ``ident`` (or, with
+    ``present=False``, no longer does); fail after 5 s.
+
+    The server answers the hello, then registers the connection: a client can finish its
+    handshake a moment before the server lists it. Likewise a client sees the end of a
+    connection a moment before the server unregisters it.
+    """
+    changed = communication._connections_changed  # notified on every change
+    with changed:
+        listed = changed.wait_for(
+            lambda: (ident in communication._current_connections) is present, timeout=5
+        )
+    assert listed, f"{ident} registered: {not present}, still"
 
 
 # --- communications and handlers that record ----------------------------------------------

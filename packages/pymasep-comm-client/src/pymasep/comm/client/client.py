@@ -25,6 +25,21 @@ __all__ = ["Client"]
 _HANDSHAKE_READ_SIZE = 64 * 1024
 
 
+def _time_left(sock: socket.socket, deadline: float | None) -> None:
+    """Give the socket's next call the time left until ``deadline`` (None: no limit).
+
+    Raises:
+        TimeoutError: The deadline has passed. A timeout of 0 would instead make the
+            socket non-blocking, and its next ``recv`` raise ``BlockingIOError``.
+    """
+    if deadline is None:
+        return
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("the deadline has passed")
+    sock.settimeout(remaining)
+
+
 class Client(BaseThreadedCommunication):
     """Base class for Client.
 
@@ -91,7 +106,8 @@ class Client(BaseThreadedCommunication):
                 this client is already connected.
             ConnectionRejectedError: The server refused the client (full, or its id is
                 taken); ``reason`` says which.
-            CommunicationTimeoutError: The server did not answer within ``timeout``.
+            CommunicationTimeoutError: The server did not answer within ``timeout`` (at
+                once if ``timeout`` is 0 or less).
             HandshakeError, ProtocolError: The server does not speak this protocol.
         """
         if self.server_id is not None and self.is_connection_registered(self.server_id):
@@ -102,6 +118,12 @@ class Client(BaseThreadedCommunication):
             self.search_server()
         assert self.host is not None and self.port is not None
         address = (self.host, self.port)
+        if timeout is not None and timeout <= 0:
+            # create_connection would take 0 as "non-blocking" and fail with
+            # EINPROGRESS, or reject a negative timeout with ValueError.
+            raise CommunicationTimeoutError(
+                f"no time left to connect to {self.host}:{self.port} (timeout={timeout})"
+            )
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             sock = socket.create_connection(address, timeout=timeout)
@@ -139,10 +161,10 @@ class Client(BaseThreadedCommunication):
     def _handshake(self, sock: socket.socket, deadline: float | None) -> ClientHandshake:
         handshake = ClientHandshake(self.id, self.wire, self.max_frame_size)
         try:
+            _time_left(sock, deadline)
             sock.sendall(handshake.bytes_to_send())
             while True:
-                if deadline is not None:
-                    sock.settimeout(max(0.0, deadline - time.monotonic()))
+                _time_left(sock, deadline)
                 data = sock.recv(_HANDSHAKE_READ_SIZE)
                 if not data:
                     raise HandshakeError(

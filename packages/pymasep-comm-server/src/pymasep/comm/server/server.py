@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import selectors
 import socket
@@ -23,6 +24,30 @@ __all__ = ["Server"]
 
 _MAX_PENDING_HANDSHAKES = 256
 _HANDSHAKE_READ_SIZE = 4096
+# accept() errors that concern one connection only (Linux passes the network errors of a
+# connection still in the queue to accept): try the next one at once.
+_CONNECTION_ERRORS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ECONNABORTED",
+        "EPROTO",
+        "EPERM",
+        "ENETDOWN",
+        "ENOPROTOOPT",
+        "EHOSTDOWN",
+        "ENONET",
+        "EHOSTUNREACH",
+        "EOPNOTSUPP",
+        "ENETUNREACH",
+    )
+    if hasattr(errno, name)
+)
+# Any other accept() error (EMFILE, ENFILE, ENOBUFS, ENOMEM) leaves the connection in the
+# queue and the listener readable: retrying at once would spin. The listener is left
+# alone for a delay instead, doubling from the first to the last, or until a connection
+# closes and frees a descriptor (as asyncio does).
+_ACCEPT_RETRY_FIRST = 0.1
+_ACCEPT_RETRY_LAST = 1.0
 
 
 @dataclass
@@ -47,6 +72,9 @@ class _WaitConnection(threading.Thread):
         self.server = server
         self._stop_requested = threading.Event()
         self._wake_reader, self._wake_writer = socket.socketpair()
+        self._paused_until: float | None = None  # set while accept() is backing off
+        self._retry_delay = _ACCEPT_RETRY_FIRST
+        self._descriptor_freed = threading.Event()
 
     def stop(self, timeout: float = 1.0) -> None:
         """Stop accepting; connections already made stay. Idempotent."""
@@ -60,6 +88,14 @@ class _WaitConnection(threading.Thread):
         if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout)
 
+    def descriptor_freed(self) -> None:
+        """A connection has closed: if accepting is backing off, try again now."""
+        self._descriptor_freed.set()
+        if self._paused_until is not None:
+            # OSError: closed (the loop has ended), or full (a wake-up is pending).
+            with contextlib.suppress(OSError):
+                self._wake_writer.send(b"\0")
+
     def run(self) -> None:
         server = self.server
         listener = server.socket
@@ -71,8 +107,10 @@ class _WaitConnection(threading.Thread):
             try:
                 while not self._stop_requested.is_set():
                     now = time.monotonic()
-                    timeout = min((p.deadline for p in pending.values()), default=now + 3600) - now
-                    for key, _ in selector.select(max(0.0, timeout)):
+                    wake_at = min((p.deadline for p in pending.values()), default=now + 3600)
+                    if self._paused_until is not None:
+                        wake_at = min(wake_at, self._paused_until)
+                    for key, _ in selector.select(max(0.0, wake_at - now)):
                         if key.fileobj is listener:
                             self._accept(listener, selector, pending)
                         elif key.fileobj is self._wake_reader:
@@ -80,6 +118,11 @@ class _WaitConnection(threading.Thread):
                         else:
                             self._read_hello(pending[key.fileobj], selector, pending)  # type: ignore[index]
                     now = time.monotonic()
+                    if self._paused_until is not None and (
+                        now >= self._paused_until or self._descriptor_freed.is_set()
+                    ):
+                        self._paused_until = None
+                        selector.register(listener, selectors.EVENT_READ)
                     for item in [p for p in pending.values() if p.deadline <= now]:
                         server.logger.info("%s sent no hello in time; closing it", item.addr)
                         self._drop(item, selector, pending)
@@ -104,9 +147,12 @@ class _WaitConnection(threading.Thread):
             except OSError as error:
                 if self._stop_requested.is_set():
                     return
-                # EMFILE and friends: log and let the next round try again.
-                server.logger.warning("accept failed: %s", error)
+                if error.errno in _CONNECTION_ERRORS:
+                    server.logger.info("accept failed for one connection: %s", error)
+                    continue
+                self._back_off(listener, selector, error)
                 return
+            self._retry_delay = _ACCEPT_RETRY_FIRST
             if len(pending) >= _MAX_PENDING_HANDSHAKES:
                 server.logger.warning("too many handshakes in progress; dropping %s", addr)
                 conn.close()
@@ -121,6 +167,22 @@ class _WaitConnection(threading.Thread):
             pending[conn] = item
             selector.register(conn, selectors.EVENT_READ)
             server.logger.debug("accepted %s", addr)
+
+    def _back_off(
+        self, listener: socket.socket, selector: selectors.BaseSelector, error: OSError
+    ) -> None:
+        """Stop watching the listener for a while: accept() fails for want of a resource."""
+        delay = self._retry_delay
+        self._retry_delay = min(delay * 2, _ACCEPT_RETRY_LAST)
+        # Cleared first: only a connection that closes from now on frees a descriptor.
+        self._descriptor_freed.clear()
+        self._paused_until = time.monotonic() + delay
+        selector.unregister(listener)
+        self.server.logger.warning(
+            "accept failed: %s; not accepting for %.1f s, or until a connection closes",
+            error,
+            delay,
+        )
 
     def _read_hello(
         self,
@@ -167,6 +229,7 @@ class _WaitConnection(threading.Thread):
         selector.unregister(item.conn)
         del pending[item.conn]
         item.conn.close()
+        self._descriptor_freed.set()
 
 
 class Server(BaseThreadedCommunication):
@@ -342,16 +405,27 @@ class Server(BaseThreadedCommunication):
         handler.start()
         self.logger.info("%s connected from %s (%s wire)", ident, addr, handshake.wire)
 
-    def close(self, timeout: float = 1.0) -> None:
+    def _connection_closed(self, handler: SocketHandler, reason: str) -> None:
+        super()._connection_closed(handler, reason)
+        # Its descriptor is free: an accept() that failed for want of one may succeed.
+        self.wait_connection_thread.descriptor_freed()
+
+    def close(self, timeout: float = 0.5) -> None:
         """Stop accepting and announcing, close every connection, free the port. Idempotent.
 
+        Every frame already queued is sent before the bye to the interfaces that read.
+
         Args:
-            timeout: Seconds to wait at most for the interfaces to close their side.
+            timeout: Seconds to wait at most for the interfaces to close their side;
+                those that have not are cut, and the threads get a quarter of a second
+                more to end. The default ends every thread the server started within a
+                second.
         """
         deadline = time.monotonic() + timeout
         self._closed = True
         self.wait_connection_thread.stop(timeout)
-        self.stop_wait_announcement()
+        if self.wait_announcement_thread is not None:
+            self.wait_announcement_thread.stop(max(0.0, deadline - time.monotonic()))
         self._close_connections(deadline)
         if self.socket is not None:
             self.socket.close()
