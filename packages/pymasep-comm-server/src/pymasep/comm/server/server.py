@@ -154,9 +154,14 @@ class _WaitConnection(threading.Thread):
                 return
             self._retry_delay = _ACCEPT_RETRY_FIRST
             if len(pending) >= _MAX_PENDING_HANDSHAKES:
-                server.logger.warning("too many handshakes in progress; dropping %s", addr)
-                conn.close()
-                continue
+                # Room is made by dropping the one that has waited longest (insertion
+                # order is deadline order): a flood of silent connections then cannot
+                # lock out a client whose hello is on its way.
+                oldest = next(iter(pending.values()))
+                server.logger.warning(
+                    "too many handshakes in progress; dropping the oldest, %s", oldest.addr
+                )
+                self._drop(oldest, selector, pending)
             conn.setblocking(False)
             item = _Pending(
                 conn,
