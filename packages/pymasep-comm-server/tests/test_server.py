@@ -389,6 +389,28 @@ def test_a_silent_client_does_not_delay_the_others(
 
 
 @pytest.mark.timeout(20)
+def test_a_flood_of_silent_connections_cannot_lock_out_a_client(
+    make_server: MakeServer, raw_clients: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_module, "_MAX_PENDING_HANDSHAKES", 3)
+    server = make_server()
+    assert server.handshake_timeout >= 5  # none of the silent ones times out meanwhile
+    flood = [socket.create_connection((LOOPBACK, server.port), timeout=5) for _ in range(3)]
+    try:
+        client = raw_clients(server, "honest")  # the fourth handshake in progress
+        client.send(b"in")
+        assert server.connection_ids() == ["honest"]
+        assert read_to_eof(flood[0]) == b""  # the oldest made room
+        for sock in flood[1:]:  # the others are still waited for
+            sock.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                sock.recv(1)
+    finally:
+        for sock in flood:
+            sock.close()
+
+
+@pytest.mark.timeout(20)
 def test_a_client_that_never_says_hello_is_closed_after_the_handshake_timeout(
     make_server: MakeServer,
 ) -> None:
@@ -758,6 +780,39 @@ def test_close_cuts_interfaces_that_never_answer(
     server.close(timeout=0.3)
     assert time.monotonic() - start < 1
     assert server.connection_ids() == []
+
+
+class ClosesTheServer(SocketHandler):
+    """Closes its server from ``on_receive`` (timeout 5 s), and says how long it took."""
+
+    def __init__(self, conn: socket.socket, addr: Any, logger: Any, box: dict[str, Any]) -> None:
+        super().__init__(conn, addr, logger)
+        self.box = box
+
+    def on_receive(self, frame: Frame) -> None:
+        start = time.monotonic()
+        self.box["server"].close(timeout=5)
+        self.box["took"].put(time.monotonic() - start)
+
+
+@pytest.mark.timeout(30)
+def test_close_from_on_receive_does_not_wait_for_its_own_handler() -> None:
+    box: dict[str, Any] = {"took": queue.Queue()}
+    server = Engine(ENGINE, 4, ClosesTheServer, (box,), LOOPBACK, 0)
+    box["server"] = server
+    server.wait_connection()
+    quitter, other = RawClient(server.port, "quitter"), RawClient(server.port, "other")
+    assert server.wait_for_connections(2, 5)
+    reads = [answer_the_bye(other), answer_the_bye(quitter)]
+    quitter.send(b"quit")
+    # It waited for "other" (which answers at once), not for itself until the timeout.
+    assert box["took"].get(timeout=10) < 2
+    assert [read() for read in reads] == [[Frame.bye_frame()], [Frame.bye_frame()]]
+    wait_registered(server, "quitter", present=False)
+    assert sorted(server.ended.get(timeout=5) for _ in range(2)) == [
+        ("other", CLOSED_LOCALLY),
+        ("quitter", CLOSED_LOCALLY),
+    ]
 
 
 def test_the_context_manager_closes(inbox: queue.Queue[bytes]) -> None:

@@ -163,9 +163,17 @@ class BaseThreadedCommunication:
         """Close every connection at once, wait for them until ``deadline``, then cut
         those that are left, all at once too, and give their threads a moment to end."""
         with self._current_connections_lock:
-            handlers = list(self._current_connections.values())
-        for handler in handlers:
-            handler._begin_close()
+            everyone = list(self._current_connections.values())
+        current = threading.current_thread()
+        handlers = []
+        for handler in everyone:
+            if handler is current:
+                # Called from this handler's on_receive: it cannot wait for itself. It
+                # ends the close once on_receive returns, giving up at the deadline.
+                handler.close(max(0.001, deadline - time.monotonic()))
+            else:
+                handler._begin_close()
+                handlers.append(handler)
         for handler in handlers:
             handler._wait_graceful(deadline)
         # Cut together, the silent peers cost one grace period, not one each.
