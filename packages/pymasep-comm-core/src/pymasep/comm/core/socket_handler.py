@@ -146,7 +146,8 @@ class SocketHandler(threading.Thread):
         """Remote address."""
         self.send_queue = SendQueue()
         """Encoded bytes waiting for the socket, oldest first (empty when all is sent);
-        pymasep 0.2's message queue. See :class:`SendQueue`."""
+        pymasep 0.2's message queue. See
+        :class:`~pymasep.comm.core.socket_handler.SendQueue`."""
         self.wire = Wire.V1
         """Wire format of the connection (set by the handshake)."""
         self.peer_id: str | None = None
