@@ -128,3 +128,12 @@ def test_the_committed_page_has_every_workload_and_a_reason_for_each_miss() -> N
         if "— missed." in line:
             assert "No explanation is recorded" not in line, line
             assert len(line.partition("— missed.**")[2].strip()) > 40, line
+
+
+def test_the_small_action_note_weighs_the_codec_against_a_round_trip(tmp_path: Path) -> None:
+    rows = [
+        _row("message codec: small action vs bare lxml (default heap)", 40_000.0, 200_000.0),
+        _row("round trip of a small frame vs bare echo", 10_000.0, 20_000.0),
+    ]
+    text = _page(tmp_path, rows)
+    assert "encoding and decoding one took\n  25% of the time of a round trip" in text
