@@ -308,3 +308,31 @@ def test_50_connect_close_cycles_leave_no_thread_and_no_descriptor(server: Serve
     for cycle in range(50):
         connect(server, f"cycle-{cycle}").close()
     assert_settles(threads, fds)
+
+
+def _ipv6_loopback() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+def test_server_and_client_exchange_over_ipv6_loopback(inbox: queue.Queue[bytes]) -> None:
+    replies: queue.Queue[bytes] = queue.Queue()
+    with Server(ENGINE, 2, SocketHandlerQueue, (inbox,), "::1", 0) as engine:
+        engine.wait_connection()
+        with Client("six", SocketHandlerQueue, (replies,), "::1", engine.port) as client:
+            client.connect(timeout=5)
+            wait_registered(engine, "six")
+            client.send_frame_to(ENGINE, Frame(b"over IPv6"))
+            engine.send_frame_to("six", Frame(b"and back"))
+            assert inbox.get(timeout=5) == b"over IPv6"
+            assert replies.get(timeout=5) == b"and back"
+            assert client.socket is not None
+            assert client.socket.family == socket.AF_INET6
