@@ -53,6 +53,10 @@ def integration(session: nox.Session) -> None:
         str(ROOT / "integration_tests" / "benchmarks"),
         *session.posargs,
     )
+    # The client's discovery tests against the real Announcer: its own session installs
+    # only the client and core, so they are skipped there and run here.
+    client_discovery = PACKAGES / "pymasep-comm-client" / "tests" / "test_discovery.py"
+    session.run("pytest", str(client_discovery), "-k", "announcer", "-rs")
 
 
 @nox.session

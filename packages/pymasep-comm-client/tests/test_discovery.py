@@ -33,7 +33,8 @@ HERE = __file__
 
 requires_server_package = pytest.mark.skipif(
     importlib.util.find_spec("pymasep.comm.server") is None,
-    reason="end-to-end with the real Announcer needs pymasep-comm-server installed",
+    reason="end-to-end with the real Announcer needs pymasep-comm-server installed "
+    "(nox's integration session runs it)",
 )
 
 
