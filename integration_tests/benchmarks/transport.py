@@ -87,8 +87,7 @@ def _our_engine(mode: str, expected: int, ports: multiprocessing.Queue[int], don
         server.wait_connection()
         ports.put(server.port)
         server.wait_for_connections(1, 10)
-        with server._connections_changed:
-            server._connections_changed.wait_for(lambda: not server._current_connections, 120)
+        server.wait_for_connections(0, 120)
 
 
 def _engine(target: Callable[..., None], mode: str, expected: int = 0) -> tuple[Any, int, Event]:

@@ -9,6 +9,12 @@ from typing import Any
 
 from pymasep.comm.core import DEFAULT_MAX_FRAME_SIZE, SocketHandler, Wire
 from pymasep.comm.core.communication import BaseThreadedCommunication, LogLevel
+from pymasep.comm.core.connection import (
+    DEFAULT_SEND_LIMITS,
+    DEFAULT_STALL_TIMEOUT,
+    Connection,
+    SendLimits,
+)
 from pymasep.comm.core.discovery import DEFAULT_GROUP, DEFAULT_PORT, DEFAULT_TIMEOUT, ServerInfo
 from pymasep.comm.core.exceptions import (
     CommunicationConnectionError,
@@ -50,8 +56,14 @@ class Client(BaseThreadedCommunication):
         host: Host to connect. If None, :meth:`connect` searches a server first.
         port: Port to connect. If None, :meth:`connect` searches a server first.
         log_level: Level of this client's logger, as str or int.
-        wire: ``"v1"`` (default) or ``"legacy"`` to talk to a pymasep 0.2 server.
+        wire: ``"v1"`` (default), ``"legacy"`` to talk to a pymasep 0.2 server, or
+            ``"auto"``: the wire that discovery reported for the server found
+            (``"v1"`` when the server was not found by discovery).
         max_frame_size: Largest frame accepted from the server, in bytes.
+        send_limits: How many bytes may wait for a server that reads slowly, and what
+            happens beyond (see :class:`~pymasep.comm.core.SendLimits`).
+        stall_timeout: Seconds the server may stay silent in the middle of a frame
+            before it is cut; None never cuts.
         discovery_group: Multicast group that :meth:`search_server` queries.
         discovery_port: UDP port that :meth:`search_server` queries.
         discovery_interface: Local IPv4 address of the interface to query on (for
@@ -71,6 +83,8 @@ class Client(BaseThreadedCommunication):
         *,
         wire: Wire | str = Wire.V1,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        send_limits: SendLimits = DEFAULT_SEND_LIMITS,
+        stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
         discovery_group: str = DEFAULT_GROUP,
         discovery_port: int = DEFAULT_PORT,
         discovery_interface: str | None = None,
@@ -85,9 +99,13 @@ class Client(BaseThreadedCommunication):
         )
         self.server_id: str | None = None
         """Id of the server to connect to (set by :meth:`connect`)."""
-        self.wire = Wire(wire)
-        """Wire format spoken to the server."""
+        self.auto_wire = wire == "auto"
+        """True when the wire follows what discovery reports (``wire="auto"``)."""
+        self.wire = Wire.V1 if self.auto_wire else Wire(wire)
+        """Wire format spoken to the server (with ``"auto"``, set by :meth:`search_server`)."""
         self.max_frame_size = max_frame_size
+        self.send_limits = send_limits
+        self.stall_timeout = stall_timeout
         self.discovery_group = discovery_group
         self.discovery_port = discovery_port
         self.discovery_interface = discovery_interface
@@ -144,12 +162,11 @@ class Client(BaseThreadedCommunication):
         except BaseException:
             sock.close()
             raise
-        assert handshake.server_ident is not None and handshake.decoder is not None
-        handler._attach(
-            wire=self.wire,
-            decoder=handshake.decoder,
-            pending_frames=handshake.pending_frames,
-            peer_id=handshake.server_ident,
+        assert handshake.server_ident is not None
+        handler.attach(
+            Connection.from_handshake(
+                handshake, limits=self.send_limits, stall_timeout=self.stall_timeout
+            ),
             on_closed=self._connection_closed,
         )
         self.socket = sock
@@ -222,5 +239,7 @@ class Client(BaseThreadedCommunication):
                 f"within {wait} s (answered: {found})"
             )
         self.host, self.port = chosen.host, chosen.port
+        if self.auto_wire:
+            self.wire = Wire(chosen.wire)
         self.logger.info("found %s at %s:%d", chosen.id or "a server", chosen.host, chosen.port)
         return servers

@@ -11,6 +11,19 @@ import logging
 from importlib import metadata
 
 from .communication import BaseThreadedCommunication
+from .connection import (
+    CLOSED_BY_PEER,
+    CLOSED_LOCALLY,
+    CONNECTION_LOST,
+    DEFAULT_SEND_LIMITS,
+    DEFAULT_STALL_TIMEOUT,
+    Connection,
+    ConnectionState,
+    ConnectionStats,
+    DisconnectCode,
+    DisconnectReason,
+    SendLimits,
+)
 from .exceptions import (
     CommunicationConnectionError,
     CommunicationError,
@@ -21,7 +34,11 @@ from .exceptions import (
     EncodeError,
     FrameTooLargeError,
     HandshakeError,
+    InvalidArgumentError,
+    InvalidStateError,
+    PeerFrameTooLargeError,
     ProtocolError,
+    SendBufferFullError,
     ServerNotFoundError,
     UnknownConnectionError,
     UnknownTypeError,
@@ -29,27 +46,42 @@ from .exceptions import (
 )
 from .frame import Frame, FrameKind
 from .message import Message
-from .socket_handler import SocketHandler, SocketHandlerQueue
+from .socket_handler import SocketHandler, SocketHandlerQueue, close_handlers
 from .typeregistry import register_type, registered_types, unregister_type
 from .wire import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, Wire, encode_frame
 
 __all__ = [
+    "CLOSED_BY_PEER",
+    "CLOSED_LOCALLY",
+    "CONNECTION_LOST",
     "DEFAULT_MAX_FRAME_SIZE",
+    "DEFAULT_SEND_LIMITS",
+    "DEFAULT_STALL_TIMEOUT",
     "BaseThreadedCommunication",
     "CommunicationConnectionError",
     "CommunicationError",
     "CommunicationTimeoutError",
+    "Connection",
     "ConnectionClosedError",
     "ConnectionRejectedError",
+    "ConnectionState",
+    "ConnectionStats",
     "DecodeError",
+    "DisconnectCode",
+    "DisconnectReason",
     "EncodeError",
     "Frame",
     "FrameDecoder",
     "FrameKind",
     "FrameTooLargeError",
     "HandshakeError",
+    "InvalidArgumentError",
+    "InvalidStateError",
     "Message",
+    "PeerFrameTooLargeError",
     "ProtocolError",
+    "SendBufferFullError",
+    "SendLimits",
     "ServerNotFoundError",
     "SocketHandler",
     "SocketHandlerQueue",
@@ -58,6 +90,7 @@ __all__ = [
     "UnsupportedValueError",
     "Wire",
     "__version__",
+    "close_handlers",
     "encode_frame",
     "register_type",
     "registered_types",

@@ -5,17 +5,60 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .exceptions import UnknownConnectionError
+from .connection import CLOSED_BY_PEER, DisconnectReason
+from .exceptions import ConnectionClosedError, UnknownConnectionError
 from .frame import Frame
-from .socket_handler import _CUT_GRACE, SocketHandler
+from .socket_handler import SocketHandler, close_handlers
 
 __all__ = ["BaseThreadedCommunication"]
 
 LogLevel = str | int
 _Self = TypeVar("_Self", bound="BaseThreadedCommunication")
+# How many peers that said bye are remembered, so that a late frame to one of them is
+# dropped quietly (see send_frame_to). Bounded: a long-running engine meets many ids.
+_REMEMBERED_BYES = 1024
+
+
+class _AddIdent(logging.Filter):
+    """Puts the communication's id on its records, as ``record.comm_id``."""
+
+    def __init__(self, ident: str) -> None:
+        super().__init__()
+        self.ident = ident
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.comm_id = self.ident
+        return True
+
+
+class _InstanceLogger(logging.Logger):
+    """A logger outside :func:`logging.getLogger`'s registry (see _component_logger)."""
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (overrides logging.Logger)
+        # Logger caches this answer, and only registered loggers have their cache
+        # cleared when a level changes.
+        if self.disabled or self.manager.disable >= level:
+            return False
+        return level >= self.getEffectiveLevel()
+
+
+def _component_logger(component: str, ident: str, level: LogLevel) -> logging.Logger:
+    """A logger named after the component, with its own level and the id on each record.
+
+    It is not registered with :func:`logging.getLogger` (which keeps every logger it
+    makes for ever): it lives as long as the communication, and hands its records to
+    the component's logger, ``pymasep.comm.<component>``, whose handlers and filters the
+    application configures once for every instance.
+    """
+    parent = logging.getLogger(f"pymasep.comm.{component}")
+    logger = _InstanceLogger(parent.name, level)
+    logger.parent = parent
+    logger.addFilter(_AddIdent(ident))
+    return logger
 
 
 class BaseThreadedCommunication:
@@ -55,9 +98,10 @@ class BaseThreadedCommunication:
         """Port to listen or connect."""
         self.socket: socket.socket | None = None
         """Socket used to listen (server) or connect (client, once connected)."""
-        self.logger: logging.Logger = logging.getLogger(f"pymasep.comm.{self._logger_kind}.{ident}")
-        """Communication logger, ``pymasep.comm.<server|client>.<id>``; no handler is added."""
-        self.logger.setLevel(log_level)
+        self.logger: logging.Logger = _component_logger(self._logger_kind, ident, log_level)
+        """Communication logger: its records are those of ``pymasep.comm.<server|client>``,
+        with this object's id as ``record.comm_id``; its level is ``log_level``. No
+        handler is added."""
         self.socket_handler_class = socket_handler_class
         """Class to handle message from/to socket."""
         self.socket_handler_args = socket_handler_args
@@ -67,6 +111,8 @@ class BaseThreadedCommunication:
         self._current_connections_lock = threading.Lock()
         """Lock to handle multiple connections at the same time."""
         self._connections_changed = threading.Condition(self._current_connections_lock)
+        self._said_bye: OrderedDict[str, None] = OrderedDict()
+        self._adding = True
 
     def add_connection(self, ident: str, sh: SocketHandler) -> None:
         """Add a connection to the client or server.
@@ -77,7 +123,50 @@ class BaseThreadedCommunication:
         """
         with self._current_connections_lock:
             self._current_connections[ident] = sh
+            self._said_bye.pop(ident, None)
             self._connections_changed.notify_all()
+
+    def try_add_connection(
+        self,
+        ident: str,
+        sh: SocketHandler,
+        *,
+        max_connections: int | None = None,
+        before_adding: Callable[[], bool] | None = None,
+    ) -> str:
+        """Add a connection unless it must be refused, atomically.
+
+        Args:
+            ident: ID of the peer.
+            sh: Its socket handler.
+            max_connections: Refuse it when this many are connected already.
+            before_adding: Called once the connection is accepted, before it is added
+                and under the lock (so nothing can be sent to ``ident`` before it
+                returns): a server answers the hello there. If it returns False the
+                connection is not added.
+
+        Returns:
+            The reason it is refused (the communication is closing, the id is taken,
+            or it is full), or ``""`` when it is accepted.
+        """
+        with self._current_connections_lock:
+            if not self._adding:
+                return "the server is closing"
+            if ident in self._current_connections:
+                return f"an interface with id {ident!r} is already connected"
+            if max_connections is not None and len(self._current_connections) >= max_connections:
+                return f"the server is full ({max_connections} connections)"
+            if before_adding is not None and not before_adding():
+                return ""
+            self._current_connections[ident] = sh
+            self._said_bye.pop(ident, None)
+            self._connections_changed.notify_all()
+        return ""
+
+    def stop_adding_connections(self) -> None:
+        """Refuse every connection :meth:`try_add_connection` is asked for from now on."""
+        with self._current_connections_lock:
+            self._adding = False
 
     def get_connection(self, ident: str) -> SocketHandler:
         """Get the socket handler of the connection.
@@ -118,6 +207,10 @@ class BaseThreadedCommunication:
         """Send a frame to a connection identified by ident, without waiting.
 
         Sending :meth:`Frame.bye_frame` closes that connection after its queued frames.
+        A frame for a peer that has said bye (it reads nothing more) is dropped and
+        logged at INFO: a peer that leaves first is no error. Among the most recent
+        1,024 such peers; a peer that is lost without a bye, or an id never connected,
+        still raises.
 
         Args:
             ident: ID of the connection to send a frame.
@@ -125,14 +218,45 @@ class BaseThreadedCommunication:
 
         Raises:
             UnknownConnectionError: No connection has this id.
-            ConnectionClosedError: The connection is closed or closing.
+            ConnectionClosedError: The connection is closed or closing (other than by
+                the peer's bye).
             FrameTooLargeError: The connection's wire cannot carry a frame this large.
         """
         # A dict read is atomic: the hot path needs no lock.
         handler = self._current_connections.get(ident)
         if handler is None:
+            if ident in self._said_bye:
+                self.logger.info("dropping a frame for %s, which has said bye", ident)
+                return
             raise UnknownConnectionError(ident)
-        handler.send_frame_async(frame)
+        try:
+            handler.send_frame_async(frame)
+        except ConnectionClosedError:
+            reason = handler.disconnect_reason or handler.connection.reason
+            if reason is not None and reason.code is CLOSED_BY_PEER:
+                self.logger.info("dropping a frame for %s, which has said bye", ident)
+                return
+            raise
+
+    def wait_for_connections(self, count: int, timeout: float | None = None) -> bool:
+        """Wait until at least ``count`` peers are connected (``count=0``: until none is).
+
+        Args:
+            count: Number of connections to wait for; 0 waits until every connection
+                has ended.
+            timeout: Seconds to wait at most; None waits as long as it takes.
+
+        Returns:
+            True if the condition holds, False after ``timeout``.
+        """
+        with self._connections_changed:
+            if count == 0:
+                return self._connections_changed.wait_for(
+                    lambda: not self._current_connections, timeout
+                )
+            return self._connections_changed.wait_for(
+                lambda: len(self._current_connections) >= count, timeout
+            )
 
     def on_disconnect(self, ident: str, reason: str) -> None:
         """Callback when a connection ends, after it is unregistered. Override it.
@@ -144,7 +268,7 @@ class BaseThreadedCommunication:
             reason: Why the connection ended (see :meth:`SocketHandler.on_disconnect`).
         """
 
-    def _connection_closed(self, handler: SocketHandler, reason: str) -> None:
+    def _connection_closed(self, handler: SocketHandler, reason: DisconnectReason) -> None:
         """Unregister a handler that ended, then run :meth:`on_disconnect`."""
         ident = handler.peer_id
         if ident is None:
@@ -152,6 +276,10 @@ class BaseThreadedCommunication:
         with self._current_connections_lock:
             if self._current_connections.get(ident) is handler:
                 del self._current_connections[ident]
+                if reason.code is CLOSED_BY_PEER:
+                    self._said_bye[ident] = None
+                    if len(self._said_bye) > _REMEMBERED_BYES:
+                        self._said_bye.popitem(last=False)
                 self._connections_changed.notify_all()
         self.logger.info("%s disconnected: %s", ident, reason)
         try:
@@ -159,39 +287,17 @@ class BaseThreadedCommunication:
         except Exception:
             self.logger.exception("on_disconnect failed for %s", ident)
 
-    def _close_connections(self, deadline: float) -> None:
-        """Close every connection at once, wait for them until ``deadline``, then cut
-        those that are left, all at once too, and give their threads a moment to end."""
-        with self._current_connections_lock:
-            everyone = list(self._current_connections.values())
-        current = threading.current_thread()
-        handlers = []
-        for handler in everyone:
-            if handler is current:
-                # Called from this handler's on_receive: it cannot wait for itself. It
-                # ends the close once on_receive returns, giving up at the deadline.
-                handler.close(max(0.001, deadline - time.monotonic()))
-            else:
-                handler._begin_close()
-                handlers.append(handler)
-        for handler in handlers:
-            handler._wait_graceful(deadline)
-        # Cut together, the silent peers cost one grace period, not one each.
-        for handler in handlers:
-            handler._cut()
-        grace = time.monotonic() + _CUT_GRACE
-        for handler in handlers:
-            handler._join_until(grace)
-
     def close(self, timeout: float = 0.5) -> None:
-        """Close every connection gracefully (queued frames, then bye). Idempotent.
+        """Close every connection gracefully (queued frames, then bye). Idempotent; safe
+        from any thread, callbacks included.
 
         Args:
             timeout: Seconds to wait at most for the peers to close their side; those
-                that have not are cut, and their threads get a quarter of a second more
-                to end. The default keeps close() within a second.
+                that have not are cut then.
         """
-        self._close_connections(time.monotonic() + timeout)
+        with self._current_connections_lock:
+            handlers = list(self._current_connections.values())
+        close_handlers(handlers, timeout)
 
     def __enter__(self: _Self) -> _Self:
         return self

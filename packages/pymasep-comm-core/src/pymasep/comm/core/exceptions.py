@@ -1,24 +1,35 @@
 """Exceptions raised by pymasep-comm.
 
-Every error the three distributions raise on purpose derives from
-:class:`CommunicationError`. Where an error resembles a standard library
-exception it also subclasses it, so ``except ValueError`` or
-``except ConnectionError`` code written for pymasep 0.2 keeps working::
+Every error the three distributions raise derives from :class:`CommunicationError`.
+Where an error resembles a standard library exception it also subclasses it, so
+``except ValueError`` or ``except ConnectionError`` code written for pymasep 0.2 keeps
+working. Every one of them pickles with its message and attributes (it can cross a
+process boundary, as in a ``multiprocessing`` pool)::
 
     CommunicationError
     ├── EncodeError (ValueError)                 a value or frame cannot be put on the wire
     │   └── UnsupportedValueError (TypeError)    a value of a type the XML cannot carry
     ├── DecodeError (ValueError)                 bytes or XML that are not a valid Message
     │   └── UnknownTypeError                     a class name that is not in the allowlist
-    ├── FrameTooLargeError (ValueError)          a frame above the size limit (either side)
-    ├── ProtocolError (ValueError)               the peer broke the wire protocol
+    ├── FrameTooLargeError (ValueError)          a frame above the size limit, refused on send
+    ├── InvalidArgumentError (ValueError)        a parameter out of range (max_connection=0)
+    ├── InvalidStateError (RuntimeError)         a call the object's state forbids (a closed server)
+    ├── SendBufferFullError (BufferError)        send_policy="raise": the peer reads too slowly
     ├── CommunicationTimeoutError (TimeoutError) a deadline passed (connect, handshake, search)
     ├── UnknownConnectionError (KeyError)        no connection registered under that id
     └── CommunicationConnectionError (ConnectionError)
         ├── ConnectionClosedError                the connection is closed
+        ├── ProtocolError                        the peer broke the wire protocol
+        │   └── PeerFrameTooLargeError           the peer announced a frame above the limit
+        │                                        (also a FrameTooLargeError)
         ├── HandshakeError                       the peer did not complete the handshake
         │   └── ConnectionRejectedError          the server refused the connection, with a reason
         └── ServerNotFoundError                  discovery found no server
+
+A frame that is too large is the caller's mistake when it is sent (a ``ValueError``,
+nothing goes out) and the peer's when it is received: the connection then ends as a
+protocol error (``PeerFrameTooLargeError``, a ``ConnectionError``; what ``connect()``
+raises when a server opens with one).
 """
 
 from __future__ import annotations
@@ -33,7 +44,11 @@ __all__ = [
     "EncodeError",
     "FrameTooLargeError",
     "HandshakeError",
+    "InvalidArgumentError",
+    "InvalidStateError",
+    "PeerFrameTooLargeError",
     "ProtocolError",
+    "SendBufferFullError",
     "ServerNotFoundError",
     "UnknownConnectionError",
     "UnknownTypeError",
@@ -71,6 +86,10 @@ class UnknownTypeError(DecodeError):
         )
         self.name = name
 
+    def __reduce__(self) -> tuple[type[UnknownTypeError], tuple[str]]:
+        # The message is built from the name: unpickling must call __init__ with the name.
+        return type(self), (self.name,)
+
 
 class FrameTooLargeError(CommunicationError, ValueError):
     """A frame whose payload is larger than the limit of the wire or of the receiver.
@@ -85,10 +104,42 @@ class FrameTooLargeError(CommunicationError, ValueError):
         super().__init__(f"{message}: {detail}" if detail else message)
         self.size = size
         self.limit = limit
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[FrameTooLargeError], tuple[int, int, str]]:
+        return type(self), (self.size, self.limit, self.detail)
 
 
-class ProtocolError(CommunicationError, ValueError):
-    """The peer sent bytes that break the wire protocol."""
+class InvalidArgumentError(CommunicationError, ValueError):
+    """A parameter is out of its range (``max_connection=0``, a negative size)."""
+
+
+class InvalidStateError(CommunicationError, RuntimeError):
+    """The call is not allowed in the object's current state (a closed server, reading
+    with :meth:`~pymasep.comm.core.SocketHandler.receive_frame` while the thread reads)."""
+
+
+class SendBufferFullError(CommunicationError, BufferError):
+    """The peer reads too slowly: its queue is above the high-water mark, and the
+    connection's send policy is ``"raise"`` (see :class:`~pymasep.comm.core.SendLimits`).
+    The frame was not queued; the connection stays open.
+
+    Attributes:
+        queued: Bytes waiting for the peer when the frame was refused.
+        limit: The high-water mark, in bytes.
+    """
+
+    def __init__(self, queued: int, limit: int, peer: str = "") -> None:
+        who = f" for {peer}" if peer else ""
+        super().__init__(
+            f"{queued} bytes already wait{who}, above the high-water mark of {limit} bytes"
+        )
+        self.queued = queued
+        self.limit = limit
+        self.peer = peer
+
+    def __reduce__(self) -> tuple[type[SendBufferFullError], tuple[int, int, str]]:
+        return type(self), (self.queued, self.limit, self.peer)
 
 
 class CommunicationTimeoutError(CommunicationError, TimeoutError):
@@ -106,6 +157,9 @@ class UnknownConnectionError(CommunicationError, KeyError):
         super().__init__(ident)
         self.ident = ident
 
+    def __reduce__(self) -> tuple[type[UnknownConnectionError], tuple[str]]:
+        return type(self), (self.ident,)
+
     def __str__(self) -> str:
         return f"no connection registered with id {self.ident!r}"
 
@@ -116,6 +170,15 @@ class CommunicationConnectionError(CommunicationError, ConnectionError):
 
 class ConnectionClosedError(CommunicationConnectionError):
     """The connection is closed: by this side, by the peer, or lost."""
+
+
+class ProtocolError(CommunicationConnectionError):
+    """The peer sent bytes that break the wire protocol: the connection cannot go on."""
+
+
+class PeerFrameTooLargeError(FrameTooLargeError, ProtocolError):
+    """The peer announced a frame above the receiver's limit: a protocol error that ends
+    the connection (and a :class:`FrameTooLargeError`, as 0.2-era code may catch)."""
 
 
 class HandshakeError(CommunicationConnectionError):
@@ -132,6 +195,9 @@ class ConnectionRejectedError(HandshakeError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"the server refused the connection: {reason}")
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type[ConnectionRejectedError], tuple[str]]:
+        return type(self), (self.reason,)
 
 
 class ServerNotFoundError(CommunicationConnectionError):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from .exceptions import (
     ConnectionRejectedError,
-    FrameTooLargeError,
     HandshakeError,
+    PeerFrameTooLargeError,
     ProtocolError,
 )
 from .frame import Frame, FrameKind
@@ -92,7 +92,7 @@ class _Side:
         # never finishes its hello cannot make us hold megabytes.
         announced = frames[0].size if frames else self.decoder.incoming_frame_size
         if announced is not None and announced > MAX_IDENT_SIZE:
-            raise FrameTooLargeError(announced, MAX_IDENT_SIZE, "a hello carries only an id")
+            raise PeerFrameTooLargeError(announced, MAX_IDENT_SIZE, "a hello carries only an id")
         return frames
 
     def _check_preamble(self, received: bytes) -> None:
@@ -153,7 +153,7 @@ class ClientHandshake(_Side):
             ConnectionRejectedError: The server refused the connection.
             ProtocolError: The server's bytes break the protocol (for example a pymasep
                 0.2 server answering a v1 client).
-            FrameTooLargeError: The server announced an oversized hello.
+            PeerFrameTooLargeError: The server announced an oversized hello.
         """
         if self.server_ident is not None:
             raise HandshakeError("the handshake is already complete")
@@ -200,7 +200,7 @@ class ServerHandshake(_Side):
 
         Raises:
             ProtocolError: The client's bytes break the protocol.
-            FrameTooLargeError: The client announced an oversized hello.
+            PeerFrameTooLargeError: The client announced an oversized hello.
         """
         if self.client_ident is not None:
             raise HandshakeError("the handshake is already complete")

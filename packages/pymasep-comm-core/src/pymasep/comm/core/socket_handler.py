@@ -1,12 +1,17 @@
 """One connection, driven by threads: :class:`SocketHandler` and :class:`SocketHandlerQueue`.
 
-A handler's own thread (:meth:`SocketHandler.run`) reads: it blocks in ``recv``, decodes
-every complete frame of each read and hands data frames to :meth:`SocketHandler.on_receive`.
-Sending happens in the caller's thread whenever the socket can take the bytes at once (a
-non-blocking send, under :attr:`SocketHandler.lock`, so frames never interleave); bytes the
-kernel cannot take yet wait in :attr:`SocketHandler.send_queue` for a writer thread that the
-handler starts the first time it is needed. A slow peer therefore never blocks the thread
-that sends to it, and never delays the others.
+The rules (states, bye, limits, stall, reasons) live in the sans-I/O
+:class:`~pymasep.comm.core.connection.Connection`; a handler only moves bytes and runs
+callbacks:
+
+* its own thread (:meth:`SocketHandler.run`) reads: it blocks in ``recv``, feeds the
+  connection and hands every data frame to :meth:`SocketHandler.on_receive`;
+* a sender writes in its own thread, at once, as long as the socket takes the bytes
+  (a non-blocking send under :attr:`SocketHandler.lock`, so frames never interleave).
+  Once the socket would block, frames wait in :attr:`SocketHandler.send_queue` for a
+  writer thread, which exists only while something waits. A slow peer therefore never
+  blocks the thread that sends to it, and never delays the others; the connection's
+  :class:`~pymasep.comm.core.connection.SendLimits` bound what it may cost.
 """
 
 from __future__ import annotations
@@ -14,33 +19,44 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
+import select
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
+from .connection import (
+    CLOSED_BY_PEER,
+    CLOSED_LOCALLY,
+    CONNECTION_LOST,
+    Buffer,
+    Connection,
+    ConnectionState,
+    ConnectionStats,
+    DisconnectCode,
+    DisconnectReason,
+    SendQueue,
+)
 from .exceptions import (
     CommunicationError,
     CommunicationTimeoutError,
     ConnectionClosedError,
-    ProtocolError,
+    InvalidStateError,
 )
 from .frame import Frame, FrameKind
-from .wire import (
-    DEFAULT_MAX_FRAME_SIZE,
-    V1_HEADER,
-    FrameDecoder,
-    Wire,
-    encode_frame,
-    encode_header,
-)
+from .wire import V1_HEADER, Wire
 
-__all__ = ["SendQueue", "SocketHandler", "SocketHandlerQueue"]
+__all__ = [
+    "CLOSED_BY_PEER",
+    "CLOSED_LOCALLY",
+    "CONNECTION_LOST",
+    "SendQueue",
+    "SocketHandler",
+    "SocketHandlerQueue",
+    "close_handlers",
+]
 
-Buffer = bytes | memoryview
 _Self = TypeVar("_Self", bound="SocketHandler")
 
 _RECV_SIZE = 256 * 1024
@@ -49,30 +65,19 @@ _V1_HEADER_SIZE = V1_HEADER.size
 _monotonic = time.monotonic
 # Up to this payload size, joining header and payload costs less than a gather write.
 _JOIN_LIMIT = 16 * 1024
-# A frame sent this soon after the previous one on the same connection, with nothing
-# received in between, is part of a stream: it goes to the writer thread, which
-# coalesces the stream into large writes. Any other frame (a request, a reply, a
-# step's observation) is written at once by its sender, which keeps round trips short.
-_BURST_WINDOW = 50e-6
+_OPEN = ConnectionState.OPEN
+_CLOSED = ConnectionState.CLOSED
 # MSG_DONTWAIT makes one send non-blocking without changing the socket's mode, which the
-# reading thread relies on. Where it does not exist every queued byte goes to the writer.
+# reading thread relies on. Where it does not exist every frame goes to the writer.
 _DONTWAIT: int | None = int(socket.MSG_DONTWAIT) if hasattr(socket, "MSG_DONTWAIT") else None
-# Once a connection has ended, or close() has cut it, how long close() waits for the
-# reader thread to run the callbacks and end. With close()'s default timeout (0.5 s) it
-# keeps close() within a second, as the issue requires.
-_CUT_GRACE = 0.25
+# Once a connection has been cut, how long close() waits for the reader thread to run
+# the callbacks and end. A cut wakes the reader at once: this bounds a stuck callback.
+_JOIN_GRACE = 1.0
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
 try:
     _IOV_MAX = min(int(os.sysconf("SC_IOV_MAX")), 1024)
 except (AttributeError, ValueError, OSError):
     _IOV_MAX = 16
-
-CLOSED_LOCALLY = "closed by this side"
-"""Disconnect reason: ``SocketHandler.close()`` was called."""
-CLOSED_BY_PEER = "closed by the peer"
-"""Disconnect reason: the peer said bye."""
-CONNECTION_LOST = "connection lost"
-"""Disconnect reason: the connection ended without a bye (peer killed, network down)."""
 
 
 def _send_buffers(sock: socket.socket, buffers: list[Buffer], flags: int = 0) -> int:
@@ -84,39 +89,14 @@ def _send_buffers(sock: socket.socket, buffers: list[Buffer], flags: int = 0) ->
     return sock.send(b"".join(buffers), flags)
 
 
-def _drop_sent(buffers: deque[Buffer], count: int) -> None:
-    """Remove the first ``count`` bytes from a queue of buffers."""
-    while count:
-        first = buffers[0]
-        if len(first) <= count:
-            count -= len(first)
-            buffers.popleft()
-        else:
-            buffers[0] = memoryview(first)[count:]
-            count = 0
+def _wait_writable(sock: socket.socket, timeout: float | None) -> bool:
+    _, writable, _ = select.select([], [sock], [], timeout)
+    return bool(writable)
 
 
-class SendQueue(deque[Buffer]):
-    """The encoded bytes of a connection that the kernel has not taken yet, oldest first.
-
-    A :class:`collections.deque` of buffers: a frame's header and payload, joined or
-    apart, and at the head maybe the unsent rest of one. The writer thread hands the
-    head of it to one system call. It also answers ``qsize()`` and ``empty()``, as the
-    ``queue.Queue`` of pymasep 0.2 did, for code written against that.
-    """
-
-    # No __dict__: the deque stays as small, and its methods as fast, as a plain one.
-    __slots__ = ()
-
-    def qsize(self) -> int:
-        """How many buffers wait for the socket (buffers, not frames: a frame may be two,
-        and a frame written at once by its sender never waits here)."""
-        return len(self)
-
-    def empty(self) -> bool:
-        """True when nothing waits for the socket: every queued byte is in the kernel's
-        hands (or the connection has ended and dropped what was left)."""
-        return not self
+def _wait_readable(sock: socket.socket, timeout: float) -> bool:
+    readable, _, _ = select.select([sock], [], [], max(0.0, timeout))
+    return bool(readable)
 
 
 class SocketHandler(threading.Thread):
@@ -124,9 +104,9 @@ class SocketHandler(threading.Thread):
 
     Subclasses override :meth:`on_receive` (and, if they like, :meth:`on_disconnect`).
     :class:`~pymasep.comm.server.Server` and :class:`~pymasep.comm.client.Client` build
-    handlers as ``socket_handler_class(conn, addr, logger, *socket_handler_args)``, run
-    the handshake, then ``start()`` them. Use it as a context manager, or call
-    :meth:`close`.
+    handlers as ``socket_handler_class(conn, addr, logger, *socket_handler_args)``, hand
+    them the connection their handshake opened (:meth:`attach`), then ``start()`` them.
+    Use it as a context manager, or call :meth:`close`.
 
     Args:
         conn: Connected socket.
@@ -144,49 +124,61 @@ class SocketHandler(threading.Thread):
         """Socket to communicate."""
         self.addr = addr
         """Remote address."""
-        self.send_queue = SendQueue()
-        """Encoded bytes waiting for the socket, oldest first (empty when all is sent);
-        pymasep 0.2's message queue. See
-        :class:`~pymasep.comm.core.socket_handler.SendQueue`."""
-        self.wire = Wire.V1
-        """Wire format of the connection (set by the handshake)."""
-        self.peer_id: str | None = None
-        """Id of the peer (set by the handshake)."""
-        self.disconnect_reason: str | None = None
+        self.connection = Connection(Wire.V1)
+        """The state of the connection (see :class:`~pymasep.comm.core.connection.Connection`);
+        read it under :attr:`lock`."""
+        self.disconnect_reason: DisconnectReason | None = None
         """Why the connection ended, once it has (see :meth:`on_disconnect`)."""
-        self._decoder = FrameDecoder(Wire.V1, DEFAULT_MAX_FRAME_SIZE)
-        self._received: deque[Frame] = deque()
-        self._on_closed: Callable[[SocketHandler, str], None] | None = None
-        self._queue_changed = threading.Condition(self.lock)
+        self._on_closed: Callable[[SocketHandler, DisconnectReason], None] | None = None
+        self._changed = threading.Condition(self.lock)
         self._writer: threading.Thread | None = None
-        self._queued_bytes = 0
-        self._sent_bytes = 0
-        self._closing = False
-        self._accepting = True  # False once closing or finished: new frames are refused
-        self._last_send = 0.0
-        self._received_since_send = False
+        self._close_deadline: float | None = None  # set when close() runs in the reader
         self._finished = threading.Event()
-        self._finish_lock = threading.Lock()
+        self._callbacks_done = threading.Event()
         if conn.family in (socket.AF_INET, socket.AF_INET6):
             # Frames are whole messages: send each at once instead of waiting for more.
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def _attach(
+    def attach(
         self,
-        *,
-        wire: Wire,
-        decoder: FrameDecoder,
-        pending_frames: Iterable[Frame],
-        peer_id: str,
-        on_closed: Callable[[SocketHandler, str], None] | None,
+        connection: Connection,
+        on_closed: Callable[[SocketHandler, DisconnectReason], None] | None = None,
     ) -> None:
-        """Hand over the state of a completed handshake (called before :meth:`start`)."""
-        self.wire = wire
-        self._decoder = decoder
-        self._received.extend(pending_frames)
-        self.peer_id = peer_id
+        """Take over a connection, as its handshake opened it (call before :meth:`start`).
+
+        Args:
+            connection: The connection, usually what
+                :meth:`~pymasep.comm.core.connection.Connection.from_handshake` made.
+            on_closed: Called once when the connection ends, before :meth:`on_disconnect`
+                (what :class:`~pymasep.comm.core.BaseThreadedCommunication` uses to
+                unregister it).
+        """
+        self.connection = connection
         self._on_closed = on_closed
-        self.name = f"pymasep-comm-reader-{peer_id}"
+        if connection.peer_id is not None:
+            self.name = f"pymasep-comm-reader-{connection.peer_id}"
+
+    @property
+    def wire(self) -> Wire:
+        """Wire format of the connection (set by the handshake)."""
+        return self.connection.wire
+
+    @property
+    def peer_id(self) -> str | None:
+        """Id of the peer (set by the handshake)."""
+        return self.connection.peer_id
+
+    @property
+    def send_queue(self) -> SendQueue:
+        """Encoded bytes waiting for the socket, oldest first (empty when all is sent);
+        pymasep 0.2's message queue. See :class:`~pymasep.comm.core.connection.SendQueue`."""
+        return self.connection.send_queue
+
+    @property
+    def stats(self) -> ConnectionStats:
+        """The connection's counters (frames and bytes sent, queued, received) now."""
+        with self.lock:
+            return self.connection.stats
 
     @property
     def closed(self) -> bool:
@@ -194,18 +186,6 @@ class SocketHandler(threading.Thread):
         return self._finished.is_set()
 
     # -- sending ---------------------------------------------------------------------
-
-    def _encode(self, frame: Frame) -> list[Buffer]:
-        if self.wire is Wire.LEGACY:
-            return [encode_frame(frame, Wire.LEGACY)]
-        header = encode_header(frame.kind, frame.size, Wire.V1)
-        if frame.size <= _JOIN_LIMIT:
-            return [header + frame.message]
-        return [header, frame.message]
-
-    def _raise_closed(self) -> None:
-        reason = self.disconnect_reason or CLOSED_LOCALLY
-        raise ConnectionClosedError(f"connection to {self.peer_id or self.addr} is {reason}")
 
     def send_frame(self, frame: Frame) -> None:
         """Send a frame through the socket, and return once the kernel has all of it.
@@ -228,11 +208,14 @@ class SocketHandler(threading.Thread):
         self.flush()
 
     def send_frame_async(self, frame: Frame) -> None:
-        """Send a frame without waiting for the socket.
+        """Send a frame without waiting for the peer.
 
         The frame is written at once when the kernel can take it, else queued for the
-        writer thread; frames from one thread arrive in the order it sent them. Sending
-        :meth:`Frame.bye_frame` closes the connection gracefully, after the queued frames.
+        writer thread; frames from one thread arrive in the order it sent them. What
+        happens when the peer reads too slowly depends on the connection's
+        :class:`~pymasep.comm.core.connection.SendLimits`: by default it is
+        disconnected and this call returns. Sending :meth:`Frame.bye_frame` closes the
+        connection gracefully, after the queued frames.
 
         Args:
             frame: Frame to send.
@@ -240,33 +223,35 @@ class SocketHandler(threading.Thread):
         Raises:
             ConnectionClosedError: The connection is closed or closing.
             FrameTooLargeError: The wire cannot carry a frame this large.
+            SendBufferFullError: Send policy ``"raise"``: too many bytes wait already.
+            CommunicationTimeoutError: Send policy ``"block"``: they still wait after
+                the block timeout.
         """
         kind = frame.kind
         if kind is FrameKind.BYE:
-            self._begin_close()
+            self.begin_close()
             return
+        conn = self.connection
         size = frame.size
-        # A small v1 frame, as a round trip's are, is encoded inline (as _encode would) into
-        # one ``data`` and no list: the per-frame Python is a large share of a round trip.
+        # A small v1 frame, as a round trip's are, is encoded inline into one ``data``
+        # and no list: the per-frame Python is a large share of a round trip.
         buffers: list[Buffer] | None = None
         data = b""
-        if size <= _JOIN_LIMIT and self.wire is Wire.V1:
+        if size <= _JOIN_LIMIT and conn.wire is Wire.V1:
             data = _V1_PACK(kind, size) + frame.message
             size += _V1_HEADER_SIZE
         else:
-            buffers = self._encode(frame)
+            buffers = conn.encode(frame)
             size = sum(map(len, buffers))
         # acquire/release costs half of a with statement, and a send is mostly overhead.
         lock = self.lock
         lock.acquire()
         try:
-            if not self._accepting:
-                self._raise_closed()
-            now = _monotonic()
-            streaming = not self._received_since_send and now - self._last_send < _BURST_WINDOW
-            self._last_send = now
-            self._received_since_send = False
-            if not streaming and not self.send_queue and _DONTWAIT is not None:
+            if conn.state is not _OPEN:
+                conn.check_open()
+            sent = 0
+            if not conn.send_queue and _DONTWAIT is not None:
+                # Nothing waits: write at once, for as long as the kernel takes the bytes.
                 try:
                     if buffers is None:
                         sent = self.socket.send(data, _DONTWAIT)
@@ -278,70 +263,114 @@ class SocketHandler(threading.Thread):
                     # The reader sees the same failure and ends the connection.
                     raise ConnectionClosedError(f"send failed: {error}") from error
                 if sent == size:
-                    # Written whole: flush() has nothing to wait for, so the byte counts,
-                    # which only ever differ by what is queued, stay as they are.
+                    conn.frames_sent += 1
+                    conn.bytes_sent += size
                     return
-                self._queued_bytes += size
-                self._sent_bytes += sent
-                pending: deque[Buffer] = deque(buffers or (data,))
-                _drop_sent(pending, sent)
-                self.send_queue.extend(pending)
+                now = _monotonic()
             else:
-                self._queued_bytes += size
-                self.send_queue.extend(buffers or (data,))
-            self._ensure_writer()
+                now = _monotonic()
+                if not conn.room_for(size, now):
+                    self._wait_for_room(size)
+                    now = _monotonic()
+            conn.enqueue(buffers or (data,), size, sent, now)
+            slow = conn.slow_consumer(now)
+            if slow is None:
+                self._wake_writer()
         finally:
             lock.release()
+        if slow is not None:
+            self._abort(slow)
 
-    def _ensure_writer(self) -> None:
-        """Wake the writer thread, starting it the first time (called with the lock held)."""
+    def _wait_for_room(self, size: int) -> None:
+        """Policy "block": wait until the queue has room (called with the lock held)."""
+        conn = self.connection
+        timeout = conn.limits.block_timeout
+        deadline = None if timeout is None else _monotonic() + timeout
+        while not conn.room_for(size, _monotonic()):
+            remaining = None if deadline is None else deadline - _monotonic()
+            if remaining is not None and remaining <= 0:
+                raise CommunicationTimeoutError(
+                    f"{conn.queued_bytes} bytes still wait for {conn.peer_id} after {timeout} s"
+                )
+            self._wake_writer()
+            self._changed.wait(remaining)
+            conn.check_open()
+
+    def _wake_writer(self) -> None:
+        """Start the writer thread if none runs, else wake it (called with the lock held)."""
         if self._writer is None:
             self._writer = threading.Thread(
                 target=self._write_loop, name=f"pymasep-comm-writer-{self.peer_id}", daemon=True
             )
             self._writer.start()
-        self._queue_changed.notify_all()
+        else:
+            self._changed.notify_all()
 
     def _write_loop(self) -> None:
-        """Writer thread: flush the queue in large writes; send the bye when closing."""
+        """Writer thread: write the queue in large writes, then the bye when closing;
+        end as soon as nothing is left to write."""
         sock = self.socket
+        conn = self.connection
         try:
             while True:
                 with self.lock:
-                    while not (self.send_queue or self._closing or self._finished.is_set()):
-                        self._queue_changed.wait()
-                    if self._finished.is_set():
+                    if self._finished.is_set() or conn.state is _CLOSED:
+                        self._writer = None
                         return
-                    if not self.send_queue:
-                        break
-                    batch = [self.send_queue[i] for i in range(min(len(self.send_queue), _IOV_MAX))]
+                    queue = conn.send_queue
+                    if not queue:
+                        if conn.state is ConnectionState.CLOSING and not conn.bye_sent:
+                            bye = conn.bye_bytes()
+                            conn.enqueue((bye,), len(bye), 0, _monotonic())
+                            continue
+                        if conn.bye_sent:
+                            # Only our writing direction closes: the peer may still have
+                            # frames in flight, which the reader delivers until it closes.
+                            with contextlib.suppress(OSError):
+                                sock.shutdown(socket.SHUT_WR)
+                        self._writer = None
+                        self._changed.notify_all()
+                        return
+                    batch = [queue[i] for i in range(min(len(queue), _IOV_MAX))]
+                    deadline = conn.send_deadline()
                 # Written outside the lock so that senders can keep queueing meanwhile;
                 # the batch stays at the head of the queue until it is sent.
-                sent = 0
-                try:
-                    sent = _send_buffers(sock, batch)
-                finally:
-                    with self.lock:
-                        if not self._finished.is_set():  # else _finish emptied the queue
-                            _drop_sent(self.send_queue, sent)
-                        self._sent_bytes += sent
-                        self._queue_changed.notify_all()
-            self._send_bye()
+                sent = self._write(sock, batch, deadline)
+                with self.lock:
+                    if conn.state is _CLOSED:
+                        continue
+                    now = _monotonic()
+                    if sent:
+                        conn.sent(sent, now)
+                        self._changed.notify_all()
+                    slow = conn.slow_consumer(now)
+                if slow is not None:
+                    self._abort(slow)
         except OSError as error:
             if not self._finished.is_set():
                 self.logger.info("writing to %s failed: %s", self.peer_id, error)
-                self._shutdown()
+                self._abort(DisconnectReason(CONNECTION_LOST, str(error)))
+        except Exception as error:
+            self.logger.exception("the writer of %s failed", self.peer_id)
+            self._abort(DisconnectReason(DisconnectCode.INTERNAL_ERROR, repr(error)))
         finally:
             with self.lock:
-                self._queue_changed.notify_all()
+                if self._writer is threading.current_thread():
+                    self._writer = None
+                self._changed.notify_all()
 
-    def _send_bye(self) -> None:
-        """Send the bye after everything queued, then stop writing (FIN follows it)."""
-        if self.disconnect_reason is None:
-            self.socket.sendall(b"".join(self._encode(Frame.bye_frame())))
-        # Only our writing direction closes: the peer may still have frames in flight,
-        # which the reader delivers until the peer closes too.
-        self.socket.shutdown(socket.SHUT_WR)
+    @staticmethod
+    def _write(sock: socket.socket, batch: list[Buffer], deadline: float | None) -> int:
+        """Write what the kernel takes of ``batch``; wait for room until ``deadline``."""
+        if _DONTWAIT is None:
+            return _send_buffers(sock, batch)
+        try:
+            return _send_buffers(sock, batch, _DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            pass
+        timeout = None if deadline is None else max(0.0, deadline - _monotonic())
+        _wait_writable(sock, timeout)
+        return 0
 
     # -- receiving -------------------------------------------------------------------
 
@@ -353,16 +382,18 @@ class SocketHandler(threading.Thread):
 
         Raises:
             ConnectionClosedError: The connection ended before a whole frame arrived.
-            RuntimeError: The handler thread is running; it is the one that reads.
+            InvalidStateError: The handler thread is running; it is the one that reads
+                (also a ``RuntimeError``).
         """
         if self.is_alive():
-            raise RuntimeError("receive_frame() cannot be used while the handler thread runs")
-        while not self._received:
+            raise InvalidStateError("receive_frame() cannot be used while the handler thread runs")
+        pending = self.connection.pending_frames
+        while not pending:
             data = self.socket.recv(_RECV_SIZE)
             if not data:
                 raise ConnectionClosedError(f"{self.peer_id or self.addr}: {CONNECTION_LOST}")
-            self._received.extend(self._decoder.feed(data))
-        frame = self._received.popleft()
+            pending.extend(self.connection.decoder.feed(data))
+        frame = pending.popleft()
         self.logger.debug("received %r", frame)
         return frame
 
@@ -370,7 +401,7 @@ class SocketHandler(threading.Thread):
         """Callback when a data frame is received (never for control frames).
 
         It runs in the handler's thread: while it runs, nothing more is read from this
-        connection. It may send, on this connection or any other.
+        connection. It may send, on this connection or any other, and close.
 
         Args:
             frame: Frame received.
@@ -380,98 +411,116 @@ class SocketHandler(threading.Thread):
         """Callback when the connection ends, whichever side ended it. Runs once.
 
         Args:
-            reason: Why: ``CLOSED_LOCALLY``, ``CLOSED_BY_PEER``, ``CONNECTION_LOST``
-                (the constants of this module), or a description of the error.
+            reason: Why, a :class:`~pymasep.comm.core.DisconnectReason`: a string
+                (``CLOSED_LOCALLY``, ``CLOSED_BY_PEER``, ``CONNECTION_LOST`` or
+                ``"<code>: <detail>"``) that also carries ``code`` and ``detail``.
         """
 
     def run(self) -> None:
         """Main thread run that receives frames until the connection ends."""
-        reason: str | None = CONNECTION_LOST
+        conn = self.connection
+        reason: DisconnectReason | None = None
         try:
-            reason = self._deliver(self._received)
-            self._received.clear()
-            # One buffer for every read: a fresh 256 KiB bytes per recv() costs more than
-            # the read itself (large allocations are mmap'ed).
-            buffer = bytearray(_RECV_SIZE)
-            view = memoryview(buffer)
-            recv_into = self.socket.recv_into
-            decode_whole = self._decoder.decode_whole
-            feed = self._decoder.feed
-            on_receive = self.on_receive
-            data_kind = FrameKind.DATA
-            # When on_receive only puts the payload on a queue, the loop does it without a
-            # Python call: the thread that waits on the queue wakes as soon as the put, and
-            # finds the GIL still held (and sleeps again) unless this thread is quick to
-            # reach recv_into, which drops it.
-            owner = cast("SocketHandlerQueue", self) if self._puts_payload_on_queue() else None
-            while reason is None:
-                count = recv_into(buffer)
-                if not count:
-                    reason = CLOSED_LOCALLY if self._closing else CONNECTION_LOST
-                    break
-                self._received_since_send = True
-                frame = decode_whole(view, count)
-                if frame is None:
-                    reason = self._deliver(feed(view[:count]))
-                elif frame.kind is data_kind:
-                    # A read holding one data frame (a request, a reply) is the common case:
-                    # deliver it here and go straight back to recv_into, which releases the
-                    # GIL, so that a thread on_receive woke (one waiting on a queue, say)
-                    # is less likely to find the GIL still held.
-                    try:
-                        if owner is not None:
-                            owner.receive_queue.put(frame.message)
-                        else:
-                            on_receive(frame)
-                    except Exception:
-                        self.logger.exception("on_receive failed for a frame from %s", self.peer_id)
-                else:
-                    reason = self._deliver((frame,))
-        except OSError as error:
-            reason = CLOSED_LOCALLY if self._closing else f"{CONNECTION_LOST}: {error}"
-        except CommunicationError as error:
+            pending = list(conn.pending_frames)
+            conn.pending_frames.clear()
+            self._deliver(conn.receive_frames(pending))
+            reason = self._read_loop(conn)
+        except CommunicationError as error:  # before OSError: a ProtocolError is one
             self.logger.warning("closing %s: %s", self.peer_id or self.addr, error)
-            reason = f"protocol error: {error}"
+            reason = conn.protocol_error(error)
+        except OSError as error:
+            with self.lock:
+                closing = conn.state is not _OPEN
+            reason = (
+                DisconnectReason(CLOSED_LOCALLY)
+                if closing
+                else DisconnectReason(CONNECTION_LOST, str(error))
+            )
+        except Exception as error:
+            self.logger.exception("the reader of %s failed", self.peer_id or self.addr)
+            reason = DisconnectReason(DisconnectCode.INTERNAL_ERROR, repr(error))
         finally:
-            self._finish(reason or CONNECTION_LOST)
+            self._finish(reason or DisconnectReason(CONNECTION_LOST))
 
-    def _puts_payload_on_queue(self) -> bool:
-        """True if :meth:`on_receive` only puts ``frame.message`` on ``receive_queue``."""
-        return False
-
-    def _deliver(self, frames: Iterable[Frame]) -> str | None:
-        """Hand data frames to :meth:`on_receive`; return a reason when the peer closes."""
-        for frame in frames:
-            if frame.kind is FrameKind.DATA:
+    def _read_loop(self, conn: Connection) -> DisconnectReason:
+        """Read until the connection ends; return why."""
+        if conn.bye_received:
+            return conn.bye_reason()
+        sock = self.socket
+        # One buffer for every read: a fresh 256 KiB bytes per recv() costs more than
+        # the read itself (large allocations are mmap'ed).
+        buffer = bytearray(_RECV_SIZE)
+        view = memoryview(buffer)
+        recv_into = sock.recv_into
+        decode_whole = conn.decoder.decode_whole
+        on_receive = self.on_receive
+        data_kind = FrameKind.DATA
+        while True:
+            deadline = conn.receive_deadline()
+            close_deadline = self._close_deadline
+            if close_deadline is not None and (deadline is None or close_deadline < deadline):
+                deadline = close_deadline
+            if deadline is not None and not _wait_readable(sock, deadline - _monotonic()):
+                if deadline is close_deadline:
+                    self.logger.info("%s did not close in time; cutting it", self.peer_id)
+                    return DisconnectReason(CLOSED_LOCALLY)
+                self.logger.warning("%s stalled in the middle of a frame", self.peer_id)
+                return conn.stalled()
+            count = recv_into(buffer)
+            if not count:
+                with self.lock:
+                    return conn.receive_eof()
+            frame = decode_whole(view, count)
+            if frame is not None and frame.kind is data_kind:
+                # A read holding one data frame (a request, a reply) is the common case.
+                conn.bytes_received += count
+                conn.frames_received += 1
                 try:
-                    self.on_receive(frame)
+                    on_receive(frame)
                 except Exception:
-                    # The application's bug must not cut the game's connection (run() has
-                    # the same guard on its fast path).
                     self.logger.exception("on_receive failed for a frame from %s", self.peer_id)
-            elif frame.kind is FrameKind.BYE:
-                return CLOSED_LOCALLY if self._closing else CLOSED_BY_PEER
+                continue
+            if frame is not None:
+                conn.bytes_received += count
+                frames = conn.receive_frames((frame,))
             else:
-                raise ProtocolError(f"unexpected {frame.kind.name} frame after the handshake")
-        return None
+                frames = conn.receive_data(view[:count], _monotonic())
+            self._deliver(frames)
+            if conn.bye_received:
+                with self.lock:
+                    return conn.bye_reason()
+
+    def _deliver(self, frames: Iterable[Frame]) -> None:
+        """Hand data frames to :meth:`on_receive`, each alone."""
+        for frame in frames:
+            try:
+                self.on_receive(frame)
+            except Exception:
+                # The application's bug must not cut the game's connection.
+                self.logger.exception("on_receive failed for a frame from %s", self.peer_id)
 
     # -- closing ---------------------------------------------------------------------
 
     def close(self, timeout: float = 0.5) -> None:
         """Close the connection: send every queued frame, then the bye, then wait for the
-        peer to close its side. Idempotent; safe from any thread, ``on_receive`` included.
+        peer to close its side. Idempotent; safe from any thread, ``on_receive`` and
+        ``on_disconnect`` included.
 
         Args:
-            timeout: Seconds to wait for all of that; then the connection is cut. Either
-                way close() then waits a quarter of a second at most for the handler's
-                thread to end.
+            timeout: Seconds to wait for all of that; then the connection is cut. Called
+                from ``on_receive``, close() returns at once and the handler's thread
+                ends the close, giving up after ``timeout``.
         """
-        self._begin_close()
-        if threading.current_thread() is self:
-            # The reader cannot wait for itself: let its recv give up after the timeout.
-            self.socket.settimeout(timeout)
+        if self._finished.is_set():
             return
-        self._wait_closed(time.monotonic() + timeout)
+        self.begin_close()
+        if threading.current_thread() is self:
+            # The reader cannot wait for itself: it gives up reading at this deadline.
+            self._close_deadline = _monotonic() + timeout
+            return
+        if not self.wait_closed(timeout):
+            self.abort()
+        self.join_closed(_JOIN_GRACE)
 
     def __enter__(self: _Self) -> _Self:
         return self
@@ -479,78 +528,101 @@ class SocketHandler(threading.Thread):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _begin_close(self) -> None:
+    def begin_close(self) -> None:
+        """Start a graceful close and return at once: queued frames, then the bye.
+
+        Idempotent. New frames are refused from now on.
+        """
         with self.lock:
-            if self._closing or self._finished.is_set():
+            if not self.connection.close():
                 return
-            self._closing = True
-            self._accepting = False
-            self._ensure_writer()
+            self._wake_writer()
         self.logger.debug("closing connection to %s", self.peer_id)
 
-    def _wait_closed(self, deadline: float) -> None:
-        """Wait until the connection has ended; cut it at ``deadline``."""
-        if not self._wait_graceful(deadline):
-            self._cut()
-        self._join_until(time.monotonic() + _CUT_GRACE)
+    def wait_closed(self, timeout: float | None) -> bool:
+        """Wait until the connection has ended, ``timeout`` seconds at most.
 
-    def _wait_graceful(self, deadline: float) -> bool:
-        """Wait until the connection has ended, until ``deadline`` at most; True if it has."""
-        if not self.is_alive() and not self._finished.is_set():
-            # Never started: nobody reads, so wait only for the bye to be written.
-            writer = self._writer
-            if writer is not None:
-                writer.join(max(0.0, deadline - time.monotonic()))
-            self._finish(CLOSED_LOCALLY)
-            return True
-        return self._finished.wait(max(0.0, deadline - time.monotonic()))
+        Returns:
+            True if it has ended.
+        """
+        if self.ident is None and not self._finished.is_set():
+            # Never started: nobody reads, so wait only for the queue and the bye.
+            deadline = None if timeout is None else _monotonic() + timeout
+            with self.lock:
+                self._changed.wait_for(
+                    lambda: self._writer is None or self.connection.state is _CLOSED,
+                    timeout,
+                )
+            if deadline is None or _monotonic() < deadline or self._writer is None:
+                self._finish(DisconnectReason(CLOSED_LOCALLY))
+                return True
+            return False
+        return self._finished.wait(timeout)
 
-    def _cut(self) -> None:
-        """End a connection whose peer did not answer the bye in time."""
-        if not self._finished.is_set():
-            self.logger.info("%s did not close in time; cutting the connection", self.peer_id)
-            # It wakes the reader (and a writer blocked in send) at once.
-            self._shutdown()
+    def abort(self) -> None:
+        """Cut the connection now, without waiting for the peer (queued frames are
+        dropped). The reason is ``CLOSED_LOCALLY``. Idempotent."""
+        self._abort(DisconnectReason(CLOSED_LOCALLY))
 
-    def _join_until(self, deadline: float) -> None:
-        """Wait for the reader to run the callbacks and end, so that no thread outlives
-        close(); until ``deadline`` at most."""
-        self._finished.wait(max(0.0, deadline - time.monotonic()))
-        if self.is_alive() and threading.current_thread() is not self:
-            self.join(max(0.0, deadline - time.monotonic()))
+    def join_closed(self, timeout: float) -> None:
+        """Wait for the handler's thread to run the callbacks and end, ``timeout``
+        seconds at most (no wait from the handler's own thread)."""
+        if threading.current_thread() is self:
+            return
+        if self.ident is None:
+            self._finish(DisconnectReason(CLOSED_LOCALLY))
+            return
+        self.join(timeout)
 
-    def _shutdown(self) -> None:
-        # shutdown() wakes a thread blocked in recv() or send() on this socket; close()
-        # alone would not.
+    def _abort(self, reason: DisconnectReason) -> None:
+        """End the connection with ``reason``: drop the queue and wake every thread."""
+        with self.lock:
+            conn = self.connection
+            if conn.state is _CLOSED:
+                return
+            dropped = conn.finish(reason)
+            self._changed.notify_all()
+        if reason.code is not DisconnectCode.CLOSED_LOCALLY:
+            self.logger.warning(
+                "cutting %s: %s (%d bytes dropped)", self.peer_id or self.addr, reason, dropped
+            )
+        # shutdown() wakes a thread blocked in recv() or select() on this socket;
+        # close() alone would not. The reader then ends the connection.
         with contextlib.suppress(OSError):
             self.socket.shutdown(socket.SHUT_RDWR)
+        if self.ident is None:
+            self._finish(reason)
 
-    def _finish(self, reason: str) -> None:
+    def _finish(self, reason: DisconnectReason) -> None:
         """End the connection once: free the socket, then run the callbacks."""
-        with self._finish_lock:
+        with self.lock:
             if self._finished.is_set():
                 return
-            with self.lock:
-                self.disconnect_reason = reason
-                dropped = sum(len(buffer) for buffer in self.send_queue)
-                self.send_queue.clear()
-                self._finished.set()
-                self._accepting = False
-                self._queue_changed.notify_all()
+            conn = self.connection
+            dropped = conn.finish(reason)
+            reason = conn.reason or reason
+            self.disconnect_reason = reason
+            self._finished.set()
+            self._changed.notify_all()
+            writer = self._writer
         if dropped:
             self.logger.warning("%d bytes for %s were not sent: %s", dropped, self.peer_id, reason)
-        self._shutdown()
-        writer = self._writer
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_RDWR)
         if writer is not None and writer is not threading.current_thread():
-            writer.join(1.0)
+            writer.join(_JOIN_GRACE)
         self.socket.close()
         self.logger.info("connection to %s ended: %s", self.peer_id or self.addr, reason)
-        if self._on_closed is not None:
-            self._on_closed(self, reason)
+        try:
+            if self._on_closed is not None:
+                self._on_closed(self, reason)
+        except Exception:
+            self.logger.exception("on_closed failed for %s", self.peer_id)
         try:
             self.on_disconnect(reason)
         except Exception:
             self.logger.exception("on_disconnect failed for %s", self.peer_id)
+        self._callbacks_done.set()
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every queued frame is in the kernel's hands.
@@ -562,18 +634,48 @@ class SocketHandler(threading.Thread):
             CommunicationTimeoutError: Frames are still queued after ``timeout``.
             ConnectionClosedError: The connection ended with frames still queued.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else _monotonic() + timeout
+        conn = self.connection
         with self.lock:
-            target = self._queued_bytes
-            while self._sent_bytes < target:
-                if self._finished.is_set():
-                    raise ConnectionClosedError(f"connection ended: {self.disconnect_reason}")
-                remaining = None if deadline is None else deadline - time.monotonic()
+            target = conn.bytes_sent + conn.queued_bytes
+            while conn.bytes_sent < target:
+                if conn.state is _CLOSED:
+                    raise ConnectionClosedError(f"connection ended: {conn.reason}")
+                remaining = None if deadline is None else deadline - _monotonic()
                 if remaining is not None and remaining <= 0:
                     raise CommunicationTimeoutError(
-                        f"{target - self._sent_bytes} bytes still queued for {self.peer_id}"
+                        f"{target - conn.bytes_sent} bytes still queued for {self.peer_id}"
                     )
-                self._queue_changed.wait(remaining)
+                self._changed.wait(remaining)
+
+
+def close_handlers(handlers: Iterable[SocketHandler], timeout: float) -> None:
+    """Close many handlers at once: each starts its close, then all are waited for
+    together, then those left are cut together, so that silent peers cost one timeout,
+    not one each. Safe from one of the handlers' own threads (that one ends its close
+    once its callback returns).
+
+    Args:
+        handlers: The handlers.
+        timeout: Seconds to wait at most for the peers to close their side.
+    """
+    deadline = _monotonic() + timeout
+    current = threading.current_thread()
+    waited = []
+    for handler in handlers:
+        if handler is current:
+            handler.close(timeout)
+        else:
+            handler.begin_close()
+            waited.append(handler)
+    for handler in waited:
+        handler.wait_closed(max(0.0, deadline - _monotonic()))
+    for handler in waited:
+        if not handler.closed:
+            handler.abort()
+    grace = _monotonic() + _JOIN_GRACE
+    for handler in waited:
+        handler.join_closed(max(0.0, grace - _monotonic()))
 
 
 class SocketHandlerQueue(SocketHandler):
@@ -587,9 +689,7 @@ class SocketHandlerQueue(SocketHandler):
         queue: Queue where the received messages (the frames' bytes) are put.
     """
 
-    def __init__(
-        self, conn: socket.socket, addr: Any, logger: logging.Logger, queue: queue.Queue[bytes]
-    ) -> None:
+    def __init__(self, conn: socket.socket, addr: Any, logger: logging.Logger, queue: Any) -> None:
         super().__init__(conn=conn, addr=addr, logger=logger)
         self.receive_queue = queue
         """The queue used to receive messages."""
@@ -601,9 +701,3 @@ class SocketHandlerQueue(SocketHandler):
             frame: Frame received.
         """
         self.receive_queue.put(frame.message)
-
-    def _puts_payload_on_queue(self) -> bool:
-        # A subclass that overrides on_receive gets it called, as documented.
-        return type(self).on_receive is SocketHandlerQueue.on_receive and (
-            "on_receive" not in vars(self)
-        )

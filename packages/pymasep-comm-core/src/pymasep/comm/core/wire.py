@@ -11,7 +11,13 @@ from __future__ import annotations
 import enum
 import struct
 
-from .exceptions import EncodeError, FrameTooLargeError, ProtocolError
+from .exceptions import (
+    EncodeError,
+    FrameTooLargeError,
+    InvalidArgumentError,
+    PeerFrameTooLargeError,
+    ProtocolError,
+)
 from .frame import Frame, FrameKind
 
 __all__ = [
@@ -141,7 +147,7 @@ class FrameDecoder:
 
     def __init__(self, wire: Wire = Wire.V1, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         if max_frame_size < 0:
-            raise ValueError("max_frame_size must be positive")
+            raise InvalidArgumentError(f"max_frame_size must be positive, not {max_frame_size}")
         self.wire = Wire(wire)
         self.max_frame_size = max_frame_size
         self._buffer = bytearray()
@@ -166,7 +172,8 @@ class FrameDecoder:
             data: Bytes as read from the connection.
 
         Raises:
-            FrameTooLargeError: A header announces a payload above ``max_frame_size``.
+            PeerFrameTooLargeError: A header announces a payload above ``max_frame_size``
+                (a :class:`~pymasep.comm.core.ProtocolError` and a ``FrameTooLargeError``).
             ProtocolError: A v1 header has an unknown kind.
 
         After an error the decoder is unusable: the stream cannot be resynchronised.
@@ -230,7 +237,7 @@ class FrameDecoder:
         while total - position >= header_size:
             kind, size = unpack_from(source, position)
             if size > limit:
-                raise FrameTooLargeError(size, limit)
+                raise PeerFrameTooLargeError(size, limit)
             if kind >= len(_KINDS):
                 raise ProtocolError(f"unknown frame kind {kind}")
             start = position + header_size
@@ -250,7 +257,7 @@ class FrameDecoder:
         while total - position >= 2:
             (size,) = unpack_from(source, position)
             if size > limit:
-                raise FrameTooLargeError(size, limit)
+                raise PeerFrameTooLargeError(size, limit)
             end = position + 2 + size
             if end > total:
                 break

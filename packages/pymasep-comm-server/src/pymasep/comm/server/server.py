@@ -14,8 +14,19 @@ from typing import Any
 
 from pymasep.comm.core import DEFAULT_MAX_FRAME_SIZE, SocketHandler
 from pymasep.comm.core.communication import BaseThreadedCommunication, LogLevel
+from pymasep.comm.core.connection import (
+    DEFAULT_SEND_LIMITS,
+    DEFAULT_STALL_TIMEOUT,
+    Connection,
+    DisconnectReason,
+    SendLimits,
+)
 from pymasep.comm.core.discovery import DEFAULT_GROUP, DEFAULT_PORT
-from pymasep.comm.core.exceptions import CommunicationError
+from pymasep.comm.core.exceptions import (
+    CommunicationError,
+    InvalidArgumentError,
+    InvalidStateError,
+)
 from pymasep.comm.core.handshake import ServerHandshake
 
 from .announcer import Announcer
@@ -101,36 +112,74 @@ class _WaitConnection(threading.Thread):
         listener = server.socket
         assert listener is not None
         pending: dict[socket.socket, _Pending] = {}
-        with selectors.DefaultSelector() as selector:
-            selector.register(listener, selectors.EVENT_READ)
-            selector.register(self._wake_reader, selectors.EVENT_READ)
-            try:
-                while not self._stop_requested.is_set():
-                    now = time.monotonic()
-                    wake_at = min((p.deadline for p in pending.values()), default=now + 3600)
-                    if self._paused_until is not None:
-                        wake_at = min(wake_at, self._paused_until)
-                    for key, _ in selector.select(max(0.0, wake_at - now)):
-                        if key.fileobj is listener:
-                            self._accept(listener, selector, pending)
-                        elif key.fileobj is self._wake_reader:
-                            self._wake_reader.recv(64)
-                        else:
-                            self._read_hello(pending[key.fileobj], selector, pending)  # type: ignore[index]
-                    now = time.monotonic()
-                    if self._paused_until is not None and (
-                        now >= self._paused_until or self._descriptor_freed.is_set()
-                    ):
-                        self._paused_until = None
-                        selector.register(listener, selectors.EVENT_READ)
-                    for item in [p for p in pending.values() if p.deadline <= now]:
-                        server.logger.info("%s sent no hello in time; closing it", item.addr)
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(listener, selectors.EVENT_READ)
+                selector.register(self._wake_reader, selectors.EVENT_READ)
+                try:
+                    self._loop(listener, selector, pending)
+                finally:
+                    for item in list(pending.values()):
                         self._drop(item, selector, pending)
-            finally:
-                for item in list(pending.values()):
-                    self._drop(item, selector, pending)
-                self._wake_reader.close()
-                self._wake_writer.close()
+        except Exception:
+            # Never a half-alive server: with no loop to accept, the listener is closed,
+            # so that clients are refused at once instead of hanging in connect().
+            server.logger.exception(
+                "the accept loop failed; the server accepts no more connections"
+            )
+            server._stop_listening()
+        finally:
+            self._wake_reader.close()
+            self._wake_writer.close()
+
+    def _loop(
+        self,
+        listener: socket.socket,
+        selector: selectors.BaseSelector,
+        pending: dict[socket.socket, _Pending],
+    ) -> None:
+        server = self.server
+        while not self._stop_requested.is_set():
+            now = time.monotonic()
+            wake_at = min((p.deadline for p in pending.values()), default=now + 3600)
+            if self._paused_until is not None:
+                wake_at = min(wake_at, self._paused_until)
+            for key, _ in selector.select(max(0.0, wake_at - now)):
+                if key.fileobj is listener:
+                    self._accept(listener, selector, pending)
+                elif key.fileobj is self._wake_reader:
+                    self._wake_reader.recv(64)
+                else:
+                    # Accepting above may have dropped this one (the oldest) to make room
+                    # during this very batch: its event is stale.
+                    item = pending.get(key.fileobj)  # type: ignore[call-overload]
+                    if item is not None:
+                        self._handle_hello(item, selector, pending)
+            now = time.monotonic()
+            if self._paused_until is not None and (
+                now >= self._paused_until or self._descriptor_freed.is_set()
+            ):
+                self._paused_until = None
+                selector.register(listener, selectors.EVENT_READ)
+            for item in [p for p in pending.values() if p.deadline <= now]:
+                server.logger.info("%s sent no hello in time; closing it", item.addr)
+                self._drop(item, selector, pending)
+
+    def _handle_hello(
+        self,
+        item: _Pending,
+        selector: selectors.BaseSelector,
+        pending: dict[socket.socket, _Pending],
+    ) -> None:
+        """Read a hello; a bug met on the way ends that connection only."""
+        try:
+            self._read_hello(item, selector, pending)
+        except Exception:
+            self.server.logger.exception("handshake with %s failed; closing it", item.addr)
+            if item.conn in pending:
+                self._drop(item, selector, pending)
+            else:
+                item.conn.close()
 
     def _accept(
         self,
@@ -257,6 +306,11 @@ class Server(BaseThreadedCommunication):
         log_level: Level of this server's logger, as str or int.
         handshake_timeout: Seconds a new connection has to say hello.
         max_frame_size: Largest frame accepted from an interface, in bytes.
+        send_limits: How many bytes may wait for an interface that reads slowly, and
+            what happens beyond (by default it is disconnected; see
+            :class:`~pymasep.comm.core.SendLimits`).
+        stall_timeout: Seconds an interface may stay silent in the middle of a frame
+            before it is cut; None never cuts.
         name: A name that discovery shows beside the server's id.
         discovery_group: Multicast group that discovery queries are sent to.
         discovery_port: UDP port that discovery queries are sent to.
@@ -279,6 +333,8 @@ class Server(BaseThreadedCommunication):
         *,
         handshake_timeout: float = 5.0,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        send_limits: SendLimits = DEFAULT_SEND_LIMITS,
+        stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
         name: str | None = None,
         discovery_group: str = DEFAULT_GROUP,
         discovery_port: int = DEFAULT_PORT,
@@ -293,11 +349,13 @@ class Server(BaseThreadedCommunication):
             log_level=log_level,
         )
         if max_connection < 1:
-            raise ValueError(f"max_connection must be at least 1, not {max_connection}")
+            raise InvalidArgumentError(f"max_connection must be at least 1, not {max_connection}")
         self.max_connection = max_connection
         """Max number of connections for the server."""
         self.handshake_timeout = handshake_timeout
         self.max_frame_size = max_frame_size
+        self.send_limits = send_limits
+        self.stall_timeout = stall_timeout
         self.name = name
         self.discovery_group = discovery_group
         self.discovery_port = discovery_port
@@ -331,7 +389,7 @@ class Server(BaseThreadedCommunication):
     def wait_connection(self) -> None:
         """Start the wait connection thread."""
         if self._closed:
-            raise RuntimeError("the server is closed")
+            raise InvalidStateError("the server is closed")
         if not self.wait_connection_thread.is_alive():
             if self.wait_connection_thread.ident is not None:  # a stopped thread
                 self.wait_connection_thread = _WaitConnection(self)
@@ -344,7 +402,7 @@ class Server(BaseThreadedCommunication):
     def wait_announcement(self) -> None:
         """Start the wait announcement thread (answers discovery queries)."""
         if self._closed:
-            raise RuntimeError("the server is closed")
+            raise InvalidStateError("the server is closed")
         thread = self.wait_announcement_thread
         if thread is not None and thread.is_alive():
             return
@@ -357,80 +415,78 @@ class Server(BaseThreadedCommunication):
         if self.wait_announcement_thread is not None:
             self.wait_announcement_thread.stop()
 
-    def wait_for_connections(self, count: int, timeout: float | None = None) -> bool:
-        """Wait until at least ``count`` interfaces are connected.
-
-        Args:
-            count: Number of connections to wait for.
-            timeout: Seconds to wait at most; None waits as long as it takes.
-
-        Returns:
-            True if ``count`` interfaces are connected, False after ``timeout``.
-        """
-        with self._connections_changed:
-            return self._connections_changed.wait_for(
-                lambda: len(self._current_connections) >= count, timeout
-            )
-
     def _admit(self, conn: socket.socket, addr: Any, handshake: ServerHandshake) -> None:
         """Register a client whose hello has arrived, or refuse it with a reason."""
         ident = handshake.client_ident
-        assert ident is not None and handshake.wire is not None and handshake.decoder is not None
+        assert ident is not None
         conn.setblocking(True)
         # The answer is small and the socket new: it fits the send buffer at once.
         conn.settimeout(self.handshake_timeout)
-        with self._current_connections_lock:
-            if ident in self._current_connections:
-                reason = f"an interface with id {ident!r} is already connected"
-            elif len(self._current_connections) >= self.max_connection:
-                reason = f"the server is full ({self.max_connection} connections)"
-            else:
-                reason = ""
         try:
-            if reason:
-                self.logger.info("refusing %s from %s: %s", ident, addr, reason)
-                conn.sendall(handshake.refuse_bytes(reason))
-                conn.close()
-                return
             handler = self.socket_handler_class(conn, addr, self.logger, *self.socket_handler_args)
-            handler._attach(
-                wire=handshake.wire,
-                decoder=handshake.decoder,
-                pending_frames=handshake.pending_frames,
-                peer_id=ident,
+            handler.attach(
+                Connection.from_handshake(
+                    handshake, limits=self.send_limits, stall_timeout=self.stall_timeout
+                ),
                 on_closed=self._connection_closed,
             )
-            conn.sendall(handshake.accept_bytes())
-            conn.settimeout(None)
         except Exception:
             self.logger.exception("could not admit %s from %s", ident, addr)
             conn.close()
             return
-        self.add_connection(ident, handler)
+        reason = self.try_add_connection(
+            ident,
+            handler,
+            max_connections=self.max_connection,
+            before_adding=lambda: self._accept_hello(conn, handshake),
+        )
+        if reason:
+            self.logger.info("refusing %s from %s: %s", ident, addr, reason)
+            with contextlib.suppress(OSError):
+                conn.sendall(handshake.refuse_bytes(reason))
+            conn.close()
+            return
+        if conn.fileno() == -1:  # it left while the hello was answered
+            return
         handler.start()
         self.logger.info("%s connected from %s (%s wire)", ident, addr, handshake.wire)
 
-    def _connection_closed(self, handler: SocketHandler, reason: str) -> None:
+    def _accept_hello(self, conn: socket.socket, handshake: ServerHandshake) -> bool:
+        """Answer a hello that is accepted; False if the client has left meanwhile."""
+        try:
+            conn.sendall(handshake.accept_bytes())
+            conn.settimeout(None)
+        except OSError as error:
+            self.logger.info("%s left during the handshake: %s", handshake.client_ident, error)
+            conn.close()
+            return False
+        return True
+
+    def _connection_closed(self, handler: SocketHandler, reason: DisconnectReason) -> None:
         super()._connection_closed(handler, reason)
         # Its descriptor is free: an accept() that failed for want of one may succeed.
         self.wait_connection_thread.descriptor_freed()
+
+    def _stop_listening(self) -> None:
+        """Close the listening socket: new clients are refused at once."""
+        if self.socket is not None:
+            self.socket.close()
 
     def close(self, timeout: float = 0.5) -> None:
         """Stop accepting and announcing, close every connection, free the port. Idempotent.
 
         Every frame already queued is sent before the bye to the interfaces that read.
+        Once it returns no new connection can be registered.
 
         Args:
             timeout: Seconds to wait at most for the interfaces to close their side;
-                those that have not are cut, and the threads get a quarter of a second
-                more to end. The default ends every thread the server started within a
-                second.
+                those that have not are cut then.
         """
         deadline = time.monotonic() + timeout
         self._closed = True
+        self.stop_adding_connections()
         self.wait_connection_thread.stop(timeout)
         if self.wait_announcement_thread is not None:
             self.wait_announcement_thread.stop(max(0.0, deadline - time.monotonic()))
-        self._close_connections(deadline)
-        if self.socket is not None:
-            self.socket.close()
+        super().close(max(0.0, deadline - time.monotonic()))
+        self._stop_listening()

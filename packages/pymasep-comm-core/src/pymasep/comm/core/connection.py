@@ -1,0 +1,558 @@
+"""One connection after its handshake, as a state machine (sans-I/O: no sockets here).
+
+A :class:`Connection` takes bytes received and calls to send or close, and hands back
+frames to deliver, bytes to write and, in the end, a :class:`DisconnectReason`. It owns
+the rules that every transport must agree on:
+
+* **States.** ``OPEN`` (frames go both ways), ``CLOSING`` (this side said it will say bye:
+  no new frame is accepted, queued frames still go out, then the bye; frames the peer
+  still sends are delivered until it closes too) and ``CLOSED``. The handshake before
+  ``OPEN`` belongs to :mod:`pymasep.comm.core.handshake`; :meth:`Connection.from_handshake`
+  takes over where it ends.
+* **Bye.** The side that closes sends its queued frames, then a bye, then ends its writing
+  direction, and reads until the peer ends too (:data:`CLOSED_LOCALLY`). The side that
+  receives a bye ends at once (:data:`CLOSED_BY_PEER`): its peer reads nothing more, so
+  frames still queued for it are dropped. An end of stream without a bye is
+  :data:`CONNECTION_LOST`.
+* **Send-side memory** (:class:`SendLimits`): the bytes the kernel has not taken yet are
+  bounded, whatever the peer does.
+* **Receive-side stall**: a peer that stops in the middle of a frame is cut once
+  ``stall_timeout`` seconds pass without a byte, which frees the partial frame.
+
+The driver (:class:`~pymasep.comm.core.SocketHandler`) moves bytes and runs callbacks;
+it calls a connection under its own lock, since a connection is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from .exceptions import (
+    ConnectionClosedError,
+    InvalidArgumentError,
+    InvalidStateError,
+    ProtocolError,
+    SendBufferFullError,
+)
+from .frame import Frame, FrameKind
+from .handshake import ClientHandshake, ServerHandshake
+from .wire import (
+    DEFAULT_MAX_FRAME_SIZE,
+    V1_HEADER,
+    FrameDecoder,
+    Wire,
+    encode_frame,
+    encode_header,
+)
+
+__all__ = [
+    "CLOSED_BY_PEER",
+    "CLOSED_LOCALLY",
+    "CONNECTION_LOST",
+    "DEFAULT_SEND_LIMITS",
+    "DEFAULT_STALL_TIMEOUT",
+    "Connection",
+    "ConnectionState",
+    "ConnectionStats",
+    "DisconnectCode",
+    "DisconnectReason",
+    "SendLimits",
+    "SendPolicy",
+    "SendQueue",
+]
+
+Buffer = bytes | memoryview
+SendPolicy = Literal["disconnect", "block", "raise"]
+"""What happens to a frame sent while the peer's queue is above the high-water mark."""
+
+DEFAULT_STALL_TIMEOUT = 20.0
+"""Seconds a peer may stay silent in the middle of a frame before it is cut (20 s: far
+above any pause of a live peer on a LAN, as websockets' default keepalive timeout)."""
+
+_V1_PACK = V1_HEADER.pack
+_V1_HEADER_SIZE = V1_HEADER.size
+# Up to this payload size, joining header and payload costs less than a gather write.
+_JOIN_LIMIT = 16 * 1024
+_MIB = 1024 * 1024
+
+
+class DisconnectCode(str, enum.Enum):
+    """Why a connection ended, as a value to compare (``reason.code is ...``)."""
+
+    CLOSED_LOCALLY = "closed by this side"
+    """This side closed: :meth:`~pymasep.comm.core.SocketHandler.close` or a bye sent."""
+    CLOSED_BY_PEER = "closed by the peer"
+    """The peer said bye."""
+    CONNECTION_LOST = "connection lost"
+    """The connection ended without a bye (peer killed, network down, reset)."""
+    PROTOCOL_ERROR = "protocol error"
+    """The peer broke the wire protocol (an unknown frame kind, a frame too large)."""
+    SLOW_CONSUMER = "slow consumer"
+    """The peer read too slowly: its queue went past the send limits (policy ``disconnect``)."""
+    STALLED = "peer stalled"
+    """The peer stopped in the middle of a frame for longer than the stall timeout."""
+    INTERNAL_ERROR = "internal error"
+    """A bug in this library or in a callback it could not contain; logged with its
+    traceback."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class DisconnectReason(str):
+    """Why a connection ended: a :class:`DisconnectCode` and a detail.
+
+    It is also the string that pymasep-comm gave before it had a type,
+    ``"<code>"`` or ``"<code>: <detail>"``, so ``reason == CLOSED_BY_PEER`` and
+    printing it keep working.
+
+    Attributes:
+        code: What kind of end it was.
+        detail: What happened, in words (may be empty).
+    """
+
+    code: DisconnectCode
+    detail: str
+
+    def __new__(cls, code: DisconnectCode | str, detail: str = "") -> DisconnectReason:
+        code = DisconnectCode(code)
+        self = super().__new__(cls, f"{code.value}: {detail}" if detail else code.value)
+        self.code = code
+        self.detail = detail
+        return self
+
+    def __reduce__(self) -> tuple[type[DisconnectReason], tuple[str, str]]:
+        return type(self), (self.code.value, self.detail)
+
+    def __repr__(self) -> str:
+        return f"DisconnectReason({self.code.name}, {self.detail!r})"
+
+    @property
+    def graceful(self) -> bool:
+        """True when one side said bye (nothing was lost on the way)."""
+        return self.code in (DisconnectCode.CLOSED_LOCALLY, DisconnectCode.CLOSED_BY_PEER)
+
+
+CLOSED_LOCALLY = DisconnectCode.CLOSED_LOCALLY
+"""Disconnect reason: ``SocketHandler.close()`` was called (or a bye frame sent)."""
+CLOSED_BY_PEER = DisconnectCode.CLOSED_BY_PEER
+"""Disconnect reason: the peer said bye."""
+CONNECTION_LOST = DisconnectCode.CONNECTION_LOST
+"""Disconnect reason: the connection ended without a bye (peer killed, network down)."""
+
+
+@dataclass(frozen=True)
+class SendLimits:
+    """How many bytes may wait for a peer that reads slowly, and what happens beyond.
+
+    Bytes wait when the kernel's send buffer is full: the peer reads slower than this
+    side sends. The limits count those bytes (the kernel's own buffer is not counted).
+    A frame sent while nothing waits is always accepted, however large.
+
+    The default suits a game engine (Redis' ``client-output-buffer-limit`` for pub/sub
+    clients): a stalled interface never blocks the engine's send and never costs it more
+    than ``hard_limit`` bytes. It is disconnected, with
+    :attr:`DisconnectCode.SLOW_CONSUMER` as the reason, as soon as its queue exceeds
+    ``hard_limit``, or once its queue has stayed above ``soft_limit`` for
+    ``soft_seconds``.
+
+    Attributes:
+        policy: ``"disconnect"`` (default) as above; ``"block"``: the sender waits until
+            the queue is back under ``hard_limit`` (ZeroMQ's HWM), at most
+            ``block_timeout`` seconds, then gets a
+            :class:`~pymasep.comm.core.CommunicationTimeoutError`; ``"raise"``: the sender
+            gets a :class:`~pymasep.comm.core.SendBufferFullError` at once. With
+            ``"block"`` and ``"raise"`` the frame is not queued and the connection stays.
+        hard_limit: Bytes that may wait (64 MiB: four of the largest frame a peer
+            accepts by default, many seconds of a game's observations).
+        soft_limit: Bytes that may wait for ``soft_seconds`` at most (16 MiB), policy
+            ``"disconnect"`` only. 0 turns the soft limit off.
+        soft_seconds: See ``soft_limit`` (10 s).
+        block_timeout: Seconds a ``"block"`` sender waits at most (None: no limit).
+    """
+
+    policy: SendPolicy = "disconnect"
+    hard_limit: int = 64 * _MIB
+    soft_limit: int = 16 * _MIB
+    soft_seconds: float = 10.0
+    block_timeout: float | None = 10.0
+
+    def __post_init__(self) -> None:
+        if self.policy not in ("disconnect", "block", "raise"):
+            raise InvalidArgumentError(
+                f"policy must be 'disconnect', 'block' or 'raise', not {self.policy!r}"
+            )
+        if self.hard_limit < 0 or self.soft_limit < 0 or self.soft_seconds < 0:
+            raise InvalidArgumentError("send limits must not be negative")
+
+
+DEFAULT_SEND_LIMITS = SendLimits()
+"""The limits a connection gets unless the application chooses others."""
+
+
+@dataclass(frozen=True)
+class ConnectionStats:
+    """Counters of one connection, for monitoring (a snapshot; it does not change).
+
+    Attributes:
+        frames_sent: Data frames handed to the kernel whole.
+        bytes_sent: Bytes (headers included) handed to the kernel.
+        frames_queued: Frames waiting, whole or in part, for the kernel now.
+        bytes_queued: Bytes waiting for the kernel now.
+        frames_received: Data frames received.
+        bytes_received: Bytes received (headers included, after the handshake).
+    """
+
+    frames_sent: int
+    bytes_sent: int
+    frames_queued: int
+    bytes_queued: int
+    frames_received: int
+    bytes_received: int
+
+
+class ConnectionState(enum.Enum):
+    """Where a :class:`Connection` stands."""
+
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class SendQueue(deque[Buffer]):
+    """The encoded bytes of a connection that the kernel has not taken yet, oldest first.
+
+    A :class:`collections.deque` of buffers: a frame's header and payload, joined or
+    apart, and at the head maybe the unsent rest of one. It also answers ``qsize()`` and
+    ``empty()``, as the ``queue.Queue`` of pymasep 0.2 did, for code written against that.
+    """
+
+    __slots__ = ()
+
+    def qsize(self) -> int:
+        """How many buffers wait for the socket (buffers, not frames: a frame may be two,
+        and a frame written at once by its sender never waits here)."""
+        return len(self)
+
+    def empty(self) -> bool:
+        """True when nothing waits for the socket."""
+        return not self
+
+
+def drop_sent(buffers: deque[Buffer], count: int) -> int:
+    """Remove the first ``count`` bytes from a queue of buffers; return how many buffers
+    were removed whole."""
+    whole = 0
+    while count:
+        first = buffers[0]
+        if len(first) <= count:
+            count -= len(first)
+            buffers.popleft()
+            whole += 1
+        else:
+            buffers[0] = memoryview(first)[count:]
+            count = 0
+    return whole
+
+
+class Connection:
+    """The state of one connection once the handshake is done; see the module docstring.
+
+    Args:
+        wire: The wire format of the connection.
+        peer_id: Id of the peer.
+        decoder: The decoder of the handshake, which may hold bytes that follow the
+            peer's hello; by default a fresh one.
+        pending_frames: Frames that arrived with the peer's hello.
+        limits: Send-side limits.
+        stall_timeout: Seconds of silence in the middle of a frame before the peer is
+            cut; None never cuts.
+        max_frame_size: Largest payload accepted (when ``decoder`` is not given).
+    """
+
+    def __init__(
+        self,
+        wire: Wire | str = Wire.V1,
+        peer_id: str | None = None,
+        *,
+        decoder: FrameDecoder | None = None,
+        pending_frames: Iterable[Frame] = (),
+        limits: SendLimits = DEFAULT_SEND_LIMITS,
+        stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    ) -> None:
+        self.wire = Wire(wire)
+        self.peer_id = peer_id
+        self.decoder = decoder if decoder is not None else FrameDecoder(self.wire, max_frame_size)
+        self.limits = limits
+        self.stall_timeout = stall_timeout
+        self.state = ConnectionState.OPEN
+        self.reason: DisconnectReason | None = None
+        """Why the connection ended, once it is ``CLOSED``."""
+        self.send_queue = SendQueue()
+        """Bytes the kernel has not taken yet, oldest first."""
+        self.pending_frames: deque[Frame] = deque(pending_frames)
+        """Frames received but not handed out yet (those that came with the hello)."""
+        self.bye_sent = False
+        self.bye_received = False
+        self.queued_bytes = 0
+        self.queued_frames = 0
+        self.frames_sent = 0
+        self.bytes_sent = 0
+        self.frames_received = 0
+        self.bytes_received = 0
+        self._frame_ends: deque[int] = deque()  # bytes_sent at which each queued frame ends
+        self._soft_since: float | None = None
+        self._last_receive = 0.0
+
+    @classmethod
+    def from_handshake(
+        cls,
+        handshake: ClientHandshake | ServerHandshake,
+        *,
+        limits: SendLimits = DEFAULT_SEND_LIMITS,
+        stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+    ) -> Connection:
+        """The connection that a completed handshake opens.
+
+        Raises:
+            InvalidStateError: The handshake is not complete.
+        """
+        peer = (
+            handshake.server_ident
+            if isinstance(handshake, ClientHandshake)
+            else handshake.client_ident
+        )
+        if peer is None or handshake.wire is None or handshake.decoder is None:
+            raise InvalidStateError("the handshake is not complete")
+        return cls(
+            handshake.wire,
+            peer,
+            decoder=handshake.decoder,
+            pending_frames=handshake.pending_frames,
+            limits=limits,
+            stall_timeout=stall_timeout,
+        )
+
+    # -- monitoring ------------------------------------------------------------------
+
+    @property
+    def stats(self) -> ConnectionStats:
+        """The connection's counters now."""
+        return ConnectionStats(
+            frames_sent=self.frames_sent,
+            bytes_sent=self.bytes_sent,
+            frames_queued=self.queued_frames,
+            bytes_queued=self.queued_bytes,
+            frames_received=self.frames_received,
+            bytes_received=self.bytes_received,
+        )
+
+    # -- sending ---------------------------------------------------------------------
+
+    def encode(self, frame: Frame) -> list[Buffer]:
+        """The buffers of ``frame`` on this connection's wire.
+
+        Raises:
+            FrameTooLargeError: The wire cannot carry a frame this large.
+        """
+        if self.wire is Wire.LEGACY:
+            return [encode_frame(frame, Wire.LEGACY)]
+        if frame.size <= _JOIN_LIMIT:
+            return [_V1_PACK(frame.kind, frame.size) + frame.message]
+        return [encode_header(frame.kind, frame.size, Wire.V1), frame.message]
+
+    def check_open(self) -> None:
+        """Raise unless frames may be sent.
+
+        Raises:
+            ConnectionClosedError: The connection is closing or closed.
+        """
+        if self.state is not ConnectionState.OPEN:
+            reason = self.reason or CLOSED_LOCALLY
+            raise ConnectionClosedError(f"connection to {self.peer_id} is {reason}")
+
+    def room_for(self, size: int, now: float) -> bool:
+        """Whether a frame of ``size`` bytes may be queued now, under the limits.
+
+        Returns:
+            True if it may; False if the sender should wait (policy ``"block"``).
+
+        Raises:
+            SendBufferFullError: Policy ``"raise"``, and the queue is full.
+
+        With policy ``"disconnect"`` it always returns True: :meth:`slow_consumer`
+        then tells whether the peer must be cut.
+        """
+        limits = self.limits
+        if not self.queued_bytes or self.queued_bytes + size <= limits.hard_limit:
+            return True
+        if limits.policy == "raise":
+            raise SendBufferFullError(self.queued_bytes, limits.hard_limit, self.peer_id or "")
+        return limits.policy == "disconnect"
+
+    def wrote(self, size: int) -> None:
+        """Count a frame of ``size`` bytes that the kernel took whole at once."""
+        self.frames_sent += 1
+        self.bytes_sent += size
+
+    def enqueue(self, buffers: Iterable[Buffer], size: int, sent: int, now: float) -> None:
+        """Queue a frame of ``size`` bytes whose first ``sent`` bytes the kernel took."""
+        self.bytes_sent += sent
+        queue = self.send_queue
+        queue.extend(buffers)
+        if sent:
+            drop_sent(queue, sent)
+        self.queued_bytes += size - sent
+        self.queued_frames += 1
+        self._frame_ends.append(self.bytes_sent + size - sent)
+        self._check_soft(now)
+
+    def sent(self, count: int, now: float) -> None:
+        """Count ``count`` bytes from the head of the queue that the kernel took."""
+        drop_sent(self.send_queue, count)
+        self.bytes_sent += count
+        self.queued_bytes -= count
+        ends = self._frame_ends
+        while ends and ends[0] <= self.bytes_sent:
+            ends.popleft()
+            self.frames_sent += 1
+            self.queued_frames -= 1
+        self._check_soft(now)
+
+    def _check_soft(self, now: float) -> None:
+        soft = self.limits.soft_limit
+        if soft and self.queued_bytes > soft:
+            if self._soft_since is None:
+                self._soft_since = now
+        else:
+            self._soft_since = None
+
+    def slow_consumer(self, now: float) -> DisconnectReason | None:
+        """The reason to cut the peer now for reading too slowly, or None.
+
+        Only with policy ``"disconnect"``.
+        """
+        limits = self.limits
+        if limits.policy != "disconnect":
+            return None
+        if self.queued_bytes > limits.hard_limit and self.queued_frames > 1:
+            return DisconnectReason(
+                DisconnectCode.SLOW_CONSUMER,
+                f"{self.queued_bytes} bytes waited, above the hard limit of "
+                f"{limits.hard_limit} bytes",
+            )
+        if self._soft_since is not None and now - self._soft_since >= limits.soft_seconds:
+            return DisconnectReason(
+                DisconnectCode.SLOW_CONSUMER,
+                f"more than {limits.soft_limit} bytes waited for {limits.soft_seconds:g} s",
+            )
+        return None
+
+    def send_deadline(self) -> float | None:
+        """When :meth:`slow_consumer` will cut the peer if the queue does not shrink."""
+        if self._soft_since is None or self.limits.policy != "disconnect":
+            return None
+        return self._soft_since + self.limits.soft_seconds
+
+    # -- closing ---------------------------------------------------------------------
+
+    def close(self) -> bool:
+        """Start a graceful close; True if this call started it (it was ``OPEN``).
+
+        The driver then writes the queue, then :meth:`bye_bytes`, then ends its writing
+        direction, and keeps reading until the peer ends.
+        """
+        if self.state is not ConnectionState.OPEN:
+            return False
+        self.state = ConnectionState.CLOSING
+        return True
+
+    def bye_bytes(self) -> bytes:
+        """The bye to write once the queue is empty (call once)."""
+        self.bye_sent = True
+        return encode_frame(Frame.bye_frame(), self.wire)
+
+    def finish(self, reason: DisconnectReason) -> int:
+        """End the connection with ``reason`` (the first reason wins); return how many
+        queued bytes are dropped."""
+        if self.state is ConnectionState.CLOSED:
+            return 0
+        self.state = ConnectionState.CLOSED
+        self.reason = reason
+        dropped = self.queued_bytes
+        self.send_queue.clear()
+        self._frame_ends.clear()
+        self.queued_bytes = self.queued_frames = 0
+        self._soft_since = None
+        return dropped
+
+    # -- receiving -------------------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> list[Frame]:
+        """Feed bytes received; return the data frames they complete, in order.
+
+        A bye among them sets :attr:`bye_received`: the frames before it are returned,
+        those after it are not (the peer said it sends nothing more), and the driver
+        ends the connection with :meth:`bye_reason`.
+
+        Raises:
+            ProtocolError: The bytes break the protocol (the driver ends the connection
+                with :meth:`protocol_error`).
+        """
+        self.bytes_received += len(data)
+        self._last_receive = now
+        frames = self.decoder.feed(data)
+        return self.receive_frames(frames)
+
+    def receive_frames(self, frames: Iterable[Frame]) -> list[Frame]:
+        """Sort frames already decoded: data frames are returned, a bye ends the
+        connection (see :meth:`receive_data`)."""
+        data: list[Frame] = []
+        for frame in frames:
+            kind = frame.kind
+            if kind is FrameKind.DATA:
+                data.append(frame)
+            elif kind is FrameKind.BYE:
+                # The driver ends the connection (under its lock) with bye_reason().
+                self.bye_received = True
+                break
+            else:
+                raise ProtocolError(f"unexpected {kind.name} frame after the handshake")
+        self.frames_received += len(data)
+        return data
+
+    def bye_reason(self) -> DisconnectReason:
+        """The reason to end with once :attr:`bye_received` is set."""
+        if self.state is ConnectionState.CLOSING:
+            return DisconnectReason(CLOSED_LOCALLY)
+        return DisconnectReason(CLOSED_BY_PEER)
+
+    def receive_eof(self) -> DisconnectReason:
+        """The peer ended its stream; return the reason the connection ends with."""
+        if self.state is ConnectionState.CLOSING:
+            return DisconnectReason(CLOSED_LOCALLY)
+        return DisconnectReason(CONNECTION_LOST)
+
+    def receive_deadline(self) -> float | None:
+        """When the peer will be cut if no byte arrives: set while a frame is partial."""
+        if self.stall_timeout is None or not self.decoder.buffered:
+            return None
+        return self._last_receive + self.stall_timeout
+
+    def stalled(self) -> DisconnectReason:
+        """The reason for cutting a peer whose :meth:`receive_deadline` passed."""
+        return DisconnectReason(
+            DisconnectCode.STALLED,
+            f"no byte for {self.stall_timeout:g} s with {self.decoder.buffered} bytes "
+            "of a frame received",
+        )
+
+    @staticmethod
+    def protocol_error(error: Exception) -> DisconnectReason:
+        """The reason for ending a connection whose peer broke the protocol."""
+        return DisconnectReason(DisconnectCode.PROTOCOL_ERROR, str(error))
