@@ -40,10 +40,13 @@ from pymasep.comm.core import (
     CommunicationTimeoutError,
     Connection,
     ConnectionClosedError,
+    DisconnectCode,
     EncodeError,
     Frame,
     FrameKind,
     FrameTooLargeError,
+    SendBufferFullError,
+    SendLimits,
     SocketHandler,
     SocketHandlerQueue,
     Wire,
@@ -601,3 +604,195 @@ def test_receive_frame_refuses_to_race_the_running_thread(connect: Connect) -> N
     handler, _ = connect()
     with pytest.raises(RuntimeError):
         handler.receive_frame()
+
+
+# --- closing from the callbacks ------------------------------------------------------------
+
+
+def test_close_from_on_disconnect_is_a_quiet_no_op(connect: Connect) -> None:
+    # Regression: close() from on_disconnect raised OSError(EBADF) on the closed socket.
+    errors: queue.Queue[BaseException | None] = queue.Queue()
+
+    class ClosesAgain(SocketHandler):
+        def on_disconnect(self, reason: str) -> None:
+            try:
+                self.close()
+                errors.put(None)
+            except BaseException as error:
+                errors.put(error)
+
+    handler, peer = connect(ClosesAgain)
+    peer.send_bye()
+    assert errors.get(timeout=5) is None
+    handler.join(5)
+    assert handler.disconnect_reason == CLOSED_BY_PEER
+
+
+@pytest.mark.timeout(30)
+def test_close_from_on_receive_sends_the_bye_and_ends_the_connection(connect: Connect) -> None:
+    ended: queue.Queue[str] = queue.Queue()
+
+    class ClosesOnQuit(Recorder):
+        def on_receive(self, frame: Frame) -> None:
+            if frame.message == b"quit":
+                self.send_frame_async(Frame(b"bye then"))
+                self.close(timeout=10)
+
+    handler, peer = connect(ClosesOnQuit, queue.Queue(), ended)
+    closer = answer_the_bye(peer)
+    peer.send(b"quit")
+    assert closer() == [Frame(b"bye then"), Frame.bye_frame()]
+    assert _ended(handler, ended) == CLOSED_LOCALLY
+
+
+@pytest.mark.timeout(30)
+def test_close_from_on_receive_cuts_a_silent_peer_after_its_timeout(connect: Connect) -> None:
+    ended: queue.Queue[str] = queue.Queue()
+
+    class ClosesOnQuit(Recorder):
+        def on_receive(self, frame: Frame) -> None:
+            self.close(timeout=0.2)
+
+    handler, peer = connect(ClosesOnQuit, queue.Queue(), ended)
+    peer.send(b"quit")  # and then never answers the bye
+    assert _ended(handler, ended) == CLOSED_LOCALLY
+
+
+# --- bounded memory ------------------------------------------------------------------------
+
+
+def _limited(
+    connect: Connect, handler_class: type[SocketHandler] = SocketHandler, *args: Any, **kw: Any
+) -> tuple[Any, RawPeer]:
+    """A started handler whose connection has the given limits or stall timeout."""
+    handler, peer = connect(handler_class, *args, start=False, kind=kw.pop("kind", "tcp"))
+    limits = kw.pop("limits", SendLimits())
+    handler.attach(Connection(Wire.V1, "peer", limits=limits, **kw))
+    handler.start()
+    return handler, peer
+
+
+@pytest.mark.timeout(60)
+def test_a_peer_that_stops_reading_is_cut_at_the_hard_limit(connect: Connect) -> None:
+    ended: queue.Queue[str] = queue.Queue()
+    limit = 4 << 20
+    handler, _ = _limited(
+        connect, Recorder, queue.Queue(), ended, limits=SendLimits(hard_limit=limit)
+    )
+    payload = bytes(100_000)
+    peak = 0
+    for _ in range(2000):  # 200 MB for a peer that reads nothing
+        try:
+            handler.send_frame_async(Frame(payload))
+        except ConnectionClosedError:
+            break
+        peak = max(peak, handler.stats.bytes_queued)
+    else:
+        pytest.fail("the stalled peer was never cut")
+    assert peak <= limit
+    reason = ended.get(timeout=5)
+    assert reason.code is DisconnectCode.SLOW_CONSUMER  # type: ignore[attr-defined]
+    assert "hard limit" in reason
+
+
+@pytest.mark.timeout(60)
+def test_a_peer_that_reads_too_slowly_for_too_long_is_cut_at_the_soft_limit(
+    connect: Connect,
+) -> None:
+    ended: queue.Queue[str] = queue.Queue()
+    limits = SendLimits(hard_limit=64 << 20, soft_limit=1 << 20, soft_seconds=0.3)
+    # A socketpair: its kernel buffers are small, so most of the bytes wait in ours.
+    handler, _ = _limited(connect, Recorder, queue.Queue(), ended, limits=limits, kind="socketpair")
+    for _ in range(50):  # 5 MB, above the soft limit, and then nothing more is sent
+        handler.send_frame_async(Frame(bytes(100_000)))
+    assert handler.stats.bytes_queued > limits.soft_limit, "the test proves nothing"
+    # Nobody sends any more: the writer itself notices the time is up.
+    reason = ended.get(timeout=10)
+    assert reason.code is DisconnectCode.SLOW_CONSUMER  # type: ignore[attr-defined]
+    assert "0.3 s" in reason
+
+
+@pytest.mark.timeout(60)
+def test_policy_raise_refuses_the_frame_and_keeps_the_connection(connect: Connect) -> None:
+    handler, peer = _limited(connect, limits=SendLimits("raise", hard_limit=1 << 20))
+    sent: list[Frame] = []
+
+    def send_until_refused() -> None:
+        for number in range(1000):
+            frame = Frame(struct.pack("!I", number) + bytes(100_000))
+            handler.send_frame_async(frame)
+            sent.append(frame)
+
+    with pytest.raises(SendBufferFullError):
+        send_until_refused()
+    assert not handler.closed
+    reader = in_thread(lambda: [peer.recv_frame() for _ in sent])
+    handler.flush(timeout=20)
+    assert reader() == sent
+
+
+@pytest.mark.timeout(60)
+def test_policy_block_waits_for_room_then_times_out(connect: Connect) -> None:
+    limits = SendLimits("block", hard_limit=1 << 20, block_timeout=0.2)
+    handler, _ = _limited(connect, limits=limits)
+
+    def send_until_timeout() -> None:
+        for _ in range(1000):
+            handler.send_frame_async(Frame(bytes(100_000)))
+
+    with pytest.raises(CommunicationTimeoutError):
+        send_until_timeout()
+    assert handler.stats.bytes_queued <= 1 << 20
+    assert not handler.closed
+
+
+@pytest.mark.timeout(60)
+def test_peers_that_stop_in_the_middle_of_a_frame_are_cut_after_the_stall_time(
+    connect: Connect,
+) -> None:
+    ended: queue.Queue[str] = queue.Queue()
+    pairs = [
+        _limited(connect, Recorder, queue.Queue(), ended, stall_timeout=0.3) for _ in range(10)
+    ]
+    half = encode_frame(Frame(bytes(8 << 20)))[: 4 << 20]
+    for _, peer in pairs:
+        peer.sock.sendall(half)  # half of an 8 MiB frame, then silence
+    reasons = [ended.get(timeout=20) for _ in pairs]
+    assert {r.code for r in reasons} == {DisconnectCode.STALLED}  # type: ignore[attr-defined]
+    for handler, _ in pairs:
+        handler.join(5)
+        assert handler.closed and not handler.is_alive()  # its buffer went with it
+
+
+def test_a_silent_peer_between_frames_is_never_stalled(connect: Connect) -> None:
+    inbox: queue.Queue[bytes] = queue.Queue()
+    handler, peer = _limited(connect, Recorder, inbox, queue.Queue(), stall_timeout=0.05)
+    peer.send(b"one")
+    assert inbox.get(timeout=5) == b"one"
+    # Longer than the stall time with nothing pending: still open.
+    assert not handler.wait_closed(0.3)
+    peer.send(b"two")
+    assert inbox.get(timeout=5) == b"two"
+
+
+# --- threads -------------------------------------------------------------------------------
+
+
+def _writers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("pymasep-comm-writer")]
+
+
+@pytest.mark.timeout(60)
+def test_the_writer_thread_ends_once_nothing_is_left_to_write(connect: Connect) -> None:
+    handler, peer = connect()
+    handler.send_frame(Frame(b"small"))  # written at once: no writer at all
+    assert peer.recv_data() == b"small"
+    assert _writers() == []
+    payload = os.urandom(8 << 20)
+    handler.send_frame_async(Frame(payload))  # the kernel cannot take it at once
+    assert len(_writers()) == 1
+    assert peer.recv_data() == payload
+    for writer in _writers():
+        writer.join(10)
+        assert not writer.is_alive()
+    assert handler.stats.frames_sent == 2

@@ -409,6 +409,72 @@ def test_a_flood_of_silent_connections_cannot_lock_out_a_client(
             sock.close()
 
 
+class _Gate(SocketHandler):
+    """A handler whose first construction holds the accept loop until ``release`` is set."""
+
+    entered = threading.Event()
+    release = threading.Event()
+
+    def __init__(self, conn: socket.socket, addr: Any, logger: Any) -> None:
+        if not _Gate.entered.is_set():
+            _Gate.entered.set()
+            _Gate.release.wait(10)
+        super().__init__(conn, addr, logger)
+
+
+@pytest.mark.timeout(30)
+def test_a_flood_past_the_limit_in_one_selector_batch_does_not_kill_the_accept_loop(
+    make_server: MakeServer, raw_clients: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: one select() batch held the listener's event and a read event of the
+    # oldest pending handshake. Accepting dropped that oldest one to make room, then its
+    # stale event raised KeyError, and the accept thread died: clients hung in connect().
+    monkeypatch.setattr(server_module, "_MAX_PENDING_HANDSHAKES", 4)
+    _Gate.entered.clear()
+    _Gate.release.clear()
+    server = make_server(_Gate)
+    flood = [socket.create_connection((LOOPBACK, server.port), timeout=5) for _ in range(3)]
+    try:
+        held = in_thread(RawClient, server.port, "held")  # accepted after the flood
+        assert _Gate.entered.wait(10)  # the loop is held: the three are pending now
+        # While it is held: two more connections (the limit is passed while accepting)
+        # and then a byte from the oldest, so that one batch holds both events.
+        flood += [socket.create_connection((LOOPBACK, server.port), timeout=5) for _ in range(2)]
+        flood[0].sendall(PREAMBLE[:1])
+        _Gate.release.set()
+        held().sock.close()
+        client = raw_clients(server, "honest")  # at once, not after a connect() timeout
+        client.send(b"in")
+        assert server.wait_connection_thread.is_alive()
+        assert read_to_eof(flood[0]) == b""  # the oldest made room
+    finally:
+        _Gate.release.set()
+        for sock in flood:
+            sock.close()
+
+
+class _Broken(SocketHandler):
+    def __init__(self, conn: socket.socket, addr: Any, logger: Any, box: list[int]) -> None:
+        box.append(1)
+        if len(box) == 1:
+            raise RuntimeError("handler bug")
+        super().__init__(conn, addr, logger)
+
+
+@pytest.mark.timeout(30)
+def test_a_handler_constructor_that_raises_ends_that_connection_only(
+    make_server: MakeServer, raw_clients: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = make_server(_Broken, ([],))
+    with caplog.at_level(logging.ERROR, logger="pymasep.comm.server"):
+        with socket.create_connection((LOOPBACK, server.port), timeout=5) as first:
+            first.sendall(ClientHandshake("first").bytes_to_send())
+            assert read_to_eof(first) == b""  # closed, without an answer
+        raw_clients(server, "second")  # the server still accepts
+    assert server.connection_ids() == ["second"]
+    assert any(r.exc_info and "handler bug" in str(r.exc_info[1]) for r in caplog.records)
+
+
 @pytest.mark.timeout(20)
 def test_a_client_that_never_says_hello_is_closed_after_the_handshake_timeout(
     make_server: MakeServer,

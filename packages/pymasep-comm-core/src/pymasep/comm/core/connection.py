@@ -158,7 +158,7 @@ class SendLimits:
     than ``hard_limit`` bytes. It is disconnected, with
     :attr:`DisconnectCode.SLOW_CONSUMER` as the reason, as soon as its queue exceeds
     ``hard_limit``, or once its queue has stayed above ``soft_limit`` for
-    ``soft_seconds``.
+    ``soft_seconds`` (noticed within twice that when nothing more is sent to it).
 
     Attributes:
         policy: ``"disconnect"`` (default) as above; ``"block"``: the sender waits until
@@ -409,7 +409,8 @@ class Connection:
             drop_sent(queue, sent)
         self.queued_bytes += size - sent
         self.queued_frames += 1
-        self._frame_ends.append(self.bytes_sent + size - sent)
+        # The frame is sent whole once every byte queued up to its end is.
+        self._frame_ends.append(self.bytes_sent + self.queued_bytes)
         self._check_soft(now)
 
     def sent(self, count: int, now: float) -> None:

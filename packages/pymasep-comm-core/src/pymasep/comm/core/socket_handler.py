@@ -333,6 +333,10 @@ class SocketHandler(threading.Thread):
                         return
                     batch = [queue[i] for i in range(min(len(queue), _IOV_MAX))]
                     deadline = conn.send_deadline()
+                    if deadline is None and conn.limits.soft_limit:
+                        # The soft limit may be passed while this thread waits for the
+                        # socket, by frames queued meanwhile: look again this soon.
+                        deadline = _monotonic() + conn.limits.soft_seconds
                 # Written outside the lock so that senders can keep queueing meanwhile;
                 # the batch stays at the head of the queue until it is sent.
                 sent = self._write(sock, batch, deadline)
