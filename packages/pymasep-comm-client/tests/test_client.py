@@ -25,18 +25,13 @@ from peers import (
     RawPeer,
     Recorder,
     RecordsDisconnects,
-    Sequencer,
     answer_the_bye,
-    assert_never_interleaved,
     assert_settles,
     descriptors,
     in_thread,
     legacy_frame,
-    numbered_frames,
     read_exactly,
     read_to_eof,
-    send_fragmented,
-    tagged,
 )
 
 from pymasep.comm.client import Client
@@ -301,73 +296,6 @@ def test_connecting_twice_is_an_error(connected: tuple[Interface, RawPeer]) -> N
 
 
 # --- no frame lost, no deadlock ------------------------------------------------------------
-
-
-@pytest.mark.timeout(60)
-def test_100000_frames_arrive_all_in_order_despite_fragmentation(
-    make_client: MakeClient, raw_server: RawServer
-) -> None:
-    done = threading.Event()
-    client = make_client(Sequencer, (100_000, 1024, done))
-    peer = connect(client, raw_server)
-    frames = numbered_frames(100_000, 1024, batch=500)
-    sizes = (1, 2, 4, 5, 999, 1029, 8191, 65536, 300_000)
-    send_fragmented(peer.sock, frames, seed=13, sizes=sizes)  # the client's reads end anywhere
-    assert done.wait(20)
-    assert client.get_connection(ENGINE).faults == []  # type: ignore[attr-defined]
-
-
-@pytest.mark.timeout(30)
-def test_5000_request_response_steps_never_deadlock(
-    connected: tuple[Interface, RawPeer], inbox: queue.Queue[bytes]
-) -> None:
-    client, peer = connected
-
-    def echo() -> int:
-        count = 0
-        while (frame := peer.recv_frame()) is not None and frame.kind is FrameKind.DATA:
-            peer.send(frame.message)
-            count += 1
-        peer.sock.close()
-        return count
-
-    echoed = in_thread(echo)
-    for step in range(5000):
-        client.send_frame_to(ENGINE, Frame(b"action %d" % step))
-        assert inbox.get(timeout=5) == b"action %d" % step
-    client.close()
-    assert echoed() == 5000
-
-
-@pytest.mark.timeout(60)
-@pytest.mark.parametrize("size", [1 << 20, 16 << 20], ids=["1MiB", "16MiB"])
-def test_large_frames_cross_both_ways(
-    connected: tuple[Interface, RawPeer], inbox: queue.Queue[bytes], size: int
-) -> None:
-    client, peer = connected
-    payload = os.urandom(size)
-    client.send_frame_to(ENGINE, Frame(payload))
-    assert peer.recv_data() == payload
-    sent = in_thread(peer.send, payload[::-1])
-    assert inbox.get(timeout=20) == payload[::-1]
-    sent()
-
-
-@pytest.mark.timeout(60)
-def test_four_threads_sending_at_once_never_interleave(
-    connected: tuple[Interface, RawPeer],
-) -> None:
-    client, peer = connected
-
-    def send(sender: int) -> None:
-        for index in range(2000):
-            count = 16 * 1024 if index % 101 == 0 else 1 + index % 300
-            client.send_frame_to(ENGINE, Frame(tagged(sender, index, count)))
-
-    received = in_thread(lambda: [peer.recv_data() for _ in range(8000)])
-    for join in [in_thread(send, n) for n in range(4)]:
-        join()
-    assert_never_interleaved(received(), senders=4, per_sender=2000)
 
 
 # --- connecting fails clearly ---------------------------------------------------------------

@@ -22,22 +22,16 @@ from typing import Any
 import pytest
 from peers import (
     LOOPBACK,
-    Echo,
     PeerRecorder,
     RawClient,
     RecordsDisconnects,
-    Sequencer,
     answer_the_bye,
-    assert_never_interleaved,
     assert_settles,
     descriptors,
     in_thread,
     legacy_frame,
-    numbered_frames,
     read_exactly,
     read_to_eof,
-    send_fragmented,
-    tagged,
     wait_registered,
 )
 
@@ -232,49 +226,6 @@ def test_the_accept_thread_restarts_after_stop_wait_connection(
 
 
 @pytest.mark.timeout(60)
-def test_100000_frames_arrive_all_in_order_despite_fragmentation(
-    make_server: MakeServer, raw_clients: Connect
-) -> None:
-    done = threading.Event()
-    server = make_server(Sequencer, (100_000, 1024, done))
-    client = raw_clients(server, "streamer")
-    frames = numbered_frames(100_000, 1024, batch=500)
-    sizes = (1, 3, 5, 6, 1000, 1029, 7777, 65536, 300_000)
-    send_fragmented(client.sock, frames, seed=7, sizes=sizes)  # the server's reads end anywhere
-    assert done.wait(20)
-    handler = server.get_connection("streamer")
-    assert handler.faults == []  # type: ignore[attr-defined]
-
-
-@pytest.mark.timeout(30)
-def test_5000_request_response_steps_never_deadlock(
-    make_server: MakeServer, raw_clients: Connect
-) -> None:
-    server = make_server(Echo)
-    client = raw_clients(server, "stepper")
-    for step in range(5000):
-        client.send(b"action %d" % step)
-        assert client.recv_data() == b"action %d" % step
-
-
-@pytest.mark.timeout(60)
-@pytest.mark.parametrize("size", [1 << 20, 16 << 20], ids=["1MiB", "16MiB"])
-def test_large_frames_cross_both_ways(
-    server: Engine,
-    inbox: queue.Queue[bytes],
-    raw_clients: Connect,
-    size: int,
-) -> None:
-    client = raw_clients(server, "big")
-    payload = os.urandom(size)
-    sent = in_thread(client.send, payload)
-    assert inbox.get(timeout=20) == payload
-    sent()
-    server.send_frame_to("big", Frame(payload[::-1]))
-    assert client.recv_data() == payload[::-1]
-
-
-@pytest.mark.timeout(60)
 def test_32_interfaces_exchange_both_ways(
     server: Engine, inbox: queue.Queue[bytes], raw_clients: Connect
 ) -> None:
@@ -291,23 +242,6 @@ def test_32_interfaces_exchange_both_ways(
     for ident in clients:
         mine = [payload for payload in received if payload.split()[0] == ident.encode()]
         assert mine == [f"{ident} {step}".encode() for step in range(50)]
-
-
-@pytest.mark.timeout(60)
-def test_four_threads_sending_to_one_interface_never_interleave(
-    server: Engine, raw_clients: Connect
-) -> None:
-    client = raw_clients(server, "target")
-
-    def send(sender: int) -> None:
-        for index in range(2000):
-            count = 16 * 1024 if index % 101 == 0 else 1 + index % 300
-            server.send_frame_to("target", Frame(tagged(sender, index, count)))
-
-    received = in_thread(lambda: [client.recv_data() for _ in range(8000)])
-    for join in [in_thread(send, n) for n in range(4)]:
-        join()
-    assert_never_interleaved(received(), senders=4, per_sender=2000)
 
 
 # --- interfaces that leave -----------------------------------------------------------------
@@ -588,15 +522,18 @@ class FailingListener:
         self.sock = sock
         self.failing = threading.Event()
         self.failing.set()
-        self.attempts = 0
+        self.attempts: list[float] = []  # when each accept() was tried
         self.tried = threading.Event()
+        self.third = threading.Event()
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     def accept(self) -> tuple[socket.socket, Any]:
-        self.attempts += 1
+        self.attempts.append(time.monotonic())
         self.tried.set()
+        if len(self.attempts) >= 3:
+            self.third.set()
         if self.failing.is_set():
             raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
         return self.sock.accept()
@@ -624,12 +561,14 @@ def test_accept_failing_for_want_of_descriptors_backs_off_then_resumes(
         # The connection waits in the listen queue: the listener stays readable.
         patient = in_thread(RawClient, server.port, "patient")
         assert listener.tried.wait(5)
-        time.sleep(0.5)  # the window in which accept() attempts are counted
-        attempts = listener.attempts
+        assert listener.third.wait(10)
+        first, second, third = listener.attempts[:3]
+        # Backing off, doubling: retrying on every wake-up would try again within
+        # microseconds (a lower bound: a busy machine only makes the gaps longer).
+        assert second - first >= 0.09
+        assert third - second >= 0.19
         warnings = [r for r in caplog.records if "accept failed" in r.getMessage()]
-        # Retrying on every wake-up would be tens of thousands of attempts here.
-        assert 1 <= attempts <= 10
-        assert 1 <= len(warnings) <= attempts  # one warning per back-off, not per wake-up
+        assert 2 <= len(warnings) <= len(listener.attempts)  # per back-off, not per wake-up
         listener.failing.clear()
         client = patient()  # accepted at the next try
     wait_registered(server, "patient")

@@ -64,6 +64,9 @@ class Client(BaseThreadedCommunication):
             happens beyond (see :class:`~pymasep.comm.core.SendLimits`).
         stall_timeout: Seconds the server may stay silent in the middle of a frame
             before it is cut; None never cuts.
+        linger: Seconds to deliver queued frames and close gracefully at interpreter
+            exit if still open then (the program may end without :meth:`close`);
+            by default :data:`pymasep.comm.core.linger.DEFAULT_LINGER` (10 s).
         discovery_group: Multicast group that :meth:`search_server` queries.
         discovery_port: UDP port that :meth:`search_server` queries.
         discovery_interface: Local IPv4 address of the interface to query on (for
@@ -85,6 +88,7 @@ class Client(BaseThreadedCommunication):
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         send_limits: SendLimits = DEFAULT_SEND_LIMITS,
         stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+        linger: float | None = None,
         discovery_group: str = DEFAULT_GROUP,
         discovery_port: int = DEFAULT_PORT,
         discovery_interface: str | None = None,
@@ -106,6 +110,7 @@ class Client(BaseThreadedCommunication):
         self.max_frame_size = max_frame_size
         self.send_limits = send_limits
         self.stall_timeout = stall_timeout
+        self.linger = linger
         self.discovery_group = discovery_group
         self.discovery_port = discovery_port
         self.discovery_interface = discovery_interface

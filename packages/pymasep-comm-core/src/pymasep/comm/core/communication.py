@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from .connection import CLOSED_BY_PEER, DisconnectReason
 from .exceptions import ConnectionClosedError, UnknownConnectionError
 from .frame import Frame
+from .linger import track
 from .socket_handler import SocketHandler, close_handlers
 
 __all__ = ["BaseThreadedCommunication"]
@@ -113,6 +114,10 @@ class BaseThreadedCommunication:
         self._connections_changed = threading.Condition(self._current_connections_lock)
         self._said_bye: OrderedDict[str, None] = OrderedDict()
         self._adding = True
+        self.linger: float | None = None
+        """Seconds to deliver queued frames and close gracefully at interpreter exit if
+        this is still open then; None: :data:`pymasep.comm.core.linger.DEFAULT_LINGER`."""
+        track(self)
 
     def add_connection(self, ident: str, sh: SocketHandler) -> None:
         """Add a connection to the client or server.

@@ -14,6 +14,12 @@ the rules that every transport must agree on:
   receives a bye ends at once (:data:`CLOSED_BY_PEER`): its peer reads nothing more, so
   frames still queued for it are dropped. An end of stream without a bye is
   :data:`CONNECTION_LOST`.
+* **Writing at once or in batches.** A frame is written at once by its sender when
+  nothing waits before it, unless the connection is streaming: :data:`STREAM_AFTER`
+  frames sent in a row with nothing received and without the queue running dry. Then
+  frames are queued and a writer writes them in large writes, which is what makes a
+  stream fast at the receiver (few reads of many frames each). A request, a reply, a
+  step's observation is written at once. The rule counts events; it reads no clock.
 * **Send-side memory** (:class:`SendLimits`): the bytes the kernel has not taken yet are
   bounded, whatever the peer does.
 * **Receive-side stall**: a peer that stops in the middle of a frame is cut once
@@ -63,6 +69,7 @@ __all__ = [
     "SendLimits",
     "SendPolicy",
     "SendQueue",
+    "STREAM_AFTER",
 ]
 
 Buffer = bytes | memoryview
@@ -78,6 +85,10 @@ _V1_HEADER_SIZE = V1_HEADER.size
 # Up to this payload size, joining header and payload costs less than a gather write.
 _JOIN_LIMIT = 16 * 1024
 _MIB = 1024 * 1024
+
+STREAM_AFTER = 16
+"""Frames sent in a row, with nothing received and without the queue running dry, after
+which a connection is streaming (see the module docstring)."""
 
 
 class DisconnectCode(str, enum.Enum):
@@ -203,7 +214,7 @@ class ConnectionStats:
         bytes_sent: Bytes (headers included) handed to the kernel.
         frames_queued: Frames waiting, whole or in part, for the kernel now.
         bytes_queued: Bytes waiting for the kernel now.
-        frames_received: Data frames received.
+        frames_received: Frames received after the handshake.
         bytes_received: Bytes received (headers included, after the handshake).
     """
 
@@ -308,6 +319,8 @@ class Connection:
         self._frame_ends: deque[int] = deque()  # bytes_sent at which each queued frame ends
         self._soft_since: float | None = None
         self._last_receive = 0.0
+        self.one_way_sends = 0
+        """Frames sent since something was received or the queue ran dry."""
 
     @classmethod
     def from_handshake(
@@ -395,23 +408,49 @@ class Connection:
             raise SendBufferFullError(self.queued_bytes, limits.hard_limit, self.peer_id or "")
         return limits.policy == "disconnect"
 
+    def write_directly(self) -> bool:
+        """Whether the next frame is written at once by its sender (else it is queued);
+        counts it as sent one way."""
+        self.one_way_sends += 1
+        return not self.send_queue and self.one_way_sends <= STREAM_AFTER
+
+    def received(self) -> None:
+        """Something arrived from the peer: the connection is not streaming."""
+        self.one_way_sends = 0
+
+    def ran_dry(self) -> None:
+        """The writer found the queue empty: the next frames are written at once again."""
+        self.one_way_sends = 0
+
     def wrote(self, size: int) -> None:
         """Count a frame of ``size`` bytes that the kernel took whole at once."""
         self.frames_sent += 1
         self.bytes_sent += size
 
-    def enqueue(self, buffers: Iterable[Buffer], size: int, sent: int, now: float) -> None:
-        """Queue a frame of ``size`` bytes whose first ``sent`` bytes the kernel took."""
-        self.bytes_sent += sent
+    def enqueue(
+        self, buffers: Iterable[Buffer], size: int, sent: int, now: float
+    ) -> DisconnectReason | None:
+        """Queue a frame of ``size`` bytes whose first ``sent`` bytes the kernel took.
+
+        Returns:
+            What :meth:`slow_consumer` returns after it: the reason to cut the peer, or
+            None.
+        """
         queue = self.send_queue
         queue.extend(buffers)
         if sent:
+            self.bytes_sent += sent
             drop_sent(queue, sent)
-        self.queued_bytes += size - sent
+        queued = self.queued_bytes = self.queued_bytes + size - sent
         self.queued_frames += 1
         # The frame is sent whole once every byte queued up to its end is.
-        self._frame_ends.append(self.bytes_sent + self.queued_bytes)
-        self._check_soft(now)
+        self._frame_ends.append(self.bytes_sent + queued)
+        limits = self.limits
+        if limits.soft_limit and queued > limits.soft_limit and self._soft_since is None:
+            self._soft_since = now
+        if queued > limits.hard_limit or self._soft_since is not None:
+            return self.slow_consumer(now)
+        return None
 
     def sent(self, count: int, now: float) -> None:
         """Count ``count`` bytes from the head of the queue that the kernel took."""
@@ -505,26 +544,46 @@ class Connection:
             ProtocolError: The bytes break the protocol (the driver ends the connection
                 with :meth:`protocol_error`).
         """
+        return self.receive_frames(self.feed(data, now))
+
+    def feed(self, data: bytes | bytearray | memoryview, now: float) -> list[Frame]:
+        """Feed bytes received; return every frame they complete, control frames
+        included: the driver's fast path hands the data frames on as it meets them and
+        gives the others to :meth:`control_frame`.
+
+        Raises:
+            ProtocolError: The bytes break the protocol.
+        """
         self.bytes_received += len(data)
         self._last_receive = now
         frames = self.decoder.feed(data)
-        return self.receive_frames(frames)
+        self.frames_received += len(frames)
+        return frames
+
+    def control_frame(self, frame: Frame) -> None:
+        """Take a frame other than data that arrived after the handshake: a bye sets
+        :attr:`bye_received` (frames after it are not for the application).
+
+        Raises:
+            ProtocolError: A frame that has no place after the handshake (a hello).
+        """
+        if frame.kind is FrameKind.BYE:
+            # The driver ends the connection (under its lock) with bye_reason().
+            self.bye_received = True
+        else:
+            raise ProtocolError(f"unexpected {frame.kind.name} frame after the handshake")
 
     def receive_frames(self, frames: Iterable[Frame]) -> list[Frame]:
         """Sort frames already decoded: data frames are returned, a bye ends the
         connection (see :meth:`receive_data`)."""
         data: list[Frame] = []
         for frame in frames:
-            kind = frame.kind
-            if kind is FrameKind.DATA:
+            if frame.kind is FrameKind.DATA:
                 data.append(frame)
-            elif kind is FrameKind.BYE:
-                # The driver ends the connection (under its lock) with bye_reason().
-                self.bye_received = True
-                break
             else:
-                raise ProtocolError(f"unexpected {kind.name} frame after the handshake")
-        self.frames_received += len(data)
+                self.control_frame(frame)
+                if self.bye_received:
+                    break
         return data
 
     def bye_reason(self) -> DisconnectReason:

@@ -9,7 +9,9 @@ callbacks:
 * a sender writes in its own thread, at once, as long as the socket takes the bytes
   (a non-blocking send under :attr:`SocketHandler.lock`, so frames never interleave).
   Once the socket would block, frames wait in :attr:`SocketHandler.send_queue` for a
-  writer thread, which exists only while something waits. A slow peer therefore never
+  writer thread, which exists only while something waits. A stream (see
+  :data:`~pymasep.comm.core.connection.STREAM_AFTER`) is queued too, so that the writer
+  coalesces it into large writes. A slow peer therefore never
   blocks the thread that sends to it, and never delays the others; the connection's
   :class:`~pymasep.comm.core.connection.SendLimits` bound what it may cost.
 """
@@ -24,12 +26,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import Any, TypeVar
 
 from .connection import (
     CLOSED_BY_PEER,
     CLOSED_LOCALLY,
     CONNECTION_LOST,
+    STREAM_AFTER,
     Buffer,
     Connection,
     ConnectionState,
@@ -66,6 +70,7 @@ _monotonic = time.monotonic
 # Up to this payload size, joining header and payload costs less than a gather write.
 _JOIN_LIMIT = 16 * 1024
 _OPEN = ConnectionState.OPEN
+_STREAM_AFTER = STREAM_AFTER
 _CLOSED = ConnectionState.CLOSED
 # MSG_DONTWAIT makes one send non-blocking without changing the socket's mode, which the
 # reading thread relies on. Where it does not exist every frame goes to the writer.
@@ -250,8 +255,11 @@ class SocketHandler(threading.Thread):
             if conn.state is not _OPEN:
                 conn.check_open()
             sent = 0
-            if not conn.send_queue and _DONTWAIT is not None:
-                # Nothing waits: write at once, for as long as the kernel takes the bytes.
+            # Connection.write_directly(), inlined: this is the hot path of every send.
+            conn.one_way_sends += 1
+            if not conn.send_queue and conn.one_way_sends <= _STREAM_AFTER and _DONTWAIT:
+                # Nothing waits, and not a stream: write at once, as far as the kernel
+                # takes the bytes.
                 try:
                     if buffers is None:
                         sent = self.socket.send(data, _DONTWAIT)
@@ -269,13 +277,17 @@ class SocketHandler(threading.Thread):
                 now = _monotonic()
             else:
                 now = _monotonic()
-                if not conn.room_for(size, now):
+                queued = conn.queued_bytes
+                if (
+                    queued
+                    and queued + size > conn.limits.hard_limit
+                    and not conn.room_for(size, now)
+                ):
                     self._wait_for_room(size)
                     now = _monotonic()
-            conn.enqueue(buffers or (data,), size, sent, now)
-            slow = conn.slow_consumer(now)
-            if slow is None:
-                self._wake_writer()
+            slow = conn.enqueue(buffers or (data,), size, sent, now)
+            if slow is None and self._writer is None:
+                self._start_writer()
         finally:
             lock.release()
         if slow is not None:
@@ -292,19 +304,18 @@ class SocketHandler(threading.Thread):
                 raise CommunicationTimeoutError(
                     f"{conn.queued_bytes} bytes still wait for {conn.peer_id} after {timeout} s"
                 )
-            self._wake_writer()
+            if self._writer is None:
+                self._start_writer()
             self._changed.wait(remaining)
             conn.check_open()
 
-    def _wake_writer(self) -> None:
-        """Start the writer thread if none runs, else wake it (called with the lock held)."""
-        if self._writer is None:
-            self._writer = threading.Thread(
-                target=self._write_loop, name=f"pymasep-comm-writer-{self.peer_id}", daemon=True
-            )
-            self._writer.start()
-        else:
-            self._changed.notify_all()
+    def _start_writer(self) -> None:
+        """Start the writer thread (called with the lock held, when none runs). A running
+        writer needs no wake-up: it never waits for frames, only for the socket."""
+        self._writer = threading.Thread(
+            target=self._write_loop, name=f"pymasep-comm-writer-{self.peer_id}", daemon=True
+        )
+        self._writer.start()
 
     def _write_loop(self) -> None:
         """Writer thread: write the queue in large writes, then the bye when closing;
@@ -323,6 +334,7 @@ class SocketHandler(threading.Thread):
                             bye = conn.bye_bytes()
                             conn.enqueue((bye,), len(bye), 0, _monotonic())
                             continue
+                        conn.ran_dry()
                         if conn.bye_sent:
                             # Only our writing direction closes: the peer may still have
                             # frames in flight, which the reader delivers until it closes.
@@ -331,7 +343,7 @@ class SocketHandler(threading.Thread):
                         self._writer = None
                         self._changed.notify_all()
                         return
-                    batch = [queue[i] for i in range(min(len(queue), _IOV_MAX))]
+                    batch = list(islice(queue, _IOV_MAX))
                     deadline = conn.send_deadline()
                     if deadline is None and conn.limits.soft_limit:
                         # The soft limit may be passed while this thread waits for the
@@ -427,7 +439,8 @@ class SocketHandler(threading.Thread):
         try:
             pending = list(conn.pending_frames)
             conn.pending_frames.clear()
-            self._deliver(conn.receive_frames(pending))
+            conn.frames_received += len(pending)
+            self._deliver(pending)
             reason = self._read_loop(conn)
         except CommunicationError as error:  # before OSError: a ProtocolError is one
             self.logger.warning("closing %s: %s", self.peer_id or self.addr, error)
@@ -459,6 +472,7 @@ class SocketHandler(threading.Thread):
         decode_whole = conn.decoder.decode_whole
         on_receive = self.on_receive
         data_kind = FrameKind.DATA
+        lock = self.lock
         while True:
             deadline = conn.receive_deadline()
             close_deadline = self._close_deadline
@@ -474,6 +488,9 @@ class SocketHandler(threading.Thread):
             if not count:
                 with self.lock:
                     return conn.receive_eof()
+            lock.acquire()
+            conn.received()
+            lock.release()
             frame = decode_whole(view, count)
             if frame is not None and frame.kind is data_kind:
                 # A read holding one data frame (a request, a reply) is the common case.
@@ -486,19 +503,28 @@ class SocketHandler(threading.Thread):
                 continue
             if frame is not None:
                 conn.bytes_received += count
-                frames = conn.receive_frames((frame,))
+                conn.frames_received += 1
+                self._deliver((frame,))
             else:
-                frames = conn.receive_data(view[:count], _monotonic())
-            self._deliver(frames)
+                self._deliver(conn.feed(view[:count], _monotonic()))
             if conn.bye_received:
                 with self.lock:
                     return conn.bye_reason()
 
     def _deliver(self, frames: Iterable[Frame]) -> None:
-        """Hand data frames to :meth:`on_receive`, each alone."""
+        """Hand data frames to :meth:`on_receive`, each alone; control frames to the
+        connection (after a bye, the rest is not delivered)."""
+        conn = self.connection
+        data_kind = FrameKind.DATA
+        on_receive = self.on_receive
         for frame in frames:
+            if frame.kind is not data_kind:
+                conn.control_frame(frame)
+                if conn.bye_received:
+                    return
+                continue
             try:
-                self.on_receive(frame)
+                on_receive(frame)
             except Exception:
                 # The application's bug must not cut the game's connection.
                 self.logger.exception("on_receive failed for a frame from %s", self.peer_id)
@@ -540,7 +566,8 @@ class SocketHandler(threading.Thread):
         with self.lock:
             if not self.connection.close():
                 return
-            self._wake_writer()
+            if self._writer is None:
+                self._start_writer()
         self.logger.debug("closing connection to %s", self.peer_id)
 
     def wait_closed(self, timeout: float | None) -> bool:

@@ -311,6 +311,9 @@ class Server(BaseThreadedCommunication):
             :class:`~pymasep.comm.core.SendLimits`).
         stall_timeout: Seconds an interface may stay silent in the middle of a frame
             before it is cut; None never cuts.
+        linger: Seconds to deliver queued frames and close gracefully at interpreter
+            exit if still open then (the program may end without :meth:`close`);
+            by default :data:`pymasep.comm.core.linger.DEFAULT_LINGER` (10 s).
         name: A name that discovery shows beside the server's id.
         discovery_group: Multicast group that discovery queries are sent to.
         discovery_port: UDP port that discovery queries are sent to.
@@ -335,6 +338,7 @@ class Server(BaseThreadedCommunication):
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         send_limits: SendLimits = DEFAULT_SEND_LIMITS,
         stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+        linger: float | None = None,
         name: str | None = None,
         discovery_group: str = DEFAULT_GROUP,
         discovery_port: int = DEFAULT_PORT,
@@ -356,6 +360,7 @@ class Server(BaseThreadedCommunication):
         self.max_frame_size = max_frame_size
         self.send_limits = send_limits
         self.stall_timeout = stall_timeout
+        self.linger = linger
         self.name = name
         self.discovery_group = discovery_group
         self.discovery_port = discovery_port
