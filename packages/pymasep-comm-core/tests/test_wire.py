@@ -43,7 +43,7 @@ def test_constants() -> None:
     assert PREAMBLE == b"\x89PMC\x01"
     assert V1_MAX_FRAME_SIZE == 4_294_967_295
     assert LEGACY_MAX_FRAME_SIZE == 65_535
-    assert DEFAULT_MAX_FRAME_SIZE == 67_108_864
+    assert DEFAULT_MAX_FRAME_SIZE == 16_777_216
 
 
 def test_wire_accepts_plain_strings() -> None:
@@ -323,7 +323,7 @@ def test_oversized_frame_after_good_frames_in_the_same_chunk() -> None:
 
 
 def test_4_gib_header_is_refused_without_allocating() -> None:
-    decoder = FrameDecoder()  # default limit: 64 MiB
+    decoder = FrameDecoder()  # default limit: 16 MiB
     header = encode_header(FrameKind.DATA, 2**32 - 1, Wire.V1)
     tracemalloc.start()
     try:

@@ -6,6 +6,7 @@ clients are plain sockets. Each fault of pymasep 0.2's server has a test here.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import inspect
 import logging
@@ -38,9 +39,11 @@ from peers import (
 from pymasep.comm.core import (
     ConnectionClosedError,
     ConnectionRejectedError,
+    DisconnectCode,
     Frame,
     FrameKind,
     FrameTooLargeError,
+    SendLimits,
     SocketHandler,
     SocketHandlerQueue,
     UnknownConnectionError,
@@ -385,6 +388,56 @@ def test_a_flood_past_the_limit_in_one_selector_batch_does_not_kill_the_accept_l
         _Gate.release.set()
         for sock in flood:
             sock.close()
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux's /proc")
+def test_a_stalled_interface_costs_the_engine_bounded_memory_and_delays_nobody(
+    make_server: MakeServer, inbox: queue.Queue[bytes]
+) -> None:
+    limit = 8 << 20
+    server = make_server(SocketHandlerQueue, (inbox,), send_limits=SendLimits(hard_limit=limit))
+    stalled = RawClient(server.port, "stalled")  # connected, and never reads
+    honest = [RawClient(server.port, f"honest{n}") for n in range(2)]
+    for ident in ("stalled", "honest0", "honest1"):
+        wait_registered(server, ident)
+    steps, frame = 2000, Frame(bytes(100_000))  # 200 MB for each interface
+
+    def play(client: RawClient) -> int:
+        received = 0
+        for _ in range(steps):
+            if client.recv_frame() is None:
+                break
+            received += 1
+            client.send(b"action")
+        return received
+
+    players = [in_thread(play, client) for client in honest]
+    before, peak_rss, peak_queued = _rss(), 0, 0
+    for step in range(steps):  # a game: each step, an observation to all, then actions
+        for client in honest:
+            server.send_frame_to(client.handshake.ident, frame)
+        if server.is_connection_registered("stalled"):
+            handler = server.get_connection("stalled")
+            with contextlib.suppress(ConnectionClosedError):  # cut meanwhile
+                server.send_frame_to("stalled", frame)
+            peak_queued = max(peak_queued, handler.stats.bytes_queued)
+        # The others are not delayed by the stalled one (a generous bound, for busy CI).
+        assert [inbox.get(timeout=5) for _ in honest] == [b"action", b"action"]
+        if step % 50 == 0:
+            peak_rss = max(peak_rss, _rss() - before)
+    assert [join(60) for join in players] == [steps, steps]
+    ident, reason = server.ended.get(timeout=10)
+    assert ident == "stalled"
+    assert reason.code is DisconnectCode.SLOW_CONSUMER  # type: ignore[attr-defined]
+    assert peak_queued <= limit
+    assert peak_rss < limit + (64 << 20)  # unbounded, it would be 200 MB
+    stalled.sock.close()
 
 
 class _Broken(SocketHandler):

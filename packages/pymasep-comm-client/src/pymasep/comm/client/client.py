@@ -65,7 +65,7 @@ class Client(BaseThreadedCommunication):
         stall_timeout: Seconds the server may stay silent in the middle of a frame
             before it is cut; None never cuts.
         linger: Seconds to deliver queued frames and close gracefully at interpreter
-            exit if still open then (the program may end without :meth:`close`);
+            exit if still open then (the program may end without ``close()``);
             by default :data:`pymasep.comm.core.linger.DEFAULT_LINGER` (10 s).
         discovery_group: Multicast group that :meth:`search_server` queries.
         discovery_port: UDP port that :meth:`search_server` queries.

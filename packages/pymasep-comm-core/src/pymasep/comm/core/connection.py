@@ -4,16 +4,17 @@ A :class:`Connection` takes bytes received and calls to send or close, and hands
 frames to deliver, bytes to write and, in the end, a :class:`DisconnectReason`. It owns
 the rules that every transport must agree on:
 
-* **States.** ``OPEN`` (frames go both ways), ``CLOSING`` (this side said it will say bye:
-  no new frame is accepted, queued frames still go out, then the bye; frames the peer
-  still sends are delivered until it closes too) and ``CLOSED``. The handshake before
-  ``OPEN`` belongs to :mod:`pymasep.comm.core.handshake`; :meth:`Connection.from_handshake`
-  takes over where it ends.
-* **Bye.** The side that closes sends its queued frames, then a bye, then ends its writing
-  direction, and reads until the peer ends too (:data:`CLOSED_LOCALLY`). The side that
-  receives a bye ends at once (:data:`CLOSED_BY_PEER`): its peer reads nothing more, so
-  frames still queued for it are dropped. An end of stream without a bye is
-  :data:`CONNECTION_LOST`.
+* **States.** ``OPEN`` (frames go both ways), ``CLOSING`` (this side said it will say
+  bye: no new frame is accepted, queued frames still go out, then the bye; frames the
+  peer still sends are delivered until it closes too) and ``CLOSED``. The handshake
+  before ``OPEN`` belongs to :mod:`pymasep.comm.core.handshake`;
+  :meth:`~pymasep.comm.core.Connection.from_handshake` takes over where it ends.
+* **Bye.** The side that closes sends its queued frames, then a bye, then ends its
+  writing direction, and reads until the peer ends too
+  (:data:`~pymasep.comm.core.CLOSED_LOCALLY`). The side that receives a bye ends at once
+  (:data:`~pymasep.comm.core.CLOSED_BY_PEER`): its peer reads nothing more, so frames
+  still queued for it are dropped. An end of stream without a bye is
+  :data:`~pymasep.comm.core.CONNECTION_LOST`.
 * **Writing at once or in batches.** A frame is written at once by its sender when
   nothing waits before it, unless the connection is streaming: :data:`STREAM_AFTER`
   frames sent in a row with nothing received and without the queue running dry. Then
@@ -309,7 +310,9 @@ class Connection:
         self.pending_frames: deque[Frame] = deque(pending_frames)
         """Frames received but not handed out yet (those that came with the hello)."""
         self.bye_sent = False
+        """True once :meth:`bye_bytes` gave the bye to write."""
         self.bye_received = False
+        """True once the peer's bye arrived: the driver then ends the connection."""
         self.queued_bytes = 0
         self.queued_frames = 0
         self.frames_sent = 0
@@ -536,9 +539,9 @@ class Connection:
     def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> list[Frame]:
         """Feed bytes received; return the data frames they complete, in order.
 
-        A bye among them sets :attr:`bye_received`: the frames before it are returned,
-        those after it are not (the peer said it sends nothing more), and the driver
-        ends the connection with :meth:`bye_reason`.
+        A bye among them sets :attr:`~pymasep.comm.core.Connection.bye_received`: the
+        frames before it are returned, those after it are not (the peer said it sends
+        nothing more), and the driver ends the connection with :meth:`bye_reason`.
 
         Raises:
             ProtocolError: The bytes break the protocol (the driver ends the connection
@@ -562,7 +565,8 @@ class Connection:
 
     def control_frame(self, frame: Frame) -> None:
         """Take a frame other than data that arrived after the handshake: a bye sets
-        :attr:`bye_received` (frames after it are not for the application).
+        :attr:`~pymasep.comm.core.Connection.bye_received` (frames after it are not for
+        the application).
 
         Raises:
             ProtocolError: A frame that has no place after the handshake (a hello).
@@ -587,7 +591,7 @@ class Connection:
         return data
 
     def bye_reason(self) -> DisconnectReason:
-        """The reason to end with once :attr:`bye_received` is set."""
+        """The reason to end with once :attr:`~pymasep.comm.core.Connection.bye_received` is set."""
         if self.state is ConnectionState.CLOSING:
             return DisconnectReason(CLOSED_LOCALLY)
         return DisconnectReason(CLOSED_BY_PEER)

@@ -3,7 +3,7 @@
 A frame that :meth:`~pymasep.comm.core.BaseThreadedCommunication.send_frame_to` or
 :meth:`~pymasep.comm.core.SocketHandler.send_frame_async` accepted is delivered even if
 the program ends right after, as ZeroMQ's ``LINGER`` does: at interpreter exit (an
-:mod:`atexit` hook, registered once), every communication that is still open sends its
+``atexit`` hook, registered once), every communication that is still open sends its
 queued frames, says bye and waits for its peers to close, for ``linger`` seconds at most.
 The handlers' threads are daemon threads, so without this they would die with the
 interpreter and take the queued frames with them; pymasep's engine never calls

@@ -149,11 +149,11 @@ class SocketHandler(threading.Thread):
         connection: Connection,
         on_closed: Callable[[SocketHandler, DisconnectReason], None] | None = None,
     ) -> None:
-        """Take over a connection, as its handshake opened it (call before :meth:`start`).
+        """Take over a connection, as its handshake opened it (call before ``start()``).
 
         Args:
             connection: The connection, usually what
-                :meth:`~pymasep.comm.core.connection.Connection.from_handshake` made.
+                :meth:`~pymasep.comm.core.Connection.from_handshake` made.
             on_closed: Called once when the connection ends, before :meth:`on_disconnect`
                 (what :class:`~pymasep.comm.core.BaseThreadedCommunication` uses to
                 unregister it).

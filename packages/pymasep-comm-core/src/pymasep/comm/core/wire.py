@@ -41,8 +41,14 @@ PROTOCOL_VERSION = 1
 
 PREAMBLE = MAGIC + bytes([PROTOCOL_VERSION])
 
-DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024
-"""Largest payload a receiver accepts unless configured otherwise (64 MiB)."""
+DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
+"""Largest payload a receiver accepts unless configured otherwise (16 MiB).
+
+A peer can make a receiver hold up to this much for a frame it never finishes (until the
+stall timeout cuts it), on every connection at once: the limit is what a hostile or
+broken peer may cost. 16 MiB is 256 times the largest message pymasep 0.2 could send
+(64 KiB), and room for a large game state or an image; websockets chooses 1 MiB for the
+web. An application with larger messages raises it on both sides (``max_frame_size=``)."""
 
 V1_MAX_FRAME_SIZE = 2**32 - 1
 """Largest payload the v1 header can describe."""

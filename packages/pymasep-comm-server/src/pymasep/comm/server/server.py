@@ -312,7 +312,7 @@ class Server(BaseThreadedCommunication):
         stall_timeout: Seconds an interface may stay silent in the middle of a frame
             before it is cut; None never cuts.
         linger: Seconds to deliver queued frames and close gracefully at interpreter
-            exit if still open then (the program may end without :meth:`close`);
+            exit if still open then (the program may end without ``close()``);
             by default :data:`pymasep.comm.core.linger.DEFAULT_LINGER` (10 s).
         name: A name that discovery shows beside the server's id.
         discovery_group: Multicast group that discovery queries are sent to.
@@ -419,6 +419,20 @@ class Server(BaseThreadedCommunication):
         """Stop the wait announcement thread."""
         if self.wait_announcement_thread is not None:
             self.wait_announcement_thread.stop()
+
+    def wait_for_connections(self, count: int, timeout: float | None = None) -> bool:
+        """Wait until at least ``count`` interfaces are connected (``count=0``: until
+        none is).
+
+        Args:
+            count: Number of connections to wait for; 0 waits until every interface has
+                left.
+            timeout: Seconds to wait at most; None waits as long as it takes.
+
+        Returns:
+            True if the condition holds, False after ``timeout``.
+        """
+        return super().wait_for_connections(count, timeout)
 
     def _admit(self, conn: socket.socket, addr: Any, handshake: ServerHandshake) -> None:
         """Register a client whose hello has arrived, or refuse it with a reason."""
