@@ -35,6 +35,7 @@ from peers import (
 )
 
 from pymasep.comm.client import Client
+from pymasep.comm.client import client as client_module
 from pymasep.comm.core import (
     CommunicationConnectionError,
     CommunicationTimeoutError,
@@ -53,6 +54,7 @@ from pymasep.comm.core import (
     encode_frame,
 )
 from pymasep.comm.core.communication import BaseThreadedCommunication
+from pymasep.comm.core.discovery import ServerInfo
 from pymasep.comm.core.handshake import ServerHandshake
 from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
 from pymasep.comm.core.wire import PREAMBLE, encode_header
@@ -553,26 +555,24 @@ def test_a_graceful_close_delivers_every_frame_queued_before_it(
     assert _ended_once(client, ended, handler) == CLOSED_LOCALLY
 
 
+@pytest.mark.timeout(30)
 def test_close_is_idempotent_and_a_no_op_before_connect(
     connected: tuple[Interface, RawPeer], make_client: MakeClient
 ) -> None:
     make_client(ident="never-connected").close()
     client, peer = connected
     read = answer_the_bye(peer)
-    start = time.monotonic()
     client.close()
     client.close()
-    assert time.monotonic() - start < 1
     assert read() == [Frame.bye_frame()]
     assert client.connection_ids() == []
 
 
+@pytest.mark.timeout(30)
 def test_close_cuts_a_server_that_never_answers(connected: tuple[Interface, RawPeer]) -> None:
     client, _ = connected  # the raw server never reads, never closes
     handler = client.get_connection(ENGINE)
-    start = time.monotonic()
-    client.close(timeout=0.3)
-    assert time.monotonic() - start < 1
+    client.close(timeout=0.3)  # returns, else pytest-timeout
     assert not handler.is_alive()
     assert client.connection_ids() == []
 
@@ -665,3 +665,27 @@ def test_on_receive_raising_does_not_cut_the_connection(
     client.send_frame_to(ENGINE, Frame(b"still connected"))
     assert peer.recv_data() == b"still connected"
     assert any("application bug" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
+# --- wire="auto" -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reported", ["legacy", "v1"])
+def test_wire_auto_speaks_the_wire_discovery_reported(
+    monkeypatch: pytest.MonkeyPatch, reported: str
+) -> None:
+    found = [ServerInfo("engine", LOOPBACK, 4242, reported)]
+    monkeypatch.setattr(client_module, "search_servers", lambda *args, **kwargs: found)
+    client = Client("iface", SocketHandler, (), wire="auto")
+    assert client.wire is Wire.V1  # nothing found yet: v1, which is the default
+    assert client.search_server() == found
+    assert client.wire is Wire(reported)
+    assert (client.host, client.port) == (LOOPBACK, 4242)
+
+
+def test_a_fixed_wire_is_kept_whatever_discovery_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    found = [ServerInfo("engine", LOOPBACK, 4242, "legacy")]
+    monkeypatch.setattr(client_module, "search_servers", lambda *args, **kwargs: found)
+    client = Client("iface", SocketHandler, ())
+    client.search_server()
+    assert client.wire is Wire.V1
