@@ -25,6 +25,7 @@ from pymasep.comm.core import (
     Wire,
     encode_frame,
 )
+from pymasep.comm.core.connection import STREAM_AFTER
 from pymasep.comm.core.handshake import ClientHandshake, ServerHandshake
 
 KIB = 1024
@@ -238,3 +239,18 @@ def test_limits_are_checked() -> None:
         SendLimits("drop")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError):
         SendLimits(hard_limit=-1)
+
+
+def test_frames_are_written_at_once_until_a_stream_is_seen() -> None:
+    connection = Connection(Wire.V1, "peer")
+    assert all(connection.write_directly() for _ in range(STREAM_AFTER))
+    assert not connection.write_directly()  # one way, again and again: a stream
+    connection.received()  # a reply: requests and replies go out at once
+    assert connection.write_directly()
+    for _ in range(STREAM_AFTER):
+        connection.write_directly()
+    connection.ran_dry()  # the writer caught up: the next frames go out at once again
+    assert connection.write_directly()
+    connection.enqueue([b"waiting"], 7, 0, now=0)
+    connection.received()
+    assert not connection.write_directly()  # never ahead of what waits

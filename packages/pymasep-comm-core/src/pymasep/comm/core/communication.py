@@ -155,17 +155,30 @@ class BaseThreadedCommunication:
             or it is full), or ``""`` when it is accepted.
         """
         with self._current_connections_lock:
-            if not self._adding:
-                return "the server is closing"
-            if ident in self._current_connections:
-                return f"an interface with id {ident!r} is already connected"
-            if max_connections is not None and len(self._current_connections) >= max_connections:
-                return f"the server is full ({max_connections} connections)"
+            reason = self._refusal(ident, max_connections)
+            if reason:
+                return reason
             if before_adding is not None and not before_adding():
                 return ""
             self._current_connections[ident] = sh
             self._said_bye.pop(ident, None)
             self._connections_changed.notify_all()
+        return ""
+
+    def refusal_reason(self, ident: str, max_connections: int | None = None) -> str:
+        """Why :meth:`try_add_connection` would refuse ``ident`` now, or ``""``: a check
+        to make before building anything for a connection (it may change meanwhile;
+        :meth:`try_add_connection` checks again)."""
+        with self._current_connections_lock:
+            return self._refusal(ident, max_connections)
+
+    def _refusal(self, ident: str, max_connections: int | None) -> str:
+        if not self._adding:
+            return "the server is closing"
+        if ident in self._current_connections:
+            return f"an interface with id {ident!r} is already connected"
+        if max_connections is not None and len(self._current_connections) >= max_connections:
+            return f"the server is full ({max_connections} connections)"
         return ""
 
     def stop_adding_connections(self) -> None:

@@ -324,6 +324,10 @@ class Connection:
         self._last_receive = 0.0
         self.one_way_sends = 0
         """Frames sent since something was received or the queue ran dry."""
+        # Reads counted by the reader alone, and the count the senders last saw: each
+        # has a single writer, so neither needs the driver's lock.
+        self.reads = 0
+        self._reads_seen = 0
 
     @classmethod
     def from_handshake(
@@ -414,12 +418,16 @@ class Connection:
     def write_directly(self) -> bool:
         """Whether the next frame is written at once by its sender (else it is queued);
         counts it as sent one way."""
+        if self.reads != self._reads_seen:  # something arrived since: not a stream
+            self._reads_seen = self.reads
+            self.one_way_sends = 0
         self.one_way_sends += 1
         return not self.send_queue and self.one_way_sends <= STREAM_AFTER
 
     def received(self) -> None:
-        """Something arrived from the peer: the connection is not streaming."""
-        self.one_way_sends = 0
+        """Something arrived from the peer: the connection is not streaming (the reader
+        calls it, without the driver's lock)."""
+        self.reads += 1
 
     def ran_dry(self) -> None:
         """The writer found the queue empty: the next frames are written at once again."""

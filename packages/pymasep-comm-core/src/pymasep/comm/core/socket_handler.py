@@ -33,7 +33,6 @@ from .connection import (
     CLOSED_BY_PEER,
     CLOSED_LOCALLY,
     CONNECTION_LOST,
-    STREAM_AFTER,
     Buffer,
     Connection,
     ConnectionState,
@@ -70,7 +69,6 @@ _monotonic = time.monotonic
 # Up to this payload size, joining header and payload costs less than a gather write.
 _JOIN_LIMIT = 16 * 1024
 _OPEN = ConnectionState.OPEN
-_STREAM_AFTER = STREAM_AFTER
 _CLOSED = ConnectionState.CLOSED
 # MSG_DONTWAIT makes one send non-blocking without changing the socket's mode, which the
 # reading thread relies on. Where it does not exist every frame goes to the writer.
@@ -255,9 +253,7 @@ class SocketHandler(threading.Thread):
             if conn.state is not _OPEN:
                 conn.check_open()
             sent = 0
-            # Connection.write_directly(), inlined: this is the hot path of every send.
-            conn.one_way_sends += 1
-            if not conn.send_queue and conn.one_way_sends <= _STREAM_AFTER and _DONTWAIT:
+            if conn.write_directly() and _DONTWAIT:
                 # Nothing waits, and not a stream: write at once, as far as the kernel
                 # takes the bytes.
                 try:
@@ -472,25 +468,20 @@ class SocketHandler(threading.Thread):
         decode_whole = conn.decoder.decode_whole
         on_receive = self.on_receive
         data_kind = FrameKind.DATA
-        lock = self.lock
+        partial = False  # a frame is half received: its stall deadline runs
         while True:
-            deadline = conn.receive_deadline()
-            close_deadline = self._close_deadline
-            if close_deadline is not None and (deadline is None or close_deadline < deadline):
-                deadline = close_deadline
-            if deadline is not None and not _wait_readable(sock, deadline - _monotonic()):
-                if deadline is close_deadline:
-                    self.logger.info("%s did not close in time; cutting it", self.peer_id)
-                    return DisconnectReason(CLOSED_LOCALLY)
-                self.logger.warning("%s stalled in the middle of a frame", self.peer_id)
-                return conn.stalled()
+            # Between whole frames (a round trip's reads) nothing is computed here: the
+            # thread goes straight back to recv_into, which drops the GIL for the thread
+            # that on_receive may have woken.
+            if partial or self._close_deadline is not None:
+                reason = self._wait_for_bytes(conn)
+                if reason is not None:
+                    return reason
             count = recv_into(buffer)
             if not count:
                 with self.lock:
                     return conn.receive_eof()
-            lock.acquire()
-            conn.received()
-            lock.release()
+            conn.reads += 1  # Connection.received(), inlined
             frame = decode_whole(view, count)
             if frame is not None and frame.kind is data_kind:
                 # A read holding one data frame (a request, a reply) is the common case.
@@ -507,9 +498,25 @@ class SocketHandler(threading.Thread):
                 self._deliver((frame,))
             else:
                 self._deliver(conn.feed(view[:count], _monotonic()))
+                partial = conn.decoder.buffered != 0
             if conn.bye_received:
                 with self.lock:
                     return conn.bye_reason()
+
+    def _wait_for_bytes(self, conn: Connection) -> DisconnectReason | None:
+        """Wait until the socket is readable, or return why the connection ends: the
+        peer stalled in the middle of a frame, or a close from on_receive timed out."""
+        deadline = conn.receive_deadline()
+        close_deadline = self._close_deadline
+        if close_deadline is not None and (deadline is None or close_deadline < deadline):
+            deadline = close_deadline
+        if deadline is None or _wait_readable(self.socket, deadline - _monotonic()):
+            return None
+        if deadline is close_deadline:
+            self.logger.info("%s did not close in time; cutting it", self.peer_id)
+            return DisconnectReason(CLOSED_LOCALLY)
+        self.logger.warning("%s stalled in the middle of a frame", self.peer_id)
+        return conn.stalled()
 
     def _deliver(self, frames: Iterable[Frame]) -> None:
         """Hand data frames to :meth:`on_receive`, each alone; control frames to the
@@ -616,6 +623,10 @@ class SocketHandler(threading.Thread):
         if reason.code is not DisconnectCode.CLOSED_LOCALLY:
             self.logger.warning(
                 "cutting %s: %s (%d bytes dropped)", self.peer_id or self.addr, reason, dropped
+            )
+        elif dropped:
+            self.logger.warning(
+                "%s did not read in time: %d bytes were not sent", self.peer_id, dropped
             )
         # shutdown() wakes a thread blocked in recv() or select() on this socket;
         # close() alone would not. The reader then ends the connection.

@@ -441,6 +441,10 @@ class Server(BaseThreadedCommunication):
         conn.setblocking(True)
         # The answer is small and the socket new: it fits the send buffer at once.
         conn.settimeout(self.handshake_timeout)
+        reason = self.refusal_reason(ident, self.max_connection)
+        if reason:  # refused before the application's handler is even built
+            self._refuse_hello(conn, addr, handshake, reason)
+            return
         try:
             handler = self.socket_handler_class(conn, addr, self.logger, *self.socket_handler_args)
             handler.attach(
@@ -460,15 +464,20 @@ class Server(BaseThreadedCommunication):
             before_adding=lambda: self._accept_hello(conn, handshake),
         )
         if reason:
-            self.logger.info("refusing %s from %s: %s", ident, addr, reason)
-            with contextlib.suppress(OSError):
-                conn.sendall(handshake.refuse_bytes(reason))
-            conn.close()
+            self._refuse_hello(conn, addr, handshake, reason)
             return
         if conn.fileno() == -1:  # it left while the hello was answered
             return
         handler.start()
         self.logger.info("%s connected from %s (%s wire)", ident, addr, handshake.wire)
+
+    def _refuse_hello(
+        self, conn: socket.socket, addr: Any, handshake: ServerHandshake, reason: str
+    ) -> None:
+        self.logger.info("refusing %s from %s: %s", handshake.client_ident, addr, reason)
+        with contextlib.suppress(OSError):
+            conn.sendall(handshake.refuse_bytes(reason))
+        conn.close()
 
     def _accept_hello(self, conn: socket.socket, handshake: ServerHandshake) -> bool:
         """Answer a hello that is accepted; False if the client has left meanwhile."""
