@@ -796,3 +796,15 @@ def test_the_writer_thread_ends_once_nothing_is_left_to_write(connect: Connect) 
         writer.join(10)
         assert not writer.is_alive()
     assert handler.stats.frames_sent == 2
+
+
+def test_the_handlers_records_carry_the_peer(
+    connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger=LOGGER.name):
+        handler, peer = connect(start=False)
+        handler.attach(Connection(Wire.V1, "interface-7"))
+        handler.start()
+        peer.send_bye()
+        handler.join(5)
+    assert {getattr(r, "peer", None) for r in caplog.records} == {"interface-7"}

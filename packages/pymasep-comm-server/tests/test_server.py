@@ -455,6 +455,29 @@ def test_once_close_returns_no_connection_can_be_registered(make_server: MakeSer
     assert server.connection_ids() == []
 
 
+@pytest.mark.timeout(30)
+def test_an_accept_loop_that_fails_closes_the_listener_and_says_so(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("accept bug")
+
+    monkeypatch.setattr(server_module._WaitConnection, "_accept", broken)
+    with caplog.at_level(logging.ERROR, logger="pymasep.comm.server"):
+        server = make_server()
+        # Never served: it is reset with the listener (it waited in its queue).
+        with (
+            socket.create_connection((LOOPBACK, server.port), timeout=5) as first,
+            contextlib.suppress(ConnectionResetError),
+        ):
+            assert read_to_eof(first) == b""
+        server.wait_connection_thread.join(10)
+    # Never half alive: nobody hangs in connect() behind a loop that is gone.
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((LOOPBACK, server.port), timeout=5).close()
+    assert any(r.exc_info and "accept bug" in str(r.exc_info[1]) for r in caplog.records)
+
+
 class _Broken(SocketHandler):
     def __init__(self, conn: socket.socket, addr: Any, logger: Any, box: list[int]) -> None:
         box.append(1)

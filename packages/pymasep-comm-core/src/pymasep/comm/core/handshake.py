@@ -11,6 +11,7 @@ from __future__ import annotations
 from .exceptions import (
     ConnectionRejectedError,
     HandshakeError,
+    InvalidArgumentError,
     PeerFrameTooLargeError,
     ProtocolError,
 )
@@ -131,7 +132,7 @@ class ClientHandshake(_Side):
         self, ident: str, wire: Wire = Wire.V1, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     ) -> None:
         if not ident:
-            raise ValueError("the client id must not be empty")
+            raise InvalidArgumentError("the client id must not be empty")
         super().__init__(Wire(wire), max_frame_size)
         self.ident = ident
         self.server_ident: str | None = None

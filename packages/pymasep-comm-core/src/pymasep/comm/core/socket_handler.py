@@ -138,6 +138,8 @@ class SocketHandler(threading.Thread):
         self._close_deadline: float | None = None  # set when close() runs in the reader
         self._finished = threading.Event()
         self._callbacks_done = threading.Event()
+        # The library's own records carry the peer (record.peer), whatever the logger.
+        self._log = logging.LoggerAdapter(logger, {"peer": str(addr)})
         if conn.family in (socket.AF_INET, socket.AF_INET6):
             # Frames are whole messages: send each at once instead of waiting for more.
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -160,6 +162,7 @@ class SocketHandler(threading.Thread):
         self._on_closed = on_closed
         if connection.peer_id is not None:
             self.name = f"pymasep-comm-reader-{connection.peer_id}"
+            self._log = logging.LoggerAdapter(self.logger, {"peer": connection.peer_id})
 
     @property
     def wire(self) -> Wire:
@@ -360,10 +363,10 @@ class SocketHandler(threading.Thread):
                     self._abort(slow)
         except OSError as error:
             if not self._finished.is_set():
-                self.logger.info("writing to %s failed: %s", self.peer_id, error)
+                self._log.info("writing to %s failed: %s", self.peer_id, error)
                 self._abort(DisconnectReason(CONNECTION_LOST, str(error)))
         except Exception as error:
-            self.logger.exception("the writer of %s failed", self.peer_id)
+            self._log.exception("the writer of %s failed", self.peer_id)
             self._abort(DisconnectReason(DisconnectCode.INTERNAL_ERROR, repr(error)))
         finally:
             with self.lock:
@@ -406,7 +409,7 @@ class SocketHandler(threading.Thread):
                 raise ConnectionClosedError(f"{self.peer_id or self.addr}: {CONNECTION_LOST}")
             pending.extend(self.connection.decoder.feed(data))
         frame = pending.popleft()
-        self.logger.debug("received %r", frame)
+        self._log.debug("received %r", frame)
         return frame
 
     def on_receive(self, frame: Frame) -> None:
@@ -439,7 +442,7 @@ class SocketHandler(threading.Thread):
             self._deliver(pending)
             reason = self._read_loop(conn)
         except CommunicationError as error:  # before OSError: a ProtocolError is one
-            self.logger.warning("closing %s: %s", self.peer_id or self.addr, error)
+            self._log.warning("closing %s: %s", self.peer_id or self.addr, error)
             reason = conn.protocol_error(error)
         except OSError as error:
             with self.lock:
@@ -450,7 +453,7 @@ class SocketHandler(threading.Thread):
                 else DisconnectReason(CONNECTION_LOST, str(error))
             )
         except Exception as error:
-            self.logger.exception("the reader of %s failed", self.peer_id or self.addr)
+            self._log.exception("the reader of %s failed", self.peer_id or self.addr)
             reason = DisconnectReason(DisconnectCode.INTERNAL_ERROR, repr(error))
         finally:
             self._finish(reason or DisconnectReason(CONNECTION_LOST))
@@ -490,7 +493,7 @@ class SocketHandler(threading.Thread):
                 try:
                     on_receive(frame)
                 except Exception:
-                    self.logger.exception("on_receive failed for a frame from %s", self.peer_id)
+                    self._log.exception("on_receive failed for a frame from %s", self.peer_id)
                 continue
             if frame is not None:
                 conn.bytes_received += count
@@ -513,9 +516,9 @@ class SocketHandler(threading.Thread):
         if deadline is None or _wait_readable(self.socket, deadline - _monotonic()):
             return None
         if deadline is close_deadline:
-            self.logger.info("%s did not close in time; cutting it", self.peer_id)
+            self._log.info("%s did not close in time; cutting it", self.peer_id)
             return DisconnectReason(CLOSED_LOCALLY)
-        self.logger.warning("%s stalled in the middle of a frame", self.peer_id)
+        self._log.warning("%s stalled in the middle of a frame", self.peer_id)
         return conn.stalled()
 
     def _deliver(self, frames: Iterable[Frame]) -> None:
@@ -534,7 +537,7 @@ class SocketHandler(threading.Thread):
                 on_receive(frame)
             except Exception:
                 # The application's bug must not cut the game's connection.
-                self.logger.exception("on_receive failed for a frame from %s", self.peer_id)
+                self._log.exception("on_receive failed for a frame from %s", self.peer_id)
 
     # -- closing ---------------------------------------------------------------------
 
@@ -575,7 +578,7 @@ class SocketHandler(threading.Thread):
                 return
             if self._writer is None:
                 self._start_writer()
-        self.logger.debug("closing connection to %s", self.peer_id)
+        self._log.debug("closing connection to %s", self.peer_id)
 
     def wait_closed(self, timeout: float | None) -> bool:
         """Wait until the connection has ended, ``timeout`` seconds at most.
@@ -621,11 +624,11 @@ class SocketHandler(threading.Thread):
             dropped = conn.finish(reason)
             self._changed.notify_all()
         if reason.code is not DisconnectCode.CLOSED_LOCALLY:
-            self.logger.warning(
+            self._log.warning(
                 "cutting %s: %s (%d bytes dropped)", self.peer_id or self.addr, reason, dropped
             )
         elif dropped:
-            self.logger.warning(
+            self._log.warning(
                 "%s did not read in time: %d bytes were not sent", self.peer_id, dropped
             )
         # shutdown() wakes a thread blocked in recv() or select() on this socket;
@@ -648,22 +651,22 @@ class SocketHandler(threading.Thread):
             self._changed.notify_all()
             writer = self._writer
         if dropped:
-            self.logger.warning("%d bytes for %s were not sent: %s", dropped, self.peer_id, reason)
+            self._log.warning("%d bytes for %s were not sent: %s", dropped, self.peer_id, reason)
         with contextlib.suppress(OSError):
             self.socket.shutdown(socket.SHUT_RDWR)
         if writer is not None and writer is not threading.current_thread():
             writer.join(_JOIN_GRACE)
         self.socket.close()
-        self.logger.info("connection to %s ended: %s", self.peer_id or self.addr, reason)
+        self._log.info("connection to %s ended: %s", self.peer_id or self.addr, reason)
         try:
             if self._on_closed is not None:
                 self._on_closed(self, reason)
         except Exception:
-            self.logger.exception("on_closed failed for %s", self.peer_id)
+            self._log.exception("on_closed failed for %s", self.peer_id)
         try:
             self.on_disconnect(reason)
         except Exception:
-            self.logger.exception("on_disconnect failed for %s", self.peer_id)
+            self._log.exception("on_disconnect failed for %s", self.peer_id)
         self._callbacks_done.set()
 
     def flush(self, timeout: float | None = None) -> None:
