@@ -39,17 +39,24 @@ class _Lingering(Protocol):
     def close(self, timeout: float = ...) -> None: ...
 
 
-_open: weakref.WeakSet[_Lingering] = weakref.WeakSet()
-_lock = threading.Lock()
+# By id, not in a WeakSet: a subclass that defines __eq__ may not be hashable.
+_open: dict[int, weakref.ref[_Lingering]] = {}
+_lock = threading.RLock()  # reentrant: a weakref callback may run inside it (GC)
 _hooked = False
+
+
+def _forget(key: int) -> None:
+    with _lock:
+        _open.pop(key, None)
 
 
 def track(communication: _Lingering) -> None:
     """Close ``communication`` at interpreter exit if it is still alive then (it is held
     weakly: tracking keeps nothing alive)."""
     global _hooked
+    key = id(communication)
     with _lock:
-        _open.add(communication)
+        _open[key] = weakref.ref(communication, lambda _: _forget(key))
         if not _hooked:
             atexit.register(_close_at_exit)
             _hooked = True
@@ -57,7 +64,7 @@ def track(communication: _Lingering) -> None:
 
 def _close_at_exit() -> None:
     with _lock:
-        communications = list(_open)
+        communications = [c for c in (ref() for ref in _open.values()) if c is not None]
     start = time.monotonic()
     for communication in communications:
         linger = communication.linger if communication.linger is not None else DEFAULT_LINGER
