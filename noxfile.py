@@ -92,11 +92,14 @@ def bench(session: nox.Session) -> None:
     rewrite docs/benchmarks.md and its chart."""
     _install(session, *DISTRIBUTIONS, requirements=("pyzmq", "matplotlib"))
     python02 = _pymasep02(session)
+    env = {"PYMASEP02_PYTHON": python02} if python02 else {}
+    if python02:  # pymasep's own game on pymasep-comm, against the same on 0.2
+        env["PYMASEP_ON_COMM_PYTHON"] = _pymasep_on_comm(session)
     session.run(
         "python",
         str(ROOT / "integration_tests" / "benchmarks" / "run.py"),
         *session.posargs,
-        env={"PYMASEP02_PYTHON": python02} if python02 else {},
+        env=env,
     )
 
 
@@ -191,16 +194,14 @@ def games(session: nox.Session) -> None:
 PYMASEP_ON_COMM = ROOT / "integration_tests" / "pymasep"
 
 
-@nox.session
-def pymasep(session: nox.Session) -> None:
-    """pymasep 0.2's own engine and interfaces on pymasep-comm: install them as
-    docs/migration.md says (pymasep 0.2 from PyPI, then our three wheels over it), check
-    with ``python -m pymasep.comm.core`` that no 0.2 code is left in
-    pymasep.communication, then play whole games across processes."""
+def _pymasep_on_comm(session: nox.Session) -> str:
+    """Install pymasep 0.2 then our three wheels over it, in a fresh virtualenv, exactly
+    as docs/migration.md says; check it with ``python -m pymasep.comm.core`` (no 0.2 code
+    left in pymasep.communication); return its interpreter."""
     import shutil
     import sys
 
-    session.install("pytest>=8", "pytest-timeout>=2.3", "hatchling>=1.27")
+    session.install("hatchling>=1.27")
     version = (ROOT / "VERSION").read_text().strip()
     tmp = Path(session.create_tmp()).resolve()  # the processes run in other directories
     wheels = tmp / "wheels"
@@ -219,14 +220,19 @@ def pymasep(session: nox.Session) -> None:
     ]
     session.run(*pip, *files, external=True)
     with session.chdir(tmp):  # importing pymasep 0.2 may write logs/ into the working directory
-        session.run(
-            python,
-            "-m",
-            "pymasep.comm.core",
-            external=True,
-            env={"PYGAME_HIDE_SUPPORT_PROMPT": "1"},
-        )
-    env = {"PYMASEP_ON_COMM_PYTHON": python}
+        quiet = {"PYGAME_HIDE_SUPPORT_PROMPT": "1"}
+        session.run(python, "-m", "pymasep.comm.core", external=True, env=quiet)
+    return python
+
+
+@nox.session
+def pymasep(session: nox.Session) -> None:
+    """pymasep 0.2's own engine and interfaces on pymasep-comm: install them as
+    docs/migration.md says (pymasep 0.2 from PyPI, then our three wheels over it), check
+    with ``python -m pymasep.comm.core`` that no 0.2 code is left in
+    pymasep.communication, then play whole games across processes."""
+    session.install("pytest>=8", "pytest-timeout>=2.3")
+    env = {"PYMASEP_ON_COMM_PYTHON": _pymasep_on_comm(session)}
     session.run(
         "pytest", "-rs", "--timeout", "600", str(PYMASEP_ON_COMM), *session.posargs, env=env
     )
