@@ -80,7 +80,8 @@ class Child:
                 self._news.get(timeout=remaining)
             except queue.Empty:
                 break
-        raise TimeoutError(f"{self.name}: no {label} line matching {pattern!r} in {timeout} s")
+        why = f"exited with {self.process.returncode}" if ended else f"within {timeout} s"
+        raise TimeoutError(f"{self.name}: no {label} line matching {pattern!r}: {why}")
 
     def wait(self, timeout: float) -> int | None:
         try:
