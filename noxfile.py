@@ -20,7 +20,15 @@ NEEDS = {"core": ("core",), "server": ("core", "server"), "client": ("core", "cl
 TEST_REQUIREMENTS = ("pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100")
 
 nox.needs_version = ">=2024.3.2"
-nox.options.sessions = ["tests", "integration", "lint", "typecheck", "interop", "games"]
+nox.options.sessions = [
+    "tests",
+    "integration",
+    "lint",
+    "typecheck",
+    "interop",
+    "games",
+    "pymasep",
+]
 nox.options.error_on_external_run = True
 
 
@@ -49,6 +57,8 @@ def integration(session: nox.Session) -> None:
         str(ROOT / "integration_tests" / "interop"),
         "--ignore",
         str(ROOT / "integration_tests" / "games"),
+        "--ignore",
+        str(ROOT / "integration_tests" / "pymasep"),
         "--ignore",
         str(ROOT / "integration_tests" / "benchmarks"),
         *session.posargs,
@@ -82,11 +92,14 @@ def bench(session: nox.Session) -> None:
     rewrite docs/benchmarks.md and its chart."""
     _install(session, *DISTRIBUTIONS, requirements=("pyzmq", "matplotlib"))
     python02 = _pymasep02(session)
+    env = {"PYMASEP02_PYTHON": python02} if python02 else {}
+    if python02:  # pymasep's own game on pymasep-comm, against the same on 0.2
+        env["PYMASEP_ON_COMM_PYTHON"] = _pymasep_on_comm(session)
     session.run(
         "python",
         str(ROOT / "integration_tests" / "benchmarks" / "run.py"),
         *session.posargs,
-        env={"PYMASEP02_PYTHON": python02} if python02 else {},
+        env=env,
     )
 
 
@@ -176,6 +189,57 @@ def games(session: nox.Session) -> None:
         pythons[side] = python
     env = {"GAMES_ENGINE_PYTHON": pythons["server"], "GAMES_INTERFACE_PYTHON": pythons["client"]}
     session.run("pytest", "-rs", "--timeout", "120", str(GAMES), *session.posargs, env=env)
+
+
+PYMASEP_ON_COMM = ROOT / "integration_tests" / "pymasep"
+
+
+def _pymasep_on_comm(session: nox.Session) -> str:
+    """Install pymasep 0.2 then our three wheels over it, in a fresh virtualenv, exactly
+    as docs/migration.md says; check it with ``python -m pymasep.comm.core`` (no 0.2 code
+    left in pymasep.communication); return its interpreter."""
+    import shutil
+    import sys
+
+    session.install("hatchling>=1.27")
+    version = (ROOT / "VERSION").read_text().strip()
+    tmp = Path(session.create_tmp()).resolve()  # the processes run in other directories
+    wheels = tmp / "wheels"
+    shutil.rmtree(wheels, ignore_errors=True)
+    projects = [str(PACKAGES / f"pymasep-comm-{name}") for name in DISTRIBUTIONS]
+    build = ("--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheels))
+    session.run("python", "-m", "pip", "wheel", *build, *projects)
+    # A fresh virtualenv each run: the documented steps, in order, from nothing.
+    venv = tmp / "pymasep-on-comm"
+    session.run("python", "-m", "venv", "--clear", str(venv))
+    python = str(venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
+    pip = (python, "-m", "pip", "install", "--quiet")
+    session.run(*pip, PYMASEP_02, external=True)
+    files = [
+        str(wheels / f"pymasep_comm_{name}-{version}-py3-none-any.whl") for name in DISTRIBUTIONS
+    ]
+    session.run(*pip, *files, external=True)
+    with session.chdir(tmp):  # importing pymasep 0.2 may write logs/ into the working directory
+        quiet = {"PYGAME_HIDE_SUPPORT_PROMPT": "1"}
+        session.run(python, "-m", "pymasep.comm.core", external=True, env=quiet)
+    return python
+
+
+@nox.session
+def pymasep(session: nox.Session) -> None:
+    """pymasep 0.2's own engine and interfaces on pymasep-comm: install them as
+    docs/migration.md says (pymasep 0.2 from PyPI, then our three wheels over it), check
+    with ``python -m pymasep.comm.core`` that no 0.2 code is left in
+    pymasep.communication, then play whole games across processes."""
+    if _pymasep02(session) is None:  # PyPI unreachable (the venv is interop's, cached)
+        if os.environ.get("CI"):
+            session.error("PyPI is unreachable: no pymasep 0.2")
+        session.skip("PyPI is unreachable: no pymasep 0.2")
+    session.install("pytest>=8", "pytest-timeout>=2.3")
+    env = {"PYMASEP_ON_COMM_PYTHON": _pymasep_on_comm(session)}
+    session.run(
+        "pytest", "-rs", "--timeout", "600", str(PYMASEP_ON_COMM), *session.posargs, env=env
+    )
 
 
 @nox.session

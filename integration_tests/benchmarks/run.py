@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import contenders
 import message_codec
+import pymasep_game
 import report
 import transport
 
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = message_codec.run(args.rounds) + transport.run(args.rounds)
     rows += contenders.run(args.rounds)
+    rows += pymasep_game.run(min(args.rounds, 3))  # a game takes seconds: 3 rounds at most
     _print(rows)
     report.write(
         rows, DOCS / "benchmarks.md", DOCS / "_static" / "benchmarks.png", args.rounds, _target

@@ -4,6 +4,12 @@ Code written for ``pymasep.communication`` works by changing only its dependenci
 Message, Frame, SocketHandler, SocketHandlerQueue and BaseThreadedCommunication come from
 pymasep-comm-core; Server and Client come from pymasep-comm-server and
 pymasep-comm-client when those distributions are installed.
+
+0.2's modules are here too (``pymasep.communication.message``, ``.frame``,
+``.base_threaded_communication``, ``.socket_handler``, ``.socket_handler_queue``,
+``.server``, ``.client``), each serving the same class, because pymasep's own code imports
+them: installed over pymasep 0.2, this distribution replaces every file of its
+``pymasep/communication/`` (``python -m pymasep.comm.core`` checks that it did).
 """
 
 from __future__ import annotations

@@ -1,0 +1,196 @@
+"""Play one game: a pymasep engine and a pymasep interface, each a process of its own.
+
+Run inside a network namespace that the caller made (pymasep's Engine joins a multicast
+group at start): ``play.py PYTHON GAME CASE WORKDIR [--set KEY=VALUE ...]``, where PYTHON
+has pymasep installed, CASE is one of :data:`CASES` and WORKDIR an empty folder (each
+process writes its logs/ under it). Prints, as its last line, a JSON report of both sides:
+exit codes, stdout, stderr, the observations the engine logged as sent and those the
+interface got, and pymasep's log files that hold a traceback.
+
+Standard library only: it runs under any interpreter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import re
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+LAUNCH = HERE / "launch.py"
+PORT = 60123
+CASES = ("normal", "slow", "discovery", "killed")
+START_TIMEOUT = 90.0  # importing pymasep (pygame, opencv, scipy...) on a busy machine
+GAME_TIMEOUT = 150.0
+KILL_AFTER = 3  # observations the interface gets before it is killed
+
+
+class Child:
+    """A process whose stdout and stderr lines are collected by threads as they come."""
+
+    def __init__(self, name: str, command: list[str], cwd: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self._news: queue.Queue[tuple[str, str]] = queue.Queue()
+        self._readers = [
+            threading.Thread(target=self._read, args=(stream, label), daemon=True)
+            for label, stream in (("stdout", self.process.stdout), ("stderr", self.process.stderr))
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream: Any, label: str) -> None:
+        for line in stream:
+            self.lines[label].append(line.rstrip("\n"))
+            self._news.put((label, line))
+        self._news.put((label, ""))  # end of the stream
+
+    def wait_line(self, label: str, pattern: str, timeout: float, count: int = 1) -> re.Match[str]:
+        """Wait until ``count`` lines of ``label`` (stdout or stderr) match ``pattern``;
+        return the last of them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [m for line in list(self.lines[label]) if (m := re.search(pattern, line))]
+            if len(found) >= count:
+                return found[count - 1]
+            ended = self.process.poll() is not None and not any(r.is_alive() for r in self._readers)
+            remaining = deadline - time.monotonic()
+            if ended or remaining <= 0:
+                break
+            try:
+                self._news.get(timeout=remaining)
+            except queue.Empty:
+                break
+        why = f"exited with {self.process.returncode}" if ended else f"within {timeout} s"
+        raise TimeoutError(f"{self.name}: no {label} line matching {pattern!r}: {why}")
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        for reader in self._readers:
+            reader.join(5)
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+        for reader in self._readers:
+            reader.join(5)
+
+    def report(self, code: int | None) -> dict[str, Any]:
+        return {"returncode": code, "stdout": self.lines["stdout"], "stderr": self.lines["stderr"]}
+
+
+def _tracebacks(folder: Path) -> list[str]:
+    """pymasep's log files under ``folder`` that hold a traceback."""
+    found = []
+    for log in sorted(folder.glob("logs/*")):
+        if log.is_file() and "Traceback" in log.read_text(errors="replace"):
+            found.append(str(log))
+    return found
+
+
+def _sent_observations(folder: Path) -> int:
+    """The observations pymasep's Engine logged as sent (its DEBUG log)."""
+    return sum(
+        log.read_text(errors="replace").count("Send observation :")
+        for log in folder.glob("logs/Engine-*.log")
+    )
+
+
+def play(python: str, game: str, case: str, workdir: Path, settings: list[str]) -> dict[str, Any]:
+    env = dict(
+        os.environ,
+        SDL_VIDEODRIVER="dummy",
+        SDL_AUDIODRIVER="dummy",
+        PYGAME_HIDE_SUPPORT_PROMPT="1",
+        PYTHONPATH=str(HERE),
+    )
+    options = [f"--set={setting}" for setting in settings]
+    folders = {side: workdir / side for side in ("engine", "interface")}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    engine = Child(
+        "engine",
+        [python, str(LAUNCH), "engine", game, f"--port={PORT}", "--log-level=DEBUG", *options],
+        folders["engine"],
+        env,
+    )
+    interface: Child | None = None
+    result: dict[str, Any] = {"case": case, "game": game}
+    codes: dict[str, int | None] = {"engine": None, "interface": None}
+    try:
+        engine.wait_line("stdout", r"^engine ready", START_TIMEOUT)
+        where = [] if case == "discovery" else ["--host=127.0.0.1", f"--port={PORT}"]
+        slow = ["--slow=0.1"] if case == "slow" else []
+        interface = Child(
+            "interface",
+            [python, str(LAUNCH), "interface", game, *where, *slow, *options],
+            folders["interface"],
+            env,
+        )
+        interface_id = interface.wait_line("stdout", r"^interface ready (\S+)", START_TIMEOUT)[1]
+        result["interface_id"] = interface_id
+        game_started = time.monotonic()
+        if case == "killed":
+            interface.wait_line("stdout", r"^observation \d+$", 60, count=KILL_AFTER)
+            interface.kill()
+            # The engine notices: its communication logs the lost connection.
+            noticed = engine.wait_line("stderr", rf"{re.escape(interface_id)}.*disconnected", 30)
+            result["engine_noticed"] = noticed.string
+            engine.kill()  # pymasep's engine waits for the gone player's action forever
+        else:
+            codes["interface"] = interface.wait(GAME_TIMEOUT)
+            # From the interface's start to its end: what a player waits for.
+            result["game_seconds"] = time.monotonic() - game_started
+            codes["engine"] = engine.wait(GAME_TIMEOUT)
+    finally:
+        for child in (interface, engine):
+            if child is not None and child.process.poll() is None:
+                child.kill()
+    result["seconds"] = time.monotonic() - started
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # both processes, once ended
+    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    result["engine"] = engine.report(codes["engine"])
+    result["interface"] = interface.report(codes["interface"]) if interface else None
+    result["sent"] = _sent_observations(folders["engine"])
+    result["log_tracebacks"] = _tracebacks(folders["engine"]) + _tracebacks(folders["interface"])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("python")
+    parser.add_argument("game")
+    parser.add_argument("case", choices=CASES)
+    parser.add_argument("workdir", type=Path)
+    parser.add_argument("--set", action="append", default=[], dest="settings")
+    args = parser.parse_args()
+    print(json.dumps(play(args.python, args.game, args.case, args.workdir, args.settings)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
