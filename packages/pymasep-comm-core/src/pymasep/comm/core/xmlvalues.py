@@ -7,14 +7,14 @@ The layout is pymasep 0.2's: one element per value, tagged by its type (``int``,
 decodes to the raw element (never to a wrong value) carry it: ``<float>``,
 ``<NoneType/>`` and ``<false/>`` (0.2 reads ``<bool>False</bool>`` as True).
 
-Encoding streams through :func:`lxml.etree.xmlfile` (an element value is serialized in
-place, so the caller's element is never moved or copied, and no intermediate copy of a
-large state is made); decoding parses once and walks.
+Encoding appends the XML in pieces and joins them once; an element value is written
+from the caller's tree (ElementTree elements by :mod:`.elementwriter`, lxml's by lxml),
+never moved, copied or re-parsed. Decoding parses once and walks; the elements it hands
+back are ``xml.etree.ElementTree`` elements, as 0.2's, unless lxml's are asked for.
 """
 
 from __future__ import annotations
 
-import copy
 import re
 import threading
 import xml.etree.ElementTree as ElementTree
@@ -23,10 +23,11 @@ from typing import Any
 
 from lxml import etree
 
+from .elementwriter import element_xml
 from .exceptions import DecodeError, EncodeError, UnknownTypeError, UnsupportedValueError
 from .typeregistry import resolve_type, type_name
 
-__all__ = ["MAX_DEPTH", "check_text", "decode_value", "encode_value", "parse_xml"]
+__all__ = ["MAX_DEPTH", "check_text", "decode_value", "encode_value", "escape", "parse_xml"]
 
 MAX_DEPTH = 100
 """Deepest nesting of containers that a value may have (the parser reads no deeper)."""
@@ -34,6 +35,7 @@ MAX_DEPTH = 100
 # Characters XML 1.0 cannot carry, even escaped; lone surrogates cannot be encoded.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _CLASS_TEXT = re.compile(r"<class '([^']+)'>\Z")
+_MARKUP = re.compile('[&<>"\n\r\t]')
 
 
 def check_text(text: str, where: str) -> None:
@@ -46,25 +48,39 @@ def check_text(text: str, where: str) -> None:
         )
 
 
-def _element(value: Any) -> Any:
-    """An lxml or ElementTree element without its tail (which belongs to its parent)."""
-    if isinstance(value, ElementTree.Element):
-        if value.tail:
-            value = copy.copy(value)  # shallow: only to drop the tail, children are shared
-            value.tail = None
-        # lxml writes only its own elements; convert through the serialized form.
-        return etree.fromstring(ElementTree.tostring(value))
-    return value
+def escape(text: str) -> str:
+    """Text for element content or a double-quoted attribute value."""
+    if _MARKUP.search(text) is None:
+        return text
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("\n", "&#10;")
+        .replace("\r", "&#13;")
+        .replace("\t", "&#9;")
+    )
 
 
 def _is_element(value: Any) -> bool:
     return isinstance(value, (etree._Element, ElementTree.Element))
 
 
-def encode_value(value: Any, xf: Any, where: str = "params", depth: int = 0) -> None:
-    """Write the XML of ``value`` to an :func:`lxml.etree.xmlfile` writer.
+def _element_xml(element: Any, where: str) -> str:
+    if isinstance(element, ElementTree.Element):
+        return element_xml(element, where)
+    # lxml writes its own elements; with_tail=False: the tail belongs to the parent.
+    return str(etree.tostring(element, encoding="unicode", with_tail=False))
 
-    lxml escapes; this checks first, for an error that says where the bad value is.
+
+def encode_value(
+    value: Any, add: Callable[[str], Any], where: str = "params", depth: int = 0
+) -> None:
+    """Append the XML of ``value``, in pieces, with ``add`` (a list's ``append``).
+
+    Element values (and what ``to_xml()`` returns) are written from the caller's tree,
+    which is never moved or copied.
 
     Raises:
         UnsupportedValueError: A value (or a dict key) of a type the XML cannot carry.
@@ -74,40 +90,44 @@ def encode_value(value: Any, xf: Any, where: str = "params", depth: int = 0) -> 
     if cls is str:
         if value:
             check_text(value, where)
-            with xf.element("str"):
-                xf.write(value)
+            add("<str>" + escape(value) + "</str>")
         else:
-            xf.write(_EMPTY_STR)
+            add('<str content="empty" />')
     elif cls is int or cls is float:
-        with xf.element(cls.__name__):
-            xf.write(repr(value))
+        add(f"<{cls.__name__}>{value!r}</{cls.__name__}>")
     elif cls is bool:
-        xf.write(_TRUE if value else _FALSE)
+        add("<bool>True</bool>" if value else "<false />")
     elif value is None:
-        xf.write(_NONE)
+        add("<NoneType />")
     elif cls is list or cls is tuple or cls is set or cls is dict:
         if depth >= MAX_DEPTH:
             raise EncodeError(f"{where}: nested deeper than {MAX_DEPTH} containers")
-        with xf.element(cls.__name__):
-            if cls is dict:
-                for key, item in value.items():
-                    if type(key) is not str:
-                        raise UnsupportedValueError(
-                            f"{where}: dict keys must be str, not {type(key).__name__} ({key!r})"
-                        )
-                    inner = f"{where}[{key!r}]"
-                    check_text(key, inner)
-                    with xf.element("item", key=key):
-                        encode_value(item, xf, inner, depth + 1)
-            else:
-                for index, item in enumerate(value):
-                    with xf.element("item"):
-                        encode_value(item, xf, f"{where}[{index}]", depth + 1)
+        tag = cls.__name__
+        if not value:
+            add(f"<{tag} />")
+            return
+        add(f"<{tag}>")
+        if cls is dict:
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise UnsupportedValueError(
+                        f"{where}: dict keys must be str, not {type(key).__name__} ({key!r})"
+                    )
+                inner = f"{where}[{key!r}]"
+                check_text(key, inner)
+                add(f'<item key="{escape(key)}">')
+                encode_value(item, add, inner, depth + 1)
+                add("</item>")
+        else:
+            for index, item in enumerate(value):
+                add("<item>")
+                encode_value(item, add, f"{where}[{index}]", depth + 1)
+                add("</item>")
+        add(f"</{tag}>")
     elif isinstance(value, type):
-        with xf.element("type"):
-            xf.write(f"<class '{type_name(value)}'>")
+        add(f"<type>&lt;class '{escape(type_name(value))}'&gt;</type>")
     elif _is_element(value):
-        xf.write(_element(value), with_tail=False)
+        add(_element_xml(value, where))
     elif callable(getattr(value, "to_xml", None)):
         element = value.to_xml()
         if not _is_element(element):
@@ -115,13 +135,13 @@ def encode_value(value: Any, xf: Any, where: str = "params", depth: int = 0) -> 
                 f"{where}: {cls.__name__}.to_xml() returned {type(element).__name__}, "
                 f"not an XML element"
             )
-        xf.write(_element(element), with_tail=False)
+        add(_element_xml(element, where))
     elif isinstance(value, bool):  # before int: bool subclasses int
-        encode_value(bool(value), xf, where, depth)
+        encode_value(bool(value), add, where, depth)
     elif isinstance(value, (str, int, float)):
         # Subclasses (enums, numpy scalars that subclass float) travel as their base type.
         base = next(base for base in (str, int, float) if isinstance(value, base))
-        encode_value(base(value), xf, where, depth)
+        encode_value(base(value), add, where, depth)
     else:
         raise UnsupportedValueError(
             f"{where}: values of type {cls.__module__}.{cls.__qualname__} cannot be put in a "
@@ -130,24 +150,17 @@ def encode_value(value: Any, xf: Any, where: str = "params", depth: int = 0) -> 
         )
 
 
-_EMPTY_STR = etree.Element("str", content="empty")
-_TRUE = etree.Element("bool")
-_TRUE.text = "True"
-_FALSE = etree.Element("false")
-_NONE = etree.Element("NoneType")
-
-
 # -- decoding ------------------------------------------------------------------------
 
 
-def _only_child(item: etree._Element, where: str) -> etree._Element:
+def _only_child(item: Any, where: str) -> Any:
     children = [child for child in item if isinstance(child.tag, str)]
     if len(children) != 1:
         raise DecodeError(f"{where}: an <item> holds {len(children)} values, not 1")
     return children[0]
 
 
-def _items(node: etree._Element, where: str) -> list[etree._Element]:
+def _items(node: Any, where: str) -> list[Any]:
     items = [child for child in node if isinstance(child.tag, str)]
     for child in items:
         if child.tag != "item":
@@ -155,28 +168,28 @@ def _items(node: etree._Element, where: str) -> list[etree._Element]:
     return items
 
 
-def _decode_int(node: etree._Element, where: str) -> int:
+def _decode_int(node: Any, where: str) -> int:
     try:
         return int(node.text or "")
     except ValueError:
         raise DecodeError(f"{where}: <int> holds {node.text!r}") from None
 
 
-def _decode_float(node: etree._Element, where: str) -> float:
+def _decode_float(node: Any, where: str) -> float:
     try:
         return float(node.text or "")
     except ValueError:
         raise DecodeError(f"{where}: <float> holds {node.text!r}") from None
 
 
-def _decode_str(node: etree._Element, where: str) -> str | None:
+def _decode_str(node: Any, where: str) -> str | None:
     if node.text is not None:
         return str(node.text)
     # 0.2 writes "" this way; a bare <str/> is None to 0.2, and so it is here.
     return "" if node.get("content") == "empty" else None
 
 
-def _decode_bool(node: etree._Element, where: str) -> bool:
+def _decode_bool(node: Any, where: str) -> bool:
     text = node.text
     if text == "True":
         return True
@@ -185,7 +198,7 @@ def _decode_bool(node: etree._Element, where: str) -> bool:
     raise DecodeError(f"{where}: <bool> holds {text!r}, not True or False")
 
 
-def _decode_sequence(node: etree._Element, where: str) -> Any:
+def _decode_sequence(node: Any, where: str) -> Any:
     values = [
         decode_value(_only_child(item, where), f"{where}[{index}]")
         for index, item in enumerate(_items(node, where))
@@ -200,7 +213,7 @@ def _decode_sequence(node: etree._Element, where: str) -> Any:
         raise DecodeError(f"{where}: a <set> holds an unhashable value: {error}") from None
 
 
-def _decode_dict(node: etree._Element, where: str) -> dict[str, Any]:
+def _decode_dict(node: Any, where: str) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for item in _items(node, where):
         key = item.get("key")
@@ -210,7 +223,7 @@ def _decode_dict(node: etree._Element, where: str) -> dict[str, Any]:
     return result
 
 
-def _decode_type(node: etree._Element, where: str) -> type:
+def _decode_type(node: Any, where: str) -> type:
     match = _CLASS_TEXT.match(node.text or "")
     if match is None:
         raise DecodeError(f"{where}: <type> holds {node.text!r}, not <class 'module.Name'>")
@@ -220,7 +233,7 @@ def _decode_type(node: etree._Element, where: str) -> type:
     return cls
 
 
-_DECODERS: dict[str, Callable[[etree._Element, str], Any]] = {
+_DECODERS: dict[str, Callable[[Any, str], Any]] = {
     "int": _decode_int,
     "str": _decode_str,
     "float": _decode_float,
@@ -235,7 +248,7 @@ _DECODERS: dict[str, Callable[[etree._Element, str], Any]] = {
 }
 
 
-def decode_value(node: etree._Element, where: str = "params") -> Any:
+def decode_value(node: Any, where: str = "params") -> Any:
     """The value an element holds; an element of any other tag is returned itself.
 
     Raises:
@@ -269,18 +282,41 @@ def _parser() -> etree.XMLParser:
     return parser
 
 
-def parse_xml(data: bytes | bytearray | memoryview | str) -> etree._Element:
-    """Parse untrusted XML: no DTD, no entity expansion, no network, no huge trees.
+def parse_xml(data: bytes | bytearray | memoryview | str, *, lxml_elements: bool = False) -> Any:
+    """Parse untrusted XML: no DTD, no entity expansion, no network.
+
+    By default the tree is ``xml.etree.ElementTree``'s (what pymasep's ``from_xml()``
+    reads fastest), parsed by expat with its encoding forced to UTF-8; with
+    ``lxml_elements`` it is lxml's, parsed by libxml2 without DTD, network or huge
+    trees (depth at most 256, a text node at most 10 MB).
+
+    Either way a DOCTYPE is refused before the parser sees a byte: no DOCTYPE, no DTD,
+    so no entity but XML's five and character references can be declared, expanded or
+    fetched. With the encoding forced to UTF-8, ``<!DOCTYPE`` can only be written as
+    those ASCII bytes, so looking for them finds every one (and rejects, harmlessly,
+    the same text inside a comment). The size is bounded by the frame that carried the
+    bytes.
 
     Raises:
         DecodeError: Malformed XML, or a document with a DOCTYPE (where entities live).
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
-    try:
-        root = etree.fromstring(bytes(data), _parser())
-    except (etree.XMLSyntaxError, ValueError) as error:
-        raise DecodeError(f"not well-formed XML: {error}") from None
-    if root.getroottree().docinfo.doctype:  # type: ignore[union-attr]
+    data = bytes(data)
+    if b"<!DOCTYPE" in data:
         raise DecodeError("a message may not have a DOCTYPE (entities are refused)")
-    return root
+    if lxml_elements:
+        try:
+            root = etree.fromstring(data, _parser())
+        except (etree.XMLSyntaxError, ValueError) as error:
+            raise DecodeError(f"not well-formed XML: {error}") from None
+        if root.getroottree().docinfo.doctype:  # type: ignore[union-attr]
+            raise DecodeError("a message may not have a DOCTYPE (entities are refused)")
+        return root
+    # Forcing UTF-8 (what both 0.2 and we write) makes the DOCTYPE check above complete.
+    parser = ElementTree.XMLParser(encoding="utf-8")
+    try:
+        parser.feed(data)
+        return parser.close()
+    except ElementTree.ParseError as error:
+        raise DecodeError(f"not well-formed XML: {error}") from None
