@@ -47,9 +47,9 @@ def element_xml(element: ElementTree.Element, where: str) -> str:
     attributes: list[dict[str, str]] = []
     try:
         xml = _write(element, texts, attributes)
-    except TypeError:  # a comment or processing instruction: its tag is a function
+        values = "".join(texts) + "".join(chain.from_iterable(map(dict.values, attributes)))
+    except TypeError:  # a text or value that is not a str: ElementTree says which
         return _careful(element, where)
-    values = "".join(texts) + "".join(chain.from_iterable(map(dict.values, attributes)))
     names = set(map(_tag, element.iter())).union(*attributes)
     if _NOT_AS_IS.search(values) is not None or not names <= _known_names:
         if not all(isinstance(name, str) and _PLAIN_NAME.match(name) for name in names):
@@ -69,18 +69,20 @@ def _write(element: Any, texts: list[str], attributes: list[dict[str, str]]) -> 
     add = parts.append
     add_text = texts.append
     add_attributes = attributes.append
+    attributes_of = '" '.join
 
     def write(node: Any, tag: str, attrib: dict[str, str], text: str | None) -> None:
+        # f-strings: one new string per piece, where + would make one per operand.
         if attrib:
             add_attributes(attrib)
-            head = "<" + tag + " " + '" '.join(map(_pair, attrib.items())) + '"'
+            head = f'<{tag} {attributes_of(map(_pair, attrib.items()))}"'
         else:
-            head = "<" + tag
+            head = f"<{tag}"
         if text:
             add_text(text)
-            add(head + ">" + text)
+            add(f"{head}>{text}")
         else:
-            add(head + ">")
+            add(f"{head}>")
         for child in node:
             if len(child):
                 write(child, child.tag, child.attrib, child.text)
@@ -90,19 +92,19 @@ def _write(element: Any, texts: list[str], attributes: list[dict[str, str]]) -> 
                 ctext = child.text
                 if cattrib:
                     add_attributes(cattrib)
-                    chead = "<" + ctag + " " + '" '.join(map(_pair, cattrib.items())) + '"'
+                    chead = f'<{ctag} {attributes_of(map(_pair, cattrib.items()))}"'
                 else:
-                    chead = "<" + ctag
+                    chead = f"<{ctag}"
                 if ctext:
                     add_text(ctext)
-                    add(chead + ">" + ctext + "</" + ctag + ">")
+                    add(f"{chead}>{ctext}</{ctag}>")
                 else:
-                    add(chead + " />")
+                    add(f"{chead} />")
             tail = child.tail
             if tail:
                 add_text(tail)
                 add(tail)
-        add("</" + tag + ">")
+        add(f"</{tag}>")
 
     # The root's tail belongs to its parent: only children's tails are written.
     write(element, element.tag, element.attrib, element.text)
