@@ -10,7 +10,7 @@ from lxml import etree
 
 from .elementwriter import element_xml
 from .exceptions import DecodeError, EncodeError, UnsupportedValueError
-from .xmlvalues import check_text, decode_value, encode_value, escape, parse_xml
+from .xmlvalues import decode_value, encode_value, parse_xml, text_xml
 
 __all__ = ["Message"]
 
@@ -127,33 +127,28 @@ class Message:
         """
         if type(self.msg_type) is not str:
             raise EncodeError(f"msg_type must be a str, not {type(self.msg_type).__name__}")
-        check_text(self.msg_type, "msg_type")
-        attributes = {"msg_type": self.msg_type}
+        head = f'<Message msg_type="{text_xml(self.msg_type, "msg_type")}"'
         source = self.src_sub_app_id
         if source is not None:
             if not isinstance(source, str):
                 raise UnsupportedValueError(
                     f"src_sub_app_id must be a str or None, not {type(source).__name__}"
                 )
-            check_text(source, "src_sub_app_id")
-            attributes["src_sub_app"] = source
+            head = f'{head} src_sub_app="{text_xml(source, "src_sub_app_id")}"'
         params = self.params
         if params is not None and not isinstance(params, dict):
             raise UnsupportedValueError(
                 f"params must be a dict or None, not {type(params).__name__}"
             )
-        head = "<Message" + "".join(
-            f' {key}="{escape(value)}"' for key, value in attributes.items()
-        )
         if params is None:
-            return (head + " />").encode("utf-8")
-        parts = [head + ">"]
+            return f"{head} />".encode()
+        parts = [f"{head}>"]
         try:
             encode_value(params, parts.append)
         except RecursionError:
             raise EncodeError("params are nested too deeply") from None
         parts.append("</Message>")
-        return "".join(parts).encode("utf-8")
+        return "".join(parts).encode()
 
     def from_bytes(self, b: bytes) -> None:
         """Transform bytes to a message, in this instance.
@@ -204,7 +199,9 @@ class Message:
         msg_type = root.get("msg_type")
         if msg_type is None:
             raise DecodeError(f"<{root.tag}> has no msg_type attribute: not a message")
-        children = [child for child in root if isinstance(child.tag, str)]
+        children = list(root)
+        if len(children) > 1 or (children and type(children[0].tag) is not str):
+            children = [child for child in children if isinstance(child.tag, str)]  # comments
         if len(children) > 1:
             raise DecodeError(f"a message holds {len(children)} params elements, not 1")
         params: dict[str, Any] | None = None

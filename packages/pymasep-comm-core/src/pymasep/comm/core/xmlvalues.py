@@ -27,7 +27,15 @@ from .elementwriter import element_xml
 from .exceptions import DecodeError, EncodeError, UnknownTypeError, UnsupportedValueError
 from .typeregistry import resolve_type, type_name
 
-__all__ = ["MAX_DEPTH", "check_text", "decode_value", "encode_value", "escape", "parse_xml"]
+__all__ = [
+    "MAX_DEPTH",
+    "check_text",
+    "decode_value",
+    "encode_value",
+    "escape",
+    "parse_xml",
+    "text_xml",
+]
 
 MAX_DEPTH = 100
 """Deepest nesting of containers that a value may have (the parser reads no deeper)."""
@@ -36,16 +44,40 @@ MAX_DEPTH = 100
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _CLASS_TEXT = re.compile(r"<class '([^']+)'>\Z")
 _MARKUP = re.compile('[&<>"\n\r\t]')
+# Either of the above: a text that matches neither is written as it is.
+_NOT_AS_IS = re.compile('[&<>"\n\r\t\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
 
 
-def check_text(text: str, where: str) -> None:
+def _path(where: Any) -> str:
+    """``params['a'][0]`` from the (parent, key) pairs that the walk nests: built only
+    for an error, never for every value."""
+    keys = []
+    while isinstance(where, tuple):
+        where, key = where
+        keys.append(f"[{key!r}]")
+    return str(where) + "".join(reversed(keys))
+
+
+def check_text(text: str, where: Any) -> None:
     """Raise unless XML 1.0 can carry ``text``."""
     bad = _INVALID_XML.search(text)
     if bad is not None:
         raise EncodeError(
-            f"{where}: character {bad.group()!r} at index {bad.start()} "
+            f"{_path(where)}: character {bad.group()!r} at index {bad.start()} "
             f"cannot be carried by XML 1.0"
         )
+
+
+def text_xml(text: str, where: Any) -> str:
+    """``text`` escaped for content or a double-quoted attribute value.
+
+    Raises:
+        EncodeError: A character XML 1.0 cannot carry.
+    """
+    if _NOT_AS_IS.search(text) is None:  # nearly always: one search, nothing to do
+        return text
+    check_text(text, where)
+    return escape(text)
 
 
 def escape(text: str) -> str:
@@ -67,15 +99,15 @@ def _is_element(value: Any) -> bool:
     return isinstance(value, (etree._Element, ElementTree.Element))
 
 
-def _element_xml(element: Any, where: str) -> str:
+def _element_xml(element: Any, where: Any) -> str:
     if isinstance(element, ElementTree.Element):
-        return element_xml(element, where)
+        return element_xml(element, _path(where))
     # lxml writes its own elements; with_tail=False: the tail belongs to the parent.
     return str(etree.tostring(element, encoding="unicode", with_tail=False))
 
 
 def encode_value(
-    value: Any, add: Callable[[str], Any], where: str = "params", depth: int = 0
+    value: Any, add: Callable[[str], Any], where: Any = "params", depth: int = 0
 ) -> None:
     """Append the XML of ``value``, in pieces, with ``add`` (a list's ``append``).
 
@@ -89,8 +121,7 @@ def encode_value(
     cls = type(value)
     if cls is str:
         if value:
-            check_text(value, where)
-            add("<str>" + escape(value) + "</str>")
+            add(f"<str>{text_xml(value, where)}</str>")
         else:
             add('<str content="empty" />')
     elif cls is int or cls is float:
@@ -101,7 +132,7 @@ def encode_value(
         add("<NoneType />")
     elif cls is list or cls is tuple or cls is set or cls is dict:
         if depth >= MAX_DEPTH:
-            raise EncodeError(f"{where}: nested deeper than {MAX_DEPTH} containers")
+            raise EncodeError(f"{_path(where)}: nested deeper than {MAX_DEPTH} containers")
         tag = cls.__name__
         if not value:
             add(f"<{tag} />")
@@ -111,17 +142,16 @@ def encode_value(
             for key, item in value.items():
                 if type(key) is not str:
                     raise UnsupportedValueError(
-                        f"{where}: dict keys must be str, not {type(key).__name__} ({key!r})"
+                        f"{_path(where)}: dict keys must be str, not {type(key).__name__} ({key!r})"
                     )
-                inner = f"{where}[{key!r}]"
-                check_text(key, inner)
-                add(f'<item key="{escape(key)}">')
+                inner = (where, key)
+                add(f'<item key="{text_xml(key, inner)}">')
                 encode_value(item, add, inner, depth + 1)
                 add("</item>")
         else:
             for index, item in enumerate(value):
                 add("<item>")
-                encode_value(item, add, f"{where}[{index}]", depth + 1)
+                encode_value(item, add, (where, index), depth + 1)
                 add("</item>")
         add(f"</{tag}>")
     elif isinstance(value, type):
@@ -132,7 +162,7 @@ def encode_value(
         element = value.to_xml()
         if not _is_element(element):
             raise UnsupportedValueError(
-                f"{where}: {cls.__name__}.to_xml() returned {type(element).__name__}, "
+                f"{_path(where)}: {cls.__name__}.to_xml() returned {type(element).__name__}, "
                 f"not an XML element"
             )
         add(_element_xml(element, where))
@@ -144,63 +174,68 @@ def encode_value(
         encode_value(base(value), add, where, depth)
     else:
         raise UnsupportedValueError(
-            f"{where}: values of type {cls.__module__}.{cls.__qualname__} cannot be put in a "
-            f"message (supported: int, float, str, bool, None, list, tuple, set, dict with str "
-            f"keys, registered classes, XML elements and objects with a to_xml() method)"
+            f"{_path(where)}: values of type {cls.__module__}.{cls.__qualname__} cannot be put "
+            f"in a message (supported: int, float, str, bool, None, list, tuple, set, dict "
+            f"with str keys, registered classes, XML elements and objects with a to_xml() "
+            f"method)"
         )
 
 
 # -- decoding ------------------------------------------------------------------------
 
 
-def _only_child(item: Any, where: str) -> Any:
-    children = [child for child in item if isinstance(child.tag, str)]
+def _only_child(item: Any, where: Any) -> Any:
+    if len(item) == 1 and type(item[0].tag) is str:  # always, but in an lxml tree
+        return item[0]
+    children = [child for child in item if isinstance(child.tag, str)]  # comments out
     if len(children) != 1:
-        raise DecodeError(f"{where}: an <item> holds {len(children)} values, not 1")
+        raise DecodeError(f"{_path(where)}: an <item> holds {len(children)} values, not 1")
     return children[0]
 
 
-def _items(node: Any, where: str) -> list[Any]:
-    items = [child for child in node if isinstance(child.tag, str)]
+def _items(node: Any, where: Any) -> list[Any]:
+    items = [child for child in node if child.tag != "item"]
+    if not items:  # always, but in an lxml tree with comments, or a malformed one
+        return list(node)
     for child in items:
-        if child.tag != "item":
-            raise DecodeError(f"{where}: <{child.tag}> inside <{node.tag}>, expected <item>")
-    return items
+        if isinstance(child.tag, str):
+            raise DecodeError(f"{_path(where)}: <{child.tag}> inside <{node.tag}>, expected <item>")
+    return [child for child in node if child.tag == "item"]
 
 
-def _decode_int(node: Any, where: str) -> int:
+def _decode_int(node: Any, where: Any) -> int:
     try:
         return int(node.text or "")
     except ValueError:
-        raise DecodeError(f"{where}: <int> holds {node.text!r}") from None
+        raise DecodeError(f"{_path(where)}: <int> holds {node.text!r}") from None
 
 
-def _decode_float(node: Any, where: str) -> float:
+def _decode_float(node: Any, where: Any) -> float:
     try:
         return float(node.text or "")
     except ValueError:
-        raise DecodeError(f"{where}: <float> holds {node.text!r}") from None
+        raise DecodeError(f"{_path(where)}: <float> holds {node.text!r}") from None
 
 
-def _decode_str(node: Any, where: str) -> str | None:
+def _decode_str(node: Any, where: Any) -> str | None:
     if node.text is not None:
         return str(node.text)
     # 0.2 writes "" this way; a bare <str/> is None to 0.2, and so it is here.
     return "" if node.get("content") == "empty" else None
 
 
-def _decode_bool(node: Any, where: str) -> bool:
+def _decode_bool(node: Any, where: Any) -> bool:
     text = node.text
     if text == "True":
         return True
     if text == "False":
         return False
-    raise DecodeError(f"{where}: <bool> holds {text!r}, not True or False")
+    raise DecodeError(f"{_path(where)}: <bool> holds {text!r}, not True or False")
 
 
-def _decode_sequence(node: Any, where: str) -> Any:
+def _decode_sequence(node: Any, where: Any) -> Any:
     values = [
-        decode_value(_only_child(item, where), f"{where}[{index}]")
+        decode_value(_only_child(item, where), (where, index))
         for index, item in enumerate(_items(node, where))
     ]
     if node.tag == "list":
@@ -210,30 +245,30 @@ def _decode_sequence(node: Any, where: str) -> Any:
     try:
         return set(values)
     except TypeError as error:
-        raise DecodeError(f"{where}: a <set> holds an unhashable value: {error}") from None
+        raise DecodeError(f"{_path(where)}: a <set> holds an unhashable value: {error}") from None
 
 
-def _decode_dict(node: Any, where: str) -> dict[str, Any]:
+def _decode_dict(node: Any, where: Any) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for item in _items(node, where):
         key = item.get("key")
         if key is None:
-            raise DecodeError(f"{where}: a dict <item> has no key attribute")
-        result[key] = decode_value(_only_child(item, where), f"{where}[{key!r}]")
+            raise DecodeError(f"{_path(where)}: a dict <item> has no key attribute")
+        result[key] = decode_value(_only_child(item, where), (where, key))
     return result
 
 
-def _decode_type(node: Any, where: str) -> type:
+def _decode_type(node: Any, where: Any) -> type:
     match = _CLASS_TEXT.match(node.text or "")
     if match is None:
-        raise DecodeError(f"{where}: <type> holds {node.text!r}, not <class 'module.Name'>")
+        raise DecodeError(f"{_path(where)}: <type> holds {node.text!r}, not <class 'module.Name'>")
     cls = resolve_type(match.group(1))
     if cls is None:
         raise UnknownTypeError(match.group(1))
     return cls
 
 
-_DECODERS: dict[str, Callable[[Any, str], Any]] = {
+_DECODERS: dict[str, Callable[[Any, Any], Any]] = {
     "int": _decode_int,
     "str": _decode_str,
     "float": _decode_float,
@@ -248,7 +283,7 @@ _DECODERS: dict[str, Callable[[Any, str], Any]] = {
 }
 
 
-def decode_value(node: Any, where: str = "params") -> Any:
+def decode_value(node: Any, where: Any = "params") -> Any:
     """The value an element holds; an element of any other tag is returned itself.
 
     Raises:
@@ -300,9 +335,8 @@ def parse_xml(data: bytes | bytearray | memoryview | str, *, lxml_elements: bool
     Raises:
         DecodeError: Malformed XML, or a document with a DOCTYPE (where entities live).
     """
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    data = bytes(data)
+    if type(data) is not bytes:
+        data = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     if b"<!DOCTYPE" in data:
         raise DecodeError("a message may not have a DOCTYPE (entities are refused)")
     if lxml_elements:
