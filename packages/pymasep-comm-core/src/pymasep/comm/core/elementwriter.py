@@ -84,9 +84,8 @@ def _write(element: Any, texts: list[str], attributes: list[dict[str, str]]) -> 
         else:
             add(f"{head}>")
         for child in node:
-            if len(child):
-                write(child, child.tag, child.attrib, child.text)
-            else:  # leaves, most of a state, are written here without a call
+            size = len(child)
+            if not size:  # a leaf: written here, without a call
                 ctag = child.tag
                 cattrib = child.attrib
                 ctext = child.text
@@ -100,6 +99,37 @@ def _write(element: Any, texts: list[str], attributes: list[dict[str, str]]) -> 
                     add(f"{chead}>{ctext}</{ctag}>")
                 else:
                     add(f"{chead} />")
+            elif size == 1 and not child.text and not len(child[0]):
+                # One leaf inside, as a characteristic holds its value and a container's
+                # item its element: both written here, without a call.
+                ctag = child.tag
+                cattrib = child.attrib
+                if cattrib:
+                    add_attributes(cattrib)
+                    chead = f'<{ctag} {attributes_of(map(_pair, cattrib.items()))}"'
+                else:
+                    chead = f"<{ctag}"
+                inner = child[0]
+                itag = inner.tag
+                iattrib = inner.attrib
+                itext = inner.text
+                if iattrib:
+                    add_attributes(iattrib)
+                    ihead = f'<{itag} {attributes_of(map(_pair, iattrib.items()))}"'
+                else:
+                    ihead = f"<{itag}"
+                itail = inner.tail
+                if itail:
+                    add_text(itail)
+                else:
+                    itail = ""
+                if itext:
+                    add_text(itext)
+                    add(f"{chead}>{ihead}>{itext}</{itag}>{itail}</{ctag}>")
+                else:
+                    add(f"{chead}>{ihead} />{itail}</{ctag}>")
+            else:
+                write(child, child.tag, child.attrib, child.text)
             tail = child.tail
             if tail:
                 add_text(tail)
