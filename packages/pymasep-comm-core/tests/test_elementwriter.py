@@ -24,7 +24,7 @@ def _shape(element: ElementTree.Element) -> Any:
 
 
 def _round_trip(element: ElementTree.Element) -> ElementTree.Element:
-    return ElementTree.fromstring(element_xml(element, "v").encode("utf-8"))
+    return ElementTree.fromstring(element_xml(element).encode("utf-8"))
 
 
 # XML 1.0 characters, without the ones that cannot travel in a text as they are.
@@ -68,7 +68,7 @@ def test_markup_and_whitespace_in_values_are_escaped() -> None:
 def test_the_roots_tail_is_not_written() -> None:
     element = ElementTree.Element("A")
     element.tail = "outside"
-    assert element_xml(element, "v") in ("<A />", "<A></A>")
+    assert element_xml(element) in ("<A />", "<A></A>")
     assert element.tail == "outside"
 
 
@@ -88,16 +88,16 @@ def test_what_xml_cannot_carry_fails_at_encode_time(bad: str) -> None:
     attribute = ElementTree.Element("A", v=bad)
     for element in (text, attribute):
         with pytest.raises(EncodeError, match=r"XML 1\.0"):
-            element_xml(element, "v")
+            element_xml(element)
 
 
 def test_values_that_are_not_strings_fail_at_encode_time() -> None:
     element = ElementTree.Element("A")
     element.text = 3  # type: ignore[assignment]
     with pytest.raises(EncodeError):
-        element_xml(element, "v")
+        element_xml(element)
 
 
 def test_names_that_are_not_xml_names_fail_at_encode_time() -> None:
     with pytest.raises(EncodeError):
-        element_xml(ElementTree.Element("a b"), "v")
+        element_xml(ElementTree.Element("a b"))

@@ -37,7 +37,7 @@ _tag = attrgetter("tag")
 _pair = '="'.join
 
 
-def element_xml(element: ElementTree.Element, where: str) -> str:
+def element_xml(element: ElementTree.Element) -> str:
     """The XML of an ElementTree element, without its tail.
 
     Raises:
@@ -49,16 +49,16 @@ def element_xml(element: ElementTree.Element, where: str) -> str:
         xml = _write(element, texts, attributes)
         values = "".join(texts) + "".join(chain.from_iterable(map(dict.values, attributes)))
     except TypeError:  # a text or value that is not a str: ElementTree says which
-        return _careful(element, where)
+        return _careful(element)
     names = set(map(_tag, element.iter())).union(*attributes)
     if _NOT_AS_IS.search(values) is not None or not names <= _known_names:
         if not all(isinstance(name, str) and _PLAIN_NAME.match(name) for name in names):
-            return _careful(element, where)
+            return _careful(element)
         if len(_known_names) < _KNOWN_NAMES_LIMIT:
             _known_names.update(names)
         if _NOT_AS_IS.search(values) is not None:
             if _INVALID.search(values) is not None:
-                return _careful(element, where)
+                return _careful(element)
             return _write_escaped(element)
     return xml
 
@@ -194,7 +194,7 @@ def _write_escaped(element: Any) -> str:
     return "".join(parts)
 
 
-def _careful(element: ElementTree.Element, where: str) -> str:
+def _careful(element: ElementTree.Element) -> str:
     """Namespaces, comments, bad characters: ElementTree writes, lxml checks and rewrites."""
     tail = element.tail
     element.tail = None
@@ -203,7 +203,7 @@ def _careful(element: ElementTree.Element, where: str) -> str:
         parsed = etree.fromstring(data)
     except (TypeError, etree.XMLSyntaxError) as error:
         raise EncodeError(
-            f"{where}: the element <{element.tag}> holds what XML 1.0 cannot carry: {error}"
+            f"the element <{element.tag}> holds what XML 1.0 cannot carry: {error}"
         ) from None
     finally:
         element.tail = tail

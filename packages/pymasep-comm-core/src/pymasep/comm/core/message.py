@@ -32,7 +32,7 @@ def _same(left: Any, right: Any) -> bool:
 
 def _xml(element: Any) -> bytes:
     if isinstance(element, ElementTree.Element):
-        element = etree.fromstring(element_xml(element, "element"))
+        element = etree.fromstring(element_xml(element))
     return bytes(etree.tostring(element, method="c14n", with_tail=False))
 
 

@@ -101,7 +101,10 @@ def _is_element(value: Any) -> bool:
 
 def _element_xml(element: Any, where: Any) -> str:
     if isinstance(element, ElementTree.Element):
-        return element_xml(element, _path(where))
+        try:
+            return element_xml(element)
+        except EncodeError as error:
+            raise EncodeError(f"{_path(where)}: {error}") from None
     # lxml writes its own elements; with_tail=False: the tail belongs to the parent.
     return str(etree.tostring(element, encoding="unicode", with_tail=False))
 
@@ -254,7 +257,10 @@ def _decode_dict(node: Any, where: Any) -> dict[str, Any]:
         key = item.get("key")
         if key is None:
             raise DecodeError(f"{_path(where)}: a dict <item> has no key attribute")
-        result[key] = decode_value(_only_child(item, where), (where, key))
+        value = _only_child(item, where)
+        # decode_value, inlined: most values of a pymasep message are elements.
+        decoder = _DECODERS.get(value.tag)
+        result[key] = value if decoder is None else decoder(value, (where, key))
     return result
 
 
