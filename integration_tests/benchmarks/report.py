@@ -168,14 +168,14 @@ def _verdicts(rows: list[dict[str, Any]], target_of: Any) -> list[str]:
         if row.get("spread"):  # codec rows: the rounds' range, and the time it means
             low, high = row["spread"]
             shown += (
-                f" (rounds {low:.2f}x to {high:.2f}x; our time {1 / ratio:.2f}x 0.2's, "
-                f"at most {1 / target:.2f}x wanted)"
+                f" (rounds {low:.2f}x to {high:.2f}x; our time {1 / ratio:.3f}x 0.2's, "
+                f"at most {1 / target:.3f}x wanted)"
             )
         if ratio >= target:
-            lines.append(f"* {row['name']}: {shown}, target {target:.2f}x — met.")
+            lines.append(f"* {row['name']}: {shown}, target {target:.3g}x — met.")
         else:
             why = _explain(row, rows)
-            lines.append(f"* **{row['name']}: {shown}, target {target:.2f}x — missed.** {why}")
+            lines.append(f"* **{row['name']}: {shown}, target {target:.3g}x — missed.** {why}")
     return lines
 
 
@@ -321,9 +321,10 @@ def write(rows: list[dict[str, Any]], page: Path, chart: Path, rounds: int, targ
         "  side's bytes; *our share*: encode without `to_xml` plus decode (target: at most",
         "  half 0.2's time, a ratio of 2x); *from_xml*: pymasep's own",
         "  `Environment.create_object()` / `create_action()` on the element decode returned",
-        "  (target: at most 1.05x its time on 0.2's elements). Ratios are 0.2's time over",
-        "  ours, the median of interleaved rounds, under glibc's default heap and a steady",
-        "  one (integration_tests/benchmarks/message_codec.py says why).",
+        "  (target: at most 1.05x its time on 0.2's elements). Ratios are 0.2's CPU time",
+        "  over ours, the median of at least 9 rounds' ratios (each round times both sides",
+        "  back to back), under glibc's default heap and a steady one",
+        "  (integration_tests/benchmarks/message_codec.py says why).",
         "* **stream of 1 KiB frames**: one-way, interface to engine, as fast as they go.",
         "* **round trip of a small frame**: the interface sends 4 bytes, the engine echoes.",
         "* **one 16 MiB frame**: sent and received whole.",

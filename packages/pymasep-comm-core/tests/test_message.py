@@ -517,6 +517,25 @@ def test_entities_and_dtds_are_refused_fast(data: bytes, lxml_elements: bool) ->
     assert message.msg_type == "x"
 
 
+@pytest.mark.parametrize("lxml_elements", [False, True], ids=["elementtree", "lxml"])
+def test_hostile_depth_is_a_decode_error_or_a_value_never_a_crash(lxml_elements: bool) -> None:
+    deep = 50_000
+    containers = b"<list><item>" * deep + b"<int>1</int>" + b"</item></list>" * deep
+    element = b"<A>" * deep + b"</A>" * deep
+    for value in (containers, element):
+        message = Message("x", None, None)
+        message.lxml_elements = lxml_elements
+        data = b'<Message msg_type="a"><dict><item key="v">' + value + b"</item></dict></Message>"
+        try:
+            message.from_bytes(data)
+        except DecodeError:
+            pass
+        else:
+            # Only an element value may come back, as parsed (expat does not recurse).
+            assert value is element and not lxml_elements
+            assert message.params is not None and message.params["v"].tag == "A"
+
+
 def test_only_the_five_xml_entities_and_character_references_are_read() -> None:
     text = (
         b"<Message msg_type='a'><dict><item key='k'><str>&lt;&amp;&gt;&quot;&apos;&#233;"
