@@ -50,16 +50,22 @@ def element_xml(element: ElementTree.Element) -> str:
         values = "".join(texts) + "".join(chain.from_iterable(map(dict.values, attributes)))
     except TypeError:  # a text or value that is not a str: ElementTree says which
         return _careful(element)
+    as_is = _NOT_AS_IS.search(values) is None
+    if (
+        as_is
+        and _known_names.issuperset(map(_tag, element.iter()))
+        and _known_names.issuperset(chain.from_iterable(attributes))
+    ):
+        return xml  # nearly always: names seen before, nothing to escape
     names = set(map(_tag, element.iter())).union(*attributes)
-    if _NOT_AS_IS.search(values) is not None or not names <= _known_names:
-        if not all(isinstance(name, str) and _PLAIN_NAME.match(name) for name in names):
+    if not all(isinstance(name, str) and _PLAIN_NAME.match(name) for name in names):
+        return _careful(element)
+    if len(_known_names) < _KNOWN_NAMES_LIMIT:
+        _known_names.update(names)
+    if not as_is:
+        if _INVALID.search(values) is not None:
             return _careful(element)
-        if len(_known_names) < _KNOWN_NAMES_LIMIT:
-            _known_names.update(names)
-        if _NOT_AS_IS.search(values) is not None:
-            if _INVALID.search(values) is not None:
-                return _careful(element)
-            return _write_escaped(element)
+        return _write_escaped(element)
     return xml
 
 
@@ -99,7 +105,7 @@ def _write(element: Any, texts: list[str], attributes: list[dict[str, str]]) -> 
                     add(f"{chead}>{ctext}</{ctag}>")
                 else:
                     add(f"{chead} />")
-            elif size == 1 and not child.text and not len(child[0]):
+            elif size == 1 and not len(inner := child[0]) and not child.text:
                 # One leaf inside, as a characteristic holds its value and a container's
                 # item its element: both written here, without a call.
                 ctag = child.tag
@@ -109,7 +115,6 @@ def _write(element: Any, texts: list[str], attributes: list[dict[str, str]]) -> 
                     chead = f'<{ctag} {attributes_of(map(_pair, cattrib.items()))}"'
                 else:
                     chead = f"<{ctag}"
-                inner = child[0]
                 itag = inner.tag
                 iattrib = inner.attrib
                 itext = inner.text
