@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ElementTree
-from typing import Any, ClassVar
+from typing import Any
 
 from lxml import etree
 
@@ -96,7 +96,7 @@ class Message:
     MESSAGE_TYPE_END_GAME = "end"
     """E -> I : Game is finished (by engine)"""
 
-    lxml_elements: ClassVar[bool] = False
+    lxml_elements: bool = False
     """Opt-in: decode element values (and :meth:`to_xml`) as lxml elements.
 
     False (the default) gives ``xml.etree.ElementTree`` elements, which pymasep's own
