@@ -90,11 +90,15 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Measure speed as ratios against baselines, pymasep 0.2 and pyzmq in the same run;
     rewrite docs/benchmarks.md and its chart."""
-    _install(session, *DISTRIBUTIONS, requirements=("pyzmq", "matplotlib"))
     python02 = _pymasep02(session)
     env = {"PYMASEP02_PYTHON": python02} if python02 else {}
-    if python02:  # pymasep's own game on pymasep-comm, against the same on 0.2
+    if python02:
+        # pymasep 0.2 first, then ours over it, as a 0.2 user switches: the codec
+        # benchmark builds pymasep's own objects and runs 0.2's Message beside ours.
+        session.install(PYMASEP_02)
+        # pymasep's own game on pymasep-comm, against the same on 0.2.
         env["PYMASEP_ON_COMM_PYTHON"] = _pymasep_on_comm(session)
+    _install(session, *DISTRIBUTIONS, requirements=("pyzmq", "matplotlib"))
     session.run(
         "python",
         str(ROOT / "integration_tests" / "benchmarks" / "run.py"),

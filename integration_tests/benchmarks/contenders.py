@@ -30,7 +30,6 @@ from typing import Any
 import fanout
 import transport
 import workloads
-from message_codec import STEADY_HEAP
 
 HERE = Path(__file__).resolve().parent
 PYMASEP02 = os.environ.get("PYMASEP02_PYTHON")
@@ -40,18 +39,11 @@ FAN_OUT_BROADCASTS = 100
 SCALE = {8: 3000, 64: 500, 256: 240}
 """Connected interfaces -> broadcasts of a 1 KiB frame per run."""
 SCALE_PAYLOAD = 1024
-CODEC_COUNT = {"observation": 150, "action": 5000}
 TOO_BIG = "frame too large: a 0.2 frame holds at most 65,535 bytes (2-byte length)"
 LEGACY_BUDGET = 20.0
 """Seconds a 0.2 stream or broadcast may take before it counts as stalled."""
 LEGACY_ROUND_TRIP_BUDGET = 2.0
 """Seconds of 0.2 round trips per run (each takes tens of milliseconds)."""
-
-# The codec rows pair with message_codec's rows of the same heap (see report.py).
-CODEC_OBSERVATION = "message codec: observation (1,000-element state), {heap}"
-CODEC_ACTION = "message codec: small action, {heap}"
-# Each codec runs in fresh processes under both heaps, both contenders alike.
-HEAPS = {"default heap": {}, "steady heap": STEADY_HEAP}
 
 OURS = "pymasep-comm"
 BARE = "bare sockets"
@@ -121,16 +113,6 @@ def _in_process(
     return float(result["ops"]) / float(result["elapsed"])
 
 
-def _our_codec(kind: str, heap: dict[str, str]) -> Measure:
-    # In a fresh process, as 0.2's: the codec's speed depends on the state of the heap.
-    args = (kind, CODEC_COUNT[kind])
-    return lambda: _in_process(sys.executable, "workloads.py", args, 120, heap)
-
-
-def _legacy_codec(kind: str, heap: dict[str, str]) -> Measure:
-    return lambda: _legacy("codec", kind, CODEC_COUNT[kind], heap=heap)
-
-
 def _not_possible(reason: str) -> Measure:
     def measure() -> float:
         raise NotMeasuredError(reason)
@@ -158,16 +140,8 @@ def _zmq(name: str, *args: Any) -> Measure:
 def _workloads(observation: bytes, payload_file: str) -> list[tuple[str, str, dict[str, Measure]]]:
     """(workload, unit, contender -> measure); pymasep-comm first."""
     small = bytes(transport.STREAM_PAYLOAD)
+    # The codec against 0.2 is message_codec's: both Messages in one process.
     found: list[tuple[str, str, dict[str, Measure]]] = [
-        (
-            template.format(heap=heap),
-            "messages/s",
-            {OURS: _our_codec(kind, env), LEGACY: _legacy_codec(kind, env)},
-        )
-        for heap, env in HEAPS.items()
-        for template, kind in ((CODEC_OBSERVATION, "observation"), (CODEC_ACTION, "action"))
-    ]
-    found += [
         (
             "stream of 1 KiB frames",
             "frames/s",
@@ -238,8 +212,9 @@ def _raise_file_limit(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-TARGETS = {(CODEC_OBSERVATION.format(heap=heap), LEGACY): 8.0 for heap in HEAPS}
-"""Lowest acceptable ratio against a contender, where the issues set one."""
+TARGETS: dict[tuple[str, str], float] = {}
+"""Lowest acceptable ratio against a contender, where the issues set one (the codec's
+targets against 0.2 are message_codec's)."""
 
 
 def run(rounds: int = 5) -> list[dict[str, Any]]:

@@ -6,7 +6,9 @@ cannot share one environment), once per measurement, by :mod:`contenders`::
     legacy02.py stream COUNT SIZE BUDGET
     legacy02.py round_trip COUNT BUDGET
     legacy02.py fan_out INTERFACES BROADCASTS PAYLOAD_FILE BUDGET
-    legacy02.py codec observation|action COUNT
+
+(The codec is measured in one process, against 0.2's own ``Message`` loaded from this
+virtualenv's file: see :mod:`message_codec`.)
 
 It prints one JSON object: ``{"ops": N, "elapsed": seconds}`` (with ``"partial"`` when
 fewer than COUNT operations completed within BUDGET seconds), or ``{"failure": ...}``
@@ -35,7 +37,6 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 from pymasep.communication import (
     Client,
     Frame,
-    Message,
     Server,
     SocketHandler,
     SocketHandlerQueue,
@@ -264,18 +265,7 @@ def fan_out(interfaces: int, broadcasts: int, payload_file: str, budget: float) 
     return result
 
 
-def codec(kind: str, count: int) -> dict[str, Any]:
-    """Encode then decode 0.2's message ``count`` times (see :mod:`workloads`)."""
-    import workloads
-
-    message = Message(*workloads.message_args(kind), "engine")
-    start = time.perf_counter()
-    for _ in range(count):
-        Message(None, None, None).from_bytes(message.to_bytes())
-    return {"ops": count, "elapsed": time.perf_counter() - start}
-
-
-WORKLOADS = {"stream": stream, "round_trip": round_trip, "fan_out": fan_out, "codec": codec}
+WORKLOADS = {"stream": stream, "round_trip": round_trip, "fan_out": fan_out}
 
 
 def _exit_after(seconds: float, message: str | None = None) -> None:

@@ -1,23 +1,20 @@
-"""The messages of the codec benchmark, for pymasep 0.2 and for pymasep-comm alike.
+"""What the benchmarks carry: pymasep 0.2's own objects, and the fan-out's observation.
 
-The same data as :mod:`message_codec`: an observation whose ``State`` element holds 200
-``Object`` children of 5 ``Characteristic`` each (as ``message_codec.observation_state``
-builds it), and a small action. This module is importable by pymasep 0.2's interpreter
-too (no pymasep import at the top, no lxml needed there): 0.2 builds the same trees with
-``xml.etree``, and since 0.2's Message only carries elements through ``to_xml()``, it
-gets them wrapped in an object whose ``to_xml()`` returns the tree already built.
+The codec benchmark (:mod:`message_codec`) encodes and decodes real pymasep objects,
+built with pymasep 0.2's own classes (:func:`pymasep_state`, :func:`pymasep_action`):
+a ``State`` of N ``Object`` objects, each an ``ObjectState`` of four characteristics
+(a tuple position, an int, a str, a bool), as pymasep's engine sends in OBSERVATION,
+and an ``Action`` with parameters, as its interfaces send in ACTION. They are built as
+pymasep builds them from XML (``Environment.create_object``), without an engine.
 
-Run as a script, it measures one codec workload in a fresh process, for the benchmark
-(pymasep-comm's, with our interpreter; :mod:`legacy02` does 0.2's)::
-
-    workloads.py observation|action COUNT
+The fan-out benchmark sends the bytes of a synthetic observation (a ``State`` element
+of 200 ``Object`` children of 5 ``Characteristic`` each, :func:`observation_state`):
+there both contenders send the same bytes, so any tree will do. This module is
+importable by pymasep 0.2's interpreter too (no pymasep import at the top).
 """
 
 from __future__ import annotations
 
-import json
-import sys
-import time
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -36,14 +33,9 @@ def observation_state(etree: Any = ET) -> Any:
     return state
 
 
-def action_element(etree: Any = ET) -> Any:
-    action = etree.Element("Action", type="move")
-    action.text = "north"
-    return action
-
-
 class Built:
-    """Carries an element through pymasep 0.2's Message, which takes only ``to_xml()``."""
+    """An object whose ``to_xml()`` returns an element already built: the message's
+    encoding, without pymasep's own ``to_xml()``, for both Messages alike."""
 
     def __init__(self, element: Any) -> None:
         self.element = element
@@ -52,43 +44,52 @@ class Built:
         return self.element
 
 
-def message_args(kind: str, etree: Any = ET, wrap: bool = True) -> tuple[str, dict[str, Any]]:
-    """``(msg_type, params)`` of the observation or the action message."""
-    carry = Built if wrap else (lambda element: element)
-    if kind == "observation":
-        params = {
-            "observation": carry(observation_state(etree)),
-            "additional_information": {"reward": 1, "game_log": "x"},
-        }
-        return "observation", params
-    return "action", {"action": carry(action_element(etree))}
+def pymasep_state_xml(objects: int) -> ET.Element:
+    """The XML of a running ``State`` of ``objects`` objects, as pymasep writes one."""
+    state = ET.Element("State", name="State", state="run", is_final="False", env_step="7")
+    for index in range(objects):
+        obj = ET.SubElement(state, "Object", name=f"token{index}", nature="token", state="run")
+        object_state = ET.SubElement(obj, "ObjectState", name="state", state="run")
+        position = ET.SubElement(object_state, "Characteristic", name="Position", state="run")
+        coordinates = ET.SubElement(position, "tuple")
+        for coordinate in (index % 16, index // 16):
+            ET.SubElement(ET.SubElement(coordinates, "item"), "int").text = str(coordinate)
+        for name, tag, text in (
+            ("Life", "int", str(100 - index % 100)),
+            ("Label", "str", f"token {index}"),
+            ("Visible", "bool", str(index % 3 != 0)),
+        ):
+            characteristic = ET.SubElement(object_state, "Characteristic", name=name, state="run")
+            ET.SubElement(characteristic, tag).text = text
+    return state
 
 
-def our_message(kind: str) -> Any:
-    """The message as pymasep-comm's engine builds it (lxml elements, as they are)."""
-    from lxml import etree
+def pymasep_environment() -> Any:
+    """A pymasep 0.2 ``Environment`` (it writes ``logs/`` in the working directory)."""
+    from pymasep.common.environment import Environment
 
-    from pymasep.comm.core import Message
-
-    msg_type, params = message_args(kind, etree, wrap=False)
-    return Message(msg_type, params, "engine")
+    return Environment()
 
 
-def our_codec(kind: str, count: int) -> dict[str, float]:
-    """Encode then decode pymasep-comm's message ``count`` times."""
-    from pymasep.comm.core import Message
+def pymasep_state(environment: Any, objects: int) -> Any:
+    """A pymasep 0.2 ``State`` of ``objects`` objects, built with 0.2's classes."""
+    return environment.create_object(name=None, xml_node=pymasep_state_xml(objects), parent=None)
 
-    message = our_message(kind)
-    start = time.perf_counter()
-    for _ in range(count):
-        Message("", None, None).from_bytes(message.to_bytes())
-    return {"ops": count, "elapsed": time.perf_counter() - start}
+
+def pymasep_action(environment: Any) -> Any:
+    """A pymasep 0.2 ``Action`` as an interface sends one: a type and two parameters."""
+    action = environment.create_action(action_type=3)
+    action.add_parameter("coord", (4, 2))
+    action.add_parameter("token", "token7")
+    return action
 
 
 def our_observation_bytes() -> bytes:
     """The observation as pymasep-comm puts it on the wire (what the fan-out sends)."""
-    return bytes(our_message("observation").to_bytes())
+    from pymasep.comm.core import Message
 
-
-if __name__ == "__main__":
-    print(json.dumps(our_codec(sys.argv[1], int(sys.argv[2]))))
+    params = {
+        "observation": observation_state(),
+        "additional_information": {"reward": 1, "game_log": "x"},
+    }
+    return bytes(Message("observation", params, "engine").to_bytes())

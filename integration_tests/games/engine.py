@@ -36,6 +36,9 @@ from pymasep.comm.core import (
 )
 from pymasep.communication import Frame, Message, Server, SocketHandlerQueue
 
+# rules.py reads its states and actions with lxml: this application opts in.
+Message.lxml_elements = True
+
 for game_class in rules.GAMES.values():
     # The allowlist: a DEFINE message can only name these classes.
     register_type(game_class)

@@ -29,6 +29,9 @@ import pymasep.comm.core
 from pymasep.comm.core import CommunicationError, ServerNotFoundError, register_type
 from pymasep.communication import Client, Frame, Message, SocketHandlerQueue
 
+# rules.py reads its states and actions with lxml: this application opts in.
+Message.lxml_elements = True
+
 for game_class in rules.GAMES.values():
     register_type(game_class)
 

@@ -23,6 +23,8 @@ from pymasep.comm.core import (
     Message,
     UnknownTypeError,
     UnsupportedValueError,
+    allow_imported_types,
+    forbid_imported_types,
     register_type,
     registered_types,
     unregister_type,
@@ -89,9 +91,9 @@ def test_signature_and_constants_are_the_seeds() -> None:
     )
 
 
-def test_to_xml_is_an_lxml_element_with_the_02_layout() -> None:
+def test_to_xml_is_an_elementtree_element_with_the_02_layout() -> None:
     xml = Message("register", {"id": "i1", "role": 1}, "i1").to_xml()
-    assert isinstance(xml, etree._Element)
+    assert type(xml) is ElementTree.Element
     assert xml.tag == "Message"
     assert xml.get("msg_type") == "register"
     assert xml.get("src_sub_app") == "i1"
@@ -106,11 +108,31 @@ def test_str_is_the_xml() -> None:
 
 
 def test_from_xml_accepts_lxml_and_elementtree() -> None:
-    original = Message("action", {"move": [1, 2], "name": "é"}, "i")
-    for node in (original.to_xml(), ElementTree.fromstring(original.to_bytes())):
+    original = Message("action", {"move": [1, 2], "name": "é", "state": StateLike().to_xml()}, "i")
+    for node in (original.to_xml(), etree.fromstring(original.to_bytes())):
         message = Message("x", None, None)
         message.from_xml(node)
         assert message == original
+        assert message.params is not None
+        assert type(message.params["state"]) is ElementTree.Element
+
+
+def test_lxml_elements_is_an_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Message("observation", {"state": StateLike().to_xml(), "n": [1]}, "engine")
+    one = Message("x", None, None)
+    one.lxml_elements = True
+    one.from_bytes(original.to_bytes())
+    assert one.params is not None
+    assert isinstance(one.params["state"], etree._Element)
+    assert one == original
+    assert type(_decoded(original).params["state"]) is ElementTree.Element  # type: ignore[index]
+    monkeypatch.setattr(Message, "lxml_elements", True)
+    assert isinstance(original.to_xml(), etree._Element)
+    every = _decoded(original)
+    assert isinstance(every.params["state"], etree._Element)  # type: ignore[index]
+    from_tree = Message("x", None, None)
+    from_tree.from_xml(ElementTree.fromstring(original.to_bytes()))
+    assert isinstance(from_tree.params["state"], etree._Element)  # type: ignore[index]
 
 
 def test_equality() -> None:
@@ -207,7 +229,7 @@ def test_false_is_never_written_as_02_bool() -> None:
     assert b"<bool>True</bool>" in Message("a", {"b": True}, "s").to_bytes()
 
 
-def test_elements_and_to_xml_objects_come_back_as_lxml_elements() -> None:
+def test_elements_and_to_xml_objects_come_back_as_elementtree_elements() -> None:
     board = etree.Element("Board", size="3")
     etree.SubElement(board, "Cell").text = "x"
     board_tail = ElementTree.Element("Action")
@@ -216,8 +238,8 @@ def test_elements_and_to_xml_objects_come_back_as_lxml_elements() -> None:
     params = {"lxml": board, "etree": board_tail, "object": StateLike()}
     decoded = _decoded(Message("observation", params, "engine")).params
     assert decoded is not None
-    assert all(isinstance(decoded[key], etree._Element) for key in params)
-    assert etree.tostring(decoded["lxml"], with_tail=False) == etree.tostring(board)
+    assert all(type(decoded[key]) is ElementTree.Element for key in params)
+    assert ElementTree.tostring(decoded["lxml"]) == etree.tostring(board)
     assert decoded["etree"].text == "go"
     assert not decoded["etree"].tail
     assert decoded["object"].find("Object").text == "3"
@@ -242,6 +264,67 @@ def test_registered_class_round_trips_and_travels_as_02_writes_it() -> None:
     with pytest.raises(UnknownTypeError) as raised:
         _decoded(Message("define", {"game": Game}, "iface"))
     assert raised.value.name == "test_message.Game"
+
+
+def test_an_unregistered_class_names_the_line_to_add() -> None:
+    with pytest.raises(UnknownTypeError) as raised:
+        _decoded(Message("define", {"game": Game}, "iface"))
+    assert "'test_message.Game'" in str(raised.value)
+    assert "after `import test_message`" in str(raised.value)
+    line = str(raised.value).rpartition(": ")[2]
+    assert line == "pymasep.comm.core.register_type(test_message.Game)"
+    # The line does what it says.
+    names = {"pymasep": importlib.import_module("pymasep"), "test_message": sys.modules[__name__]}
+    exec(line, names)
+    try:
+        assert _decoded(Message("define", {"game": Game}, "iface")).params == {"game": Game}
+    finally:
+        unregister_type(Game)
+
+
+def test_imported_types_resolve_only_under_allowed_packages_already_imported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    imported: list[str] = []
+    real_import = builtins.__import__
+
+    def recording_import(name: str, *args: Any, **kwargs: Any) -> Any:
+        imported.append(name)
+        return real_import(name, *args, **kwargs)
+
+    def decode(name: str) -> Any:
+        text = (
+            b"<Message msg_type='define'><dict><item key='game'><type>&lt;class '"
+            + name.encode()
+            + b"'&gt;</type></item></dict></Message>"
+        )
+        message = Message("x", None, None)
+        message.from_bytes(text)
+        return (message.params or {})["game"]
+
+    with pytest.raises(ValueError, match="dotted package name"):
+        allow_imported_types("")
+    allow_imported_types("test_message", "json")
+    try:
+        monkeypatch.setattr(builtins, "__import__", recording_import)
+        monkeypatch.setattr(importlib, "import_module", recording_import)
+        assert decode("test_message.Game") is Game
+        assert decode("json.decoder.JSONDecoder") is sys.modules["json.decoder"].JSONDecoder
+        for refused in (
+            "test_message.StateLike.to_xml",  # not a class
+            "test_message.ElementTree.Element",  # imported by the module, defined elsewhere
+            "json.scanner_that_is_not_imported.X",
+            "test_messages.Game",  # not under an allowed package
+            "xml.etree.ElementTree.Element",  # imported, but not allowed
+        ):
+            with pytest.raises(UnknownTypeError):
+                decode(refused)
+        assert "json.scanner_that_is_not_imported" not in sys.modules
+        assert not [name for name in imported if name.startswith(("json", "test_message"))]
+    finally:
+        forbid_imported_types()
+    with pytest.raises(UnknownTypeError):
+        decode("test_message.Game")
 
 
 def test_register_type_is_a_decorator_and_refuses_name_clashes() -> None:
@@ -408,12 +491,61 @@ NETWORK = (
 )
 
 
-@pytest.mark.parametrize("data", [BOMB, XXE, NETWORK], ids=["bomb", "xxe", "external-dtd"])
-def test_entities_and_dtds_are_refused_fast(data: bytes) -> None:
+HOSTILE = {
+    "bomb": BOMB,
+    "xxe": XXE,
+    "external-dtd": NETWORK,
+    # The same in UTF-16, with and without a BOM, and declared in the XML declaration:
+    # the parser reads UTF-8 only, so <!DOCTYPE cannot hide in another encoding.
+    "utf-16-bom": "\ufeff".encode("utf-16-le") + XXE.decode().encode("utf-16-le"),
+    "utf-16": XXE.decode().encode("utf-16-be"),
+    "declared-utf-16": XXE.replace(b'version="1.0"', b'version="1.0" encoding="UTF-16"'),
+    # A DOCTYPE inside a comment is text, but refusing it costs nothing.
+    "comment": b"<!-- <!DOCTYPE m> --><Message msg_type='a'/>",
+}
+
+
+@pytest.mark.parametrize("lxml_elements", [False, True], ids=["elementtree", "lxml"])
+@pytest.mark.parametrize("data", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_entities_and_dtds_are_refused_fast(data: bytes, lxml_elements: bool) -> None:
+    message = Message("x", None, None)
+    message.lxml_elements = lxml_elements
     start = time.monotonic()
     with pytest.raises(DecodeError):
-        Message("x", None, None).from_bytes(data)
+        message.from_bytes(data)
     assert time.monotonic() - start < 1.0
+    assert message.msg_type == "x"
+
+
+@pytest.mark.parametrize("lxml_elements", [False, True], ids=["elementtree", "lxml"])
+def test_hostile_depth_is_a_decode_error_or_a_value_never_a_crash(lxml_elements: bool) -> None:
+    deep = 50_000
+    containers = b"<list><item>" * deep + b"<int>1</int>" + b"</item></list>" * deep
+    element = b"<A>" * deep + b"</A>" * deep
+    for value in (containers, element):
+        message = Message("x", None, None)
+        message.lxml_elements = lxml_elements
+        data = b'<Message msg_type="a"><dict><item key="v">' + value + b"</item></dict></Message>"
+        try:
+            message.from_bytes(data)
+        except DecodeError:
+            pass
+        else:
+            # Only an element value may come back, as parsed (expat does not recurse).
+            assert value is element and not lxml_elements
+            assert message.params is not None and message.params["v"].tag == "A"
+
+
+def test_only_the_five_xml_entities_and_character_references_are_read() -> None:
+    text = (
+        b"<Message msg_type='a'><dict><item key='k'><str>&lt;&amp;&gt;&quot;&apos;&#233;"
+        b"</str></item><item key='u'><str>&undeclared;</str></item></dict></Message>"
+    )
+    with pytest.raises(DecodeError):
+        Message("x", None, None).from_bytes(text)
+    message = Message("x", None, None)
+    message.from_bytes(text.split(b"<item key='u'>")[0] + b"</dict></Message>")
+    assert message.params == {"k": "<&>\"'é"}
 
 
 @pytest.mark.parametrize(

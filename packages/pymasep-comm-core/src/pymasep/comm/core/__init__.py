@@ -47,7 +47,13 @@ from .exceptions import (
 from .frame import Frame, FrameKind
 from .message import Message
 from .socket_handler import SocketHandler, SocketHandlerQueue, close_handlers
-from .typeregistry import register_type, registered_types, unregister_type
+from .typeregistry import (
+    allow_imported_types,
+    forbid_imported_types,
+    register_type,
+    registered_types,
+    unregister_type,
+)
 from .wire import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, Wire, encode_frame
 
 __all__ = [
@@ -90,8 +96,10 @@ __all__ = [
     "UnsupportedValueError",
     "Wire",
     "__version__",
+    "allow_imported_types",
     "close_handlers",
     "encode_frame",
+    "forbid_imported_types",
     "register_type",
     "registered_types",
     "unregister_type",

@@ -80,9 +80,11 @@ class UnknownTypeError(DecodeError):
     """
 
     def __init__(self, name: str) -> None:
+        module = name.rpartition(".")[0]
+        where = f", after `import {module}`" if module else ""
         super().__init__(
-            f"class {name!r} is not registered; call "
-            f"pymasep.comm.core.register_type() for the classes your messages carry"
+            f"a message names the class {name!r}, which is not registered; add this line "
+            f"where the application starts{where}: pymasep.comm.core.register_type({name})"
         )
         self.name = name
 

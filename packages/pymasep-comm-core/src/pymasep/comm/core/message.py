@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import math
 import xml.etree.ElementTree as ElementTree
 from typing import Any
 
 from lxml import etree
 
+from .elementwriter import element_xml
 from .exceptions import DecodeError, EncodeError, UnsupportedValueError
-from .xmlvalues import check_text, decode_value, encode_value, parse_xml
+from .xmlvalues import decode_value, encode_value, parse_xml, text_xml
 
 __all__ = ["Message"]
 
@@ -32,8 +32,8 @@ def _same(left: Any, right: Any) -> bool:
 
 def _xml(element: Any) -> bytes:
     if isinstance(element, ElementTree.Element):
-        element = etree.fromstring(ElementTree.tostring(element))
-    return etree.tostring(element, method="c14n", with_tail=False)
+        element = etree.fromstring(element_xml(element))
+    return bytes(etree.tostring(element, method="c14n", with_tail=False))
 
 
 class Message:
@@ -68,8 +68,9 @@ class Message:
 
     Params hold int, float, str, bool, None, list, tuple, set, dict (str keys), classes
     registered with :func:`~pymasep.comm.core.register_type`, XML elements (lxml or
-    ElementTree) and objects with a ``to_xml()`` method; elements come back as lxml
-    elements.
+    ElementTree) and objects with a ``to_xml()`` method. Elements come back as
+    ``xml.etree.ElementTree`` elements, as pymasep 0.2 gives them, unless
+    :attr:`lxml_elements` is set.
 
     Args:
         msg_type: Type of message. See above.
@@ -95,6 +96,15 @@ class Message:
     MESSAGE_TYPE_END_GAME = "end"
     """E -> I : Game is finished (by engine)"""
 
+    lxml_elements: bool = False
+    """Opt-in: decode element values (and :meth:`to_xml`) as lxml elements.
+
+    False (the default) gives ``xml.etree.ElementTree`` elements, which pymasep's own
+    ``from_xml()`` methods read fastest. Set it on the class
+    (``Message.lxml_elements = True``) for every message the application decodes, or
+    on one instance before calling :meth:`from_bytes`.
+    """
+
     def __init__(
         self, msg_type: str, param_dict: dict[str, Any] | None, src_sub_app_id: Any
     ) -> None:
@@ -117,29 +127,28 @@ class Message:
         """
         if type(self.msg_type) is not str:
             raise EncodeError(f"msg_type must be a str, not {type(self.msg_type).__name__}")
-        check_text(self.msg_type, "msg_type")
-        attributes = {"msg_type": self.msg_type}
+        head = f'<Message msg_type="{text_xml(self.msg_type, "msg_type")}"'
         source = self.src_sub_app_id
         if source is not None:
             if not isinstance(source, str):
                 raise UnsupportedValueError(
                     f"src_sub_app_id must be a str or None, not {type(source).__name__}"
                 )
-            check_text(source, "src_sub_app_id")
-            attributes["src_sub_app"] = source
+            head = f'{head} src_sub_app="{text_xml(source, "src_sub_app_id")}"'
         params = self.params
         if params is not None and not isinstance(params, dict):
             raise UnsupportedValueError(
                 f"params must be a dict or None, not {type(params).__name__}"
             )
-        out = io.BytesIO()
+        if params is None:
+            return f"{head} />".encode()
+        parts = [f"{head}>"]
         try:
-            with etree.xmlfile(out, encoding="utf-8") as xf, xf.element("Message", attributes):
-                if params is not None:
-                    encode_value(params, xf)
+            encode_value(params, parts.append)
         except RecursionError:
             raise EncodeError("params are nested too deeply") from None
-        return out.getvalue()
+        parts.append("</Message>")
+        return "".join(parts).encode()
 
     def from_bytes(self, b: bytes) -> None:
         """Transform bytes to a message, in this instance.
@@ -151,37 +160,48 @@ class Message:
             DecodeError: The bytes are not a valid message (malformed XML, a DOCTYPE,
                 missing attributes, malformed values, an unregistered class).
         """
-        self._read(parse_xml(b))
+        self._read(parse_xml(b, lxml_elements=self.lxml_elements))
 
-    def to_xml(self) -> etree._Element:
+    def to_xml(self) -> ElementTree.Element:
         """Transform the Message to XML.
 
         Returns:
-            The XML of the message, as a new lxml tree. Changing it changes neither
-            the message nor the elements it holds.
+            The XML of the message, as a new ``xml.etree.ElementTree`` tree (an lxml
+            one if :attr:`lxml_elements` is set). Changing it changes neither the
+            message nor the elements it holds.
         """
-        return parse_xml(self.to_bytes())
+        result: ElementTree.Element = parse_xml(self.to_bytes(), lxml_elements=self.lxml_elements)
+        return result
 
     def from_xml(self, xml_node: Any) -> None:
         """Transform an XML to a Message. The instance must be created before.
 
         Args:
-            xml_node: The XML node containing the Message (lxml or ElementTree).
+            xml_node: The XML node containing the Message: an ``xml.etree.ElementTree``
+                element or an lxml one. The element values of the message are read
+                from it, not copied, when it is of the kind :attr:`lxml_elements`
+                asks for; otherwise they are converted.
 
         Raises:
             DecodeError: The XML is not a valid message.
         """
         if isinstance(xml_node, ElementTree.Element):
-            xml_node = parse_xml(ElementTree.tostring(xml_node))
-        elif not isinstance(xml_node, etree._Element):
+            if self.lxml_elements:
+                xml_node = parse_xml(ElementTree.tostring(xml_node), lxml_elements=True)
+        elif isinstance(xml_node, etree._Element):
+            if not self.lxml_elements:
+                xml_node = parse_xml(etree.tostring(xml_node, with_tail=False))
+        else:
             raise DecodeError(f"from_xml() takes an XML element, not {type(xml_node).__name__}")
         self._read(xml_node)
 
-    def _read(self, root: etree._Element) -> None:
+    def _read(self, root: Any) -> None:
         msg_type = root.get("msg_type")
         if msg_type is None:
             raise DecodeError(f"<{root.tag}> has no msg_type attribute: not a message")
-        children = [child for child in root if isinstance(child.tag, str)]
+        children = list(root)
+        if len(children) > 1 or (children and type(children[0].tag) is not str):
+            children = [child for child in children if isinstance(child.tag, str)]  # comments
         if len(children) > 1:
             raise DecodeError(f"a message holds {len(children)} params elements, not 1")
         params: dict[str, Any] | None = None

@@ -7,14 +7,14 @@ The layout is pymasep 0.2's: one element per value, tagged by its type (``int``,
 decodes to the raw element (never to a wrong value) carry it: ``<float>``,
 ``<NoneType/>`` and ``<false/>`` (0.2 reads ``<bool>False</bool>`` as True).
 
-Encoding streams through :func:`lxml.etree.xmlfile` (an element value is serialized in
-place, so the caller's element is never moved or copied, and no intermediate copy of a
-large state is made); decoding parses once and walks.
+Encoding appends the XML in pieces and joins them once; an element value is written
+from the caller's tree (ElementTree elements by :mod:`.elementwriter`, lxml's by lxml),
+never moved, copied or re-parsed. Decoding parses once and walks; the elements it hands
+back are ``xml.etree.ElementTree`` elements, as 0.2's, unless lxml's are asked for.
 """
 
 from __future__ import annotations
 
-import copy
 import re
 import threading
 import xml.etree.ElementTree as ElementTree
@@ -23,10 +23,19 @@ from typing import Any
 
 from lxml import etree
 
+from .elementwriter import element_xml
 from .exceptions import DecodeError, EncodeError, UnknownTypeError, UnsupportedValueError
 from .typeregistry import resolve_type, type_name
 
-__all__ = ["MAX_DEPTH", "check_text", "decode_value", "encode_value", "parse_xml"]
+__all__ = [
+    "MAX_DEPTH",
+    "check_text",
+    "decode_value",
+    "encode_value",
+    "escape",
+    "parse_xml",
+    "text_xml",
+]
 
 MAX_DEPTH = 100
 """Deepest nesting of containers that a value may have (the parser reads no deeper)."""
@@ -34,37 +43,79 @@ MAX_DEPTH = 100
 # Characters XML 1.0 cannot carry, even escaped; lone surrogates cannot be encoded.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _CLASS_TEXT = re.compile(r"<class '([^']+)'>\Z")
+_MARKUP = re.compile('[&<>"\n\r\t]')
+# Either of the above: a text that matches neither is written as it is.
+_NOT_AS_IS = re.compile('[&<>"\n\r\t\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
 
 
-def check_text(text: str, where: str) -> None:
+def _path(where: Any) -> str:
+    """``params['a'][0]`` from the (parent, key) pairs that the walk nests: built only
+    for an error, never for every value."""
+    keys = []
+    while isinstance(where, tuple):
+        where, key = where
+        keys.append(f"[{key!r}]")
+    return str(where) + "".join(reversed(keys))
+
+
+def check_text(text: str, where: Any) -> None:
     """Raise unless XML 1.0 can carry ``text``."""
     bad = _INVALID_XML.search(text)
     if bad is not None:
         raise EncodeError(
-            f"{where}: character {bad.group()!r} at index {bad.start()} "
+            f"{_path(where)}: character {bad.group()!r} at index {bad.start()} "
             f"cannot be carried by XML 1.0"
         )
 
 
-def _element(value: Any) -> Any:
-    """An lxml or ElementTree element without its tail (which belongs to its parent)."""
-    if isinstance(value, ElementTree.Element):
-        if value.tail:
-            value = copy.copy(value)  # shallow: only to drop the tail, children are shared
-            value.tail = None
-        # lxml writes only its own elements; convert through the serialized form.
-        return etree.fromstring(ElementTree.tostring(value))
-    return value
+def text_xml(text: str, where: Any) -> str:
+    """``text`` escaped for content or a double-quoted attribute value.
+
+    Raises:
+        EncodeError: A character XML 1.0 cannot carry.
+    """
+    if _NOT_AS_IS.search(text) is None:  # nearly always: one search, nothing to do
+        return text
+    check_text(text, where)
+    return escape(text)
+
+
+def escape(text: str) -> str:
+    """Text for element content or a double-quoted attribute value."""
+    if _MARKUP.search(text) is None:
+        return text
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("\n", "&#10;")
+        .replace("\r", "&#13;")
+        .replace("\t", "&#9;")
+    )
 
 
 def _is_element(value: Any) -> bool:
     return isinstance(value, (etree._Element, ElementTree.Element))
 
 
-def encode_value(value: Any, xf: Any, where: str = "params", depth: int = 0) -> None:
-    """Write the XML of ``value`` to an :func:`lxml.etree.xmlfile` writer.
+def _element_xml(element: Any, where: Any) -> str:
+    if isinstance(element, ElementTree.Element):
+        try:
+            return element_xml(element)
+        except EncodeError as error:
+            raise EncodeError(f"{_path(where)}: {error}") from None
+    # lxml writes its own elements; with_tail=False: the tail belongs to the parent.
+    return str(etree.tostring(element, encoding="unicode", with_tail=False))
 
-    lxml escapes; this checks first, for an error that says where the bad value is.
+
+def encode_value(
+    value: Any, add: Callable[[str], Any], where: Any = "params", depth: int = 0
+) -> None:
+    """Append the XML of ``value``, in pieces, with ``add`` (a list's ``append``).
+
+    Element values (and what ``to_xml()`` returns) are written from the caller's tree,
+    which is never moved or copied.
 
     Raises:
         UnsupportedValueError: A value (or a dict key) of a type the XML cannot carry.
@@ -73,121 +124,121 @@ def encode_value(value: Any, xf: Any, where: str = "params", depth: int = 0) -> 
     cls = type(value)
     if cls is str:
         if value:
-            check_text(value, where)
-            with xf.element("str"):
-                xf.write(value)
+            add(f"<str>{text_xml(value, where)}</str>")
         else:
-            xf.write(_EMPTY_STR)
+            add('<str content="empty" />')
     elif cls is int or cls is float:
-        with xf.element(cls.__name__):
-            xf.write(repr(value))
+        add(f"<{cls.__name__}>{value!r}</{cls.__name__}>")
     elif cls is bool:
-        xf.write(_TRUE if value else _FALSE)
+        add("<bool>True</bool>" if value else "<false />")
     elif value is None:
-        xf.write(_NONE)
+        add("<NoneType />")
     elif cls is list or cls is tuple or cls is set or cls is dict:
         if depth >= MAX_DEPTH:
-            raise EncodeError(f"{where}: nested deeper than {MAX_DEPTH} containers")
-        with xf.element(cls.__name__):
-            if cls is dict:
-                for key, item in value.items():
-                    if type(key) is not str:
-                        raise UnsupportedValueError(
-                            f"{where}: dict keys must be str, not {type(key).__name__} ({key!r})"
-                        )
-                    inner = f"{where}[{key!r}]"
-                    check_text(key, inner)
-                    with xf.element("item", key=key):
-                        encode_value(item, xf, inner, depth + 1)
-            else:
-                for index, item in enumerate(value):
-                    with xf.element("item"):
-                        encode_value(item, xf, f"{where}[{index}]", depth + 1)
+            raise EncodeError(f"{_path(where)}: nested deeper than {MAX_DEPTH} containers")
+        tag = cls.__name__
+        if not value:
+            add(f"<{tag} />")
+            return
+        add(f"<{tag}>")
+        if cls is dict:
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise UnsupportedValueError(
+                        f"{_path(where)}: dict keys must be str, not {type(key).__name__} ({key!r})"
+                    )
+                inner = (where, key)
+                add(f'<item key="{text_xml(key, inner)}">')
+                encode_value(item, add, inner, depth + 1)
+                add("</item>")
+        else:
+            for index, item in enumerate(value):
+                add("<item>")
+                encode_value(item, add, (where, index), depth + 1)
+                add("</item>")
+        add(f"</{tag}>")
     elif isinstance(value, type):
-        with xf.element("type"):
-            xf.write(f"<class '{type_name(value)}'>")
+        add(f"<type>&lt;class '{escape(type_name(value))}'&gt;</type>")
     elif _is_element(value):
-        xf.write(_element(value), with_tail=False)
+        add(_element_xml(value, where))
     elif callable(getattr(value, "to_xml", None)):
         element = value.to_xml()
         if not _is_element(element):
             raise UnsupportedValueError(
-                f"{where}: {cls.__name__}.to_xml() returned {type(element).__name__}, "
+                f"{_path(where)}: {cls.__name__}.to_xml() returned {type(element).__name__}, "
                 f"not an XML element"
             )
-        xf.write(_element(element), with_tail=False)
+        add(_element_xml(element, where))
     elif isinstance(value, bool):  # before int: bool subclasses int
-        encode_value(bool(value), xf, where, depth)
+        encode_value(bool(value), add, where, depth)
     elif isinstance(value, (str, int, float)):
         # Subclasses (enums, numpy scalars that subclass float) travel as their base type.
         base = next(base for base in (str, int, float) if isinstance(value, base))
-        encode_value(base(value), xf, where, depth)
+        encode_value(base(value), add, where, depth)
     else:
         raise UnsupportedValueError(
-            f"{where}: values of type {cls.__module__}.{cls.__qualname__} cannot be put in a "
-            f"message (supported: int, float, str, bool, None, list, tuple, set, dict with str "
-            f"keys, registered classes, XML elements and objects with a to_xml() method)"
+            f"{_path(where)}: values of type {cls.__module__}.{cls.__qualname__} cannot be put "
+            f"in a message (supported: int, float, str, bool, None, list, tuple, set, dict "
+            f"with str keys, registered classes, XML elements and objects with a to_xml() "
+            f"method)"
         )
-
-
-_EMPTY_STR = etree.Element("str", content="empty")
-_TRUE = etree.Element("bool")
-_TRUE.text = "True"
-_FALSE = etree.Element("false")
-_NONE = etree.Element("NoneType")
 
 
 # -- decoding ------------------------------------------------------------------------
 
 
-def _only_child(item: etree._Element, where: str) -> etree._Element:
-    children = [child for child in item if isinstance(child.tag, str)]
+def _only_child(item: Any, where: Any) -> Any:
+    if len(item) == 1 and type(item[0].tag) is str:  # always, but in an lxml tree
+        return item[0]
+    children = [child for child in item if isinstance(child.tag, str)]  # comments out
     if len(children) != 1:
-        raise DecodeError(f"{where}: an <item> holds {len(children)} values, not 1")
+        raise DecodeError(f"{_path(where)}: an <item> holds {len(children)} values, not 1")
     return children[0]
 
 
-def _items(node: etree._Element, where: str) -> list[etree._Element]:
-    items = [child for child in node if isinstance(child.tag, str)]
+def _items(node: Any, where: Any) -> list[Any]:
+    items = [child for child in node if child.tag != "item"]
+    if not items:  # always, but in an lxml tree with comments, or a malformed one
+        return list(node)
     for child in items:
-        if child.tag != "item":
-            raise DecodeError(f"{where}: <{child.tag}> inside <{node.tag}>, expected <item>")
-    return items
+        if isinstance(child.tag, str):
+            raise DecodeError(f"{_path(where)}: <{child.tag}> inside <{node.tag}>, expected <item>")
+    return [child for child in node if child.tag == "item"]
 
 
-def _decode_int(node: etree._Element, where: str) -> int:
+def _decode_int(node: Any, where: Any) -> int:
     try:
         return int(node.text or "")
     except ValueError:
-        raise DecodeError(f"{where}: <int> holds {node.text!r}") from None
+        raise DecodeError(f"{_path(where)}: <int> holds {node.text!r}") from None
 
 
-def _decode_float(node: etree._Element, where: str) -> float:
+def _decode_float(node: Any, where: Any) -> float:
     try:
         return float(node.text or "")
     except ValueError:
-        raise DecodeError(f"{where}: <float> holds {node.text!r}") from None
+        raise DecodeError(f"{_path(where)}: <float> holds {node.text!r}") from None
 
 
-def _decode_str(node: etree._Element, where: str) -> str | None:
+def _decode_str(node: Any, where: Any) -> str | None:
     if node.text is not None:
         return str(node.text)
     # 0.2 writes "" this way; a bare <str/> is None to 0.2, and so it is here.
     return "" if node.get("content") == "empty" else None
 
 
-def _decode_bool(node: etree._Element, where: str) -> bool:
+def _decode_bool(node: Any, where: Any) -> bool:
     text = node.text
     if text == "True":
         return True
     if text == "False":
         return False
-    raise DecodeError(f"{where}: <bool> holds {text!r}, not True or False")
+    raise DecodeError(f"{_path(where)}: <bool> holds {text!r}, not True or False")
 
 
-def _decode_sequence(node: etree._Element, where: str) -> Any:
+def _decode_sequence(node: Any, where: Any) -> Any:
     values = [
-        decode_value(_only_child(item, where), f"{where}[{index}]")
+        decode_value(_only_child(item, where), (where, index))
         for index, item in enumerate(_items(node, where))
     ]
     if node.tag == "list":
@@ -197,30 +248,33 @@ def _decode_sequence(node: etree._Element, where: str) -> Any:
     try:
         return set(values)
     except TypeError as error:
-        raise DecodeError(f"{where}: a <set> holds an unhashable value: {error}") from None
+        raise DecodeError(f"{_path(where)}: a <set> holds an unhashable value: {error}") from None
 
 
-def _decode_dict(node: etree._Element, where: str) -> dict[str, Any]:
+def _decode_dict(node: Any, where: Any) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for item in _items(node, where):
         key = item.get("key")
         if key is None:
-            raise DecodeError(f"{where}: a dict <item> has no key attribute")
-        result[key] = decode_value(_only_child(item, where), f"{where}[{key!r}]")
+            raise DecodeError(f"{_path(where)}: a dict <item> has no key attribute")
+        value = _only_child(item, where)
+        # decode_value, inlined: most values of a pymasep message are elements.
+        decoder = _DECODERS.get(value.tag)
+        result[key] = value if decoder is None else decoder(value, (where, key))
     return result
 
 
-def _decode_type(node: etree._Element, where: str) -> type:
+def _decode_type(node: Any, where: Any) -> type:
     match = _CLASS_TEXT.match(node.text or "")
     if match is None:
-        raise DecodeError(f"{where}: <type> holds {node.text!r}, not <class 'module.Name'>")
+        raise DecodeError(f"{_path(where)}: <type> holds {node.text!r}, not <class 'module.Name'>")
     cls = resolve_type(match.group(1))
     if cls is None:
         raise UnknownTypeError(match.group(1))
     return cls
 
 
-_DECODERS: dict[str, Callable[[etree._Element, str], Any]] = {
+_DECODERS: dict[str, Callable[[Any, Any], Any]] = {
     "int": _decode_int,
     "str": _decode_str,
     "float": _decode_float,
@@ -235,7 +289,7 @@ _DECODERS: dict[str, Callable[[etree._Element, str], Any]] = {
 }
 
 
-def decode_value(node: etree._Element, where: str = "params") -> Any:
+def decode_value(node: Any, where: Any = "params") -> Any:
     """The value an element holds; an element of any other tag is returned itself.
 
     Raises:
@@ -269,18 +323,40 @@ def _parser() -> etree.XMLParser:
     return parser
 
 
-def parse_xml(data: bytes | bytearray | memoryview | str) -> etree._Element:
-    """Parse untrusted XML: no DTD, no entity expansion, no network, no huge trees.
+def parse_xml(data: bytes | bytearray | memoryview | str, *, lxml_elements: bool = False) -> Any:
+    """Parse untrusted XML: no DTD, no entity expansion, no network.
+
+    By default the tree is ``xml.etree.ElementTree``'s (what pymasep's ``from_xml()``
+    reads fastest), parsed by expat with its encoding forced to UTF-8; with
+    ``lxml_elements`` it is lxml's, parsed by libxml2 without DTD, network or huge
+    trees (depth at most 256, a text node at most 10 MB).
+
+    Either way a DOCTYPE is refused before the parser sees a byte: no DOCTYPE, no DTD,
+    so no entity but XML's five and character references can be declared, expanded or
+    fetched. With the encoding forced to UTF-8, ``<!DOCTYPE`` can only be written as
+    those ASCII bytes, so looking for them finds every one (and rejects, harmlessly,
+    the same text inside a comment). The size is bounded by the frame that carried the
+    bytes.
 
     Raises:
         DecodeError: Malformed XML, or a document with a DOCTYPE (where entities live).
     """
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    try:
-        root = etree.fromstring(bytes(data), _parser())
-    except (etree.XMLSyntaxError, ValueError) as error:
-        raise DecodeError(f"not well-formed XML: {error}") from None
-    if root.getroottree().docinfo.doctype:  # type: ignore[union-attr]
+    if type(data) is not bytes:
+        data = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    if b"<!DOCTYPE" in data:
         raise DecodeError("a message may not have a DOCTYPE (entities are refused)")
-    return root
+    if lxml_elements:
+        try:
+            root = etree.fromstring(data, _parser())
+        except (etree.XMLSyntaxError, ValueError) as error:
+            raise DecodeError(f"not well-formed XML: {error}") from None
+        if root.getroottree().docinfo.doctype:  # type: ignore[union-attr]
+            raise DecodeError("a message may not have a DOCTYPE (entities are refused)")
+        return root
+    # Forcing UTF-8 (what both 0.2 and we write) makes the DOCTYPE check above complete.
+    parser = ElementTree.XMLParser(encoding="utf-8")
+    try:
+        parser.feed(data)
+        return parser.close()
+    except ElementTree.ParseError as error:
+        raise DecodeError(f"not well-formed XML: {error}") from None

@@ -1,0 +1,103 @@
+"""ElementTree elements written straight from the tree: what the parser reads back is the tree."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pymasep.comm.core import EncodeError
+from pymasep.comm.core.elementwriter import element_xml
+
+
+def _shape(element: ElementTree.Element) -> Any:
+    """Everything a reader sees."""
+    return (
+        element.tag,
+        dict(element.attrib),
+        element.text or None,
+        [(_shape(child), child.tail or None) for child in element],
+    )
+
+
+def _round_trip(element: ElementTree.Element) -> ElementTree.Element:
+    return ElementTree.fromstring(element_xml(element).encode("utf-8"))
+
+
+# XML 1.0 characters, without the ones that cannot travel in a text as they are.
+_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\ufffe\uffff").filter(
+        lambda c: c in "\t\n\r" or ord(c) >= 0x20
+    ),
+    max_size=12,
+)
+_NAME = st.sampled_from(["State", "Object", "a", "x.y", "b-c", "_u", "état"])
+
+
+@st.composite
+def _trees(draw: Any, depth: int = 0) -> ElementTree.Element:
+    element = ElementTree.Element(draw(_NAME), draw(st.dictionaries(_NAME, _TEXT, max_size=3)))
+    element.text = draw(st.none() | _TEXT)
+    if depth < 3:
+        for child in draw(st.lists(_trees(depth + 1), max_size=3)):  # type: ignore[call-arg]
+            child.tail = draw(st.none() | _TEXT)
+            element.append(child)
+    return element
+
+
+@settings(max_examples=300, deadline=None)
+@given(_trees())
+def test_any_tree_reads_back_as_itself(tree: ElementTree.Element) -> None:
+    assert _shape(_round_trip(tree)) == _shape(tree)
+
+
+def test_markup_and_whitespace_in_values_are_escaped() -> None:
+    element = ElementTree.Element("A", name='say "<&>"', note="tab\there\nline\rcr")
+    element.text = "a < b && c > d ]]>"
+    child = ElementTree.SubElement(element, "B")
+    child.tail = "x\r\ny"
+    back = _round_trip(element)
+    assert back.attrib == element.attrib
+    assert back.text == element.text
+    assert back[0].tail == "x\r\ny"
+
+
+def test_the_roots_tail_is_not_written() -> None:
+    element = ElementTree.Element("A")
+    element.tail = "outside"
+    assert element_xml(element) in ("<A />", "<A></A>")
+    assert element.tail == "outside"
+
+
+def test_namespaces_and_comments_are_written_as_elementtree_does() -> None:
+    element = ElementTree.Element("{urn:game}State")
+    ElementTree.SubElement(element, "{urn:game}Object").text = "1"
+    element.append(ElementTree.Comment("a comment"))
+    back = _round_trip(element)
+    assert back.tag == "{urn:game}State"
+    assert back.find("{urn:game}Object").text == "1"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\x1f", "\ud800", "\ufffe"])
+def test_what_xml_cannot_carry_fails_at_encode_time(bad: str) -> None:
+    text = ElementTree.Element("A")
+    text.text = bad
+    attribute = ElementTree.Element("A", v=bad)
+    for element in (text, attribute):
+        with pytest.raises(EncodeError, match=r"XML 1\.0"):
+            element_xml(element)
+
+
+def test_values_that_are_not_strings_fail_at_encode_time() -> None:
+    element = ElementTree.Element("A")
+    element.text = 3  # type: ignore[assignment]
+    with pytest.raises(EncodeError):
+        element_xml(element)
+
+
+def test_names_that_are_not_xml_names_fail_at_encode_time() -> None:
+    with pytest.raises(EncodeError):
+        element_xml(ElementTree.Element("a b"))
