@@ -69,7 +69,6 @@ def main() -> None:
         # The engine's communication logs (a connection that ends, for instance) on stderr.
         comm = logging.getLogger("pymasep.comm")
         comm.addHandler(logging.StreamHandler(sys.stderr))
-        app.engine.remote_communication.logger.setLevel(logging.INFO)
         print(f"engine ready {app.engine.id}", flush=True)
     else:
         interface_class.slow = args.slow

@@ -203,10 +203,17 @@ def test_a_frame_for_a_peer_that_said_bye_is_dropped_quietly(
         hub.send_frame_to("never-connected", Frame(b"boo"))
 
 
-def test_a_peer_that_vanishes_is_unregistered_and_reported_once(hub: Hub) -> None:
+def test_a_peer_that_vanishes_is_unregistered_and_reported_once(
+    hub: Hub, caplog: pytest.LogCaptureFixture
+) -> None:
     handler, peer = plug(hub, "crasher")
-    peer.sock.close()
-    ident, reason = _ended_once(hub, handler)
+    with caplog.at_level(logging.WARNING, logger=hub.logger.name):
+        peer.sock.close()
+        ident, reason = _ended_once(hub, handler)
+    # At the default level (WARNING): pymasep's Engine says nothing else about it.
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "crasher disconnected: connection lost"
+    ]
     assert ident == "crasher"
     assert isinstance(reason, DisconnectReason)
     assert reason.code is DisconnectCode.CONNECTION_LOST

@@ -299,7 +299,10 @@ class BaseThreadedCommunication:
                     if len(self._said_bye) > _REMEMBERED_BYES:
                         self._said_bye.popitem(last=False)
                 self._connections_changed.notify_all()
-        self.logger.info("%s disconnected: %s", ident, reason)
+        # A peer that vanished without a bye is news at the default level (WARNING), as
+        # pymasep's Engine logs nothing else about it; a bye is routine.
+        level = logging.INFO if reason.graceful else logging.WARNING
+        self.logger.log(level, "%s disconnected: %s", ident, reason)
         try:
             self.on_disconnect(ident, reason)
         except Exception:
