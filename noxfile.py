@@ -209,6 +209,20 @@ def docs(session: nox.Session) -> None:
     )
 
 
+FUZZ = ROOT / "integration_tests" / "fuzz"
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Fuzz the frame decoder, the handshakes, Message.from_bytes and the discovery parsers
+    with atheris, coverage-guided, from the seed corpus (``-- --seconds N`` per target,
+    ``-- --target decoder``, ``-- --replay FILE``)."""
+    _install(session, "core", requirements=("atheris>=2.3",))
+    # The corpus grown by earlier runs is kept here, so each run starts where they ended.
+    out = Path(session.create_tmp()).resolve() / "fuzz"
+    session.run("python", str(FUZZ / "run.py"), "--out", str(out), *session.posargs)
+
+
 BUILD_REQUIREMENTS = ("build==1.6.1", "twine==7.0.0")
 
 
