@@ -223,6 +223,18 @@ def fuzz(session: nox.Session) -> None:
     session.run("python", str(FUZZ / "run.py"), "--out", str(out), *session.posargs)
 
 
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Play an engine with 16 interface processes under churn, SIGKILLs, garbage and a
+    stalled interface; fail on a lost or reordered frame, or on an engine whose memory,
+    threads or descriptors keep growing (``-- --minutes N``, default 1; ``-- --out DIR``
+    for soak.md and soak.png, default this session's tmp/soak)."""
+    _install(session, *DISTRIBUTIONS, requirements=("matplotlib",))
+    out = Path(session.create_tmp()).resolve() / "soak"
+    soak_run = ROOT / "integration_tests" / "soak" / "run.py"
+    session.run("python", str(soak_run), "--out", str(out), *session.posargs)
+
+
 BUILD_REQUIREMENTS = ("build==1.6.1", "twine==7.0.0")
 
 
