@@ -10,6 +10,7 @@ same layout, which is how ``make_corpus.py`` turns real frames into seeds.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import TypeVar
 
 _T = TypeVar("_T")
@@ -95,4 +96,4 @@ def place(offsets: Sequence[int], length: int) -> list[int]:
 def pieces(stream: bytes, cuts: Sequence[int]) -> list[bytes]:
     """``stream`` cut at ``cuts``: the reads that deliver it, in order."""
     bounds = [0, *cuts, len(stream)]
-    return [stream[start:end] for start, end in zip(bounds, bounds[1:])]
+    return [stream[start:end] for start, end in pairwise(bounds)]

@@ -41,32 +41,45 @@ def messages() -> Iterator[tuple[str, Message]]:
     state = etree.Element("State", name="s0")
     etree.SubElement(state, "Object", name="board").text = "x.o"
     yield "define", Message(Message.MESSAGE_TYPE_DEFINE, {"game": "games.Race"}, "engine")
-    yield "register", Message(
-        Message.MESSAGE_TYPE_REGISTER,
-        {"id": "p1", "queue_id": "q", "role": 1},
-        "p1",
+    yield (
+        "register",
+        Message(
+            Message.MESSAGE_TYPE_REGISTER,
+            {"id": "p1", "queue_id": "q", "role": 1},
+            "p1",
+        ),
     )
-    yield "observation", Message(
-        Message.MESSAGE_TYPE_OBSERVATION,
-        {
-            "observation": state,
-            "additional_information": {"reward": 1.5, "game_log": ["a", "", None], "done": False},
-        },
-        "engine",
+    yield (
+        "observation",
+        Message(
+            Message.MESSAGE_TYPE_OBSERVATION,
+            {
+                "observation": state,
+                "additional_information": {
+                    "reward": 1.5,
+                    "game_log": ["a", "", None],
+                    "done": False,
+                },
+            },
+            "engine",
+        ),
     )
     yield "action", Message(Message.MESSAGE_TYPE_ACTION, {"action": ("move", 3, -2)}, "p1")
-    yield "values", Message(
-        "custom",
-        {
-            "set": {1, 2},
-            "nan": float("nan"),
-            "inf": float("-inf"),
-            "big": 2**70,
-            "type": Piece,
-            "nested": [[[{"k": (True,)}]]],
-            "text": "é \u2603 <&>",
-        },
-        None,
+    yield (
+        "values",
+        Message(
+            "custom",
+            {
+                "set": {1, 2},
+                "nan": float("nan"),
+                "inf": float("-inf"),
+                "big": 2**70,
+                "type": Piece,
+                "nested": [[[{"k": (True,)}]]],
+                "text": "é \u2603 <&>",
+            },
+            None,
+        ),
     )
     yield "end", Message(Message.MESSAGE_TYPE_END_GAME, None, "engine")
 
@@ -119,7 +132,11 @@ def handshake_seeds() -> Iterator[tuple[str, bytes]]:
 def message_seeds() -> Iterator[tuple[str, bytes]]:
     for name, message in messages():
         yield name, message.to_bytes()
-    yield "unknown-type", b"<Message msg_type='x'><dict><item key='t'><type>&lt;class 'a.B'&gt;</type></item></dict></Message>"
+    yield (
+        "unknown-type",
+        b"<Message msg_type='x'><dict><item key='t'>"
+        b"<type>&lt;class 'a.B'&gt;</type></item></dict></Message>",
+    )
     yield "doctype", b"<!DOCTYPE m [<!ENTITY e 'x'>]><Message msg_type='x'>&e;</Message>"
 
 
@@ -128,14 +145,20 @@ def discovery_seeds() -> Iterator[tuple[str, bytes]]:
     yield "query-v1", bytes([0]) + discovery.build_query()
     yield "query-later", bytes([0]) + discovery.QUERY + b" v2 v1"
     source = bytes([1, 1, 127, 0, 0, 1, 0x27, 0x10])
-    yield "reply-legacy", source + discovery.build_reply(
-        "127.0.0.1", 5000, server_id="engine", fmt="legacy"
+    yield (
+        "reply-legacy",
+        source + discovery.build_reply("127.0.0.1", 5000, server_id="engine", fmt="legacy"),
     )
-    yield "reply-v1", source + discovery.build_reply(
-        "127.0.0.1", 5000, server_id="engine", name="Race \u2603", bound=True
+    yield (
+        "reply-v1",
+        source
+        + discovery.build_reply(
+            "127.0.0.1", 5000, server_id="engine", name="Race \u2603", bound=True
+        ),
     )
-    yield "reply-v1-unbound", source + discovery.build_reply(
-        "10.0.0.2", 65535, server_id="e", wire_versions=("legacy",)
+    yield (
+        "reply-v1-unbound",
+        source + discovery.build_reply("10.0.0.2", 65535, server_id="e", wire_versions=("legacy",)),
     )
     yield "build", bytes([2, 0, 4, 6, *b"engine", 1, 4, *b"Race", 2, 0, 1, 1, 0])
 

@@ -7,7 +7,7 @@ Usage (``nox -s fuzz -- ...`` passes the same arguments)::
 
 Each target starts from its seed corpus (``corpus/<target>``, kept in the repository)
 plus what earlier runs in the same ``--out`` found, and stops after ``--seconds``. A
-crash (an undocumented exception, or a :class:`fuzztargets.Finding`) is saved as
+crash (an undocumented exception, or a :class:`fuzztargets.BrokenContractError`) is saved as
 ``<out>/crashes/<target>-crash-*``, and the run fails. ``--replay`` shows its traceback;
 turn it into a regression test in the unit suite of the code it broke, and copy the
 input to ``corpus/<target>/regress-<what>`` so that every later run starts from it.

@@ -15,6 +15,7 @@ import fuzztargets  # noqa: E402
 import make_corpus  # noqa: E402
 from fuzzinput import FuzzInput, pieces, plan  # noqa: E402
 
+from pymasep.comm.core.exceptions import FrameTooLargeError  # noqa: E402
 from pymasep.comm.core.frame import Frame, FrameKind  # noqa: E402
 from pymasep.comm.core.wire import FrameDecoder, Wire, encode_frame  # noqa: E402
 
@@ -64,7 +65,7 @@ def test_the_reference_model_reads_encoded_frames() -> None:
     ]
     assert reference.error is None
     too_large = fuzztargets.reference_frames(stream, Wire.V1, 2)
-    assert (too_large.error, too_large.error_at) == (fuzztargets.FrameTooLargeError, 18)
+    assert (too_large.error, too_large.error_at) == (FrameTooLargeError, 18)
 
 
 class _DroppingDecoder(FrameDecoder):
@@ -81,7 +82,7 @@ def test_the_decoder_target_catches_a_decoder_that_loses_a_frame(
     fuzz_input = plan([0, 0, 0], [3], stream)  # v1, default limit, bytes; cut in the header
     fuzztargets.fuzz_decoder(fuzz_input)
     monkeypatch.setattr(fuzztargets, "FrameDecoder", _DroppingDecoder)
-    with pytest.raises(fuzztargets.Finding):
+    with pytest.raises(fuzztargets.BrokenContractError):
         fuzztargets.fuzz_decoder(fuzz_input)
 
 

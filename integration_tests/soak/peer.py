@@ -42,7 +42,7 @@ from pymasep.comm.core import (
 )
 from pymasep.comm.core.frame import FrameKind
 from pymasep.comm.core.handshake import ClientHandshake
-from pymasep.comm.core.wire import PREAMBLE, Wire, encode_frame
+from pymasep.comm.core.wire import PREAMBLE, encode_frame
 
 HOST = "127.0.0.1"
 

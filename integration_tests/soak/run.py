@@ -45,8 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from soakanalysis import FrameOrder, Sample, chart, growths, read_sample, report
 
@@ -59,6 +58,7 @@ from pymasep.comm.core import (
 )
 from pymasep.comm.server import Server
 
+HERE = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 STAYING = [f"h{n:02d}" for n in range(8)]
 CHURNING = [f"c{n:02d}" for n in range(8, 12)]
@@ -267,9 +267,7 @@ def run(options: argparse.Namespace) -> int:
     engine = Engine()
     failures: list[str] = []
     notes: list[str] = []
-    server = Server(
-        "engine", 64, EngineHandler, (engine,), HOST, 0, handshake_timeout=2.0
-    )
+    server = Server("engine", 64, EngineHandler, (engine,), HOST, 0, handshake_timeout=2.0)
     server.wait_connection()
     assert server.port is not None
     peers = Peers(server.port, work, rng, time.monotonic() + seconds + 30)
@@ -431,28 +429,57 @@ def _conclude(
         ("steps (observations to each interface connected)", str(engine.steps)),
         ("observations sent, all interfaces", str(sum(s.sent for s in sessions))),
         ("actions received from healthy interfaces", str(actions)),
-        ("observations received by interfaces that reported", str(sum(d["received"] for d in players))),
-        ("frames lost or reordered", str(sum(len(s.actions.losses) + len(s.actions.reorders) for s in healthy) + sum(len(d["losses"]) + len(d["reorders"]) for d in players))),
-        ("interface processes started (staying/churning/killed/stalled/garbage)", "/".join(str(peers.started[k]) for k in "hcksg")),
+        (
+            "observations received by interfaces that reported",
+            str(sum(d["received"] for d in players)),
+        ),
+        (
+            "frames lost or reordered",
+            str(
+                sum(len(s.actions.losses) + len(s.actions.reorders) for s in healthy)
+                + sum(len(d["losses"]) + len(d["reorders"]) for d in players)
+            ),
+        ),
+        (
+            "interface processes started (staying/churning/killed/stalled/garbage)",
+            "/".join(str(peers.started[k]) for k in "hcksg"),
+        ),
         ("interfaces killed with SIGKILL", str(peers.kills)),
-        ("disconnects seen by the engine", ", ".join(f"{k} {v}" for k, v in sorted(engine.disconnects.items()))),
+        (
+            "disconnects seen by the engine",
+            ", ".join(f"{k} {v}" for k, v in sorted(engine.disconnects.items())),
+        ),
     ]
     settings = [
-        ("duration", f"{options.minutes:g} min ({len(samples)} samples, every {options.sample_seconds:g} s)"),
+        (
+            "duration",
+            f"{options.minutes:g} min ({len(samples)} samples, every {options.sample_seconds:g} s)",
+        ),
         (
             "interfaces",
             "16 processes: 8 staying, 4 churning, 2 killed, "
             + ("no stalled (--no-stalled)" if options.no_stalled else "1 stalled")
             + ", 1 sending garbage",
         ),
-        ("step", f"every {options.step_ms:g} ms, an observation of {options.observation_bytes} bytes"),
+        (
+            "step",
+            f"every {options.step_ms:g} ms, an observation of {options.observation_bytes} bytes",
+        ),
         ("seed", str(options.seed)),
-        ("machine", f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"),
+        (
+            "machine",
+            f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
+            f"Python {platform.python_version()}",
+        ),
         ("date", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())),
     ]
     verdict = not failures
     if samples:
-        chart(samples, out / "soak.png", f"Soak run, {options.minutes:g} min: {'PASS' if verdict else 'FAIL'}")
+        chart(
+            samples,
+            out / "soak.png",
+            f"Soak run, {options.minutes:g} min: {'PASS' if verdict else 'FAIL'}",
+        )
     page = report(
         verdict=verdict,
         failures=failures,

@@ -144,7 +144,7 @@ def chart(samples: Sequence[Sample], path: Path, title: str) -> None:
 
     minutes = [s.seconds / 60 for s in samples]
     figure, axes = plt.subplots(4, 1, figsize=(8, 9), sharex=True)
-    for axis, name in zip(axes, [*METRICS, "connections"]):
+    for axis, name in zip(axes, [*METRICS, "connections"], strict=True):
         axis.plot(minutes, [getattr(s, name) for s in samples], linewidth=1.2)
         axis.set_ylabel(METRICS.get(name, "connections"), fontsize=8)
         axis.grid(True, alpha=0.3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 from pathlib import Path
@@ -95,12 +96,10 @@ def test_a_sample_reads_this_process() -> None:
     if not Path("/proc/self/status").exists():
         pytest.skip("reads /proc (Linux)")
     before = read_sample(0.0, 0)
-    opened = [Path(__file__).open("rb") for _ in range(3)]
-    try:
+    with contextlib.ExitStack() as stack:
+        for _ in range(3):
+            stack.enter_context(Path(__file__).open("rb"))
         after = read_sample(1.0, 0)
-    finally:
-        for handle in opened:
-            handle.close()
     assert after.fds == before.fds + 3
     assert before.rss_mib > 1
     assert before.threads >= 1
