@@ -267,7 +267,10 @@ def run(options: argparse.Namespace) -> int:
     engine = Engine()
     failures: list[str] = []
     notes: list[str] = []
-    server = Server("engine", 64, EngineHandler, (engine,), HOST, 0, handshake_timeout=2.0)
+    limits, limits_text = _send_limits(options.send_limit_mib)
+    server = Server(
+        "engine", 64, EngineHandler, (engine,), HOST, 0, handshake_timeout=2.0, **limits
+    )
     server.wait_connection()
     assert server.port is not None
     peers = Peers(server.port, work, rng, time.monotonic() + seconds + 30)
@@ -313,7 +316,8 @@ def run(options: argparse.Namespace) -> int:
             time.sleep(0.1)  # the orchestrator's tick: it polls processes, not a sync
         stop.set()
         stepper.join(10)
-        notes.append(_stalled_queue(server))
+        if not options.no_stalled:
+            notes.append(_stalled_queue(server))
         last_step = engine.steps - 1
         _drain(server, engine, last_step, failures)
         engine.over = True
@@ -328,7 +332,30 @@ def run(options: argparse.Namespace) -> int:
         server.close()
         for slot in list(peers.running):
             peers.kill(slot)
+    options.limits_text = limits_text
     return _conclude(options, out, engine, peers, samples, failures, notes, seconds)
+
+
+def _send_limits(soft_mib: float) -> tuple[dict[str, Any], str]:
+    """The engine's limits on what waits for a slow interface, where the Server has them.
+
+    The stalled interface is cut once more than ``soft_mib`` MiB have waited for 2 s (or
+    four times that at once): well within a short run, so that its first and last
+    thirds both see stalls come and go. 0 keeps the Server's defaults.
+    """
+    import inspect
+
+    if "send_limits" not in inspect.signature(Server).parameters:
+        return {}, "none (this Server has no send limits: what waits for a peer is unbounded)"
+    if soft_mib <= 0:
+        return {}, "the Server's defaults"
+    from pymasep.comm.core import SendLimits  # type: ignore[attr-defined,unused-ignore]
+
+    soft = int(soft_mib * 2**20)
+    limits = SendLimits(hard_limit=4 * soft, soft_limit=soft, soft_seconds=2.0)
+    return {"send_limits": limits}, (
+        f"cut once more than {soft_mib:g} MiB wait for 2 s, or {4 * soft_mib:g} MiB at once"
+    )
 
 
 def _stalled_queue(server: Server) -> str:
@@ -409,7 +436,9 @@ def _conclude(
                     f"{item.metric} keeps growing: {item.first:.1f} -> {item.middle:.1f} -> "
                     f"{item.last:.1f} (tolerance {item.tolerance:g})"
                 )
-    if engine.slow_consumers:
+    if options.no_stalled:
+        notes.append("Run without the stalled interface (--no-stalled).")
+    elif engine.slow_consumers:
         notes.append(
             f"The engine cut {engine.slow_consumers} connection(s) as slow consumers "
             f"(stalled interface: {len(engine.stalled_disconnects)}); expected for the "
@@ -465,6 +494,7 @@ def _conclude(
             "step",
             f"every {options.step_ms:g} ms, an observation of {options.observation_bytes} bytes",
         ),
+        ("engine's send limits", options.limits_text),
         ("seed", str(options.seed)),
         (
             "machine",
@@ -507,6 +537,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--step-ms", type=float, default=40.0)
     parser.add_argument("--observation-bytes", type=int, default=16384)
     parser.add_argument("--sample-seconds", type=float)
+    parser.add_argument(
+        "--send-limit-mib",
+        type=float,
+        default=4.0,
+        help="engine's soft send limit (0: the Server's defaults), where it has send limits",
+    )
     parser.add_argument(
         "--no-stalled", action="store_true", help="diagnosis: run without the stalled interface"
     )
