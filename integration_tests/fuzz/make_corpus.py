@@ -137,6 +137,9 @@ def message_seeds() -> Iterator[tuple[str, bytes]]:
         b"<Message msg_type='x'><dict><item key='t'>"
         b"<type>&lt;class 'a.B'&gt;</type></item></dict></Message>",
     )
+    # Inputs for the target's message grammar (fuzztargets.STRUCTURED, then choices).
+    yield "grammar-values", bytes([1, 1, 1, 0, 1, 1, 3, 0, 1, 9, 1, 1, 1, 1, 4, 1, 2])
+    yield "grammar-containers", bytes([1, 1, 1, 0, 3, 1, 3, 6, 3, 1, 1, 3, 9, 3, 1, 7, 1, 3])
     yield "doctype", b"<!DOCTYPE m [<!ENTITY e 'x'>]><Message msg_type='x'>&e;</Message>"
 
 

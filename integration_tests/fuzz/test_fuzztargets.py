@@ -31,10 +31,19 @@ def test_the_corpus_passes_its_target(path: Path) -> None:
     fuzztargets.TARGETS[path.parent.name](path.read_bytes())
 
 
-def test_the_committed_seeds_are_what_the_script_makes(tmp_path: Path) -> None:
+def test_the_committed_wire_seeds_are_what_the_script_makes(tmp_path: Path) -> None:
+    # The wire, the handshake and discovery are fixed by the protocol; the message seeds
+    # follow the codec's choices (attribute order, self-closing tags) and are left out.
     make_corpus.write(tmp_path)
-    made = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.glob("*/seed-*")}
-    kept = {p.relative_to(HERE / "corpus"): p.read_bytes() for p in CORPUS if "seed-" in p.name}
+    wire = ("decoder", "handshake", "discovery")
+    made = {
+        p.relative_to(tmp_path): p.read_bytes() for t in wire for p in (tmp_path / t).glob("seed-*")
+    }
+    kept = {
+        p.relative_to(HERE / "corpus"): p.read_bytes()
+        for p in CORPUS
+        if p.parent.name in wire and p.name.startswith("seed-")
+    }
     assert made == kept, "regenerate the corpus: python integration_tests/fuzz/make_corpus.py"
 
 
