@@ -137,10 +137,35 @@ def message_seeds() -> Iterator[tuple[str, bytes]]:
         b"<Message msg_type='x'><dict><item key='t'>"
         b"<type>&lt;class 'a.B'&gt;</type></item></dict></Message>",
     )
-    # Inputs for the target's message grammar (fuzztargets.STRUCTURED, then choices).
-    yield "grammar-values", bytes([1, 1, 1, 0, 1, 1, 3, 0, 1, 9, 1, 1, 1, 1, 4, 1, 2])
-    yield "grammar-containers", bytes([1, 1, 1, 0, 3, 1, 3, 6, 3, 1, 1, 3, 9, 3, 1, 7, 1, 3])
+    yield from grammar_seeds()
     yield "doctype", b"<!DOCTYPE m [<!ENTITY e 'x'>]><Message msg_type='x'>&e;</Message>"
+
+
+def grammar_seeds() -> Iterator[tuple[str, bytes]]:
+    """Inputs for the message target's grammar (fuzztargets.STRUCTURED, then choices):
+    the first few, from a fixed random sequence, that write a message which decodes and
+    holds each kind of container."""
+    import random
+
+    from fuzzinput import FuzzInput
+    from fuzztargets import STRUCTURED, _message_xml
+
+    rng = random.Random(13)
+    wanted = ["<set>", "<tuple>", "<list>", "<dict><item", "<float>", "<type>"]
+    for _ in range(100_000):
+        if not wanted:
+            return
+        choices = rng.randbytes(rng.randrange(8, 64))
+        xml = _message_xml(FuzzInput(choices))
+        found = next((tag for tag in wanted if tag.encode() in xml), None)
+        if found is None:
+            continue
+        try:
+            Message("", None, None).from_bytes(xml)
+        except Exception:
+            continue
+        wanted.remove(found)
+        yield f"grammar-{found.strip('<>').split('>')[0]}", bytes([STRUCTURED]) + choices
 
 
 def discovery_seeds() -> Iterator[tuple[str, bytes]]:
