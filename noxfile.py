@@ -20,7 +20,7 @@ NEEDS = {"core": ("core",), "server": ("core", "server"), "client": ("core", "cl
 TEST_REQUIREMENTS = ("pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100")
 
 nox.needs_version = ">=2024.3.2"
-nox.options.sessions = ["tests", "integration", "lint", "typecheck", "interop", "games"]
+nox.options.sessions = ["tests", "integration", "lint", "typecheck", "interop", "games", "fuzz"]
 nox.options.error_on_external_run = True
 
 
