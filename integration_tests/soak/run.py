@@ -21,7 +21,8 @@ loses, duplicates or reorders a frame, either way; when a staying interface is
 disconnected; when a staying interface's last actions do not all arrive; or when the
 engine's resident memory, thread count or descriptor count keeps growing (last third of
 the run against the first, see ``soakanalysis.TOLERANCES``). It writes ``soak.md`` and
-``soak.png`` to ``--out``.
+its chart (``--chart``, ``soak.png`` by default) to ``--out``; for the docs:
+``nox -s soak -- --minutes 30 --out docs --chart _static/soak.png``.
 """
 
 from __future__ import annotations
@@ -505,9 +506,10 @@ def _conclude(
     ]
     verdict = not failures
     if samples:
+        (out / options.chart).parent.mkdir(parents=True, exist_ok=True)
         chart(
             samples,
-            out / "soak.png",
+            out / options.chart,
             f"Soak run, {options.minutes:g} min: {'PASS' if verdict else 'FAIL'}",
         )
     page = report(
@@ -517,11 +519,11 @@ def _conclude(
         traffic=traffic,
         notes=notes,
         results=results,
-        chart_name="soak.png",
+        chart_name=options.chart.as_posix(),
     )
     (out / "soak.md").write_text(page)
     print(page)
-    print(f"\nreport: {out / 'soak.md'}\nchart:  {out / 'soak.png'}")
+    print(f"\nreport: {out / 'soak.md'}\nchart:  {out / options.chart}")
     if verdict:
         shutil.rmtree(peers.work, ignore_errors=True)
     else:
@@ -532,7 +534,12 @@ def _conclude(
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=1.0)
-    parser.add_argument("--out", type=Path, help="folder for soak.md and soak.png")
+    parser.add_argument(
+        "--out", type=Path, help="folder for soak.md (default: a new temporary one)"
+    )
+    parser.add_argument(
+        "--chart", type=Path, default=Path("soak.png"), help="the chart's path, under --out"
+    )
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--step-ms", type=float, default=40.0)
     parser.add_argument("--observation-bytes", type=int, default=16384)

@@ -175,7 +175,7 @@ def report(
         " An engine (`Server`) plays with 16 interfaces, each a process, on loopback,"
         " while interfaces leave and join, some are killed with SIGKILL, peers send"
         " garbage and one interface stops reading. Regenerate with"
-        " `nox -s soak -- --minutes 30 --out docs`.",
+        " `nox -s soak -- --minutes 30 --out docs --chart _static/soak.png`.",
         "",
     ]
     if failures:
