@@ -82,16 +82,75 @@ class Session:
     ended: str | None = None
 
 
-class Engine:
-    """The game side: what the handler threads and the step loop share."""
+class Tally:
+    """What ended connections and peer processes add up to. It is kept instead of them,
+    so that the harness's own memory does not grow with the run it measures."""
+
+    LISTED = 20
+    """Problems listed by name; the rest are counted."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.sent = 0
+        self.actions = 0
+        self.faults = 0
+        """Frames lost or reordered, both sides."""
+        self.problems: list[str] = []
+        self.problem_count = 0
+        self.reports = 0
+        self.observations = 0
+        self.garbage: dict[str, int] = {}
+
+    def _problem(self, text: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < self.LISTED:
+            self.problems.append(text)
+
+    def add_session(self, session: Session) -> None:
+        """An engine-side connection that ended (or was still open at the end)."""
+        with self.lock:
+            self.sent += session.sent
+            if session.ident[:1] not in "hck":  # the stalled one and the garbage
+                return
+            order = session.actions
+            self.actions += order.received
+            self.faults += len(order.losses) + len(order.reorders)
+            if not order.intact:
+                self._problem(
+                    f"engine side, {session.ident}: actions lost {order.losses[:3]} "
+                    f"or reordered {order.reorders[:3]}"
+                )
+            if session.decode_errors:
+                self._problem(f"{session.ident}: {session.decode_errors} actions did not decode")
+
+    def add_report(self, slot: str, data: dict[str, Any]) -> None:
+        """What a peer process reported when it ended by itself."""
+        with self.lock:
+            if "error" in data:
+                self._problem(f"peer {slot} failed: {data['error'].strip().splitlines()[-1]}")
+            elif data["role"] == "garbage":
+                self.garbage = data["attacks"]
+            elif data["role"] == "player":
+                self.reports += 1
+                self.observations += data["received"]
+                self.faults += len(data["losses"]) + len(data["reorders"])
+                if data["losses"] or data["reorders"] or data["decode_errors"]:
+                    self._problem(
+                        f"interface side, {slot}: observations lost {data['losses'][:3]}, "
+                        f"reordered {data['reorders'][:3]}, undecodable {data['decode_errors']}"
+                    )
+
+
+class Engine:
+    """The game side: what the handler threads and the step loop share."""
+
+    def __init__(self, tally: Tally) -> None:
+        self.lock = threading.Lock()
         self.sessions: dict[SocketHandler, Session] = {}
-        self.finished: list[Session] = []
+        self.tally = tally
         self.disconnects: Counter[str] = Counter()
         self.slow_consumers = 0
-        self.stalled_disconnects: list[str] = []
+        self.stalled_ends = 0
         self.steps = 0
         self.over = False
         """Set when the game ends: from then on interfaces leave as they should."""
@@ -122,15 +181,15 @@ class Engine:
         with self.lock:
             session = self.sessions.pop(handler, None) or Session(handler.peer_id or "?")
             session.ended = reason
-            self.finished.append(session)
             kind = session.ident[:1]
             self.disconnects[f"{kind}: {_reason_kind(reason)}"] += 1
             if session.ident in STAYING and not self.over:
                 self.staying_dropped.append(f"{session.ident}: {reason}")
             if session.ident == STALLED:
-                self.stalled_disconnects.append(reason)
+                self.stalled_ends += 1
             if SLOW_CONSUMER.search(reason):
                 self.slow_consumers += 1
+        self.tally.add_session(session)
 
 
 def _reason_kind(reason: str) -> str:
@@ -183,16 +242,18 @@ def step_loop(server: Server, engine: Engine, stop: threading.Event, options: An
 class Peers:
     """The interface processes: start, kill, restart, collect their reports."""
 
-    def __init__(self, port: int, work: Path, rng: random.Random, deadline: float) -> None:
+    def __init__(
+        self, port: int, work: Path, rng: random.Random, deadline: float, tally: Tally
+    ) -> None:
         self.port = port
+        self.tally = tally
         self.work = work
         self.rng = rng
         self.deadline = deadline
         self.running: dict[str, subprocess.Popen[bytes]] = {}
         self.reports: dict[str, Path] = {}
-        self.done: list[dict[str, Any]] = []
         self.started: Counter[str] = Counter()
-        self.kills = 0
+        self.kills: Counter[str] = Counter()
         self.count = 0
 
     def start(self, slot: str, role: str, *extra: str, seconds: float | None = None) -> None:
@@ -233,9 +294,7 @@ class Peers:
             self.running.pop(slot)
             path = self.reports.pop(slot)
             if path.exists():
-                data = json.loads(path.read_text())
-                data["slot"] = slot
-                self.done.append(data)
+                self.tally.add_report(slot, json.loads(path.read_text()))
         return ended
 
     def kill(self, slot: str) -> None:
@@ -243,7 +302,7 @@ class Peers:
         if process is not None and process.poll() is None:
             process.kill()  # SIGKILL, to this process's own child only
             process.wait(5)
-            self.kills += 1
+            self.kills[slot[:1]] += 1
             self.reports.pop(slot, None)
             self.running.pop(slot)
 
@@ -265,7 +324,8 @@ def run(options: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="pymasep-soak-peers-"))
     rng = random.Random(options.seed)
     seconds = options.minutes * 60
-    engine = Engine()
+    tally = Tally()
+    engine = Engine(tally)
     failures: list[str] = []
     notes: list[str] = []
     limits, limits_text = _send_limits(options.send_limit_mib)
@@ -274,7 +334,7 @@ def run(options: argparse.Namespace) -> int:
     )
     server.wait_connection()
     assert server.port is not None
-    peers = Peers(server.port, work, rng, time.monotonic() + seconds + 30)
+    peers = Peers(server.port, work, rng, time.monotonic() + seconds + 30, tally)
     stop = threading.Event()
     stepper = threading.Thread(target=step_loop, args=(server, engine, stop, options))
     samples: list[Sample] = []
@@ -303,7 +363,7 @@ def run(options: argparse.Namespace) -> int:
                 elif slot in STAYING:
                     failures.append(f"staying interface {slot} ended before the end of the run")
             with engine.lock:
-                cut = len(engine.stalled_disconnects)
+                cut = engine.stalled_ends
             if cut > stalls_handled:
                 # The engine cut the stalled interface: stall again, as a new process.
                 stalls_handled = cut
@@ -401,31 +461,16 @@ def _conclude(
     notes: list[str],
     seconds: float,
 ) -> int:
-    sessions = engine.finished + list(engine.sessions.values())
-    healthy = [s for s in sessions if s.ident[:1] in "hck"]
-    for session in healthy:
-        if not session.actions.intact:
-            failures.append(
-                f"engine side, {session.ident}: actions lost {session.actions.losses[:3]} "
-                f"or reordered {session.actions.reorders[:3]}"
-            )
-        if session.decode_errors:
-            failures.append(f"{session.ident}: {session.decode_errors} actions did not decode")
+    tally = engine.tally
+    for session in list(engine.sessions.values()):  # still connected at the end
+        tally.add_session(session)
+    failures += tally.problems
+    if tally.problem_count > len(tally.problems):
+        failures.append(f"... and {tally.problem_count - len(tally.problems)} more like these")
     for dropped in engine.staying_dropped:
         failures.append(f"a staying interface was disconnected during the game: {dropped}")
-    players = [d for d in peers.done if d.get("role") == "player"]
-    for data in peers.done:
-        if "error" in data:
-            failures.append(f"peer {data['slot']} failed: {data['error'].strip().splitlines()[-1]}")
-    for data in players:
-        if data["losses"] or data["reorders"] or data["decode_errors"]:
-            failures.append(
-                f"interface side, {data['slot']}: observations lost {data['losses'][:3]}, "
-                f"reordered {data['reorders'][:3]}, undecodable {data['decode_errors']}"
-            )
-    if peers.kills == 0 or peers.started["c"] <= len(CHURNING):
+    if peers.kills["k"] == 0 or peers.started["c"] <= len(CHURNING):
         failures.append("the run was too short for churn and kills: give it more minutes")
-    garbage = next((d for d in peers.done if d.get("role") == "garbage"), None)
     if len(samples) < 6:
         failures.append(f"{len(samples)} samples: too few to judge growth")
         results = []
@@ -442,7 +487,7 @@ def _conclude(
     elif engine.slow_consumers:
         notes.append(
             f"The engine cut {engine.slow_consumers} connection(s) as slow consumers "
-            f"(stalled interface: {len(engine.stalled_disconnects)}); expected for the "
+            f"(stalled interface: {engine.stalled_ends}); expected for the "
             "stalled interface, which then stalls again as a new process."
         )
     else:
@@ -451,30 +496,29 @@ def _conclude(
             "engine's memory, which grows for as long as the interface stays connected "
             "(until the engine disconnects slow consumers)."
         )
-    if garbage:
-        attacks = ", ".join(f"{name} {count}" for name, count in sorted(garbage["attacks"].items()))
+    if tally.garbage:
+        attacks = ", ".join(f"{name} {count}" for name, count in sorted(tally.garbage.items()))
         notes.append(f"Garbage sent: {attacks}.")
-    actions = sum(s.actions.received for s in healthy)
+    kills = peers.kills
     traffic = [
         ("steps (observations to each interface connected)", str(engine.steps)),
-        ("observations sent, all interfaces", str(sum(s.sent for s in sessions))),
-        ("actions received from healthy interfaces", str(actions)),
+        ("observations sent, all interfaces", str(tally.sent)),
+        ("actions received from healthy interfaces", str(tally.actions)),
         (
-            "observations received by interfaces that reported",
-            str(sum(d["received"] for d in players)),
+            f"observations received by the {tally.reports} interfaces that reported",
+            str(tally.observations),
         ),
-        (
-            "frames lost or reordered",
-            str(
-                sum(len(s.actions.losses) + len(s.actions.reorders) for s in healthy)
-                + sum(len(d["losses"]) + len(d["reorders"]) for d in players)
-            ),
-        ),
+        ("frames lost or reordered", str(tally.faults)),
         (
             "interface processes started (staying/churning/killed/stalled/garbage)",
             "/".join(str(peers.started[k]) for k in "hcksg"),
         ),
-        ("interfaces killed with SIGKILL", str(peers.kills)),
+        (
+            "processes killed with SIGKILL (killed slots/stalled/others at the end)",
+            "/".join(
+                str(n) for n in (kills["k"], kills["s"], kills.total() - kills["k"] - kills["s"])
+            ),
+        ),
         (
             "disconnects seen by the engine",
             ", ".join(f"{k} {v}" for k, v in sorted(engine.disconnects.items())),
