@@ -28,6 +28,8 @@ nox.options.sessions = [
     "interop",
     "games",
     "pymasep",
+    "fuzz",
+    "soak",
 ]
 nox.options.error_on_external_run = True
 
@@ -275,6 +277,32 @@ def docs(session: nox.Session) -> None:
         str(out / "html"),
         *session.posargs,
     )
+
+
+FUZZ = ROOT / "integration_tests" / "fuzz"
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Fuzz the frame decoder, the handshakes, Message.from_bytes and the discovery parsers
+    with atheris, coverage-guided, from the seed corpus (``-- --seconds N`` per target,
+    ``-- --target decoder``, ``-- --replay FILE``)."""
+    _install(session, "core", requirements=("atheris>=2.3",))
+    # The corpus grown by earlier runs is kept here, so each run starts where they ended.
+    out = Path(session.create_tmp()).resolve() / "fuzz"
+    session.run("python", str(FUZZ / "run.py"), "--out", str(out), *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Play an engine with 16 interface processes under churn, SIGKILLs, garbage and a
+    stalled interface; fail on a lost or reordered frame, or on an engine whose memory,
+    threads or descriptors keep growing (``-- --minutes N``, default 1; ``-- --out DIR``
+    for soak.md and soak.png, default this session's tmp/soak)."""
+    _install(session, *DISTRIBUTIONS, requirements=("matplotlib",))
+    out = Path(session.create_tmp()).resolve() / "soak"
+    soak_run = ROOT / "integration_tests" / "soak" / "run.py"
+    session.run("python", str(soak_run), "--out", str(out), *session.posargs)
 
 
 BUILD_REQUIREMENTS = ("build==1.6.1", "twine==7.0.0")
