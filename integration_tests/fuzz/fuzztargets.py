@@ -25,6 +25,7 @@ Targets (``TARGETS``):
 from __future__ import annotations
 
 import math
+import unicodedata
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +58,10 @@ class BrokenContractError(AssertionError):
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise BrokenContractError(message)
+
+
+def _displayable(text: str) -> bool:
+    return not any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
 
 
 # Limits a receiver may be configured with: the default, the edges, and the sizes that
@@ -508,8 +513,8 @@ def _check_info(info: discovery.ServerInfo, datagram: bytes, sender: tuple[str, 
     _check(0 < info.port < 65536, f"port {info.port}")
     _check(info.wire in ("v1", "legacy"), f"wire {info.wire!r}")
     _check(isinstance(info.host, str) and info.host.count(".") == 3, f"host {info.host!r}")
-    _check(info.id is None or (isinstance(info.id, str) and info.id != ""), f"id {info.id!r}")
-    _check(info.name is None or isinstance(info.name, str), f"name {info.name!r}")
+    _check(info.id is None or (info.id != "" and _displayable(info.id)), f"id {info.id!r}")
+    _check(info.name is None or _displayable(info.name), f"name {info.name!r}")
     if info.id is None:
         _check(info.host == sender[0], "a legacy reply is read with the sender's address")
 

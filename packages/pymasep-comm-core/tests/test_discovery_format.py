@@ -186,7 +186,9 @@ def test_parse_rejects_a_source_that_is_not_ipv4() -> None:
         ({"server_id": ""}, "server_id"),
         ({"wire_versions": ()}, "wire"),
         ({"wire_versions": ("v1", "v2")}, "wire"),
+        ({"server_id": "engine\n"}, "control characters"),
         ({"name": 3}, "name"),
+        ({"name": "\x1b[2J"}, "control characters"),
         ({"name": "n" * MAX_DATAGRAM_SIZE}, "shorten"),
         ({"fmt": "v9"}, "format"),
     ],
@@ -214,8 +216,10 @@ def test_server_info_is_hashable_and_frozen() -> None:
 
 # JSON may spend 12 bytes on one character (an escaped surrogate pair): 30 characters
 # each keep the reply within MAX_DATAGRAM_SIZE whatever they are.
-ids = st.text(min_size=1, max_size=30)
-names = st.none() | st.text(max_size=30)
+# Any text but control characters and surrogates, which neither side lets through.
+_displayable = st.characters(exclude_categories=("Cc", "Cs"))
+ids = st.text(_displayable, min_size=1, max_size=30)
+names = st.none() | st.text(_displayable, max_size=30)
 hosts = st.ip_addresses(v=4).map(str)
 ports = st.integers(1, 65535)
 

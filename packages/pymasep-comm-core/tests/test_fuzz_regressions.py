@@ -1,8 +1,4 @@
-"""What fuzzing (``nox -s fuzz``, ``integration_tests/fuzz``) found in core, one test each.
-
-Marked ``xfail(strict=True)`` while the fix waits in another branch: the test then fails
-as soon as the fix lands, and its marker goes.
-"""
+"""What fuzzing (``nox -s fuzz``, ``integration_tests/fuzz``) found in core, one test each."""
 
 from __future__ import annotations
 
@@ -15,9 +11,7 @@ from pymasep.comm.core.discovery import parse_reply
 # Found by the message target's grammar: Message.__eq__ (message._same) compares sets
 # with ==, under which a set's items match by hash and identity, so NaN never equals
 # another NaN, nor an element an equal copy of it; every other container compares its
-# items with _same. The fix belongs in message._same: compare sets item by item with
-# _same (equal lengths, each item of one matched to a distinct item of the other).
-_SETS_BY_IDENTITY = "Message.__eq__ compares sets with ==: NaN and XML elements inside them"
+# items with _same. message._same now pairs a set's items with _same.
 
 
 def _round_trip(message: Message) -> Message:
@@ -26,13 +20,11 @@ def _round_trip(message: Message) -> Message:
     return received
 
 
-@pytest.mark.xfail(strict=True, reason=_SETS_BY_IDENTITY)
 def test_a_set_holding_nan_equals_its_round_trip() -> None:
     sent = Message(Message.MESSAGE_TYPE_OBSERVATION, {"seen": {float("nan"), 1.0}}, "engine")
     assert _round_trip(sent) == sent
 
 
-@pytest.mark.xfail(strict=True, reason=_SETS_BY_IDENTITY)
 def test_a_set_holding_an_element_equals_its_round_trip() -> None:
     sent = Message(Message.MESSAGE_TYPE_OBSERVATION, {"seen": {etree.Element("Other"), ()}}, "e")
     assert _round_trip(sent) == sent
@@ -52,14 +44,11 @@ def test_a_list_holding_nan_and_an_element_equals_its_round_trip() -> None:
 # puts a lone surrogate or terminal control codes into ServerInfo. A surrogate makes
 # `pymasep-comm discover` die with UnicodeEncodeError as it prints its table (every
 # other server's answer is lost with it) and makes ServerNotFoundError's message
-# unprintable; an escape sequence in a name rewrites the user's terminal. The fix
-# belongs in discovery._parse_fields: refuse (return None for) an id or a name that is
-# not printable text (``not text.isprintable()``: surrogates, C0 and C1 controls).
-_UNPRINTABLE = "discovery.parse_reply accepts ids and names that are not printable text"
+# unprintable; an escape sequence in a name rewrites the user's terminal. Such a reply
+# is now refused (surrogates, C0 and C1 controls are not printable).
 _SENDER = ("192.0.2.7", 10000)
 
 
-@pytest.mark.xfail(strict=True, reason=_UNPRINTABLE)
 @pytest.mark.parametrize(
     "fields",
     [

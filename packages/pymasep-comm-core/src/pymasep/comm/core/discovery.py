@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -197,10 +198,13 @@ def build_reply(
     """
     head = f"{_check_ipv4(host)}:{_check_port(port)}"
     wires = _check_wires(wire_versions)
-    if not isinstance(server_id, str) or not server_id:
-        raise EncodeError(f"server_id must be a non-empty string, not {server_id!r}")
-    if name is not None and not isinstance(name, str):
-        raise EncodeError(f"name must be a string or None, not {name!r}")
+    if not isinstance(server_id, str) or not server_id or not _displayable(server_id):
+        raise EncodeError(
+            f"server_id must be a non-empty string without control characters, "
+            f"not {server_id!r}"
+        )
+    if name is not None and not (isinstance(name, str) and _displayable(name)):
+        raise EncodeError(f"name must be a string without control characters, not {name!r}")
     if fmt == "legacy":
         return head.encode("ascii")
     if fmt != "v1":
@@ -219,6 +223,11 @@ def build_reply(
             f"{MAX_DATAGRAM_SIZE}: shorten the server id or name"
         )
     return reply
+
+
+def _displayable(text: str) -> bool:
+    """True unless ``text`` holds a control character (C0, C1) or a lone surrogate."""
+    return not any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
 
 
 def _parse_ipv4(text: str) -> str | None:
@@ -280,11 +289,13 @@ def _parse_fields(fields: Any, named_host: str, source_host: str, port: int) -> 
     name, bound = fields.get("name"), fields.get("bound", False)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         return None
-    if not isinstance(ident, str) or not ident:
+    # Anyone on the network can answer: an id or a name holding a lone surrogate or
+    # terminal control codes would break, or rewrite, whatever shows it.
+    if not isinstance(ident, str) or not ident or not _displayable(ident):
         return None
     if not isinstance(wires, list) or not all(isinstance(wire, str) for wire in wires):
         return None
-    if name is not None and not isinstance(name, str):
+    if name is not None and not (isinstance(name, str) and _displayable(name)):
         return None
     if not isinstance(bound, bool):
         return None

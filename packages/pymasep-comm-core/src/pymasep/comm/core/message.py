@@ -25,6 +25,16 @@ def _same(left: Any, right: Any) -> bool:
         return _xml(left) == _xml(right)
     if type(left) in (list, tuple) and type(left) is type(right):
         return len(left) == len(right) and all(map(_same, left, right))
+    if type(left) in (set, frozenset) and type(left) is type(right):
+        # Set membership goes by hash and ==, under which NaN and an element's copy
+        # never match: pair the items with _same instead (sets here are small).
+        unmatched = list(right)
+        for item in left:
+            match = next((i for i, other in enumerate(unmatched) if _same(item, other)), None)
+            if match is None:
+                return False
+            del unmatched[match]
+        return not unmatched
     if type(left) is dict and type(right) is dict:
         return left.keys() == right.keys() and all(_same(left[k], right[k]) for k in left)
     return bool(left == right)
