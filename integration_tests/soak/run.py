@@ -55,6 +55,7 @@ from pymasep.comm.core import (
     DecodeError,
     Frame,
     Message,
+    SendLimits,
     SocketHandler,
 )
 from pymasep.comm.server import Server
@@ -398,20 +399,14 @@ def run(options: argparse.Namespace) -> int:
 
 
 def _send_limits(soft_mib: float) -> tuple[dict[str, Any], str]:
-    """The engine's limits on what waits for a slow interface, where the Server has them.
+    """The engine's limits on what waits for a slow interface.
 
     The stalled interface is cut once more than ``soft_mib`` MiB have waited for 2 s (or
     four times that at once): well within a short run, so that its first and last
     thirds both see stalls come and go. 0 keeps the Server's defaults.
     """
-    import inspect
-
-    if "send_limits" not in inspect.signature(Server).parameters:
-        return {}, "none (this Server has no send limits: what waits for a peer is unbounded)"
     if soft_mib <= 0:
         return {}, "the Server's defaults"
-    from pymasep.comm.core import SendLimits  # type: ignore[attr-defined,unused-ignore]
-
     soft = int(soft_mib * 2**20)
     limits = SendLimits(hard_limit=4 * soft, soft_limit=soft, soft_seconds=2.0)
     return {"send_limits": limits}, (
@@ -425,11 +420,10 @@ def _stalled_queue(server: Server) -> str:
         handler = server.get_connection(STALLED)
     except CommunicationError:
         return "At the end the stalled interface was not connected."
-    with handler.lock:  # the writer thread changes the queue under this lock
-        queued = sum(len(buffer) for buffer in handler.send_queue)
+    queued = handler.stats.bytes_queued
     return (
         f"At the end the engine held {queued / 2**20:.1f} MiB queued for the stalled "
-        "interface (SocketHandler.send_queue)."
+        "interface (SocketHandler.stats)."
     )
 
 
