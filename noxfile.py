@@ -17,7 +17,7 @@ PACKAGES = ROOT / "packages"
 DISTRIBUTIONS = ("core", "server", "client")
 # Which sibling distributions each distribution's tests need installed beside it.
 NEEDS = {"core": ("core",), "server": ("core", "server"), "client": ("core", "client")}
-TEST_REQUIREMENTS = ("pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100")
+TEST_REQUIREMENTS = ("pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "trustme>=1.1")
 
 nox.needs_version = ">=2024.3.2"
 nox.options.sessions = ["tests", "integration", "lint", "typecheck", "interop", "games"]

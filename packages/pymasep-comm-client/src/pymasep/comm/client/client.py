@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from pymasep.comm.core import DEFAULT_MAX_FRAME_SIZE, SocketHandler, Wire
+from pymasep.comm.core.auth import check_key
 from pymasep.comm.core.communication import BaseThreadedCommunication, LogLevel
 from pymasep.comm.core.connection import (
     DEFAULT_SEND_LIMITS,
@@ -20,6 +21,7 @@ from pymasep.comm.core.exceptions import (
     CommunicationConnectionError,
     CommunicationTimeoutError,
     HandshakeError,
+    InvalidArgumentError,
     ServerNotFoundError,
 )
 from pymasep.comm.core.handshake import ClientHandshake
@@ -71,6 +73,10 @@ class Client(BaseThreadedCommunication):
         discovery_port: UDP port that :meth:`search_server` queries.
         discovery_interface: Local IPv4 address of the interface to query on (for
             example ``"127.0.0.1"``); by default the system's choice.
+        authkey: The key to prove to the server (never sent); the server must prove it
+            holds it too, or :meth:`connect` raises
+            :class:`~pymasep.comm.core.ConnectionRejectedError`. v1 wire only. See
+            ``docs/security.md``.
     """
 
     _logger_kind = "client"
@@ -92,6 +98,7 @@ class Client(BaseThreadedCommunication):
         discovery_group: str = DEFAULT_GROUP,
         discovery_port: int = DEFAULT_PORT,
         discovery_interface: str | None = None,
+        authkey: bytes | None = None,
     ) -> None:
         super().__init__(
             ident=ident,
@@ -114,6 +121,9 @@ class Client(BaseThreadedCommunication):
         self.discovery_group = discovery_group
         self.discovery_port = discovery_port
         self.discovery_interface = discovery_interface
+        self._authkey = None if authkey is None else check_key(authkey)
+        if self._authkey is not None and self.wire is Wire.LEGACY:
+            raise InvalidArgumentError("the legacy wire (pymasep 0.2) cannot authenticate")
 
     def connect(self, timeout: float | None = 10.0) -> None:
         """Connect the client to a server. Create the handler and register the connection.
@@ -181,7 +191,7 @@ class Client(BaseThreadedCommunication):
         self.logger.info("connected to %s at %s:%s", self.server_id, self.host, self.port)
 
     def _handshake(self, sock: socket.socket, deadline: float | None) -> ClientHandshake:
-        handshake = ClientHandshake(self.id, self.wire, self.max_frame_size)
+        handshake = ClientHandshake(self.id, self.wire, self.max_frame_size, authkey=self._authkey)
         try:
             _time_left(sock, deadline)
             sock.sendall(handshake.bytes_to_send())
@@ -199,6 +209,9 @@ class Client(BaseThreadedCommunication):
                     )
                 if handshake.receive_data(data):
                     return handshake
+                answer = handshake.data_to_send()
+                if answer:
+                    sock.sendall(answer)
         except TimeoutError as error:
             raise CommunicationTimeoutError(
                 f"{self.host}:{self.port} did not complete the handshake in time"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymasep.comm.core import DEFAULT_MAX_FRAME_SIZE, SocketHandler
+from pymasep.comm.core.auth import AuthKey, key_lookup
 from pymasep.comm.core.communication import BaseThreadedCommunication, LogLevel
 from pymasep.comm.core.connection import (
     DEFAULT_SEND_LIMITS,
@@ -24,6 +25,7 @@ from pymasep.comm.core.connection import (
 from pymasep.comm.core.discovery import DEFAULT_GROUP, DEFAULT_PORT
 from pymasep.comm.core.exceptions import (
     CommunicationError,
+    ConnectionRejectedError,
     InvalidArgumentError,
     InvalidStateError,
 )
@@ -63,12 +65,13 @@ _ACCEPT_RETRY_LAST = 1.0
 
 @dataclass
 class _Pending:
-    """A connection whose hello has not arrived yet."""
+    """A connection whose handshake is not complete yet."""
 
     conn: socket.socket
     addr: Any
     deadline: float
     handshake: ServerHandshake = field(repr=False)
+    outbox: bytes = field(default=b"", repr=False)  # handshake bytes the socket has not taken
 
 
 class _WaitConnection(threading.Thread):
@@ -216,7 +219,7 @@ class _WaitConnection(threading.Thread):
                 conn,
                 addr,
                 time.monotonic() + server.handshake_timeout,
-                ServerHandshake(server.id, server.max_frame_size),
+                ServerHandshake(server.id, server.max_frame_size, authkey=server._key_lookup),
             )
             pending[conn] = item
             selector.register(conn, selectors.EVENT_READ)
@@ -259,14 +262,34 @@ class _WaitConnection(threading.Thread):
         try:
             complete = item.handshake.receive_data(data)
         except CommunicationError as error:
+            # The error says what broke the protocol, or "authentication failed" and no
+            # more: never a key.
             self.server.logger.info("refusing %s: %s", item.addr, error)
-            self._refuse(item, str(error))
+            reason = error.reason if isinstance(error, ConnectionRejectedError) else str(error)
+            self._refuse(item, reason)
+            self._drop(item, selector, pending)
+            return
+        # The challenge of an authenticated handshake: a few hundred bytes on a new
+        # socket, which its send buffer takes whole.
+        answer = item.handshake.data_to_send()
+        if answer and not self._send_now(item, answer):
             self._drop(item, selector, pending)
             return
         if complete:
             selector.unregister(item.conn)
             del pending[item.conn]
             self.server._admit(item.conn, item.addr, item.handshake)
+
+    def _send_now(self, item: _Pending, data: bytes) -> bool:
+        try:
+            sent = item.conn.send(data)
+        except OSError as error:
+            self.server.logger.info("%s failed during the handshake: %s", item.addr, error)
+            return False
+        if sent != len(data):
+            self.server.logger.info("%s does not read its handshake; closing it", item.addr)
+            return False
+        return True
 
     def _refuse(self, item: _Pending, reason: str) -> None:
         if item.handshake.wire is None:
@@ -319,6 +342,12 @@ class Server(BaseThreadedCommunication):
         discovery_port: UDP port that discovery queries are sent to.
         discovery_interface: Local IPv4 address of the interface to answer discovery
             on (for example ``"127.0.0.1"``); by default every interface.
+        authkey: Interfaces must prove they hold a key (never sent) to connect, and the
+            server proves it holds it too: one key (bytes) for all, a mapping from an
+            interface's id to its key, or a callable returning the key for an id (None
+            refuses that id). With a mapping or a callable an interface connects only
+            under the id whose key it holds. pymasep 0.2 interfaces cannot
+            authenticate, and are refused. See ``docs/security.md``.
     """
 
     _logger_kind = "server"
@@ -343,6 +372,7 @@ class Server(BaseThreadedCommunication):
         discovery_group: str = DEFAULT_GROUP,
         discovery_port: int = DEFAULT_PORT,
         discovery_interface: str | None = None,
+        authkey: AuthKey | None = None,
     ) -> None:
         super().__init__(
             ident=ident,
@@ -365,6 +395,8 @@ class Server(BaseThreadedCommunication):
         self.discovery_group = discovery_group
         self.discovery_port = discovery_port
         self.discovery_interface = discovery_interface
+        # Checked here, so that a wrong key fails at construction, not per connection.
+        self._key_lookup = None if authkey is None else key_lookup(authkey)
         family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
         self.socket = socket.create_server((host, port), family=family, backlog=128)
         self.socket.setblocking(False)
