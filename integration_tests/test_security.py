@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import queue
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import trustme
 from peers import wait_registered
 
 from pymasep.comm.client import Client
-from pymasep.comm.core import ConnectionRejectedError, Frame, SocketHandlerQueue
+from pymasep.comm.core import (
+    CommunicationConnectionError,
+    ConnectionRejectedError,
+    Frame,
+    HandshakeError,
+    SocketHandlerQueue,
+)
 from pymasep.comm.core.auth import AUTH_FAILED
+from pymasep.comm.core.connection import CLOSED_BY_PEER
 from pymasep.comm.server import Server
 
 LOOPBACK = "127.0.0.1"
@@ -89,3 +98,130 @@ def test_per_interface_keys_bind_the_id(made: list[Any], inbox: queue.Queue[byte
         connect(made, server, "p2", authkey=keys["p1"])
     exchange(server, connect(made, server, "p2", authkey=keys["p2"]), inbox)
     assert server.get_connection("p2").peer_id == "p2"
+
+
+# --- TLS -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def server_tls(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    return context
+
+
+@pytest.fixture
+def client_tls(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+def test_tls_with_a_test_ca_exchanges(
+    made: list[Any],
+    inbox: queue.Queue[bytes],
+    server_tls: ssl.SSLContext,
+    client_tls: ssl.SSLContext,
+) -> None:
+    server = start_server(made, inbox, ssl_context=server_tls)
+    client = connect(made, server, "p1", ssl_context=client_tls)
+    exchange(server, client, inbox)
+    assert isinstance(server.get_connection("p1").socket, ssl.SSLSocket)
+    assert isinstance(client.get_connection("engine").socket, ssl.SSLSocket)
+
+
+def test_tls_carries_large_frames_and_streams_in_order(
+    made: list[Any],
+    inbox: queue.Queue[bytes],
+    server_tls: ssl.SSLContext,
+    client_tls: ssl.SSLContext,
+) -> None:
+    server = start_server(made, inbox, ssl_context=server_tls)
+    client = connect(made, server, "p1", ssl_context=client_tls)
+    wait_registered(server, "p1")
+    big = bytes(range(256)) * (4 * 1024 * 1024 // 256)  # 4 MiB: many TLS records
+    handler = client.get_connection("engine")
+    for index in range(2000):
+        handler.send_frame_async(Frame(index.to_bytes(4, "big")))
+    handler.send_frame_async(Frame(big))
+    server.send_frame_to("p1", Frame(big))
+    assert [inbox.get(timeout=20) for _ in range(2000)] == [
+        index.to_bytes(4, "big") for index in range(2000)
+    ]
+    assert inbox.get(timeout=20) == big
+    assert client.answers.get(timeout=20) == big  # type: ignore[attr-defined]
+
+
+@pytest.mark.timeout(30)
+def test_an_untrusting_client_and_a_plaintext_client_fail_while_the_server_serves(
+    made: list[Any],
+    inbox: queue.Queue[bytes],
+    server_tls: ssl.SSLContext,
+    client_tls: ssl.SSLContext,
+) -> None:
+    server = start_server(made, inbox, ssl_context=server_tls, handshake_timeout=2.0)
+    first = connect(made, server, "first", ssl_context=client_tls)
+    wait_registered(server, "first")
+    untrusting = ssl.create_default_context()  # the system's CAs: not ours
+    with pytest.raises(HandshakeError, match="TLS"):
+        connect(made, server, "untrusting", ssl_context=untrusting)
+    with pytest.raises(CommunicationConnectionError):
+        connect(made, server, "plaintext")
+    exchange(server, first, inbox)
+    exchange(server, connect(made, server, "second", ssl_context=client_tls), inbox)
+    assert sorted(server.connection_ids()) == ["first", "second"]
+
+
+def test_tls_with_client_certificates_and_a_key_together(
+    made: list[Any], inbox: queue.Queue[bytes], ca: trustme.CA, client_tls: ssl.SSLContext
+) -> None:
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    server_context.verify_mode = ssl.CERT_REQUIRED
+    ca.configure_trust(server_context)
+    server = start_server(made, inbox, ssl_context=server_context, authkey=KEY)
+    with_cert = ssl.create_default_context()
+    ca.configure_trust(with_cert)
+    ca.issue_cert("p1@example.test").configure_cert(with_cert)
+    exchange(server, connect(made, server, "p1", ssl_context=with_cert, authkey=KEY), inbox)
+    # The certificate alone is not enough, nor the key alone.
+    with pytest.raises(ConnectionRejectedError):
+        connect(made, server, "p2", ssl_context=with_cert, authkey=b"wrong")
+    with pytest.raises(CommunicationConnectionError):
+        connect(made, server, "p3", ssl_context=client_tls, authkey=KEY)
+    assert server.connection_ids() == ["p1"]
+
+
+class RecordsEnd(SocketHandlerQueue):
+    """Queues frames, and how the connection ended on ``ended``."""
+
+    def __init__(self, *args: Any) -> None:
+        *base, self.ended = args
+        super().__init__(*base)
+
+    def on_disconnect(self, reason: str) -> None:
+        self.ended.put(reason)
+
+
+def test_a_graceful_close_over_tls_delivers_everything_and_reads_as_a_bye(
+    made: list[Any], server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
+) -> None:
+    inbox: queue.Queue[bytes] = queue.Queue()
+    ended: queue.Queue[str] = queue.Queue()
+    server = Server("engine", 2, RecordsEnd, (inbox, ended), LOOPBACK, 0, ssl_context=server_tls)
+    made.append(server)
+    server.wait_connection()
+    client = connect(made, server, "p1", ssl_context=client_tls)
+    wait_registered(server, "p1")
+    handler = client.get_connection("engine")
+    for index in range(500):
+        handler.send_frame_async(Frame(b"%d" % index))
+    client.close()
+    assert [inbox.get(timeout=10) for _ in range(500)] == [b"%d" % i for i in range(500)]
+    assert ended.get(timeout=10) == CLOSED_BY_PEER
+    assert server.wait_for_connections(0, timeout=10)
