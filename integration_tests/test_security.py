@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import queue
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -225,3 +228,17 @@ def test_a_graceful_close_over_tls_delivers_everything_and_reads_as_a_bye(
     assert [inbox.get(timeout=10) for _ in range(500)] == [b"%d" % i for i in range(500)]
     assert ended.get(timeout=10) == CLOSED_BY_PEER
     assert server.wait_for_connections(0, timeout=10)
+
+
+@pytest.mark.timeout(60)
+def test_the_trusted_engine_example_drops_the_forged_message() -> None:
+    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "trusted_engine.py"
+    done = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, timeout=50
+    )
+    assert done.returncode == 0, done.stderr
+    lines = sorted(done.stdout.splitlines())
+    assert lines == [
+        "accepted: player-1 {'move': 'north'}",
+        "dropped: player-2 sent a message as player-1",
+    ]

@@ -18,6 +18,7 @@ from pymasep.comm.core import (
     HandshakeError,
     InvalidArgumentError,
     SocketHandler,
+    SocketHandlerPeerQueue,
     encode_frame,
 )
 from pymasep.comm.core.auth import AUTH_FAILED
@@ -185,3 +186,25 @@ def test_a_client_that_never_proves_is_closed_after_the_handshake_timeout(
         silent.sendall(handshake.bytes_to_send())
         assert read_to_eof(silent)  # the challenge, then the close at the deadline
     assert server.connection_ids() == []
+
+
+def test_the_peer_queue_handler_tells_the_engine_which_authenticated_id_sent_each_frame(
+    make_server: Callable[..., Server],
+) -> None:
+    keys = {"p1": b"key of p1", "p2": b"key of p2"}
+    inbox: queue.Queue[tuple[str | None, bytes]] = queue.Queue()
+    server = Server("engine", 4, SocketHandlerPeerQueue, (inbox,), LOOPBACK, 0, authkey=keys)
+    try:
+        server.wait_connection()
+        p1 = authenticated_client(server.port, "p1", keys["p1"])
+        p2 = authenticated_client(server.port, "p2", keys["p2"])
+        wait_registered(server, "p1")
+        wait_registered(server, "p2")
+        p2.send(b"I am p1, honest")  # the payload may claim anything
+        p1.send(b"from p1")
+        received = {inbox.get(timeout=5), inbox.get(timeout=5)}
+        assert received == {("p2", b"I am p1, honest"), ("p1", b"from p1")}
+        p1.sock.close()
+        p2.sock.close()
+    finally:
+        server.close()

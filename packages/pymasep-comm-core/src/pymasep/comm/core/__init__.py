@@ -46,7 +46,12 @@ from .exceptions import (
 )
 from .frame import Frame, FrameKind
 from .message import Message
-from .socket_handler import SocketHandler, SocketHandlerQueue, close_handlers
+from .socket_handler import (
+    SocketHandler,
+    SocketHandlerPeerQueue,
+    SocketHandlerQueue,
+    close_handlers,
+)
 from .typeregistry import register_type, registered_types, unregister_type
 from .wire import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, Wire, encode_frame
 
@@ -84,6 +89,7 @@ __all__ = [
     "SendLimits",
     "ServerNotFoundError",
     "SocketHandler",
+    "SocketHandlerPeerQueue",
     "SocketHandlerQueue",
     "UnknownConnectionError",
     "UnknownTypeError",

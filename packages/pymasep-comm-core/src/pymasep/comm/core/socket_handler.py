@@ -63,6 +63,7 @@ __all__ = [
     "CONNECTION_LOST",
     "SendQueue",
     "SocketHandler",
+    "SocketHandlerPeerQueue",
     "SocketHandlerQueue",
     "close_handlers",
 ]
@@ -832,3 +833,33 @@ class SocketHandlerQueue(SocketHandler):
             frame: Frame received.
         """
         self.receive_queue.put(frame.message)
+
+
+class SocketHandlerPeerQueue(SocketHandler):
+    """Like :class:`SocketHandlerQueue`, but puts ``(peer_id, payload)`` on the queue:
+    the engine knows which connection carried each frame.
+
+    With a server ``authkey`` that binds ids (a mapping or a callable), ``peer_id`` is
+    the id the peer proved it holds the key of, so the engine can check the
+    ``src_sub_app_id`` written inside a :class:`~pymasep.comm.core.Message`, which the
+    sender chooses freely, against it (``docs/security.md`` shows how).
+
+    Args:
+        conn: Connected socket.
+        addr: Remote address.
+        logger: Logger used to log send and receive message.
+        queue: Queue where ``(peer_id, payload)`` pairs are put, in the order received.
+    """
+
+    def __init__(self, conn: socket.socket, addr: Any, logger: logging.Logger, queue: Any) -> None:
+        super().__init__(conn=conn, addr=addr, logger=logger)
+        self.receive_queue = queue
+        """The queue used to receive ``(peer_id, payload)`` pairs."""
+
+    def on_receive(self, frame: Frame) -> None:
+        """Put ``(peer_id, payload)`` on the queue.
+
+        Args:
+            frame: Frame received.
+        """
+        self.receive_queue.put((self.peer_id, frame.message))
