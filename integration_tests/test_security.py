@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import ssl
 import subprocess
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 import trustme
+from netns import LOOPBACK_SETUP, requires_netns, unshare_command
 from peers import wait_registered
 
 from pymasep.comm.client import Client
@@ -242,3 +244,78 @@ def test_the_trusted_engine_example_drops_the_forged_message() -> None:
         "accepted: player-1 {'move': 'north'}",
         "dropped: player-2 sent a message as player-1",
     ]
+
+
+# --- discovery: unauthenticated, and what follows ----------------------------------------
+
+# Runs inside a fresh network namespace: each rogue server answers discovery as "engine";
+# an interface with a key, or with TLS, finds it and refuses it.
+_ROGUE_SCENARIO = r"""
+import json, queue, ssl
+import trustme
+from pymasep.comm.client import Client
+from pymasep.comm.core import CommunicationConnectionError, ConnectionRejectedError
+from pymasep.comm.core import SocketHandlerQueue
+from pymasep.comm.server import Server
+
+KEY = b"the real key"
+ours, theirs = trustme.CA(), trustme.CA()
+trusting = ssl.create_default_context()
+ours.configure_trust(trusting)
+rogue_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+theirs.issue_cert("127.0.0.1").configure_cert(rogue_tls)
+
+def attempt(rogue_options, client_options):
+    with Server("engine", 4, SocketHandlerQueue, (queue.Queue(),), "", 0,
+                wait_announcement=True, **rogue_options) as rogue:
+        rogue.wait_announcement()
+        rogue.wait_connection()
+        client = Client("p1", SocketHandlerQueue, (queue.Queue(),), **client_options)
+        found = client.search_server(timeout=1.0)
+        try:
+            client.connect(timeout=5)
+        except ConnectionRejectedError as error:
+            outcome = "rejected: " + error.reason
+        except CommunicationConnectionError as error:
+            outcome = "failed: " + type(error).__name__
+        else:
+            outcome = "connected"
+        client.close()
+        return {"found": [[s.id, list(s.requires)] for s in found],
+                "outcome": outcome, "registered": rogue.connection_ids()}
+
+print(json.dumps({
+    "no key": attempt({}, {"authkey": KEY}),
+    "wrong key": attempt({"authkey": b"a guess"}, {"authkey": KEY}),
+    "untrusted certificate": attempt({"ssl_context": rogue_tls}, {"ssl_context": trusting}),
+    "plaintext": attempt({}, {"ssl_context": trusting}),
+}))
+"""
+
+
+@requires_netns
+@pytest.mark.timeout(90)
+def test_a_rogue_server_answering_discovery_cannot_complete_the_handshake() -> None:
+    completed = subprocess.run(
+        [
+            *unshare_command(),
+            "sh",
+            "-c",
+            f'{LOOPBACK_SETUP} && exec "$0" -c "$1"',
+            sys.executable,
+            _ROGUE_SCENARIO,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=80,
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["no key"]["found"] == [["engine", []]]
+    assert result["no key"]["outcome"] == f"rejected: {AUTH_FAILED}"
+    assert result["wrong key"]["found"] == [["engine", ["key"]]]
+    assert result["wrong key"]["outcome"] == f"rejected: {AUTH_FAILED}"
+    assert result["untrusted certificate"]["found"] == [["engine", ["tls"]]]
+    assert result["untrusted certificate"]["outcome"] == "failed: HandshakeError"
+    assert result["plaintext"]["outcome"] == "failed: HandshakeError"
+    assert all(attempt["registered"] == [] for attempt in result.values())

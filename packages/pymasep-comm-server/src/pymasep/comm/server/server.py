@@ -465,6 +465,11 @@ class Server(BaseThreadedCommunication):
         self._key_lookup = None if authkey is None else key_lookup(authkey)
         self.ssl_context = ssl_context
         """The TLS context connections are wrapped in (None: plaintext)."""
+        self.requires: tuple[str, ...] = (
+            *(("key",) if authkey is not None else ()),
+            *(("tls",) if ssl_context is not None else ()),
+        )
+        """What an interface needs to connect, as discovery announces it."""
         family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
         self.socket = socket.create_server((host, port), family=family, backlog=128)
         self.socket.setblocking(False)
@@ -489,6 +494,9 @@ class Server(BaseThreadedCommunication):
             discovery_port=self.discovery_port,
             interface=self.discovery_interface,
             logger=self.logger,
+            # pymasep 0.2 cannot authenticate nor speak TLS: its queries go unanswered.
+            wire_versions=("v1",) if self.requires else ("v1", "legacy"),
+            requires=self.requires,
         )
 
     def wait_connection(self) -> None:
