@@ -80,7 +80,7 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Measure speed as ratios against baselines, pymasep 0.2 and pyzmq in the same run;
     rewrite docs/benchmarks.md and its chart."""
-    _install(session, *DISTRIBUTIONS, requirements=("pyzmq", "matplotlib"))
+    _install(session, *DISTRIBUTIONS, requirements=("pyzmq", "matplotlib", "trustme"))
     python02 = _pymasep02(session)
     session.run(
         "python",
