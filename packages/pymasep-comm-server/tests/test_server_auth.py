@@ -1,14 +1,17 @@
-"""Server(authkey=...) against raw-socket clients made of core's ClientHandshake."""
+"""Server(authkey=..., ssl_context=...) against raw-socket clients made of core's
+ClientHandshake."""
 
 from __future__ import annotations
 
 import logging
 import queue
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import trustme
 from peers import LOOPBACK, PeerRecorder, RawPeer, legacy_frame, read_to_eof, wait_registered
 
 from pymasep.comm.core import (
@@ -208,3 +211,51 @@ def test_the_peer_queue_handler_tells_the_engine_which_authenticated_id_sent_eac
         p2.sock.close()
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def tls_pair() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) contexts from a throwaway CA."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(LOOPBACK).configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return server, client
+
+
+@pytest.mark.timeout(20)
+def test_a_client_silent_during_the_tls_handshake_is_closed_at_the_deadline_and_others_served(
+    make_server: Callable[..., Server],
+    inbox: queue.Queue[bytes],
+    ended: queue.Queue[Any],
+    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server = make_server(inbox, ended, ssl_context=tls_pair[0], handshake_timeout=0.5)
+    with socket.create_connection((LOOPBACK, server.port), timeout=10) as silent:
+        # A TLS client takes its turn while the silent one holds its handshake open.
+        sock = socket.create_connection((LOOPBACK, server.port), timeout=10)
+        with tls_pair[1].wrap_socket(sock, server_hostname=LOOPBACK) as tls:
+            handshake = ClientHandshake("p1")
+            tls.sendall(handshake.bytes_to_send())
+            while not handshake.receive_data(tls.recv(65536)):
+                pass
+            wait_registered(server, "p1")
+            tls.sendall(encode_frame(Frame(b"over tls")))
+            assert inbox.get(timeout=5) == b"over tls"
+            assert read_to_eof(silent) == b""  # closed at the deadline
+            assert server.connection_ids() == ["p1"]
+
+
+def test_a_plaintext_hello_to_a_tls_server_is_not_registered(
+    make_server: Callable[..., Server],
+    inbox: queue.Queue[bytes],
+    ended: queue.Queue[Any],
+    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server = make_server(inbox, ended, ssl_context=tls_pair[0])
+    with socket.create_connection((LOOPBACK, server.port), timeout=5) as plaintext:
+        plaintext.sendall(ClientHandshake("p1").bytes_to_send())
+        answer = read_to_eof(plaintext)
+    assert not answer.startswith(b"\x89PMC")  # a TLS alert at most, never a hello
+    assert server.connection_ids() == []
