@@ -17,7 +17,7 @@ PACKAGES = ROOT / "packages"
 DISTRIBUTIONS = ("core", "server", "client")
 # Which sibling distributions each distribution's tests need installed beside it.
 NEEDS = {"core": ("core",), "server": ("core", "server"), "client": ("core", "client")}
-TEST_REQUIREMENTS = ("pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100")
+TEST_REQUIREMENTS = ("pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "trustme>=1.1")
 
 nox.needs_version = ">=2024.3.2"
 nox.options.sessions = [
@@ -100,7 +100,7 @@ def bench(session: nox.Session) -> None:
         session.install(PYMASEP_02)
         # pymasep's own game on pymasep-comm, against the same on 0.2.
         env["PYMASEP_ON_COMM_PYTHON"] = _pymasep_on_comm(session)
-    _install(session, *DISTRIBUTIONS, requirements=("pyzmq", "matplotlib"))
+    _install(session, *DISTRIBUTIONS, requirements=("pyzmq", "matplotlib", "trustme"))
     session.run(
         "python",
         str(ROOT / "integration_tests" / "benchmarks" / "run.py"),

@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds per workload (default 5)")
     args = parser.parse_args(argv)
     rows = message_codec.run(args.rounds) + transport.run(args.rounds)
+    rows += transport.run_tls(args.rounds)
     rows += contenders.run(args.rounds)
     rows += pymasep_game.run(min(args.rounds, 3))  # a game takes seconds: 3 rounds at most
     _print(rows)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import socket
+import ssl
 import statistics
 import struct
 import time
@@ -30,6 +31,20 @@ LOOPBACK = "127.0.0.1"
 ENGINE_ID = "bench-engine"
 _LENGTH = struct.Struct("!I")
 _CONTEXT = multiprocessing.get_context("fork")
+# (server, client) TLS contexts while a TLS workload runs; the forked engine inherits them.
+_TLS: tuple[ssl.SSLContext, ssl.SSLContext] | None = None
+
+
+def _tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A throwaway CA (trustme), a certificate for loopback, and contexts for both sides."""
+    import trustme
+
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(LOOPBACK).configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return server, client
 
 
 # -- engine side (child process) -------------------------------------------------------
@@ -83,7 +98,8 @@ class _Echo(SocketHandler):
 def _our_engine(mode: str, expected: int, ports: multiprocessing.Queue[int], done: Event) -> None:
     _Sink.expected, _Sink.done = expected, done
     handler = _Echo if mode == "echo" else _Sink
-    with Server(ENGINE_ID, 4, handler, (), LOOPBACK, 0) as server:
+    tls = None if _TLS is None else _TLS[0]
+    with Server(ENGINE_ID, 4, handler, (), LOOPBACK, 0, ssl_context=tls) as server:
         server.wait_connection()
         ports.put(server.port)
         server.wait_for_connections(1, 10)
@@ -151,7 +167,10 @@ def bare_big_frame(size: int) -> float:
 
 
 def _client(port: int, replies: queue.SimpleQueue[bytes]) -> Client:
-    client = Client("bench-interface", SocketHandlerQueue, (replies,), LOOPBACK, port)
+    tls = None if _TLS is None else _TLS[1]
+    client = Client(
+        "bench-interface", SocketHandlerQueue, (replies,), LOOPBACK, port, ssl_context=tls
+    )
     client.connect()
     return client
 
@@ -219,6 +238,39 @@ def _compare(
         "baseline_ops_per_s": base_median,
         "ratio": ours_median / base_median,
     }
+
+
+def _over_tls(workload: Callable[[], float]) -> Callable[[], float]:
+    """``workload`` with both sides speaking TLS."""
+
+    def run() -> float:
+        global _TLS
+        _TLS = _tls_contexts()
+        try:
+            return workload()
+        finally:
+            _TLS = None
+
+    return run
+
+
+def run_tls(rounds: int = 5) -> list[dict[str, Any]]:
+    """What TLS costs: each workload over TLS against itself in plaintext (no target)."""
+    payload = bytes(STREAM_PAYLOAD)
+    workloads = [
+        ("stream of 1 KiB frames", lambda: ours_stream(STREAM_FRAMES, payload), "frames/s"),
+        (
+            "round trip of a small frame",
+            lambda: ours_round_trip(ROUND_TRIPS, b"ping"),
+            "round trips/s",
+        ),
+        ("one 16 MiB frame", lambda: ours_big_frame(BIG_FRAME), "bytes/s"),
+    ]
+    rows = []
+    for name, workload, unit in workloads:
+        row = _compare(f"TLS: {name} vs plaintext", _over_tls(workload), workload, rounds, unit)
+        rows.append({**row, "target": None})
+    return rows
 
 
 def run(rounds: int = 5) -> list[dict[str, Any]]:

@@ -24,7 +24,12 @@ Replier = Callable[[bytes, tuple[str, int]], list[bytes]]
 
 
 def v1_server(
-    server_id: str, port: int, *, name: str | None = None, wires: tuple[str, ...] = ("v1", "legacy")
+    server_id: str,
+    port: int,
+    *,
+    name: str | None = None,
+    wires: tuple[str, ...] = ("v1", "legacy"),
+    requires: tuple[str, ...] = (),
 ) -> Replier:
     """Answer like a pymasep-comm server whose address is the one the reply comes from."""
 
@@ -36,7 +41,15 @@ def v1_server(
             probe.connect(peer)
             host = probe.getsockname()[0]
         return [
-            build_reply(host, port, server_id=server_id, wire_versions=wires, name=name, fmt=fmt)
+            build_reply(
+                host,
+                port,
+                server_id=server_id,
+                wire_versions=wires,
+                name=name,
+                fmt=fmt,
+                requires=requires,
+            )
         ]
 
     return reply

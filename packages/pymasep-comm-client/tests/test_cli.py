@@ -37,7 +37,7 @@ def _main(*argv: str) -> dict[str, Any]:
 def scenario_servers() -> dict[str, Any]:
     servers = (
         v1_server("engine-1", 5000, name="My game"),
-        v1_server("e2", 5001),
+        v1_server("e2", 5001, wires=("v1",), requires=("key", "tls")),
         pymasep_02_server(6000),
     )
     with responding(*servers):
@@ -110,19 +110,19 @@ def test_lists_servers_in_a_table() -> None:
     assert every["status"] == 0
     assert every["err"] == ""
     lines = every["out"].splitlines()
-    assert lines[0].split() == ["ID", "ADDRESS", "WIRE", "NAME"]
+    assert lines[0].split() == ["ID", "ADDRESS", "WIRE", "REQUIRES", "NAME"]
     rows = sorted(lines[1:])
     assert len(rows) == 3
-    assert rows[0].split() == ["-", "127.0.0.1:6000", "legacy", "-"]
-    assert rows[1].split() == ["e2", "127.0.0.1:5001", "v1", "-"]
-    assert rows[2].split() == ["engine-1", "127.0.0.1:5000", "v1", "My", "game"]
+    assert rows[0].split() == ["-", "127.0.0.1:6000", "legacy", "-", "-"]
+    assert rows[1].split() == ["e2", "127.0.0.1:5001", "v1", "key,tls", "-"]
+    assert rows[2].split() == ["engine-1", "127.0.0.1:5000", "v1", "-", "My", "game"]
     # Columns line up: every address starts where the header's does.
     column = lines[0].index("ADDRESS")
     assert all(line[column:].startswith("127.0.0.1:") for line in lines[1:])
 
     one = result["one"]
     assert one["status"] == 0
-    assert one["out"].splitlines()[1].split() == ["e2", "127.0.0.1:5001", "v1", "-"]
+    assert one["out"].splitlines()[1].split() == ["e2", "127.0.0.1:5001", "v1", "key,tls", "-"]
 
     missing = result["missing"]
     assert missing["status"] == 1

@@ -240,3 +240,25 @@ def test_parse_never_raises(datagram: bytes, src: str) -> None:
     info = parse_reply(datagram, (src, 10000))
     assert info is None or isinstance(info, ServerInfo)
     query_format(datagram)
+
+
+def test_a_reply_says_what_a_client_needs_and_nothing_secret() -> None:
+    reply = build_reply(
+        "10.0.0.5", 5000, server_id="engine", wire_versions=["v1"], requires=["key", "tls"]
+    )
+    body = reply.decode("ascii").split(":", 2)[2]
+    assert json.loads(body) == {"v": 1, "id": "engine", "wire": ["v1"], "requires": ["key", "tls"]}
+    assert parse_like_pymasep_02(reply) == ("10.0.0.5", 5000)
+    info = parse_reply(reply, ("10.0.0.5", 10000))
+    assert info is not None and info.requires == ("key", "tls")
+    plain = parse_reply(build_reply("10.0.0.5", 5000, server_id="e"), ("10.0.0.5", 10000))
+    assert plain is not None and plain.requires == ()
+    assert b"requires" not in build_reply(
+        "10.0.0.5", 5000, server_id="e", requires=["key"], fmt="legacy"
+    )
+
+
+@pytest.mark.parametrize("requires", ["key", [1], {"key": True}])
+def test_a_reply_with_malformed_requirements_is_ignored(requires: Any) -> None:
+    body = json.dumps({"v": 1, "id": "e", "wire": ["v1"], "requires": requires})
+    assert parse_reply(f"10.0.0.5:5000:{body}".encode(), ("10.0.0.5", 10000)) is None

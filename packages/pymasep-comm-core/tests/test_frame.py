@@ -13,6 +13,7 @@ def test_frame_kinds_have_the_wire_values() -> None:
         ("HELLO", 1),
         ("BYE", 2),
         ("REFUSE", 3),
+        ("AUTH", 4),
     ]
 
 
@@ -51,8 +52,8 @@ def test_bytes_subclass_is_refused_like_pymasep_0_2() -> None:
 
 
 def test_unknown_kind_is_refused() -> None:
-    with pytest.raises(ValueError, match="4"):
-        Frame(b"x", 4)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="9"):
+        Frame(b"x", 9)  # type: ignore[arg-type]
 
 
 def test_kind_given_as_int_becomes_a_frame_kind() -> None:

@@ -24,7 +24,7 @@ from .discovery import search_servers
 
 __all__ = ["main"]
 
-_COLUMNS = ("ID", "ADDRESS", "WIRE", "NAME")
+_COLUMNS = ("ID", "ADDRESS", "WIRE", "REQUIRES", "NAME")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,7 +73,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _table(servers: Sequence[ServerInfo]) -> str:
     rows = [_COLUMNS] + [
-        (info.id or "-", f"{info.host}:{info.port}", info.wire, info.name or "-")
+        (
+            info.id or "-",
+            f"{info.host}:{info.port}",
+            info.wire,
+            ",".join(info.requires) or "-",
+            info.name or "-",
+        )
         for info in servers
     ]
     widths = [max(len(row[column]) for row in rows) for column in range(len(_COLUMNS) - 1)]

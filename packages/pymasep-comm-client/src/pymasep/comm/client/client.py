@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import time
 from typing import Any
 
 from pymasep.comm.core import DEFAULT_MAX_FRAME_SIZE, SocketHandler, Wire
+from pymasep.comm.core.auth import check_key
 from pymasep.comm.core.communication import BaseThreadedCommunication, LogLevel
 from pymasep.comm.core.connection import (
     DEFAULT_SEND_LIMITS,
@@ -20,6 +22,7 @@ from pymasep.comm.core.exceptions import (
     CommunicationConnectionError,
     CommunicationTimeoutError,
     HandshakeError,
+    InvalidArgumentError,
     ServerNotFoundError,
 )
 from pymasep.comm.core.handshake import ClientHandshake
@@ -71,6 +74,15 @@ class Client(BaseThreadedCommunication):
         discovery_port: UDP port that :meth:`search_server` queries.
         discovery_interface: Local IPv4 address of the interface to query on (for
             example ``"127.0.0.1"``); by default the system's choice.
+        authkey: The key to prove to the server (never sent); the server must prove it
+            holds it too, or :meth:`connect` raises
+            :class:`~pymasep.comm.core.ConnectionRejectedError`. v1 wire only. See
+            ``docs/security.md``.
+        ssl_context: Speak TLS with this client-side context (for example
+            ``ssl.create_default_context(cafile=...)``, with a certificate loaded to
+            present one to the server). v1 wire only.
+        server_hostname: The name the server's certificate must carry; by default
+            ``host``.
     """
 
     _logger_kind = "client"
@@ -92,6 +104,9 @@ class Client(BaseThreadedCommunication):
         discovery_group: str = DEFAULT_GROUP,
         discovery_port: int = DEFAULT_PORT,
         discovery_interface: str | None = None,
+        authkey: bytes | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> None:
         super().__init__(
             ident=ident,
@@ -114,6 +129,14 @@ class Client(BaseThreadedCommunication):
         self.discovery_group = discovery_group
         self.discovery_port = discovery_port
         self.discovery_interface = discovery_interface
+        self._authkey = None if authkey is None else check_key(authkey)
+        if self._authkey is not None and self.wire is Wire.LEGACY:
+            raise InvalidArgumentError("the legacy wire (pymasep 0.2) cannot authenticate")
+        self.ssl_context = ssl_context
+        """The TLS context of the connection (None: plaintext)."""
+        self.server_hostname = server_hostname
+        if ssl_context is not None and self.wire is Wire.LEGACY:
+            raise InvalidArgumentError("the legacy wire (pymasep 0.2) cannot speak TLS")
 
     def connect(self, timeout: float | None = 10.0) -> None:
         """Connect the client to a server. Create the handler and register the connection.
@@ -159,6 +182,8 @@ class Client(BaseThreadedCommunication):
                 f"cannot connect to {self.host}:{self.port}: {error.strerror or error}"
             ) from error
         try:
+            if self.ssl_context is not None:
+                sock = self._start_tls(sock, deadline)
             handshake = self._handshake(sock, deadline)
             sock.settimeout(None)
             handler = self.socket_handler_class(
@@ -180,8 +205,25 @@ class Client(BaseThreadedCommunication):
         handler.start()
         self.logger.info("connected to %s at %s:%s", self.server_id, self.host, self.port)
 
+    def _start_tls(self, sock: socket.socket, deadline: float | None) -> ssl.SSLSocket:
+        """Run the TLS handshake on ``sock`` (closed if it fails)."""
+        assert self.ssl_context is not None
+        try:
+            _time_left(sock, deadline)
+            return self.ssl_context.wrap_socket(
+                sock, server_hostname=self.server_hostname or self.host
+            )
+        except TimeoutError as error:
+            sock.close()
+            raise CommunicationTimeoutError(
+                f"{self.host}:{self.port} did not complete the TLS handshake in time"
+            ) from error
+        except (ssl.SSLError, OSError) as error:
+            sock.close()
+            raise HandshakeError(f"TLS with {self.host}:{self.port} failed: {error}") from error
+
     def _handshake(self, sock: socket.socket, deadline: float | None) -> ClientHandshake:
-        handshake = ClientHandshake(self.id, self.wire, self.max_frame_size)
+        handshake = ClientHandshake(self.id, self.wire, self.max_frame_size, authkey=self._authkey)
         try:
             _time_left(sock, deadline)
             sock.sendall(handshake.bytes_to_send())
@@ -199,10 +241,16 @@ class Client(BaseThreadedCommunication):
                     )
                 if handshake.receive_data(data):
                     return handshake
+                answer = handshake.data_to_send()
+                if answer:
+                    sock.sendall(answer)
         except TimeoutError as error:
             raise CommunicationTimeoutError(
                 f"{self.host}:{self.port} did not complete the handshake in time"
             ) from error
+        except ssl.SSLError as error:
+            # TLS 1.3: a server that refuses our certificate says so after the handshake.
+            raise HandshakeError(f"TLS with {self.host}:{self.port} failed: {error}") from error
         except ConnectionError as error:
             if isinstance(error, CommunicationConnectionError):
                 raise

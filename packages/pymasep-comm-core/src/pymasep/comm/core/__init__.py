@@ -46,7 +46,12 @@ from .exceptions import (
 )
 from .frame import Frame, FrameKind
 from .message import Message
-from .socket_handler import SocketHandler, SocketHandlerQueue, close_handlers
+from .socket_handler import (
+    SocketHandler,
+    SocketHandlerPeerQueue,
+    SocketHandlerQueue,
+    close_handlers,
+)
 from .typeregistry import (
     allow_imported_types,
     forbid_imported_types,
@@ -90,6 +95,7 @@ __all__ = [
     "SendLimits",
     "ServerNotFoundError",
     "SocketHandler",
+    "SocketHandlerPeerQueue",
     "SocketHandlerQueue",
     "UnknownConnectionError",
     "UnknownTypeError",

@@ -14,8 +14,14 @@ The v1 reply starts like a legacy one, so pymasep 0.2's parser
 (``data.decode().split(":")``, host ``[0]``, port ``int([1])``) still reads it; the JSON
 object after the second colon is ASCII and carries ``"v"`` (1), ``"id"`` (the server's
 id), ``"wire"`` (the wires the server speaks, preferred first), and optionally
-``"name"`` and ``"bound"`` (true when ``<host>`` is the one address the server listens
-on). Readers ignore keys they do not know, so later versions can add some.
+``"name"``, ``"bound"`` (true when ``<host>`` is the one address the server listens
+on) and ``"requires"`` (what a client needs to connect: ``"key"`` for a shared-key
+handshake, ``"tls"`` for TLS; never the key or a certificate). Readers ignore keys they
+do not know, so later versions can add some.
+
+Discovery itself is not authenticated: anyone on the network can answer a query, with
+any id, address and requirements. A client with a key or TLS still refuses a server
+that cannot prove the key or present a trusted certificate (``docs/security.md``).
 
 A pymasep 0.2 server answers any datagram with a legacy reply, whatever the query, and
 names the *client's* address as host; so a reader takes the host from the datagram's
@@ -96,6 +102,8 @@ class ServerInfo:
         wire: The wire to speak to it, ``"v1"`` or ``"legacy"``: the first the server
             lists that this version knows; always ``"legacy"`` for a 0.2 server.
         name: A human-readable name the server gave, or None.
+        requires: What the server says a client needs to connect: ``"key"`` (a shared
+            key), ``"tls"``; empty for none. Unauthenticated, like the whole reply.
     """
 
     id: str | None
@@ -103,6 +111,7 @@ class ServerInfo:
     port: int
     wire: str
     name: str | None = None
+    requires: tuple[str, ...] = ()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -176,6 +185,7 @@ def build_reply(
     name: str | None = None,
     bound: bool = False,
     fmt: QueryFormat = "v1",
+    requires: Iterable[str] = (),
 ) -> bytes:
     """Build a server's reply to a query.
 
@@ -188,6 +198,8 @@ def build_reply(
         bound: True when the server listens on ``host`` only, so that clients connect
             there rather than to the address the reply came from.
         fmt: The format the query asked for (see :func:`query_format`).
+        requires: What a client needs to connect (``"key"``, ``"tls"``); not sent in a
+            legacy reply.
 
     Returns:
         The datagram to send back to the sender of the query.
@@ -214,6 +226,9 @@ def build_reply(
         fields["name"] = name
     if bound:
         fields["bound"] = True
+    needs = [str(need) for need in requires]
+    if needs:
+        fields["requires"] = needs
     # ASCII JSON (non-ASCII escaped) decodes under any codec a 0.2 client might use.
     body = json.dumps(fields, ensure_ascii=True, separators=(",", ":"))
     reply = f"{head}:{body}".encode("ascii")
@@ -287,6 +302,7 @@ def _parse_fields(fields: Any, named_host: str, source_host: str, port: int) -> 
         return None
     version, ident, wires = fields.get("v"), fields.get("id"), fields.get("wire")
     name, bound = fields.get("name"), fields.get("bound", False)
+    requires = fields.get("requires", [])
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         return None
     # Anyone on the network can answer: an id or a name holding a lone surrogate or
@@ -299,6 +315,8 @@ def _parse_fields(fields: Any, named_host: str, source_host: str, port: int) -> 
         return None
     if not isinstance(bound, bool):
         return None
+    if not isinstance(requires, list) or not all(isinstance(need, str) for need in requires):
+        return None
     wire = next((wire for wire in wires if wire in _KNOWN_WIRES), None)
     if wire is None:
         return None
@@ -308,4 +326,5 @@ def _parse_fields(fields: Any, named_host: str, source_host: str, port: int) -> 
         port=port,
         wire=wire,
         name=name,
+        requires=tuple(requires),
     )

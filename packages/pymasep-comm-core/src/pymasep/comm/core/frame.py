@@ -18,6 +18,9 @@ class FrameKind(enum.IntEnum):
     """The sender closes the connection; nothing follows it."""
     REFUSE = 3
     """The server refuses the connection; carries the reason (UTF-8)."""
+    AUTH = 4
+    """A nonce or a proof of the authenticated handshake (see
+    :mod:`pymasep.comm.core.auth`); never after the handshake."""
 
 
 _BYE_PAYLOAD = b"BYE"

@@ -4,10 +4,34 @@ A v1 client sends :data:`~pymasep.comm.core.wire.PREAMBLE` then a HELLO frame wi
 id; the server answers with the preamble then its own HELLO, or a REFUSE frame with a
 reason. A legacy (pymasep 0.2) client sends its id as a bare frame and the server answers
 the same way. A server tells the two apart by the first four bytes.
+
+With a key (``authkey``) a v1 handshake takes one more round trip, in which both sides
+prove they hold the key (:mod:`pymasep.comm.core.auth`)::
+
+    client: PREAMBLE, AUTH(client nonce), HELLO(client id)
+    server: PREAMBLE, AUTH(server nonce + server proof + server id)   (or REFUSE)
+    client: AUTH(client proof)
+    server: HELLO(server id)                                           (or REFUSE)
+
+A server's HELLO still means "accepted", with or without a key. A legacy client cannot
+authenticate, so a server with a key refuses it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from .auth import (
+    AUTH_FAILED,
+    MAC_SIZE,
+    NONCE_SIZE,
+    AuthKey,
+    check_key,
+    key_lookup,
+    new_nonce,
+    proof,
+    proofs_match,
+)
 from .exceptions import (
     ConnectionRejectedError,
     HandshakeError,
@@ -31,6 +55,9 @@ __all__ = ["MAX_IDENT_SIZE", "ClientHandshake", "ServerHandshake", "detect_wire"
 
 MAX_IDENT_SIZE = 4096
 """Largest id, in UTF-8 bytes, that a hello may carry."""
+
+_MAX_CHALLENGE_SIZE = MAX_IDENT_SIZE + NONCE_SIZE + MAC_SIZE
+"""Largest challenge a server sends: its nonce, its proof and its id."""
 
 
 def detect_wire(prefix: bytes) -> Wire | None:
@@ -69,6 +96,8 @@ class _Side:
         """The decoder to keep using after the handshake (it may hold buffered bytes)."""
         self.pending_frames: list[Frame] = []
         """Frames that arrived behind the peer's hello; they belong to the application."""
+        self._outgoing = b""
+        self._size_limit = MAX_IDENT_SIZE  # of the frames of the handshake
         self._awaiting_preamble = False
         if wire is not None:
             self._start(Wire(wire))
@@ -92,9 +121,16 @@ class _Side:
         # A hello is small: refuse a big one before buffering it, so that a peer that
         # never finishes its hello cannot make us hold megabytes.
         announced = frames[0].size if frames else self.decoder.incoming_frame_size
-        if announced is not None and announced > MAX_IDENT_SIZE:
-            raise PeerFrameTooLargeError(announced, MAX_IDENT_SIZE, "a hello carries only an id")
+        self._check_size(announced)
         return frames
+
+    def _check_size(self, announced: int | None) -> None:
+        limit = self._size_limit
+        if announced is not None and announced > limit:
+            reason = "a hello carries only an id"
+            if limit != MAX_IDENT_SIZE:
+                reason = "a handshake frame carries only an id and a proof"
+            raise PeerFrameTooLargeError(announced, limit, reason)
 
     def _check_preamble(self, received: bytes) -> None:
         """Raise as soon as the bytes received so far cannot start a v1 preamble."""
@@ -109,6 +145,12 @@ class _Side:
     def _not_v1_message(self) -> str:
         return "the peer does not speak the v1 wire"
 
+    def data_to_send(self) -> bytes:
+        """Bytes that the last :meth:`receive_data` asks to send now (empty if none);
+        each call hands them out once."""
+        data, self._outgoing = self._outgoing, b""
+        return data
+
     def _finish(self, frames: list[Frame]) -> str:
         """Take the hello from ``frames``; keep what follows it for the application."""
         assert self.decoder is not None
@@ -120,16 +162,27 @@ class ClientHandshake(_Side):
     """The client's side of the handshake.
 
     Send :meth:`bytes_to_send`, then feed what the server answers to
-    :meth:`receive_data` until it returns True; :attr:`server_ident` is then set.
+    :meth:`receive_data` until it returns True, sending :meth:`data_to_send` after each
+    call; :attr:`server_ident` is then set.
 
     Args:
         ident: Id of the client.
         wire: The wire to speak.
         max_frame_size: Largest payload the client accepts, in bytes.
+        authkey: The key to prove, and that the server must prove it holds; None for
+            no authentication (v1 only).
+
+    Raises:
+        InvalidArgumentError: An empty id, an empty key, or a key on the legacy wire.
     """
 
     def __init__(
-        self, ident: str, wire: Wire = Wire.V1, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+        self,
+        ident: str,
+        wire: Wire = Wire.V1,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        *,
+        authkey: bytes | None = None,
     ) -> None:
         if not ident:
             raise InvalidArgumentError("the client id must not be empty")
@@ -137,12 +190,24 @@ class ClientHandshake(_Side):
         self.ident = ident
         self.server_ident: str | None = None
         """Id of the server, once the handshake is complete."""
+        self._key = None if authkey is None else check_key(authkey)
+        if self._key is not None and self.wire is not Wire.V1:
+            raise InvalidArgumentError("the legacy wire (pymasep 0.2) cannot authenticate")
+        self._nonce = new_nonce() if self._key is not None else b""
+        if self._key is not None:
+            self._size_limit = _MAX_CHALLENGE_SIZE
+        self._challenged_by: str | None = None  # the server id its proof covered
 
     def bytes_to_send(self) -> bytes:
-        """The client's opening bytes: the preamble (v1) and the hello."""
+        """The client's opening bytes: the preamble (v1), the nonce (with a key) and the
+        hello."""
         assert self.wire is not None
         hello = encode_frame(Frame.hello_frame(self.ident), self.wire)
-        return PREAMBLE + hello if self.wire is Wire.V1 else hello
+        if self.wire is not Wire.V1:
+            return hello
+        if self._key is not None:
+            return PREAMBLE + encode_frame(Frame(self._nonce, FrameKind.AUTH)) + hello
+        return PREAMBLE + hello
 
     def receive_data(self, data: BytesLike) -> bool:
         """Feed bytes received from the server.
@@ -161,13 +226,43 @@ class ClientHandshake(_Side):
         frames = self._frames(data)
         if not frames:
             return False
-        if frames[0].kind is FrameKind.REFUSE:
+        if self.wire is Wire.V1 and frames[0].kind is FrameKind.REFUSE:
             raise ConnectionRejectedError(frames[0].message.decode("utf-8", "replace"))
+        if self._key is not None and self._challenged_by is None:
+            return self._answer_challenge(frames)
         if self.wire is Wire.V1 and frames[0].kind is not FrameKind.HELLO:
             raise ProtocolError(f"the server opened with a {frames[0].kind.name} frame, not HELLO")
         # On the legacy wire the first frame is the hello whatever it says, even "BYE".
-        self.server_ident = self._finish(frames)
+        server_ident = self._finish(frames)
+        if self._challenged_by is not None and server_ident != self._challenged_by:
+            raise ProtocolError("the server's hello and its proof name different ids")
+        self.server_ident = server_ident
         return True
+
+    def _answer_challenge(self, frames: list[Frame]) -> bool:
+        """Check the server's proof and queue the client's (frames[0] is not a refusal)."""
+        assert self._key is not None
+        challenge = frames[0]
+        # A server without a key answers with its hello: it cannot prove anything, and
+        # this side refuses it as it refuses a wrong proof, without saying which.
+        if challenge.kind is not FrameKind.AUTH or len(frames) > 1:
+            raise ConnectionRejectedError(AUTH_FAILED)
+        payload = challenge.message
+        server_nonce = payload[:NONCE_SIZE]
+        server_proof = payload[NONCE_SIZE : NONCE_SIZE + MAC_SIZE]
+        try:
+            server_ident = payload[NONCE_SIZE + MAC_SIZE :].decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConnectionRejectedError(AUTH_FAILED) from None
+        if len(server_proof) != MAC_SIZE or not server_ident:
+            raise ConnectionRejectedError(AUTH_FAILED)
+        expected = proof(self._key, "server", self._nonce, server_nonce, self.ident, server_ident)
+        if not proofs_match(expected, server_proof):
+            raise ConnectionRejectedError(AUTH_FAILED)
+        self._challenged_by = server_ident
+        mine = proof(self._key, "client", self._nonce, server_nonce, self.ident, server_ident)
+        self._outgoing += encode_frame(Frame(mine, FrameKind.AUTH))
+        return False
 
     def _not_v1_message(self) -> str:
         return (
@@ -179,19 +274,42 @@ class ClientHandshake(_Side):
 class ServerHandshake(_Side):
     """The server's side of the handshake, for a client of either wire.
 
-    Feed what the client sends to :meth:`receive_data` until it returns True; then
-    send :meth:`accept_bytes` or :meth:`refuse_bytes`.
+    Feed what the client sends to :meth:`receive_data` until it returns True, sending
+    :meth:`data_to_send` after each call; then send :meth:`accept_bytes` or
+    :meth:`refuse_bytes`. With a key, True means the client proved it holds the key for
+    the id it gave.
 
     Args:
         ident: Id of the server.
         max_frame_size: Largest payload the server accepts, in bytes.
+        authkey: The key every client must prove it holds; a mapping from a client's
+            id to its key; or a callable returning the key for an id (None refuses
+            that id). None for no authentication.
     """
 
-    def __init__(self, ident: str, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+    def __init__(
+        self,
+        ident: str,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        *,
+        authkey: AuthKey | None = None,
+    ) -> None:
         super().__init__(None, max_frame_size)
         self.ident = ident
         self.client_ident: str | None = None
-        """Id of the client, once its hello has arrived."""
+        """Id of the client, once its hello has arrived (and, with a key, its proof)."""
+        self._lookup: Callable[[str], bytes | None] | None = (
+            None if authkey is None else key_lookup(authkey)
+        )
+        self._client_nonce: bytes | None = None
+        self._claimed_ident: str | None = None  # the id of a hello whose proof is awaited
+        self._expected_proof = b""
+        self._preamble_sent = False
+
+    @property
+    def authenticates(self) -> bool:
+        """True if clients must prove they hold a key."""
+        return self._lookup is not None
 
     def receive_data(self, data: BytesLike) -> bool:
         """Feed bytes received from the client.
@@ -211,20 +329,74 @@ class ServerHandshake(_Side):
             if wire is None:
                 return False
             data, self._prefix = self._prefix, b""
+            if wire is Wire.LEGACY and self._lookup is not None:
+                raise ConnectionRejectedError(AUTH_FAILED)  # 0.2 cannot authenticate
             self._start(wire)
         frames = self._frames(data)
+        if self._lookup is not None:
+            return self._authenticate(frames)
         if not frames:
             return False
         if self.wire is Wire.V1 and frames[0].kind is not FrameKind.HELLO:
+            if frames[0].kind is FrameKind.AUTH:  # the client wants a key this side has not
+                raise ConnectionRejectedError(AUTH_FAILED)
             raise ProtocolError(f"the client opened with a {frames[0].kind.name} frame, not HELLO")
         self.client_ident = self._finish(frames)
         return True
+
+    def _authenticate(self, frames: list[Frame]) -> bool:
+        """The steps of a handshake with a key; True once the client's proof is good."""
+        assert self._lookup is not None and self.decoder is not None
+        while frames:
+            frame = frames.pop(0)
+            self._check_size(frame.size)
+            if self._client_nonce is None:
+                if frame.kind is not FrameKind.AUTH or frame.size != NONCE_SIZE:
+                    raise ConnectionRejectedError(AUTH_FAILED)
+                self._client_nonce = frame.message
+            elif self._claimed_ident is None:
+                if frame.kind is not FrameKind.HELLO:
+                    raise ProtocolError(f"the client sent a {frame.kind.name} frame, not HELLO")
+                self._challenge(_decode_ident(frame))
+            else:
+                if frame.kind is not FrameKind.AUTH or not proofs_match(
+                    self._expected_proof, frame.message
+                ):
+                    raise ConnectionRejectedError(AUTH_FAILED)
+                self.client_ident = self._claimed_ident
+                self.pending_frames = frames
+                return True
+        # Bytes of the next handshake frame may be buffered: bound them as a hello's.
+        self._check_size(self.decoder.incoming_frame_size)
+        return False
+
+    def _challenge(self, claimed: str) -> None:
+        """Queue the server's nonce and proof for a client that says it is ``claimed``."""
+        assert self._lookup is not None and self._client_nonce is not None
+        self._claimed_ident = claimed
+        server_nonce = new_nonce()
+        key = self._lookup(claimed)
+        if key is None:
+            # An id without a key gets a challenge that looks the same, and the same
+            # refusal after its proof: the answer does not tell which ids exist.
+            server_proof = new_nonce()[:MAC_SIZE]
+            self._expected_proof = b""  # no proof matches the empty string
+        else:
+            args = (self._client_nonce, server_nonce, claimed, self.ident)
+            server_proof = proof(key, "server", *args)
+            self._expected_proof = proof(key, "client", *args)
+        payload = server_nonce + server_proof + self.ident.encode("utf-8")
+        self._outgoing += PREAMBLE + encode_frame(Frame(payload, FrameKind.AUTH))
+        self._preamble_sent = True
 
     def accept_bytes(self) -> bytes:
         """The server's answer that accepts the client: the preamble (v1) and the hello."""
         assert self.wire is not None
         hello = encode_frame(Frame.hello_frame(self.ident), self.wire)
-        return PREAMBLE + hello if self.wire is Wire.V1 else hello
+        return self._preamble() + hello
+
+    def _preamble(self) -> bytes:
+        return PREAMBLE if self.wire is Wire.V1 and not self._preamble_sent else b""
 
     def refuse_bytes(self, reason: str) -> bytes:
         """The server's answer that refuses the client, with a reason.
@@ -238,4 +410,4 @@ class ServerHandshake(_Side):
         if self.wire is not Wire.V1:
             return b""
         reason = reason.encode("utf-8")[:MAX_IDENT_SIZE].decode("utf-8", "ignore")
-        return PREAMBLE + encode_frame(Frame.refuse_frame(reason), Wire.V1)
+        return self._preamble() + encode_frame(Frame.refuse_frame(reason), Wire.V1)

@@ -14,6 +14,12 @@ callbacks:
   coalesces it into large writes. A slow peer therefore never
   blocks the thread that sends to it, and never delays the others; the connection's
   :class:`~pymasep.comm.core.connection.SendLimits` bound what it may cost.
+
+Over TLS (an :class:`ssl.SSLSocket`) the same holds, with three differences: the socket
+is non-blocking once the handler runs (an SSL object takes no per-call flags such as
+``MSG_DONTWAIT``); every call into the SSL object is made under one lock, since OpenSSL
+does not allow one object to be used by two threads at once; and the reader asks the SSL
+object for bytes it has already decrypted (``pending()``) before it waits on the socket.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import logging
 import os
 import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -56,6 +63,7 @@ __all__ = [
     "CONNECTION_LOST",
     "SendQueue",
     "SocketHandler",
+    "SocketHandlerPeerQueue",
     "SocketHandlerQueue",
     "close_handlers",
 ]
@@ -73,6 +81,7 @@ _CLOSED = ConnectionState.CLOSED
 # MSG_DONTWAIT makes one send non-blocking without changing the socket's mode, which the
 # reading thread relies on. Where it does not exist every frame goes to the writer.
 _DONTWAIT: int | None = int(socket.MSG_DONTWAIT) if hasattr(socket, "MSG_DONTWAIT") else None
+_DONTWAIT_FLAG = _DONTWAIT or 0  # used only where _DONTWAIT exists
 # Once a connection has been cut, how long close() waits for the reader thread to run
 # the callbacks and end. A cut wakes the reader at once: this bounds a stuck callback.
 _JOIN_GRACE = 1.0
@@ -97,9 +106,35 @@ def _wait_writable(sock: socket.socket, timeout: float | None) -> bool:
     return bool(writable)
 
 
-def _wait_readable(sock: socket.socket, timeout: float) -> bool:
-    readable, _, _ = select.select([sock], [], [], max(0.0, timeout))
+def _wait_readable(sock: socket.socket, timeout: float | None) -> bool:
+    readable, _, _ = select.select([sock], [], [], None if timeout is None else max(0.0, timeout))
     return bool(readable)
+
+
+def _shutdown(sock: socket.socket, how: int) -> None:
+    # The plain socket's shutdown, also for an SSLSocket: its own shutdown() drops the
+    # SSL object, and a reader still in recv_into() would then read ciphertext.
+    socket.socket.shutdown(sock, how)
+
+
+# Most bytes one SSL write takes: a bounded copy when a large frame is joined. A write
+# that would block must be retried with the same first bytes and at least as many, which
+# the head of the send queue, cut at this size, always is.
+_TLS_WRITE_SIZE = 256 * 1024
+_TLS_WANT = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError)
+
+
+def _tls_chunk(buffers: Iterable[Buffer]) -> Buffer:
+    """The first :data:`_TLS_WRITE_SIZE` bytes of ``buffers``, as one buffer."""
+    parts: list[Buffer] = []
+    size = 0
+    for buffer in buffers:
+        if size + len(buffer) >= _TLS_WRITE_SIZE:
+            parts.append(memoryview(buffer)[: _TLS_WRITE_SIZE - size])
+            break
+        parts.append(buffer)
+        size += len(buffer)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class SocketHandler(threading.Thread):
@@ -140,6 +175,9 @@ class SocketHandler(threading.Thread):
         self._callbacks_done = threading.Event()
         # The library's own records carry the peer (record.peer), whatever the logger.
         self._log = logging.LoggerAdapter(logger, {"peer": str(addr)})
+        self._tls = isinstance(conn, ssl.SSLSocket)
+        self._tls_lock = threading.Lock()  # one call into the SSL object at a time
+        self._write_directly = self._tls or _DONTWAIT is not None
         if conn.family in (socket.AF_INET, socket.AF_INET6):
             # Frames are whole messages: send each at once instead of waiting for more.
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -256,14 +294,16 @@ class SocketHandler(threading.Thread):
             if conn.state is not _OPEN:
                 conn.check_open()
             sent = 0
-            if conn.write_directly() and _DONTWAIT:
+            if conn.write_directly() and self._write_directly:
                 # Nothing waits, and not a stream: write at once, as far as the kernel
                 # takes the bytes.
                 try:
-                    if buffers is None:
-                        sent = self.socket.send(data, _DONTWAIT)
+                    if self._tls:
+                        sent = self._tls_send((data,) if buffers is None else buffers)
+                    elif buffers is None:
+                        sent = self.socket.send(data, _DONTWAIT_FLAG)
                     else:
-                        sent = _send_buffers(self.socket, buffers, _DONTWAIT)
+                        sent = _send_buffers(self.socket, buffers, _DONTWAIT_FLAG)
                 except (BlockingIOError, InterruptedError):
                     sent = 0
                 except OSError as error:
@@ -338,7 +378,7 @@ class SocketHandler(threading.Thread):
                             # Only our writing direction closes: the peer may still have
                             # frames in flight, which the reader delivers until it closes.
                             with contextlib.suppress(OSError):
-                                sock.shutdown(socket.SHUT_WR)
+                                _shutdown(sock, socket.SHUT_WR)
                         self._writer = None
                         self._changed.notify_all()
                         return
@@ -350,7 +390,10 @@ class SocketHandler(threading.Thread):
                         deadline = _monotonic() + conn.limits.soft_seconds
                 # Written outside the lock so that senders can keep queueing meanwhile;
                 # the batch stays at the head of the queue until it is sent.
-                sent = self._write(sock, batch, deadline)
+                if self._tls:
+                    sent = self._tls_write(batch, deadline)
+                else:
+                    sent = self._write(sock, batch, deadline)
                 with self.lock:
                     if conn.state is _CLOSED:
                         continue
@@ -373,6 +416,32 @@ class SocketHandler(threading.Thread):
                 if self._writer is threading.current_thread():
                     self._writer = None
                 self._changed.notify_all()
+
+    def _tls_send(self, buffers: Iterable[Buffer]) -> int:
+        """One non-blocking SSL write of the first bytes of ``buffers``; 0 if it would
+        block (the SSL object then expects the same bytes again)."""
+        chunk = _tls_chunk(buffers)
+        with self._tls_lock:
+            try:
+                return self.socket.send(chunk)
+            except _TLS_WANT:
+                return 0
+
+    def _tls_write(self, batch: list[Buffer], deadline: float | None) -> int:
+        """The writer's :meth:`_write` over TLS."""
+        sent = self._tls_send(batch)
+        if not sent:
+            timeout = None if deadline is None else max(0.0, deadline - _monotonic())
+            _wait_writable(self.socket, timeout)
+        return sent
+
+    def _tls_recv_into(self, buffer: bytearray) -> int | None:
+        """Read decrypted bytes into ``buffer``; None if none are ready yet."""
+        with self._tls_lock:
+            try:
+                return self.socket.recv_into(buffer)
+            except _TLS_WANT:
+                return None
 
     @staticmethod
     def _write(sock: socket.socket, batch: list[Buffer], deadline: float | None) -> int:
@@ -467,7 +536,11 @@ class SocketHandler(threading.Thread):
         # the read itself (large allocations are mmap'ed).
         buffer = bytearray(_RECV_SIZE)
         view = memoryview(buffer)
-        recv_into = sock.recv_into
+        recv_into: Callable[[bytearray], int | None] = sock.recv_into
+        if self._tls:
+            with self._tls_lock:  # a sender may be in the SSL object, still blocking
+                sock.setblocking(False)
+            recv_into = self._tls_recv_into
         decode_whole = conn.decoder.decode_whole
         on_receive = self.on_receive
         data_kind = FrameKind.DATA
@@ -482,6 +555,11 @@ class SocketHandler(threading.Thread):
                     return reason
             count = recv_into(buffer)
             if not count:
+                if count is None:  # TLS: no whole record yet
+                    reason = self._wait_for_bytes(conn, block=True)
+                    if reason is not None:
+                        return reason
+                    continue
                 with self.lock:
                     return conn.receive_eof()
             conn.reads += 1  # Connection.received(), inlined
@@ -506,14 +584,23 @@ class SocketHandler(threading.Thread):
                 with self.lock:
                     return conn.bye_reason()
 
-    def _wait_for_bytes(self, conn: Connection) -> DisconnectReason | None:
+    def _wait_for_bytes(self, conn: Connection, block: bool = False) -> DisconnectReason | None:
         """Wait until the socket is readable, or return why the connection ends: the
-        peer stalled in the middle of a frame, or a close from on_receive timed out."""
+        peer stalled in the middle of a frame, or a close from on_receive timed out.
+        Without a deadline it returns at once, unless ``block`` (TLS, no record yet)."""
         deadline = conn.receive_deadline()
         close_deadline = self._close_deadline
         if close_deadline is not None and (deadline is None or close_deadline < deadline):
             deadline = close_deadline
-        if deadline is None or _wait_readable(self.socket, deadline - _monotonic()):
+        if isinstance(self.socket, ssl.SSLSocket):
+            with self._tls_lock:
+                if self.socket.pending():
+                    return None
+        if deadline is None:
+            if block:
+                _wait_readable(self.socket, None)
+            return None
+        if _wait_readable(self.socket, deadline - _monotonic()):
             return None
         if deadline is close_deadline:
             self._log.info("%s did not close in time; cutting it", self.peer_id)
@@ -634,7 +721,7 @@ class SocketHandler(threading.Thread):
         # shutdown() wakes a thread blocked in recv() or select() on this socket;
         # close() alone would not. The reader then ends the connection.
         with contextlib.suppress(OSError):
-            self.socket.shutdown(socket.SHUT_RDWR)
+            _shutdown(self.socket, socket.SHUT_RDWR)
         if self.ident is None:
             self._finish(reason)
 
@@ -653,7 +740,7 @@ class SocketHandler(threading.Thread):
         if dropped:
             self._log.warning("%d bytes for %s were not sent: %s", dropped, self.peer_id, reason)
         with contextlib.suppress(OSError):
-            self.socket.shutdown(socket.SHUT_RDWR)
+            _shutdown(self.socket, socket.SHUT_RDWR)
         if writer is not None and writer is not threading.current_thread():
             writer.join(_JOIN_GRACE)
         self.socket.close()
@@ -746,3 +833,33 @@ class SocketHandlerQueue(SocketHandler):
             frame: Frame received.
         """
         self.receive_queue.put(frame.message)
+
+
+class SocketHandlerPeerQueue(SocketHandler):
+    """Like :class:`SocketHandlerQueue`, but puts ``(peer_id, payload)`` on the queue:
+    the engine knows which connection carried each frame.
+
+    With a server ``authkey`` that binds ids (a mapping or a callable), ``peer_id`` is
+    the id the peer proved it holds the key of, so the engine can check the
+    ``src_sub_app_id`` written inside a :class:`~pymasep.comm.core.Message`, which the
+    sender chooses freely, against it (``docs/security.md`` shows how).
+
+    Args:
+        conn: Connected socket.
+        addr: Remote address.
+        logger: Logger used to log send and receive message.
+        queue: Queue where ``(peer_id, payload)`` pairs are put, in the order received.
+    """
+
+    def __init__(self, conn: socket.socket, addr: Any, logger: logging.Logger, queue: Any) -> None:
+        super().__init__(conn=conn, addr=addr, logger=logger)
+        self.receive_queue = queue
+        """The queue used to receive ``(peer_id, payload)`` pairs."""
+
+    def on_receive(self, frame: Frame) -> None:
+        """Put ``(peer_id, payload)`` on the queue.
+
+        Args:
+            frame: Frame received.
+        """
+        self.receive_queue.put((self.peer_id, frame.message))

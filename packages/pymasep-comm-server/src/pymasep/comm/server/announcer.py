@@ -108,6 +108,8 @@ class Announcer(threading.Thread):
         interface: The local IPv4 address of the interface to join the group on; None
             lets the routing table choose (``INADDR_ANY``).
         logger: Where to log; defaults to this module's logger.
+        requires: What a client needs to connect (``"key"``, ``"tls"``), sent in v1
+            replies so that ``pymasep-comm discover`` shows it.
 
     Raises:
         ValueError: An argument that cannot work, raised by the constructor: a group that
@@ -127,11 +129,13 @@ class Announcer(threading.Thread):
         discovery_port: int = DEFAULT_PORT,
         interface: str | None = None,
         logger: logging.Logger | None = None,
+        requires: Iterable[str] = (),
     ) -> None:
         super().__init__(name=f"pymasep-announcer-{server_id}", daemon=True)
         self.server_id = server_id
         self.port = port
         self.wire_versions = tuple(str(wire) for wire in wire_versions)
+        self.requires = tuple(str(need) for need in requires)
         self.server_name = name
         self.bind_host = bind_host
         self.group = group
@@ -158,6 +162,7 @@ class Announcer(threading.Thread):
             wire_versions=self.wire_versions,
             name=name,
             bound=True,
+            requires=self.requires,
         )
         self._answers_legacy = "legacy" in self.wire_versions
         self._announced_host: str | None = None
@@ -357,6 +362,7 @@ class Announcer(threading.Thread):
             name=self.server_name,
             bound=bound,
             fmt=fmt,
+            requires=self.requires,
         )
 
 

@@ -7,12 +7,14 @@ import errno
 import logging
 import selectors
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from pymasep.comm.core import DEFAULT_MAX_FRAME_SIZE, SocketHandler
+from pymasep.comm.core.auth import AuthKey, key_lookup
 from pymasep.comm.core.communication import BaseThreadedCommunication, LogLevel
 from pymasep.comm.core.connection import (
     DEFAULT_SEND_LIMITS,
@@ -24,6 +26,7 @@ from pymasep.comm.core.connection import (
 from pymasep.comm.core.discovery import DEFAULT_GROUP, DEFAULT_PORT
 from pymasep.comm.core.exceptions import (
     CommunicationError,
+    ConnectionRejectedError,
     InvalidArgumentError,
     InvalidStateError,
 )
@@ -63,19 +66,23 @@ _ACCEPT_RETRY_LAST = 1.0
 
 @dataclass
 class _Pending:
-    """A connection whose hello has not arrived yet."""
+    """A connection whose handshake is not complete yet."""
 
     conn: socket.socket
     addr: Any
     deadline: float
     handshake: ServerHandshake = field(repr=False)
+    tls_done: bool = True  # False while a TLS handshake runs
 
 
 class _WaitConnection(threading.Thread):
     """Accepts connections and runs their handshakes, all in one selector loop.
 
     Handshakes are non-blocking and each has a deadline, so a client that never says
-    hello, or says garbage, is closed on its own and never delays anyone else.
+    hello, or says garbage, is closed on its own and never delays anyone else. With TLS
+    the TLS handshake runs first, non-blocking in the same loop and under the same
+    deadline (a thread per connection would let a flood of connections cost a thread
+    each, which the limit on handshakes in progress exists to prevent).
     """
 
     def __init__(self, server: Server) -> None:
@@ -162,7 +169,9 @@ class _WaitConnection(threading.Thread):
                 self._paused_until = None
                 selector.register(listener, selectors.EVENT_READ)
             for item in [p for p in pending.values() if p.deadline <= now]:
-                server.logger.info("%s sent no hello in time; closing it", item.addr)
+                server.logger.info(
+                    "%s did not complete its handshake in time; closing it", item.addr
+                )
                 self._drop(item, selector, pending)
 
     def _handle_hello(
@@ -171,8 +180,10 @@ class _WaitConnection(threading.Thread):
         selector: selectors.BaseSelector,
         pending: dict[socket.socket, _Pending],
     ) -> None:
-        """Read a hello; a bug met on the way ends that connection only."""
+        """Go on with a handshake; a bug met on the way ends that connection only."""
         try:
+            if not item.tls_done and not self._tls_step(item, selector, pending):
+                return
             self._read_hello(item, selector, pending)
         except Exception:
             self.server.logger.exception("handshake with %s failed; closing it", item.addr)
@@ -212,11 +223,23 @@ class _WaitConnection(threading.Thread):
                 )
                 self._drop(oldest, selector, pending)
             conn.setblocking(False)
+            tls_done = True
+            if server.ssl_context is not None:
+                try:
+                    conn = server.ssl_context.wrap_socket(
+                        conn, server_side=True, do_handshake_on_connect=False
+                    )
+                except (ssl.SSLError, OSError) as error:
+                    server.logger.info("TLS with %s failed: %s", addr, error)
+                    conn.close()
+                    continue
+                tls_done = False
             item = _Pending(
                 conn,
                 addr,
                 time.monotonic() + server.handshake_timeout,
-                ServerHandshake(server.id, server.max_frame_size),
+                ServerHandshake(server.id, server.max_frame_size, authkey=server._key_lookup),
+                tls_done=tls_done,
             )
             pending[conn] = item
             selector.register(conn, selectors.EVENT_READ)
@@ -238,7 +261,48 @@ class _WaitConnection(threading.Thread):
             delay,
         )
 
+    def _tls_step(
+        self,
+        item: _Pending,
+        selector: selectors.BaseSelector,
+        pending: dict[socket.socket, _Pending],
+    ) -> bool:
+        """Drive the TLS handshake as far as the bytes at hand allow; True once done."""
+        conn = item.conn
+        assert isinstance(conn, ssl.SSLSocket)
+        try:
+            conn.do_handshake()
+        except ssl.SSLWantReadError:
+            selector.modify(conn, selectors.EVENT_READ)
+            return False
+        except ssl.SSLWantWriteError:
+            selector.modify(conn, selectors.EVENT_WRITE)
+            return False
+        except (ssl.SSLError, OSError) as error:
+            # A plaintext client, one that does not trust our certificate, or one
+            # without the certificate we require.
+            self.server.logger.info("TLS handshake with %s failed: %s", item.addr, error)
+            self._drop(item, selector, pending)
+            return False
+        item.tls_done = True
+        selector.modify(conn, selectors.EVENT_READ)
+        return True
+
     def _read_hello(
+        self,
+        item: _Pending,
+        selector: selectors.BaseSelector,
+        pending: dict[socket.socket, _Pending],
+    ) -> None:
+        # Over TLS, one record may hold more than a read takes: the rest waits in the
+        # SSL object (pending()), and the socket will not say it is readable again.
+        while item.conn in pending:
+            self._read_some(item, selector, pending)
+            conn = item.conn
+            if not isinstance(conn, ssl.SSLSocket) or conn.fileno() == -1 or not conn.pending():
+                return
+
+    def _read_some(
         self,
         item: _Pending,
         selector: selectors.BaseSelector,
@@ -246,7 +310,7 @@ class _WaitConnection(threading.Thread):
     ) -> None:
         try:
             data = item.conn.recv(_HANDSHAKE_READ_SIZE)
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError as error:
             self.server.logger.info("%s failed during the handshake: %s", item.addr, error)
@@ -259,14 +323,34 @@ class _WaitConnection(threading.Thread):
         try:
             complete = item.handshake.receive_data(data)
         except CommunicationError as error:
+            # The error says what broke the protocol, or "authentication failed" and no
+            # more: never a key.
             self.server.logger.info("refusing %s: %s", item.addr, error)
-            self._refuse(item, str(error))
+            reason = error.reason if isinstance(error, ConnectionRejectedError) else str(error)
+            self._refuse(item, reason)
+            self._drop(item, selector, pending)
+            return
+        # The challenge of an authenticated handshake: a few hundred bytes on a new
+        # socket, which its send buffer takes whole.
+        answer = item.handshake.data_to_send()
+        if answer and not self._send_now(item, answer):
             self._drop(item, selector, pending)
             return
         if complete:
             selector.unregister(item.conn)
             del pending[item.conn]
             self.server._admit(item.conn, item.addr, item.handshake)
+
+    def _send_now(self, item: _Pending, data: bytes) -> bool:
+        try:
+            sent = item.conn.send(data)
+        except OSError as error:
+            self.server.logger.info("%s failed during the handshake: %s", item.addr, error)
+            return False
+        if sent != len(data):
+            self.server.logger.info("%s does not read its handshake; closing it", item.addr)
+            return False
+        return True
 
     def _refuse(self, item: _Pending, reason: str) -> None:
         if item.handshake.wire is None:
@@ -319,6 +403,16 @@ class Server(BaseThreadedCommunication):
         discovery_port: UDP port that discovery queries are sent to.
         discovery_interface: Local IPv4 address of the interface to answer discovery
             on (for example ``"127.0.0.1"``); by default every interface.
+        authkey: Interfaces must prove they hold a key (never sent) to connect, and the
+            server proves it holds it too: one key (bytes) for all, a mapping from an
+            interface's id to its key, or a callable returning the key for an id (None
+            refuses that id). With a mapping or a callable an interface connects only
+            under the id whose key it holds. pymasep 0.2 interfaces cannot
+            authenticate, and are refused. See ``docs/security.md``.
+        ssl_context: Speak TLS with this server-side context (``ssl.create_default_context(
+            ssl.Purpose.CLIENT_AUTH)`` with a certificate loaded; set ``verify_mode`` to
+            ``CERT_REQUIRED`` to require client certificates). The TLS handshake runs
+            under ``handshake_timeout`` too. pymasep 0.2 interfaces cannot speak TLS.
     """
 
     _logger_kind = "server"
@@ -343,6 +437,8 @@ class Server(BaseThreadedCommunication):
         discovery_group: str = DEFAULT_GROUP,
         discovery_port: int = DEFAULT_PORT,
         discovery_interface: str | None = None,
+        authkey: AuthKey | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__(
             ident=ident,
@@ -365,6 +461,15 @@ class Server(BaseThreadedCommunication):
         self.discovery_group = discovery_group
         self.discovery_port = discovery_port
         self.discovery_interface = discovery_interface
+        # Checked here, so that a wrong key fails at construction, not per connection.
+        self._key_lookup = None if authkey is None else key_lookup(authkey)
+        self.ssl_context = ssl_context
+        """The TLS context connections are wrapped in (None: plaintext)."""
+        self.requires: tuple[str, ...] = (
+            *(("key",) if authkey is not None else ()),
+            *(("tls",) if ssl_context is not None else ()),
+        )
+        """What an interface needs to connect, as discovery announces it."""
         family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
         self.socket = socket.create_server((host, port), family=family, backlog=128)
         self.socket.setblocking(False)
@@ -389,6 +494,9 @@ class Server(BaseThreadedCommunication):
             discovery_port=self.discovery_port,
             interface=self.discovery_interface,
             logger=self.logger,
+            # pymasep 0.2 cannot authenticate nor speak TLS: its queries go unanswered.
+            wire_versions=("v1",) if self.requires else ("v1", "legacy"),
+            requires=self.requires,
         )
 
     def wait_connection(self) -> None:
