@@ -212,8 +212,7 @@ def build_reply(
     wires = _check_wires(wire_versions)
     if not isinstance(server_id, str) or not server_id or not _displayable(server_id):
         raise EncodeError(
-            f"server_id must be a non-empty string without control characters, "
-            f"not {server_id!r}"
+            f"server_id must be a non-empty string without control characters, not {server_id!r}"
         )
     if name is not None and not (isinstance(name, str) and _displayable(name)):
         raise EncodeError(f"name must be a string without control characters, not {name!r}")
