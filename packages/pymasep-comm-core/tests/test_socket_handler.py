@@ -188,7 +188,9 @@ def _read_sequence(peer: RawPeer, total: int, seed: int) -> list[str]:
 @pytest.mark.timeout(60)
 def test_100000_frames_to_the_peer_all_arrive_in_order(connect: Connect) -> None:
     total = 100_000
-    handler, peer = connect()
+    # 100 MB sent flat out: under load the reader may fall 64 MiB behind, which the
+    # default policy would take for a stalled peer. A stream throttles its sender.
+    handler, peer = _limited(connect, limits=SendLimits("block", block_timeout=None))
     reader = in_thread(_read_sequence, peer, total, 5)
     filler = bytes(1020)
     for number in range(total):
