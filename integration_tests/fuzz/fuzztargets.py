@@ -11,11 +11,12 @@ Targets (``TARGETS``):
 
 * ``decoder``: :class:`FrameDecoder`, either wire, any limit, the stream cut into reads
   wherever the fuzzer likes, each read as bytes, bytearray or memoryview.
-* ``handshake``: :class:`ServerHandshake` and :class:`ClientHandshake` (both wires)
-  against a peer whose bytes the fuzzer writes, cut anywhere; and an honest pair with
-  fuzzed ids and reasons. Each side is driven through a :class:`Side` adapter: a later
-  handshake step (a challenge, a proof) gets its seeds and, if it adds a side or a
-  round, one more adapter, and keeps the same oracle.
+* ``handshake``: :class:`ServerHandshake` and :class:`ClientHandshake` (both wires,
+  without a key and with one) against a peer whose bytes the fuzzer writes, cut
+  anywhere; and an honest pair with fuzzed ids, reasons and keys. A side with a key
+  must never complete on fuzzed bytes: the fuzzer cannot forge a proof. Each side is
+  driven through a :class:`Side` adapter, which collects what the side asks to send
+  between reads (a challenge, a proof).
 * ``message``: ``Message.from_bytes``; only ``DecodeError`` may escape, and what
   decodes must encode again to a message that decodes equal.
 * ``discovery``: the query and reply parsers, which never raise; and the reply builder,
@@ -35,6 +36,7 @@ from fuzzinput import FuzzInput, pieces, place
 from lxml import etree
 
 from pymasep.comm.core import discovery
+from pymasep.comm.core.auth import AuthKey
 from pymasep.comm.core.exceptions import (
     ConnectionRejectedError,
     DecodeError,
@@ -46,7 +48,7 @@ from pymasep.comm.core.frame import Frame, FrameKind
 from pymasep.comm.core.handshake import MAX_IDENT_SIZE, ClientHandshake, ServerHandshake
 from pymasep.comm.core.message import Message
 from pymasep.comm.core.typeregistry import register_type
-from pymasep.comm.core.wire import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, Wire
+from pymasep.comm.core.wire import DEFAULT_MAX_FRAME_SIZE, PREAMBLE, FrameDecoder, Wire
 
 __all__ = ["MAX_LEN", "TARGETS", "BrokenContractError"]
 
@@ -222,13 +224,20 @@ HANDSHAKE_ERRORS = (FrameTooLargeError, ProtocolError, ConnectionRejectedError)
 
 class Side:
     """Adapter over one side of a handshake: ``feed`` bytes from the peer until it
-    returns the peer's id; ``decoder`` then carries on with the connection's frames."""
+    returns the peer's id; ``decoder`` then carries on with the connection's frames.
+    What the side asks to send between reads (``data_to_send``: a challenge, a proof)
+    collects in ``sent``."""
 
     def __init__(self, machine: ServerHandshake | ClientHandshake) -> None:
         self.machine = machine
+        self.sent = b""
 
     def feed(self, data: bytes) -> str | None:
-        if not self.machine.receive_data(data):
+        try:
+            complete = self.machine.receive_data(data)
+        finally:
+            self.sent += self.machine.data_to_send()
+        if not complete:
             return None
         peer = (
             self.machine.client_ident
@@ -342,21 +351,90 @@ def _completes(receive: Callable[[bytes], bool], reads: list[bytes]) -> bool:
     return False
 
 
+KEY = b"fuzz key"
+"""The key of the keyed sides. The fuzzer may write it into a stream, but not a proof:
+that is an HMAC over the other side's fresh nonce."""
+
+SERVER_KEYS: tuple[Callable[[], AuthKey], ...] = (
+    lambda: KEY,
+    lambda: {"p2": KEY},  # a fuzzed id is not p2, or, if it is, gets the bytes case
+    lambda: lambda ident: None,
+)
+"""The three ways a server takes a key: bytes, a mapping, a callable (here one that
+knows no id)."""
+
+
+def _check_keyed_side(run: Run, side: Side) -> None:
+    """A side with a key never completes on bytes the fuzzer writes, and never sends
+    what would only follow a good proof: a server, only its challenge; a client, nothing
+    (its proof answers a valid server proof)."""
+    _check(run.peer is None, f"a side with a key accepted unauthenticated bytes: {run.peer!r}")
+    if isinstance(side.machine, ClientHandshake):
+        _check(side.sent == b"", f"a client with a key sent {side.sent!r} to a forged server")
+        return
+    if not side.sent:
+        return
+    _check(side.sent.startswith(PREAMBLE), f"a challenge without a preamble: {side.sent!r}")
+    sent = reference_frames(side.sent, Wire.V1, DEFAULT_MAX_FRAME_SIZE, len(PREAMBLE))
+    kinds = [unit.kind for unit in sent.frames]
+    _check(
+        kinds == [FrameKind.AUTH] and sent.consumed == len(side.sent),
+        f"a server with a key sent {kinds} before any proof",
+    )
+
+
+def _pair_keys(source: FuzzInput, client_id: str) -> tuple[bytes | None, AuthKey | None, bool]:
+    """The client's key, the server's, and whether they should agree."""
+    how = source.u8() % 6
+    if how == 0:
+        return None, None, True
+    if how == 1:
+        return KEY, KEY, True
+    if how == 2:
+        return KEY, {client_id: KEY}, True
+    if how == 3:
+        return KEY, lambda ident: KEY if ident == client_id else None, True
+    if how == 4:
+        return KEY + b"!", KEY, False  # the wrong key
+    return KEY, {}, False  # an id the server has no key for
+
+
 def _honest_pair(source: FuzzInput) -> None:
-    """A client and a server of this version, fuzzed ids, the bytes cut anywhere."""
+    """A client and a server of this version, fuzzed ids, the bytes cut anywhere; with
+    a key (v1), each completes only if the other holds the same key for this id."""
     wire = source.choose(WIRES)
     client_id = source.text(64) or "c"
     server_id = source.text(64) or "s"
     reason = source.text(255)
     refuse = source.u8() % 2 == 1
+    client_key, server_key, agree = _pair_keys(source, client_id)
+    if wire is Wire.LEGACY:
+        client_key = server_key = None
+        agree = True
     offsets = source.offsets()
-    client = ClientHandshake(client_id, wire)
-    server = ServerHandshake(server_id)
+    client = ClientHandshake(client_id, wire, authkey=client_key)
+    server = ServerHandshake(server_id, authkey=server_key)
     hello = client.bytes_to_send()
+    if server_key is not None:
+        reads = pieces(hello, place(offsets, len(hello)))
+        _check(not _completes(server.receive_data, reads), "a server complete before the proof")
+        challenge = server.data_to_send()
+        try:
+            reads = pieces(challenge, place(offsets, len(challenge)))
+            complete = _completes(client.receive_data, reads)
+        except ConnectionRejectedError as error:
+            _check(not agree, f"a client with the right key refused the challenge: {error}")
+            _check(client.data_to_send() == b"", "a client that refused sent a proof")
+            return
+        _check(agree, "a client accepted the challenge of a server without its key")
+        _check(not complete, "a client complete before the server's hello")
+        hello = client.data_to_send()
     _check(_completes(server.receive_data, pieces(hello, place(offsets, len(hello)))), "server")
     _check(server.client_ident == client_id, f"client id read as {server.client_ident!r}")
     _check(server.wire is wire, f"client wire read as {server.wire}")
-    _peer_answers(server, reason)
+    _check(server.data_to_send() == b"", "a complete server has more to send")
+    if server_key is None:  # a keyed server's answers follow its challenge's preamble
+        _peer_answers(server, reason)
     answer = server.refuse_bytes(reason) if refuse else server.accept_bytes()
     if refuse and wire is Wire.LEGACY:
         return
@@ -371,9 +449,13 @@ def _honest_pair(source: FuzzInput) -> None:
 
 
 def fuzz_handshake(data: bytes) -> None:
-    """One side of the handshake against bytes the fuzzer writes, or an honest pair."""
+    """One side of the handshake against bytes the fuzzer writes, or an honest pair.
+
+    Modes: 0 a server, 1 a v1 client, 2 a legacy client, 3 an honest pair; with a key,
+    4 to 6 a server (bytes, mapping, callable), 7 a v1 client.
+    """
     source = FuzzInput(data)
-    mode = source.u8() % 4
+    mode = source.u8() % 8
     if mode == 3:
         _honest_pair(source)
         return
@@ -381,13 +463,25 @@ def fuzz_handshake(data: bytes) -> None:
     reason = source.text(64)
     cuts = source.cuts()
     stream = source.rest()
+    make: Callable[[], Side]
     if mode == 0:
         make = lambda: Side(ServerHandshake("engine", limit))  # noqa: E731
-    else:
+    elif mode in (1, 2):
         wire = Wire.V1 if mode == 1 else Wire.LEGACY
         make = lambda: Side(ClientHandshake("interface", wire, limit))  # noqa: E731
+    elif mode == 7:
+        make = lambda: Side(ClientHandshake("p1", Wire.V1, limit, authkey=KEY))  # noqa: E731
+    else:
+        key = SERVER_KEYS[mode - 4]
+        make = lambda: Side(ServerHandshake("engine", limit, authkey=key()))  # noqa: E731
     _check_against_whole(make, stream, cuts)
     whole, side = _run_side(make, stream, [])
+    if mode >= 4:
+        _check_keyed_side(whole, side)
+        cut, cut_side = _run_side(make, stream, cuts)
+        _check_keyed_side(cut, cut_side)
+        return
+    _check(side.sent == b"", f"a side without a key asked to send {side.sent!r}")
     if whole.peer is not None and isinstance(side.machine, ServerHandshake):
         _peer_answers(side.machine, reason)
 

@@ -11,15 +11,18 @@ again when the wire, the handshake or the message format changes, and commit the
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fuzzinput import plan
 
-from pymasep.comm.core import discovery
+from pymasep.comm.core import discovery, handshake
+from pymasep.comm.core.auth import AUTH_FAILED
 from pymasep.comm.core.frame import Frame
 from pymasep.comm.core.handshake import ClientHandshake, ServerHandshake
 from pymasep.comm.core.message import Message
@@ -118,15 +121,76 @@ def handshake_seeds() -> Iterator[tuple[str, bytes]]:
         answer = server.accept_bytes()
         yield f"client-{wire_name}", plan([mode, DEFAULT_LIMIT, 0], [], answer + behind)
         yield f"client-{wire_name}-cut", plan([mode, SMALL_LIMIT, 0], [2, 5], answer + behind)
-        # mode 3: an honest pair; the choices are wire, ids, reason, refuse, then cuts.
+        # mode 3: an honest pair; the choices are wire, ids, reason, refuse, key, then cuts.
         pair = [3, 0 if wire is Wire.V1 else 1, 2, *b"p1", 6, *b"engine", 4, *b"full"]
-        yield f"pair-{wire_name}-accept", plan([*pair, 0], [1, 5], b"")
-        yield f"pair-{wire_name}-refuse", plan([*pair, 1], [7], b"")
+        yield f"pair-{wire_name}-accept", plan([*pair, 0, 0], [1, 5], b"")
+        yield f"pair-{wire_name}-refuse", plan([*pair, 1, 0], [7], b"")
     refusal = ServerHandshake("engine")
     refusal.receive_data(ClientHandshake("p1").bytes_to_send())
     yield "client-v1-refused", plan([1, DEFAULT_LIMIT, 0], [], refusal.refuse_bytes("full"))
     yield "server-wrong-version", plan([0, DEFAULT_LIMIT, 0], [], PREAMBLE[:4] + b"\x02")
     yield "server-http", plan([0, DEFAULT_LIMIT, 0], [], b"GET / HTTP/1.1\r\n\r\n")
+    yield from keyed_handshake_seeds()
+
+
+# Modes of the handshake target with a key: a server whose key is bytes, a mapping, a
+# callable; a v1 client.
+SERVER_BYTES, SERVER_MAPPING, SERVER_CALLABLE, CLIENT_KEY = 4, 5, 6, 7
+
+
+def keyed_handshake_seeds() -> Iterator[tuple[str, bytes]]:
+    """The authenticated v1 handshake, recorded from a real pair with the target's key;
+    its nonces are fixed here, so that the seeds come out the same on every run."""
+    from fuzztargets import KEY
+
+    counter = itertools.count()
+    fixed = lambda: hashlib.sha256(b"seed nonce %d" % next(counter)).digest()  # noqa: E731
+    with mock.patch.object(handshake, "new_nonce", fixed):
+        yield from _keyed_handshake_seeds(KEY)
+
+
+def _keyed_handshake_seeds(key: bytes) -> Iterator[tuple[str, bytes]]:
+    client = ClientHandshake("p1", authkey=key)
+    server = ServerHandshake("engine", authkey=key)
+    opening = client.bytes_to_send()  # PREAMBLE, AUTH(client nonce), HELLO
+    server.receive_data(opening)
+    challenge = server.data_to_send()  # PREAMBLE, AUTH(server nonce, proof, id)
+    client.receive_data(challenge)
+    client_proof = client.data_to_send()  # AUTH(client proof)
+    server.receive_data(client_proof)
+    behind = encode_frame(Frame(b"<Message msg_type='action'/>"))
+    refusal = server.refuse_bytes(AUTH_FAILED)  # no preamble: the challenge had it
+    for name, mode in (
+        ("bytes", SERVER_BYTES),
+        ("mapping", SERVER_MAPPING),
+        ("callable", SERVER_CALLABLE),
+    ):
+        # A recorded opening and proof: the server's nonce is fresh, so they must fail.
+        yield f"server-key-{name}-opening", plan([mode, DEFAULT_LIMIT, 0], [], opening)
+        yield (
+            f"server-key-{name}-replay",
+            plan([mode, HELLO_LIMIT, 0], [5, 41], opening + client_proof + behind),
+        )
+    legacy_hello = ClientHandshake("p1", Wire.LEGACY).bytes_to_send()
+    yield "server-key-legacy", plan([SERVER_BYTES, DEFAULT_LIMIT, 0], [], legacy_hello)
+    plain = ServerHandshake("engine")
+    plain.receive_data(ClientHandshake("interface").bytes_to_send())
+    yield "client-key-challenge", plan([CLIENT_KEY, DEFAULT_LIMIT, 0], [3, 9], challenge)
+    yield (
+        "client-key-refused",
+        plan([CLIENT_KEY, DEFAULT_LIMIT, 0], [], challenge + refusal),
+    )
+    yield (
+        "client-key-accepted",
+        plan([CLIENT_KEY, DEFAULT_LIMIT, 0], [], challenge + server.accept_bytes() + behind),
+    )
+    yield "client-key-plain-hello", plan([CLIENT_KEY, DEFAULT_LIMIT, 0], [], plain.accept_bytes())
+    # The honest pair with a key: 1 bytes, 2 a mapping, 3 a callable, 4 the wrong key,
+    # 5 an id the server has no key for.
+    pair = [3, 0, 2, *b"p1", 6, *b"engine", 4, *b"full"]
+    for how, name in enumerate(("bytes", "mapping", "callable", "wrong-key", "unknown-id"), 1):
+        yield f"pair-key-{name}", plan([*pair, 0, how], [1, 40], b"")
+    yield "pair-key-refuse", plan([*pair, 1, 1], [7], b"")
 
 
 def message_seeds() -> Iterator[tuple[str, bytes]]:

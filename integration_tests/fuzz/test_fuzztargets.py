@@ -15,8 +15,10 @@ import fuzztargets  # noqa: E402
 import make_corpus  # noqa: E402
 from fuzzinput import FuzzInput, pieces, plan  # noqa: E402
 
+from pymasep.comm.core import handshake  # noqa: E402
 from pymasep.comm.core.exceptions import FrameTooLargeError  # noqa: E402
 from pymasep.comm.core.frame import Frame, FrameKind  # noqa: E402
+from pymasep.comm.core.handshake import ClientHandshake, ServerHandshake  # noqa: E402
 from pymasep.comm.core.wire import FrameDecoder, Wire, encode_frame  # noqa: E402
 
 CORPUS = sorted(path for path in (HERE / "corpus").glob("*/*") if path.is_file())
@@ -98,3 +100,22 @@ def test_the_decoder_target_catches_a_decoder_that_loses_a_frame(
 def test_the_message_target_lets_only_decode_errors_through() -> None:
     fuzztargets.fuzz_message(b"<not xml")
     fuzztargets.fuzz_message(b"<Message/>")  # no msg_type: DecodeError, not a finding
+
+
+@pytest.mark.parametrize("mode", [4, 7], ids=["server", "client"])
+def test_the_handshake_target_catches_a_side_that_takes_any_proof(
+    monkeypatch: pytest.MonkeyPatch, mode: int
+) -> None:
+    # A real keyed exchange, recorded: replayed, its proofs are stale (fresh nonces).
+    client = ClientHandshake("p1", authkey=fuzztargets.KEY)
+    server = ServerHandshake("engine", authkey=fuzztargets.KEY)
+    opening = client.bytes_to_send()
+    server.receive_data(opening)
+    challenge = server.data_to_send()
+    client.receive_data(challenge)
+    stream = opening + client.data_to_send() if mode == 4 else challenge
+    fuzz_input = plan([mode, 0, 0], [], stream)
+    fuzztargets.fuzz_handshake(fuzz_input)
+    monkeypatch.setattr(handshake, "proofs_match", lambda expected, received: True)
+    with pytest.raises(fuzztargets.BrokenContractError, match="with a key"):
+        fuzztargets.fuzz_handshake(fuzz_input)

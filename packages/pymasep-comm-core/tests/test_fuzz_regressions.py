@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from pymasep.comm.core import Message
+from pymasep.comm.core import ConnectionRejectedError, Frame, FrameKind, Message, encode_frame
+from pymasep.comm.core.auth import AUTH_FAILED, AuthKey
 from pymasep.comm.core.discovery import parse_reply
+from pymasep.comm.core.handshake import ClientHandshake, ServerHandshake
+from pymasep.comm.core.wire import PREAMBLE
 
 # Found by the message target's grammar: Message.__eq__ (message._same) compares sets
 # with ==, under which a set's items match by hash and identity, so NaN never equals
@@ -68,3 +71,24 @@ def test_a_reply_with_printable_text_outside_ascii_is_read() -> None:
     info = parse_reply(reply, _SENDER)
     assert info is not None
     assert (info.id, info.name) == ("moteur", "Course \u2603")
+
+
+# Found by the handshake target (a server with a mapping as its key): for an id the
+# mapping or callable has no key for, the server expected the proof b"", and
+# hmac.compare_digest(b"", b"") is True, so a client that claimed any unknown id and
+# answered the challenge with an empty AUTH frame was authenticated without a key. An
+# id without a key now has no proof that matches.
+@pytest.mark.parametrize(
+    "authkey",
+    [{"p2": b"k" * 32}, lambda ident: None],
+    ids=["mapping without the id", "callable returning None"],
+)
+def test_an_empty_proof_for_an_id_without_a_key_is_refused(authkey: AuthKey) -> None:
+    server = ServerHandshake("engine", authkey=authkey)
+    opening = ClientHandshake("intruder", authkey=b"any key").bytes_to_send()
+    assert not server.receive_data(opening)
+    assert server.data_to_send().startswith(PREAMBLE)  # the challenge, as for a known id
+    with pytest.raises(ConnectionRejectedError) as raised:
+        server.receive_data(encode_frame(Frame(b"", FrameKind.AUTH)))
+    assert raised.value.reason == AUTH_FAILED
+    assert server.client_ident is None

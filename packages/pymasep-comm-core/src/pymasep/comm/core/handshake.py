@@ -303,7 +303,7 @@ class ServerHandshake(_Side):
         )
         self._client_nonce: bytes | None = None
         self._claimed_ident: str | None = None  # the id of a hello whose proof is awaited
-        self._expected_proof = b""
+        self._expected_proof: bytes | None = None  # None: no proof is good
         self._preamble_sent = False
 
     @property
@@ -359,8 +359,11 @@ class ServerHandshake(_Side):
                     raise ProtocolError(f"the client sent a {frame.kind.name} frame, not HELLO")
                 self._challenge(_decode_ident(frame))
             else:
-                if frame.kind is not FrameKind.AUTH or not proofs_match(
-                    self._expected_proof, frame.message
+                expected = self._expected_proof
+                if (
+                    frame.kind is not FrameKind.AUTH
+                    or expected is None
+                    or not proofs_match(expected, frame.message)
                 ):
                     raise ConnectionRejectedError(AUTH_FAILED)
                 self.client_ident = self._claimed_ident
@@ -380,7 +383,8 @@ class ServerHandshake(_Side):
             # An id without a key gets a challenge that looks the same, and the same
             # refusal after its proof: the answer does not tell which ids exist.
             server_proof = new_nonce()[:MAC_SIZE]
-            self._expected_proof = b""  # no proof matches the empty string
+            # Not b"": compare_digest(b"", b"") is True, so an empty AUTH would pass.
+            self._expected_proof = None
         else:
             args = (self._client_nonce, server_nonce, claimed, self.ident)
             server_proof = proof(key, "server", *args)
