@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import ssl
 
 import pytest
 from hypothesis import given, settings
@@ -435,6 +436,31 @@ def test_http_request_is_read_as_a_bogus_legacy_hello_and_refused() -> None:
     assert isinstance(info.value, CommunicationError)
     with pytest.raises(FrameTooLargeError):
         ServerHandshake("engine").receive_data(request)
+
+
+def _tls_client_hello() -> bytes:
+    """What a TLS client sends first, made without a socket (memory BIOs)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname="engine")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, None])
+def test_a_tls_client_hello_is_refused_at_once_by_a_server_without_tls(cut: int | None) -> None:
+    hello = _tls_client_hello()
+    server = ServerHandshake("engine")
+    with pytest.raises(ProtocolError, match="TLS"):
+        for start in range(0, len(hello), cut or len(hello)):
+            server.receive_data(hello[start : start + (cut or len(hello))])
+
+
+def test_a_0_2_hello_that_starts_like_tls_but_is_not_stays_legacy() -> None:
+    server = ServerHandshake("engine")
+    assert server.receive_data(b"\x16\x03") is False  # it may yet be TLS: wait
+    assert server.receive_data(b"Z" + b"z" * 789) is True
+    assert (server.wire, server.client_ident) == (Wire.LEGACY, "Z" + "z" * 789)
 
 
 @settings(max_examples=300, deadline=None)

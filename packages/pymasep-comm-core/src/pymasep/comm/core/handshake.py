@@ -57,6 +57,12 @@ MAX_IDENT_SIZE = 4096
 """Largest id, in UTF-8 bytes, that a hello may carry."""
 
 _MAX_CHALLENGE_SIZE = MAX_IDENT_SIZE + NONCE_SIZE + MAC_SIZE
+# A TLS client opens with a handshake record: type 22, then version 3.x (x at most 4).
+# Read as pymasep 0.2's wire it is a 790-byte hello whose id starts with a control
+# byte, which no 0.2 client sends: a server without TLS refuses it at once rather than
+# wait, with the client, for the rest of a hello that never comes.
+_TLS_RECORD_START = b"\x16\x03"
+_TLS_LAST_MINOR = 4
 """Largest challenge a server sends: its nonce, its proof and its id."""
 
 
@@ -325,6 +331,11 @@ class ServerHandshake(_Side):
             raise HandshakeError("the handshake is already complete")
         if self.wire is None:
             self._prefix += bytes(data)
+            if self._prefix.startswith(_TLS_RECORD_START[: len(self._prefix)]):
+                if len(self._prefix) <= len(_TLS_RECORD_START):
+                    return False
+                if self._prefix[len(_TLS_RECORD_START)] <= _TLS_LAST_MINOR:
+                    raise ProtocolError("the client speaks TLS; this server has no ssl_context")
             wire = detect_wire(self._prefix)
             if wire is None:
                 return False
