@@ -11,14 +11,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from peers import (
-    assert_never_interleaved,
-    assert_settles,
-    descriptors,
-    read_to_eof,
-    tagged,
-    wait_registered,
-)
 
 from pymasep.comm.client import Client
 from pymasep.comm.core import (
@@ -32,6 +24,14 @@ from pymasep.comm.core import (
     SocketHandlerQueue,
     UnknownConnectionError,
     Wire,
+)
+from pymasep.comm.core.testing.peers import (
+    assert_never_interleaved,
+    assert_settles,
+    descriptors,
+    read_to_eof,
+    tagged,
+    wait_registered,
 )
 from pymasep.comm.core.wire import PREAMBLE
 from pymasep.comm.server import Server

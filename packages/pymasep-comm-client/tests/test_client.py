@@ -19,25 +19,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from peers import (
-    LOOPBACK,
-    Join,
-    RawPeer,
-    Recorder,
-    RecordsDisconnects,
-    Sequencer,
-    answer_the_bye,
-    assert_never_interleaved,
-    assert_settles,
-    descriptors,
-    in_thread,
-    legacy_frame,
-    numbered_frames,
-    read_exactly,
-    read_to_eof,
-    send_fragmented,
-    tagged,
-)
 
 from pymasep.comm.client import Client
 from pymasep.comm.core import (
@@ -60,6 +41,25 @@ from pymasep.comm.core import (
 from pymasep.comm.core.communication import BaseThreadedCommunication
 from pymasep.comm.core.handshake import ServerHandshake
 from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
+from pymasep.comm.core.testing.peers import (
+    LOOPBACK,
+    Join,
+    RawPeer,
+    Recorder,
+    RecordsDisconnects,
+    Sequencer,
+    answer_the_bye,
+    assert_never_interleaved,
+    assert_settles,
+    descriptors,
+    in_thread,
+    legacy_frame,
+    numbered_frames,
+    read_exactly,
+    read_to_eof,
+    send_fragmented,
+    tagged,
+)
 from pymasep.comm.core.wire import PREAMBLE, encode_header
 
 ENGINE = "engine"

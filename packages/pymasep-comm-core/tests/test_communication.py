@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from peers import RawPeer, RecordsDisconnects, answer_the_bye
 
 from pymasep.comm.core import (
     BaseThreadedCommunication,
@@ -30,6 +29,7 @@ from pymasep.comm.core import (
     Wire,
 )
 from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
+from pymasep.comm.core.testing.peers import RawPeer, RecordsDisconnects, answer_the_bye
 
 # Every thread a test starts (handlers, helpers) has ended after it.
 pytestmark = pytest.mark.usefixtures("no_thread_left_behind")

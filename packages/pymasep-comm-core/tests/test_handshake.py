@@ -27,6 +27,8 @@ from pymasep.comm.core.handshake import (
 )
 from pymasep.comm.core.wire import DEFAULT_MAX_FRAME_SIZE, PREAMBLE, encode_header
 
+pytestmark = pytest.mark.disable_socket  # sans-I/O: a socket fails the test
+
 
 def legacy_hello(ident: str) -> bytes:
     """What pymasep 0.2 sends as its hello (client) or answers (server)."""

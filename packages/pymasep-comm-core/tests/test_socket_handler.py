@@ -22,20 +22,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from peers import (
-    LOOPBACK,
-    Echo,
-    RawPeer,
-    Recorder,
-    Sequencer,
-    answer_the_bye,
-    assert_never_interleaved,
-    in_thread,
-    numbered_frames,
-    read_exactly,
-    send_fragmented,
-    tagged,
-)
 
 from pymasep.comm.core import (
     CommunicationTimeoutError,
@@ -51,6 +37,20 @@ from pymasep.comm.core import (
     encode_frame,
 )
 from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
+from pymasep.comm.core.testing.peers import (
+    LOOPBACK,
+    Echo,
+    RawPeer,
+    Recorder,
+    Sequencer,
+    answer_the_bye,
+    assert_never_interleaved,
+    in_thread,
+    numbered_frames,
+    read_exactly,
+    send_fragmented,
+    tagged,
+)
 from pymasep.comm.core.wire import encode_header
 
 LOGGER = logging.getLogger("pymasep.comm.tests.socket_handler")

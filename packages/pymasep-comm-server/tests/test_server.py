@@ -20,7 +20,23 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from peers import (
+
+from pymasep.comm.core import (
+    ConnectionClosedError,
+    ConnectionRejectedError,
+    Frame,
+    FrameKind,
+    FrameTooLargeError,
+    SocketHandler,
+    SocketHandlerQueue,
+    UnknownConnectionError,
+    Wire,
+    encode_frame,
+)
+from pymasep.comm.core.communication import BaseThreadedCommunication
+from pymasep.comm.core.handshake import ClientHandshake
+from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
+from pymasep.comm.core.testing.peers import (
     LOOPBACK,
     Echo,
     PeerRecorder,
@@ -40,22 +56,6 @@ from peers import (
     tagged,
     wait_registered,
 )
-
-from pymasep.comm.core import (
-    ConnectionClosedError,
-    ConnectionRejectedError,
-    Frame,
-    FrameKind,
-    FrameTooLargeError,
-    SocketHandler,
-    SocketHandlerQueue,
-    UnknownConnectionError,
-    Wire,
-    encode_frame,
-)
-from pymasep.comm.core.communication import BaseThreadedCommunication
-from pymasep.comm.core.handshake import ClientHandshake
-from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
 from pymasep.comm.core.wire import PREAMBLE, encode_header
 from pymasep.comm.server import Server
 from pymasep.comm.server import server as server_module
