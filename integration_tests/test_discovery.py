@@ -19,13 +19,12 @@ from pymasep.comm.core.discovery import ServerInfo
 from pymasep.comm.core.testing.netns import (
     NamespacePair,
     child_main,
-    finish,
     requires_netns,
     requires_netns_pair,
     run_in_namespace,
     run_isolated,
+    serve_and_query,
     wait_for_stdin_eof,
-    wait_line,
 )
 from pymasep.comm.server.announcer import Announcer
 
@@ -112,11 +111,7 @@ def test_the_search_finds_each_announcer_and_picks_one_by_id() -> None:
 
 @requires_netns_pair
 def test_an_announcer_on_another_host_is_found_at_its_own_address() -> None:
-    with NamespacePair() as pair:
-        server = pair.start("a", HERE, "scenario_announce_until_eof")
-        assert wait_line(server).strip() == "ready"
-        found = pair.run("b", HERE, "scenario_search")
-        finish(server)
+    found = serve_and_query(HERE, "scenario_announce_until_eof", "scenario_search")
     assert found == [["far", NamespacePair.ADDRESS_A, 5000, "v1", "far away"]]
 
 

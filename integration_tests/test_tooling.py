@@ -38,5 +38,19 @@ def test_nox_version_prints_the_version() -> None:
 
 def test_the_demo_help_is_plain_text() -> None:
     help_text = _run(sys.executable, str(ROOT / "integration_tests" / "demo" / "run.py"), "--help")
-    assert "nox -s demo" in help_text
+    assert "nox -s demo" in " ".join(help_text.split())  # argparse wraps to the terminal
     assert not REST.search(help_text)
+
+
+def test_ci_runs_lint_and_typecheck_once_and_the_rest_of_the_default_run_per_python() -> None:
+    workflow = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    jobs = dict(re.findall(r"^  (\w+):\n(.*?)(?=^  \w+:\n|\Z)", workflow, re.MULTILINE | re.DOTALL))
+    once = re.findall(r"nox -s (.+)$", jobs["checks"], re.MULTILINE)
+    per_python = re.findall(r"^\s+-s (.+)$", jobs["tests"], re.MULTILINE)
+    assert "matrix" not in jobs["checks"] and "matrix" in jobs["tests"]
+    default = _run(sys.executable, "-m", "nox", "--list", "--no-color")
+    selected = re.findall(r"^\* (\w+)", default, re.MULTILINE)
+    assert once == ["lint typecheck"]
+    assert len(per_python) == 1
+    assert sorted(once[0].split() + per_python[0].split()) == sorted(dict.fromkeys(selected))
+    assert selected[-1] == "coverage"  # last: it combines what the others measured

@@ -24,12 +24,11 @@ from pymasep.comm.core.exceptions import ServerNotFoundError
 from pymasep.comm.core.testing.netns import (
     NamespacePair,
     child_main,
-    finish,
     requires_netns,
     requires_netns_pair,
     run_isolated,
+    serve_and_query,
     wait_for_stdin_eof,
-    wait_line,
 )
 
 HERE = __file__
@@ -246,11 +245,7 @@ def test_server_not_found_is_a_connection_error() -> None:
 def test_server_on_another_host_is_found_at_its_own_address(
     kind: str, expected: ServerInfo
 ) -> None:
-    with NamespacePair() as pair:
-        server = pair.start("a", HERE, "scenario_serve_until_eof", kind)
-        assert wait_line(server).strip() == "ready"
-        result = pair.run("b", HERE, "scenario_search_from_b")
-        finish(server)
+    result = serve_and_query(HERE, "scenario_serve_until_eof", "scenario_search_from_b", kind)
     assert _from_json(result["servers"]) == [expected]
 
 

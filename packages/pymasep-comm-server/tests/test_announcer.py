@@ -31,12 +31,11 @@ from pymasep.comm.core.exceptions import CommunicationConnectionError
 from pymasep.comm.core.testing.netns import (
     NamespacePair,
     child_main,
-    finish,
     requires_netns,
     requires_netns_pair,
     run_isolated,
+    serve_and_query,
     wait_for_stdin_eof,
-    wait_line,
 )
 from pymasep.comm.server.announcer import Announcer
 
@@ -322,11 +321,7 @@ def test_a_bound_host_is_announced_as_bound() -> None:
 
 @requires_netns_pair
 def test_reply_names_the_announcer_address_on_the_querying_network() -> None:
-    with NamespacePair() as pair:
-        server = pair.start("a", HERE, "scenario_serve_until_eof")
-        assert wait_line(server).strip() == "ready"
-        result = pair.run("b", HERE, "scenario_query_from_b")
-        finish(server)
+    result = serve_and_query(HERE, "scenario_serve_until_eof", "scenario_query_from_b")
     a, b = NamespacePair.ADDRESS_A, NamespacePair.ADDRESS_B
     # 0.2 named the client's own address (b) here; the announcer names its own (a).
     assert result["legacy"] == [[f"{a}:5000", a]]
@@ -338,11 +333,8 @@ def test_reply_names_the_announcer_address_on_the_querying_network() -> None:
 
 @requires_netns_pair
 def test_loopback_bound_server_does_not_answer_other_hosts() -> None:
-    with NamespacePair() as pair:
-        server = pair.start("a", HERE, "scenario_serve_until_eof", "bind_host=127.0.0.1")
-        assert wait_line(server).strip() == "ready"
-        result = pair.run("b", HERE, "scenario_query_from_b")
-        finish(server)
+    serve, query = "scenario_serve_until_eof", "scenario_query_from_b"
+    result = serve_and_query(HERE, serve, query, "bind_host=127.0.0.1")
     assert result == {"v1": [], "legacy": []}
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "requires_netns_pair",
     "run_in_namespace",
     "run_isolated",
+    "serve_and_query",
     "unshare_command",
     "wait_for_stdin_eof",
     "wait_line",
@@ -287,6 +288,21 @@ class NamespacePair:
         )
         self._children.append(child)
         return child
+
+
+def serve_and_query(script: str, serve: str, query: str, *serve_args: str) -> Any:
+    """Two hosts (a :class:`NamespacePair`): ``serve(*serve_args)`` of ``script`` runs on
+    host ``a``, ``query()`` on host ``b``; return what ``query`` returned.
+
+    ``serve`` prints ``ready`` once it serves, then serves until its stdin closes
+    (:func:`wait_for_stdin_eof`); it is stopped once ``query`` has returned.
+    """
+    with NamespacePair() as pair:
+        server = pair.start("a", script, serve, *serve_args)
+        assert wait_line(server).strip() == "ready", "the serving host did not start"
+        result = pair.run("b", script, query)
+        finish(server)
+    return result
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 10.0) -> Any:

@@ -12,6 +12,10 @@ fail the test::
 
 A module that wants every test checked for threads left behind says
 ``pytestmark = pytest.mark.usefixtures("no_thread_left_behind")``.
+
+A test that drives code other tests cover through millions of iterations (a linearity
+guard, say) is marked ``@pytest.mark.no_cover``: coverage pauses while it runs, which
+would otherwise multiply its time several times over.
 """
 
 from __future__ import annotations
@@ -23,6 +27,33 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "no_cover: run with coverage measurement paused (long loops only)"
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    measuring = _coverage() if item.get_closest_marker("no_cover") else None
+    if measuring is not None:
+        measuring.stop()
+    try:
+        return (yield)
+    finally:
+        if measuring is not None:
+            measuring.start()
+
+
+def _coverage() -> Any:
+    """The coverage measurement this process runs under, if any."""
+    try:
+        import coverage
+    except ImportError:
+        return None
+    return coverage.Coverage.current()
 
 
 @pytest.fixture
