@@ -23,7 +23,14 @@ DISTRIBUTIONS = ("core", "server", "client")
 NEEDS = {"core": ("core",), "server": ("core", "server"), "client": ("core", "client")}
 # The tools, by name: their versions are pinned in CONSTRAINTS, which nox -s lock writes.
 CONSTRAINTS = ROOT / "constraints.txt"
-TEST_REQUIREMENTS = ("pytest", "pytest-timeout", "pytest-socket", "hypothesis", "coverage")
+TEST_REQUIREMENTS = (
+    "pytest",
+    "pytest-timeout",
+    "pytest-socket",
+    "pytest-xdist",
+    "hypothesis",
+    "coverage",
+)
 LINT_REQUIREMENTS = ("ruff",)
 TYPECHECK_REQUIREMENTS = ("mypy", "lxml-stubs", "nox", *TEST_REQUIREMENTS)
 BUILD_REQUIREMENTS = ("build", "hatchling", "twine")
@@ -80,15 +87,17 @@ def _builder(session: nox.Session) -> str:
     venv = (session.cache_dir / "builder").resolve()
     stamp = venv / "constraints.txt"
     if not (stamp.exists() and stamp.read_bytes() == CONSTRAINTS.read_bytes()):
-        session.run("python", "-m", "venv", "--clear", str(venv))
-        pip = (_python(venv), "-m", "pip", "--quiet", "install", "-c", str(CONSTRAINTS))
-        session.run(*pip, "build", "hatchling", external=True)
+        # Without pip of its own (ensurepip is slow): the session's pip installs into it.
+        session.run("python", "-m", "venv", "--clear", "--without-pip", str(venv))
+        pip = ("python", "-m", "pip", "--quiet", "--python", _python(venv), "install")
+        session.run(*pip, "-c", str(CONSTRAINTS), "build", "hatchling")
         shutil.copyfile(CONSTRAINTS, stamp)
     return _python(venv)
 
 
-def _build(session: nox.Session, outdir: Path) -> None:
-    """Build each distribution's sdist, then its wheel from that sdist, into ``outdir``.
+def _build(session: nox.Session, outdir: Path, *, sdists: bool = False) -> None:
+    """Build each distribution's wheel into ``outdir``; with ``sdists``, its sdist first,
+    and the wheel from that sdist (as an installer given the sdist would).
 
     The one way wheels are made here (the build session, the tests' installs, the games'
     virtualenvs): ``python -m build`` with the hatchling pinned in constraints.txt.
@@ -97,7 +106,7 @@ def _build(session: nox.Session, outdir: Path) -> None:
     for name in DISTRIBUTIONS:
         project = str(PACKAGES / f"pymasep-comm-{name}")
         build = (python, "-m", "build", "--no-isolation", "--outdir", str(outdir), project)
-        session.run(*build, external=True, silent=True)
+        session.run(*build, *(() if sdists else ("--wheel",)), external=True, silent=True)
 
 
 def _wheels(session: nox.Session) -> dict[str, Path]:
@@ -121,8 +130,9 @@ def _install(session: nox.Session, *distributions: str, requirements: tuple[str,
     paths = [str(wheels[name]) for name in distributions]
     # Ours first, replacing what a reused virtualenv (nox -R) holds under the same
     # version; then their dependencies and the requirements.
-    session.install("--no-deps", "--force-reinstall", "--quiet", *paths)
-    session.install("-c", str(CONSTRAINTS), *paths, *requirements)
+    # --no-compile: Python compiles what a run imports, not every module installed.
+    session.install("--no-deps", "--force-reinstall", "--no-compile", "--quiet", *paths)
+    session.install("--no-compile", "-c", str(CONSTRAINTS), *paths, *requirements)
 
 
 # --- coverage: measured by every test session, combined by the last --------------------
@@ -130,9 +140,13 @@ def _install(session: nox.Session, *distributions: str, requirements: tuple[str,
 COVERAGE_DATA = ROOT / ".nox" / ".cache" / "coverage"
 
 
-def _pytest(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> None:
+def _pytest(
+    session: nox.Session, *args: str, env: dict[str, str] | None = None, parallel: bool = False
+) -> None:
     """Run pytest under coverage; this session's data (and its subprocesses') replace
-    what its previous run left in COVERAGE_DATA."""
+    what its previous run left in COVERAGE_DATA. With ``parallel``, in two workers or
+    more (pytest-xdist; ``-- -n 0`` for one process): for suites whose tests compute or
+    wait independently of each other, and are collected alike in every worker."""
     name = re.sub(r"[^\w-]+", "-", session.name).strip("-")
     COVERAGE_DATA.mkdir(parents=True, exist_ok=True)
     for stale in COVERAGE_DATA.glob(f".coverage.{name}.*"):
@@ -142,7 +156,8 @@ def _pytest(session: nox.Session, *args: str, env: dict[str, str] | None = None)
         "COVERAGE_FILE": str(COVERAGE_DATA / f".coverage.{name}"),
         "COVERAGE_RCFILE": str(ROOT / ".coveragerc"),
     }
-    session.run("coverage", "run", "-m", "pytest", *args, env=env)
+    workers = ("--numprocesses", "auto", "--maxprocesses", "4") if parallel else ()
+    session.run("coverage", "run", "-m", "pytest", *workers, *args, env=env)
 
 
 # --- tests -------------------------------------------------------------------------------
@@ -153,7 +168,8 @@ def _pytest(session: nox.Session, *args: str, env: dict[str, str] | None = None)
 def tests(session: nox.Session, package: str) -> None:
     """Run one distribution's unit tests against its installed wheel."""
     _install(session, *NEEDS[package], requirements=TEST_REQUIREMENTS)
-    _pytest(session, str(PACKAGES / f"pymasep-comm-{package}" / "tests"), *session.posargs)
+    tests = str(PACKAGES / f"pymasep-comm-{package}" / "tests")
+    _pytest(session, tests, *session.posargs, parallel=True)
 
 
 @nox.session
@@ -226,7 +242,10 @@ def _pymasep02(session: nox.Session) -> str | None:
         session.warn(f"pip cannot fetch {PYMASEP_02} from its index (offline?)")
         return None
     started = time.monotonic()
-    session.run(python, "-m", "pip", "install", "--quiet", PYMASEP_02, external=True)
+    # --no-compile: its dependencies hold tens of thousands of modules; the few that
+    # the interop peers import are compiled when they first run.
+    install = (python, "-m", "pip", "install", "--quiet", "--no-compile", PYMASEP_02)
+    session.run(*install, external=True)
     session.log(f"{PYMASEP_02} (with its dependencies) took {time.monotonic() - started:.0f} s")
     return python
 
@@ -242,7 +261,8 @@ def interop(session: nox.Session) -> None:
             session.error("PyPI is unreachable: no pymasep 0.2")
         session.skip("PyPI is unreachable: no pymasep 0.2")
     interop_tests = str(ROOT / "integration_tests" / "interop")
-    _pytest(session, interop_tests, *session.posargs, env={"PYMASEP02_PYTHON": python})
+    env = {"PYMASEP02_PYTHON": python}
+    _pytest(session, interop_tests, *session.posargs, env=env, parallel=True)
 
 
 GAMES = ROOT / "integration_tests" / "games"
@@ -273,7 +293,7 @@ def games(session: nox.Session) -> None:
         session.run(*pip, "-c", str(CONSTRAINTS), "lxml", "coverage", *files)
         pythons[side] = python
     env = {"GAMES_ENGINE_PYTHON": pythons["server"], "GAMES_INTERFACE_PYTHON": pythons["client"]}
-    _pytest(session, "--timeout", "120", str(GAMES), *session.posargs, env=env)
+    _pytest(session, "--timeout", "120", str(GAMES), *session.posargs, env=env, parallel=True)
 
 
 @nox.session
@@ -333,12 +353,12 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def build(session: nox.Session) -> None:
-    """Build the wheels and sdists into dist/, check them, install each wheel alone."""
+    """Build the wheels and sdists into dist/, check them, install and collect each alone."""
     check_versions()
     version = (ROOT / "VERSION").read_text().strip()
     dist = ROOT / "dist"
     shutil.rmtree(dist, ignore_errors=True)
-    _build(session, dist)
+    _build(session, dist, sdists=True)
     session.install("-c", str(CONSTRAINTS), "twine")
     session.run("twine", "check", "--strict", *sorted(str(path) for path in dist.iterdir()))
     checker = str(ROOT / "integration_tests" / "packaging" / "check_dist.py")
@@ -354,6 +374,16 @@ def build(session: nox.Session) -> None:
         session.run(*pip, "install", "--no-index", "--find-links", str(dist), wanted, external=True)
         session.run(*pip, "check", external=True)
         session.run(python, checker, "smoke", *installed, external=True)
+        # The sdist's tests run from the sdist, with only these distributions installed:
+        # collecting them loads the test helpers and imports every test module.
+        sdist = next(dist.glob(f"pymasep_comm_{installed[-1]}-{version}.tar.gz"))
+        unpacked = Path(session.create_tmp()) / f"sdist-{installed[-1]}"
+        shutil.rmtree(unpacked, ignore_errors=True)
+        shutil.unpack_archive(sdist, unpacked)
+        tests = next(unpacked.glob("*/tests"))
+        session.run(*pip, "install", "-c", str(CONSTRAINTS), *TEST_REQUIREMENTS, external=True)
+        collect = (python, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider")
+        session.run(*collect, str(tests), external=True, silent=True)
 
 
 @nox.session(python=False)
