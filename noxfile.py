@@ -130,9 +130,8 @@ def _install(session: nox.Session, *distributions: str, requirements: tuple[str,
     paths = [str(wheels[name]) for name in distributions]
     # Ours first, replacing what a reused virtualenv (nox -R) holds under the same
     # version; then their dependencies and the requirements.
-    # --no-compile: Python compiles what a run imports, not every module installed.
-    session.install("--no-deps", "--force-reinstall", "--no-compile", "--quiet", *paths)
-    session.install("--no-compile", "-c", str(CONSTRAINTS), *paths, *requirements)
+    session.install("--no-deps", "--force-reinstall", "--quiet", *paths)
+    session.install("-c", str(CONSTRAINTS), *paths, *requirements)
 
 
 # --- coverage: measured by every test session, combined by the last --------------------
@@ -242,10 +241,7 @@ def _pymasep02(session: nox.Session) -> str | None:
         session.warn(f"pip cannot fetch {PYMASEP_02} from its index (offline?)")
         return None
     started = time.monotonic()
-    # --no-compile: its dependencies hold tens of thousands of modules; the few that
-    # the interop peers import are compiled when they first run.
-    install = (python, "-m", "pip", "install", "--quiet", "--no-compile", PYMASEP_02)
-    session.run(*install, external=True)
+    session.run(python, "-m", "pip", "install", "--quiet", PYMASEP_02, external=True)
     session.log(f"{PYMASEP_02} (with its dependencies) took {time.monotonic() - started:.0f} s")
     return python
 
@@ -261,9 +257,8 @@ def interop(session: nox.Session) -> None:
             session.error("PyPI is unreachable: no pymasep 0.2")
         session.skip("PyPI is unreachable: no pymasep 0.2")
     interop_tests = str(ROOT / "integration_tests" / "interop")
-    # In one process: each pytest worker would first import pymasep 0.2 (its probe),
-    # which costs more than the tests gain.
-    _pytest(session, interop_tests, *session.posargs, env={"PYMASEP02_PYTHON": python})
+    env = {"PYMASEP02_PYTHON": python}
+    _pytest(session, interop_tests, *session.posargs, env=env, parallel=True)
 
 
 GAMES = ROOT / "integration_tests" / "games"

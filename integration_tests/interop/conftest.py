@@ -26,6 +26,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         python = python02()
     except RuntimeError as error:
         raise pytest.UsageError(str(error)) from None
+    if hasattr(session.config, "workerinput"):
+        return  # a pytest-xdist worker: the controller has probed it already
     env = dict(os.environ, PYGAME_HIDE_SUPPORT_PROMPT="1", SDL_VIDEODRIVER="dummy")
     try:
         with tempfile.TemporaryDirectory() as cwd:  # importing 0.2 may write logs/ there
