@@ -155,7 +155,7 @@ def _pytest(
         "COVERAGE_FILE": str(COVERAGE_DATA / f".coverage.{name}"),
         "COVERAGE_RCFILE": str(ROOT / ".coveragerc"),
     }
-    workers = ("--numprocesses", "auto", "--maxprocesses", "4") if parallel else ()
+    workers = ("-n", "auto", "--maxprocesses", "4", "--dist", "worksteal") if parallel else ()
     session.run("coverage", "run", "-m", "pytest", *workers, *args, env=env)
 
 

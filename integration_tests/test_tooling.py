@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
@@ -19,8 +20,13 @@ def _run(*command: str) -> str:
     return done.stdout
 
 
+@functools.cache
+def _nox_list() -> str:
+    return _run(sys.executable, "-m", "nox", "--list", "--no-color")
+
+
 def test_nox_list_describes_each_session_in_one_plain_complete_line() -> None:
-    listing = _run(sys.executable, "-m", "nox", "--list", "--no-color")
+    listing = _nox_list()
     header = listing.split("Sessions defined in", 1)[0]
     assert header.strip() and not REST.search(header)
     sessions = re.findall(r"^[*-] (\S+) -> (.*)$", listing, re.MULTILINE)
@@ -48,7 +54,7 @@ def test_ci_runs_lint_and_typecheck_once_and_the_rest_of_the_default_run_per_pyt
     once = re.findall(r"nox -s (.+)$", jobs["checks"], re.MULTILINE)
     per_python = re.findall(r"^\s+-s (.+)$", jobs["tests"], re.MULTILINE)
     assert "matrix" not in jobs["checks"] and "matrix" in jobs["tests"]
-    default = _run(sys.executable, "-m", "nox", "--list", "--no-color")
+    default = _nox_list()
     selected = re.findall(r"^\* (\w+)", default, re.MULTILINE)
     assert once == ["lint typecheck"]
     assert len(per_python) == 1
