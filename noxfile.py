@@ -1,13 +1,17 @@
-"""Developer tasks for pymasep-comm: ``nox`` runs the tests, lint and type checks.
+"""Developer tasks for pymasep-comm. `nox` runs the default sessions (marked *).
 
-Each session is a thin wrapper over :func:`_install`; arguments after ``--`` reach the
-tool it runs (``nox -s tests -- -k frame``).
+Arguments after -- reach the tool a session runs: nox -s "tests(package='core')" -- -k frame.
+Every tool is pinned in constraints.txt (refresh it with nox -s lock).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nox
@@ -17,7 +21,35 @@ PACKAGES = ROOT / "packages"
 DISTRIBUTIONS = ("core", "server", "client")
 # Which sibling distributions each distribution's tests need installed beside it.
 NEEDS = {"core": ("core",), "server": ("core", "server"), "client": ("core", "client")}
-TEST_REQUIREMENTS = ("pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "trustme>=1.1")
+# The tools, by name: their versions are pinned in CONSTRAINTS, which nox -s lock writes.
+CONSTRAINTS = ROOT / "constraints.txt"
+TEST_REQUIREMENTS = (
+    "pytest",
+    "pytest-timeout",
+    "pytest-socket",
+    "pytest-xdist",
+    "hypothesis",
+    "coverage",
+    "trustme",
+)
+LINT_REQUIREMENTS = ("ruff",)
+TYPECHECK_REQUIREMENTS = ("mypy", "lxml-stubs", "nox", *TEST_REQUIREMENTS)
+BUILD_REQUIREMENTS = ("build", "hatchling", "twine")
+DOCS_REQUIREMENTS = ("sphinx", "furo", "myst-parser")
+# What nox -s lock resolves: every tool, and the documentation's held at the releases it
+# was last checked against (Sphinx warnings fail its build; raise them on purpose).
+LOCKED = (
+    *TEST_REQUIREMENTS,
+    *LINT_REQUIREMENTS,
+    *TYPECHECK_REQUIREMENTS,
+    *BUILD_REQUIREMENTS,
+    "sphinx==8.1.3",
+    "furo==2025.12.19",
+    "myst-parser==4.0.1",
+    "lxml",
+    "atheris",
+    "matplotlib",
+)
 
 nox.needs_version = ">=2024.3.2"
 nox.options.sessions = [
@@ -30,14 +62,110 @@ nox.options.sessions = [
     "pymasep",
     "fuzz",
     "soak",
+    "coverage",
 ]
 nox.options.error_on_external_run = True
 
 
+def _python(venv: Path) -> str:
+    return str(venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
+
+
+# --- wheels: built one way, once per change of the sources ------------------------------
+
+
+def _sources_digest() -> str:
+    """A digest of what goes into the three wheels, and of the pinned build tools."""
+    digest = hashlib.sha256(CONSTRAINTS.read_bytes())
+    for name in DISTRIBUTIONS:
+        project = PACKAGES / f"pymasep-comm-{name}"
+        files = [project / "pyproject.toml", project / "README.md", project / "LICENSE"]
+        files += sorted(p for p in (project / "src").rglob("*") if p.is_file())
+        for path in files:
+            if "__pycache__" in path.parts:
+                continue
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _builder(session: nox.Session) -> str:
+    """The interpreter of a virtualenv (in nox's cache) holding the pinned build tools."""
+    venv = (session.cache_dir / "builder").resolve()
+    stamp = venv / "constraints.txt"
+    if not (stamp.exists() and stamp.read_bytes() == CONSTRAINTS.read_bytes()):
+        # Without pip of its own (ensurepip is slow): the session's pip installs into it.
+        session.run("python", "-m", "venv", "--clear", "--without-pip", str(venv))
+        pip = ("python", "-m", "pip", "--quiet", "--python", _python(venv), "install")
+        session.run(*pip, "-c", str(CONSTRAINTS), "build", "hatchling")
+        shutil.copyfile(CONSTRAINTS, stamp)
+    return _python(venv)
+
+
+def _build(session: nox.Session, outdir: Path, *, sdists: bool = False) -> None:
+    """Build each distribution's wheel into ``outdir``; with ``sdists``, its sdist first,
+    and the wheel from that sdist (as an installer given the sdist would).
+
+    The one way wheels are made here (the build session, the tests' installs, the games'
+    virtualenvs): ``python -m build`` with the hatchling pinned in constraints.txt.
+    """
+    python = _builder(session)
+    for name in DISTRIBUTIONS:
+        project = str(PACKAGES / f"pymasep-comm-{name}")
+        build = (python, "-m", "build", "--no-isolation", "--outdir", str(outdir), project)
+        session.run(*build, *(() if sdists else ("--wheel",)), external=True, silent=True)
+
+
+def _wheels(session: nox.Session) -> dict[str, Path]:
+    """The three wheels of the current sources, built on first use (kept in nox's cache)."""
+    version = (ROOT / "VERSION").read_text().strip()
+    store = (session.cache_dir / "wheels" / _sources_digest()).resolve()
+    if not store.exists():
+        building = store.with_name(f"{store.name}.{os.getpid()}")
+        shutil.rmtree(building, ignore_errors=True)
+        _build(session, building)
+        building.replace(store)  # whole, or not at all, even with two nox runs at once
+    return {
+        name: next(store.glob(f"pymasep_comm_{name}-{version}-*.whl")) for name in DISTRIBUTIONS
+    }
+
+
 def _install(session: nox.Session, *distributions: str, requirements: tuple[str, ...] = ()) -> None:
-    """Install the named distributions (``core``, ``server``, ``client``) from this tree."""
-    paths = [str(PACKAGES / f"pymasep-comm-{name}") for name in distributions]
-    session.install(*paths, *requirements)
+    """Install the named distributions (``core``, ``server``, ``client``), from the wheels
+    of this tree, and the requirements, pinned by constraints.txt."""
+    wheels = _wheels(session)
+    paths = [str(wheels[name]) for name in distributions]
+    # Ours first, replacing what a reused virtualenv (nox -R) holds under the same
+    # version; then their dependencies and the requirements.
+    session.install("--no-deps", "--force-reinstall", "--quiet", *paths)
+    session.install("-c", str(CONSTRAINTS), *paths, *requirements)
+
+
+# --- coverage: measured by every test session, combined by the last --------------------
+
+COVERAGE_DATA = ROOT / ".nox" / ".cache" / "coverage"
+
+
+def _pytest(
+    session: nox.Session, *args: str, env: dict[str, str] | None = None, parallel: bool = False
+) -> None:
+    """Run pytest under coverage; this session's data (and its subprocesses') replace
+    what its previous run left in COVERAGE_DATA. With ``parallel``, in two workers or
+    more (pytest-xdist; ``-- -n 0`` for one process): for suites whose tests compute or
+    wait independently of each other, and are collected alike in every worker."""
+    name = re.sub(r"[^\w-]+", "-", session.name).strip("-")
+    COVERAGE_DATA.mkdir(parents=True, exist_ok=True)
+    for stale in COVERAGE_DATA.glob(f".coverage.{name}.*"):
+        stale.unlink()
+    env = {
+        **(env or {}),
+        "COVERAGE_FILE": str(COVERAGE_DATA / f".coverage.{name}"),
+        "COVERAGE_RCFILE": str(ROOT / ".coveragerc"),
+    }
+    workers = ("-n", "auto", "--maxprocesses", "4", "--dist", "worksteal") if parallel else ()
+    session.run("coverage", "run", "-m", "pytest", *workers, *args, env=env)
+
+
+# --- tests -------------------------------------------------------------------------------
 
 
 @nox.session
@@ -45,102 +173,80 @@ def _install(session: nox.Session, *distributions: str, requirements: tuple[str,
 def tests(session: nox.Session, package: str) -> None:
     """Run one distribution's unit tests against its installed wheel."""
     _install(session, *NEEDS[package], requirements=TEST_REQUIREMENTS)
-    session.run("pytest", str(PACKAGES / f"pymasep-comm-{package}" / "tests"), *session.posargs)
+    tests = str(PACKAGES / f"pymasep-comm-{package}" / "tests")
+    _pytest(session, tests, *session.posargs, parallel=True)
 
 
 @nox.session
 def integration(session: nox.Session) -> None:
     """Run the tests that need the three distributions together (not the interop ones)."""
-    _install(session, *DISTRIBUTIONS, requirements=TEST_REQUIREMENTS)
-    session.run(
-        "pytest",
-        str(ROOT / "integration_tests"),
-        "--ignore",
-        str(ROOT / "integration_tests" / "interop"),
-        "--ignore",
-        str(ROOT / "integration_tests" / "games"),
-        "--ignore",
-        str(ROOT / "integration_tests" / "pymasep"),
-        "--ignore",
-        str(ROOT / "integration_tests" / "benchmarks"),
-        *session.posargs,
-    )
-    # The client's discovery tests against the real Announcer: its own session installs
-    # only the client and core, so they are skipped there and run here.
-    client_discovery = PACKAGES / "pymasep-comm-client" / "tests" / "test_discovery.py"
-    session.run("pytest", str(client_discovery), "-k", "announcer", "-rs")
+    _install(session, *DISTRIBUTIONS, requirements=(*TEST_REQUIREMENTS, "nox"))
+    apart = ("interop", "games", "pymasep", "benchmarks")  # their own sessions, or none
+    ignore = [arg for name in apart for arg in ("--ignore", str(ROOT / "integration_tests" / name))]
+    _pytest(session, str(ROOT / "integration_tests"), *ignore, *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """Check style with ruff, and that the three distributions share one version."""
     check_versions()
-    session.install("ruff>=0.6")
+    session.install("-c", str(CONSTRAINTS), *LINT_REQUIREMENTS)
     session.run("ruff", "check", ".", *session.posargs)
     session.run("ruff", "format", "--check", ".")
 
 
+# The test code, by groups that mypy checks apart: their modules import each other by
+# bare name (conftest, harness, ...), and the same names recur from one group to the
+# next. Each group: its directories, and where it finds the modules it imports.
+TYPED_TEST_GROUPS = (
+    (("packages/pymasep-comm-core/tests",), ""),
+    (("packages/pymasep-comm-server/tests",), ""),
+    (("packages/pymasep-comm-client/tests",), ""),
+    (("integration_tests", "integration_tests/packaging"), "integration_tests/benchmarks"),
+    (("integration_tests/interop",), ""),
+    (("integration_tests/games", "integration_tests/demo"), "integration_tests/games"),
+    (("integration_tests/pymasep",), ""),
+    (("integration_tests/fuzz",), ""),
+    (("integration_tests/soak",), ""),
+)
+
+
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """Type-check the sources with mypy --strict."""
-    _install(session, *DISTRIBUTIONS, requirements=("mypy>=1.10", "lxml-stubs"))
+    """Type-check the sources, the tests and this noxfile with mypy --strict (mypy.ini)."""
+    _install(session, *DISTRIBUTIONS, requirements=TYPECHECK_REQUIREMENTS)
     packages = [arg for name in DISTRIBUTIONS for arg in ("-p", f"pymasep.comm.{name}")]
-    session.run("mypy", "--strict", *packages, "-p", "pymasep.communication", *session.posargs)
+    session.run("mypy", *packages, "-p", "pymasep.communication", *session.posargs)
+    for directories, path in TYPED_TEST_GROUPS:
+        files = sorted(str(f) for d in directories for f in (ROOT / d).glob("*.py"))
+        if "integration_tests" in directories:
+            files.append(str(ROOT / "noxfile.py"))
+        session.run("mypy", *files, *session.posargs, env={"MYPYPATH": path})
 
 
-@nox.session
-def bench(session: nox.Session) -> None:
-    """Measure speed as ratios against baselines, pymasep 0.2 and pyzmq in the same run;
-    rewrite docs/benchmarks.md and its chart."""
-    python02 = _pymasep02(session)
-    env = {"PYMASEP02_PYTHON": python02} if python02 else {}
-    if python02:
-        # pymasep 0.2 first, then ours over it, as a 0.2 user switches: the codec
-        # benchmark builds pymasep's own objects and runs 0.2's Message beside ours.
-        session.install(PYMASEP_02)
-        # pymasep's own game on pymasep-comm, against the same on 0.2.
-        env["PYMASEP_ON_COMM_PYTHON"] = _pymasep_on_comm(session)
-    _install(session, *DISTRIBUTIONS, requirements=("pyzmq", "matplotlib", "trustme"))
-    session.run(
-        "python",
-        str(ROOT / "integration_tests" / "benchmarks" / "run.py"),
-        *session.posargs,
-        env=env,
-    )
-
+# --- pymasep 0.2, interop, games ---------------------------------------------------------
 
 PYMASEP_02 = "pymasep==0.2"
-# What pip says when it cannot reach the index at all (rather than any other failure).
-_OFFLINE = (
-    "NewConnectionError",
-    "ConnectTimeout",
-    "Max retries exceeded",
-    "ProxyError",
-    "name resolution",
-    "Network is unreachable",
-)
 
 
 def _pymasep02(session: nox.Session) -> str | None:
     """Install pymasep 0.2 from PyPI, with every dependency it declares, in a virtualenv
     of its own (its ``pymasep`` and ours cannot share one); return its interpreter, or
-    None when PyPI is unreachable. The virtualenv is kept in nox's cache across runs."""
-    import subprocess
-    import sys
+    None when it cannot be fetched. The virtualenv is kept in nox's cache across runs."""
     import time
 
     venv = (session.cache_dir / "pymasep-0.2").resolve()  # tests run in other directories
-    python = str(venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
+    python = _python(venv)
     check = [python, "-c", "import importlib.metadata as m; assert m.version('pymasep') == '0.2'"]
     if Path(python).exists() and subprocess.run(check, capture_output=True).returncode == 0:
         return python
     session.run("python", "-m", "venv", "--clear", str(venv))
+    # Whether the index (whatever pip is configured with) can serve pymasep 0.2 at all:
+    # a download of its own file alone, judged by pip's exit status.
     options = ["--no-deps", "--timeout", "20", "--retries", "1", "-d", session.create_tmp()]
-    fetch = subprocess.run(
-        [python, "-m", "pip", "download", *options, PYMASEP_02], capture_output=True, text=True
-    )
-    if fetch.returncode != 0 and any(sign in fetch.stderr for sign in _OFFLINE):
-        session.warn(f"PyPI is unreachable, no {PYMASEP_02}: {fetch.stderr[-300:]}")
+    fetch = [python, "-m", "pip", "download", "--quiet", *options, PYMASEP_02]
+    if subprocess.run(fetch, capture_output=True).returncode != 0:
+        session.warn(f"pip cannot fetch {PYMASEP_02} from its index (offline?)")
         return None
     started = time.monotonic()
     session.run(python, "-m", "pip", "install", "--quiet", PYMASEP_02, external=True)
@@ -159,7 +265,8 @@ def interop(session: nox.Session) -> None:
             session.error("PyPI is unreachable: no pymasep 0.2")
         session.skip("PyPI is unreachable: no pymasep 0.2")
     interop_tests = str(ROOT / "integration_tests" / "interop")
-    session.run("pytest", "-rs", interop_tests, *session.posargs, env={"PYMASEP02_PYTHON": python})
+    env = {"PYMASEP02_PYTHON": python}
+    _pytest(session, interop_tests, *session.posargs, env=env, parallel=True)
 
 
 GAMES = ROOT / "integration_tests" / "games"
@@ -167,34 +274,31 @@ GAMES = ROOT / "integration_tests" / "games"
 
 @nox.session
 def games(session: nox.Session) -> None:
-    """Play games across processes as users deploy them: the engine in a virtualenv with
-    only pymasep-comm-server, the interfaces in one with only pymasep-comm-client, both
-    installed from the wheels built here; pytest runs in a third, without pymasep-comm."""
-    import shutil
-    import sys
+    """Play games across processes, each side in a virtualenv of its own.
 
-    session.install("pytest>=8", "pytest-timeout>=2.3", "hatchling>=1.27", "pip>=22.3")
-    version = (ROOT / "VERSION").read_text().strip()
+    The engine runs in a virtualenv with only pymasep-comm-server, the interfaces in one
+    with only pymasep-comm-client, both installed from the wheels built here; pytest runs
+    in a third, with core alone (for the test helpers).
+    """
+    wheels = _wheels(session)
+    _install(session, "core", requirements=TEST_REQUIREMENTS)
     tmp = Path(session.create_tmp()).resolve()  # the processes run in other directories
-    wheels = tmp / "wheels"
-    shutil.rmtree(wheels, ignore_errors=True)
-    projects = [str(PACKAGES / f"pymasep-comm-{name}") for name in DISTRIBUTIONS]
-    build = ("--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheels))
-    session.run("python", "-m", "pip", "wheel", *build, *projects)
     pythons = {}
     for side in ("server", "client"):
         venv = tmp / f"{side}-venv"
         # Without pip of its own (ensurepip is slow): this session's pip (--python)
-        # installs into it, lxml from the index and pymasep-comm from the wheels' files.
+        # installs into it, lxml from the index, pymasep-comm from the wheels.
         session.run("python", "-m", "venv", "--clear", "--without-pip", str(venv))
-        python = str(venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
-        files = [
-            str(next(wheels.glob(f"pymasep_comm_{n}-{version}-*.whl"))) for n in ("core", side)
-        ]
-        session.run("python", "-m", "pip", "--quiet", "--python", python, "install", "lxml", *files)
+        python = _python(venv)
+        files = [str(wheels["core"]), str(wheels[side])]
+        pip = ("python", "-m", "pip", "--quiet", "--python", python, "install")
+        # coverage: its .pth file makes each process measure itself when the test
+        # session asks (COVERAGE_PROCESS_START), else it stays out of the way.
+        session.run(*pip, "-c", str(CONSTRAINTS), "lxml", "coverage", *files)
         pythons[side] = python
     env = {"GAMES_ENGINE_PYTHON": pythons["server"], "GAMES_INTERFACE_PYTHON": pythons["client"]}
-    session.run("pytest", "-rs", "--timeout", "120", str(GAMES), *session.posargs, env=env)
+    # In one process: each game runs several processes already.
+    _pytest(session, "--timeout", "120", str(GAMES), *session.posargs, env=env)
 
 
 PYMASEP_ON_COMM = ROOT / "integration_tests" / "pymasep"
@@ -204,27 +308,17 @@ def _pymasep_on_comm(session: nox.Session) -> str:
     """Install pymasep 0.2 then our three wheels over it, in a fresh virtualenv, exactly
     as docs/migration.md says; check it with ``python -m pymasep.comm.core`` (no 0.2 code
     left in pymasep.communication); return its interpreter."""
-    import shutil
-    import sys
-
-    session.install("hatchling>=1.27")
-    version = (ROOT / "VERSION").read_text().strip()
+    wheels = _wheels(session)
     tmp = Path(session.create_tmp()).resolve()  # the processes run in other directories
-    wheels = tmp / "wheels"
-    shutil.rmtree(wheels, ignore_errors=True)
-    projects = [str(PACKAGES / f"pymasep-comm-{name}") for name in DISTRIBUTIONS]
-    build = ("--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheels))
-    session.run("python", "-m", "pip", "wheel", *build, *projects)
     # A fresh virtualenv each run: the documented steps, in order, from nothing.
     venv = tmp / "pymasep-on-comm"
     session.run("python", "-m", "venv", "--clear", str(venv))
-    python = str(venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
+    python = _python(venv)
     pip = (python, "-m", "pip", "install", "--quiet")
     session.run(*pip, PYMASEP_02, external=True)
-    files = [
-        str(wheels / f"pymasep_comm_{name}-{version}-py3-none-any.whl") for name in DISTRIBUTIONS
-    ]
-    session.run(*pip, *files, external=True)
+    session.run(*pip, *(str(wheels[name]) for name in DISTRIBUTIONS), external=True)
+    # Not a step of the docs: lets the test sessions measure these processes too.
+    session.run(*pip, "-c", str(CONSTRAINTS), "coverage", external=True)
     with session.chdir(tmp):  # importing pymasep 0.2 may write logs/ into the working directory
         quiet = {"PYGAME_HIDE_SUPPORT_PROMPT": "1"}
         session.run(python, "-m", "pymasep.comm.core", external=True, env=quiet)
@@ -233,30 +327,88 @@ def _pymasep_on_comm(session: nox.Session) -> str:
 
 @nox.session
 def pymasep(session: nox.Session) -> None:
-    """pymasep 0.2's own engine and interfaces on pymasep-comm: install them as
-    docs/migration.md says (pymasep 0.2 from PyPI, then our three wheels over it), check
-    with ``python -m pymasep.comm.core`` that no 0.2 code is left in
-    pymasep.communication, then play whole games across processes."""
+    """Play pymasep 0.2's own engine and interfaces on our wheels, installed as documented.
+
+    pymasep 0.2 from PyPI, then our three wheels over it (docs/migration.md); ``python -m
+    pymasep.comm.core`` checks that no 0.2 code is left in pymasep.communication; then
+    whole games across processes. pytest runs with core alone (for the test helpers).
+    """
     if _pymasep02(session) is None:  # PyPI unreachable (the venv is interop's, cached)
         if os.environ.get("CI"):
             session.error("PyPI is unreachable: no pymasep 0.2")
         session.skip("PyPI is unreachable: no pymasep 0.2")
-    session.install("pytest>=8", "pytest-timeout>=2.3")
+    _install(session, "core", requirements=TEST_REQUIREMENTS)
     env = {"PYMASEP_ON_COMM_PYTHON": _pymasep_on_comm(session)}
-    session.run(
-        "pytest", "-rs", "--timeout", "600", str(PYMASEP_ON_COMM), *session.posargs, env=env
-    )
+    _pytest(session, "--timeout", "600", str(PYMASEP_ON_COMM), *session.posargs, env=env)
+
+
+FUZZ = ROOT / "integration_tests" / "fuzz"
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Fuzz the decoder, handshakes, Message and discovery (-- --seconds N per target).
+
+    atheris, coverage-guided, from the seed corpus (``-- --target decoder``, ``-- --replay
+    FILE``); the corpus grown by earlier runs is kept, so each run starts where they ended.
+    """
+    _install(session, "core", requirements=("atheris",))
+    out = Path(session.create_tmp()).resolve() / "fuzz"
+    session.run("python", str(FUZZ / "run.py"), "--out", str(out), *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Play an engine with 16 interface processes under churn (-- --minutes N, default 1).
+
+    SIGKILLs, garbage and a stalled interface too; fails on a lost or reordered frame, or
+    on an engine whose memory, threads or descriptors keep growing (``-- --out DIR`` for
+    soak.md and soak.png, default this session's tmp/soak).
+    """
+    _install(session, *DISTRIBUTIONS, requirements=("matplotlib",))
+    out = Path(session.create_tmp()).resolve() / "soak"
+    soak_run = ROOT / "integration_tests" / "soak" / "run.py"
+    session.run("python", str(soak_run), "--out", str(out), *session.posargs)
+
+
+@nox.session
+def coverage(session: nox.Session) -> None:
+    """Combine the test sessions' coverage; fail under the floor in .coveragerc."""
+    session.install("-c", str(CONSTRAINTS), "coverage")
+    parts = sorted(COVERAGE_DATA.glob(".coverage.*")) if COVERAGE_DATA.exists() else []
+    if not parts:
+        session.error("no coverage data: run the test sessions first (plain `nox` does)")
+    env = {"COVERAGE_FILE": str(ROOT / ".coverage"), "COVERAGE_RCFILE": str(ROOT / ".coveragerc")}
+    session.run("coverage", "combine", "--keep", "--quiet", str(COVERAGE_DATA), env=env)
+    session.run("coverage", "report", *session.posargs, env=env)
 
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Watch a game: an engine and two interfaces, each a process, find each other by
-    discovery on loopback and play to the end (``-- --game Race``, ``-- --fast``)."""
+    """Watch an engine and two interfaces find each other and play (-- --game Race)."""
     _install(session, *DISTRIBUTIONS)
     session.run("python", str(ROOT / "integration_tests" / "demo" / "run.py"), *session.posargs)
 
 
-DOCS_REQUIREMENTS = ("sphinx==8.1.3", "furo==2025.12.19", "myst-parser==4.0.1")
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Measure speed as ratios against baselines; rewrite docs/benchmarks.md."""
+    python02 = _pymasep02(session)
+    env = {"PYMASEP02_PYTHON": python02} if python02 else {}
+    if python02:
+        # pymasep 0.2 first, then ours over it, as a 0.2 user switches: the codec
+        # benchmark builds pymasep's own objects and runs 0.2's Message beside ours.
+        session.install(PYMASEP_02)
+        # pymasep's own game on pymasep-comm, against the same on 0.2.
+        env["PYMASEP_ON_COMM_PYTHON"] = _pymasep_on_comm(session)
+    _install(session, *DISTRIBUTIONS, requirements=("pyzmq", "matplotlib", "trustme"))
+    session.run(
+        "python", str(ROOT / "integration_tests" / "benchmarks" / "run.py"), *session.posargs,
+        env=env,
+    )  # fmt: skip
+
+
+# --- documentation, distributions, version, pins ----------------------------------------
 
 
 @nox.session
@@ -279,73 +431,80 @@ def docs(session: nox.Session) -> None:
     )
 
 
-FUZZ = ROOT / "integration_tests" / "fuzz"
-
-
-@nox.session
-def fuzz(session: nox.Session) -> None:
-    """Fuzz the frame decoder, the handshakes, Message.from_bytes and the discovery parsers
-    with atheris, coverage-guided, from the seed corpus (``-- --seconds N`` per target,
-    ``-- --target decoder``, ``-- --replay FILE``)."""
-    _install(session, "core", requirements=("atheris>=2.3",))
-    # The corpus grown by earlier runs is kept here, so each run starts where they ended.
-    out = Path(session.create_tmp()).resolve() / "fuzz"
-    session.run("python", str(FUZZ / "run.py"), "--out", str(out), *session.posargs)
-
-
-@nox.session
-def soak(session: nox.Session) -> None:
-    """Play an engine with 16 interface processes under churn, SIGKILLs, garbage and a
-    stalled interface; fail on a lost or reordered frame, or on an engine whose memory,
-    threads or descriptors keep growing (``-- --minutes N``, default 1; ``-- --out DIR``
-    for soak.md and soak.png, default this session's tmp/soak)."""
-    _install(session, *DISTRIBUTIONS, requirements=("matplotlib",))
-    out = Path(session.create_tmp()).resolve() / "soak"
-    soak_run = ROOT / "integration_tests" / "soak" / "run.py"
-    session.run("python", str(soak_run), "--out", str(out), *session.posargs)
-
-
-BUILD_REQUIREMENTS = ("build==1.6.1", "twine==7.0.0")
-
-
 @nox.session
 def build(session: nox.Session) -> None:
-    """Build the wheels and sdists into dist/ and check them; then install each wheel
-    alone, from dist/ only, in a fresh virtualenv and import it."""
-    import shutil
-    import sys
-
+    """Build the wheels and sdists into dist/, check them, install and collect each alone."""
     check_versions()
     version = (ROOT / "VERSION").read_text().strip()
     dist = ROOT / "dist"
     shutil.rmtree(dist, ignore_errors=True)
-    session.install(*BUILD_REQUIREMENTS)
-    for name in DISTRIBUTIONS:
-        project = str(PACKAGES / f"pymasep-comm-{name}")
-        session.run("python", "-m", "build", "--outdir", str(dist), project)
+    _build(session, dist, sdists=True)
+    session.install("-c", str(CONSTRAINTS), "twine")
     session.run("twine", "check", "--strict", *sorted(str(path) for path in dist.iterdir()))
     checker = str(ROOT / "integration_tests" / "packaging" / "check_dist.py")
     session.run("python", checker, "contents", str(dist), version)
     for installed in (("core",), ("core", "server"), ("core", "client")):
         venv = Path(session.create_tmp()) / f"smoke-{installed[-1]}"
         session.run("python", "-m", "venv", "--clear", str(venv))
-        python = str(venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
+        python = _python(venv)
         pip = (python, "-m", "pip", "--quiet")
         # lxml from the index; pymasep-comm from dist/ alone, pins resolved there.
-        session.run(*pip, "install", "lxml", external=True)
+        session.run(*pip, "install", "-c", str(CONSTRAINTS), "lxml", external=True)
         wanted = f"pymasep-comm-{installed[-1]}=={version}"
         session.run(*pip, "install", "--no-index", "--find-links", str(dist), wanted, external=True)
         session.run(*pip, "check", external=True)
         session.run(python, checker, "smoke", *installed, external=True)
+        # The sdist's tests run from the sdist, with only these distributions installed:
+        # collecting them loads the test helpers and imports every test module.
+        sdist = next(dist.glob(f"pymasep_comm_{installed[-1]}-{version}.tar.gz"))
+        unpacked = Path(session.create_tmp()) / f"sdist-{installed[-1]}"
+        shutil.rmtree(unpacked, ignore_errors=True)
+        shutil.unpack_archive(sdist, unpacked)
+        tests = next(unpacked.glob("*/tests"))
+        session.run(*pip, "install", "-c", str(CONSTRAINTS), *TEST_REQUIREMENTS, external=True)
+        collect = (python, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider")
+        session.run(*collect, str(tests), external=True, silent=True)
 
 
 @nox.session(python=False)
 def version(session: nox.Session) -> None:
-    """Check the version everywhere, or set it: ``nox -s version -- 0.4.0``."""
+    """Print the version after checking it everywhere; set it with -- X.Y.Z."""
     if session.posargs:
         (ROOT / "VERSION").write_text(session.posargs[0].strip() + "\n")
         _write_versions()
     check_versions()
+    print((ROOT / "VERSION").read_text().strip())
+
+
+@nox.session
+def lock(session: nox.Session) -> None:
+    """Refresh constraints.txt: the newest tools that work on the oldest Python we support."""
+    import json
+
+    oldest = re.search(
+        r'requires-python = ">=([\d.]+)"',
+        (PACKAGES / "pymasep-comm-core" / "pyproject.toml").read_text(),
+    )
+    assert oldest is not None
+    report = Path(session.create_tmp()) / "report.json"
+    # Resolved for the oldest Python, so that the pins install on every supported one,
+    # against the package index alone: no constraints or local wheel folders this
+    # machine's pip may be configured with.
+    env = {"PIP_CONSTRAINT": "", "PIP_FIND_LINKS": ""}
+    session.run(
+        "python", "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
+        "--python-version", oldest[1], "--only-binary=:all:", "--target", str(report.parent / "t"),
+        "--report", str(report), *dict.fromkeys(LOCKED), env=env,
+    )  # fmt: skip
+    installs = json.loads(report.read_text())["install"]
+    pins = sorted(f"{i['metadata']['name']}=={i['metadata']['version']}" for i in installs)
+    CONSTRAINTS.write_text(
+        f"# The version of every tool the nox sessions install, resolved for Python {oldest[1]}\n"
+        "# (the oldest the distributions support) by `nox -s lock`, which rewrites this file.\n"
+        + "\n".join(sorted(pins, key=str.lower))
+        + "\n"
+    )
+    session.log(f"{len(pins)} pins written to {CONSTRAINTS.name}")
 
 
 _VERSION_LINE = re.compile(r'^version = "([^"]*)"$', re.MULTILINE)

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from netns import LOOPBACK_SETUP, requires_netns, unshare_command
+
+from pymasep.comm.core.testing.netns import namespace_command, requires_netns
 
 DEMO = Path(__file__).resolve().parent / "demo" / "run.py"
 
@@ -17,8 +18,7 @@ DEMO = Path(__file__).resolve().parent / "demo" / "run.py"
 @requires_netns
 @pytest.mark.parametrize("game", ["TicTacToe", "Race"])
 def test_the_demo_plays_a_game_to_the_end(game: str) -> None:
-    command = [*unshare_command(), "sh", "-c", f'{LOOPBACK_SETUP} && exec "$@"', "sh"]
-    command += [sys.executable, str(DEMO), "--fast", "--game", game]
+    command = namespace_command(sys.executable, str(DEMO), "--fast", "--game", game)
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     out = done.stdout
     assert done.returncode == 0, f"exit {done.returncode}\n{out}\n{done.stderr}"

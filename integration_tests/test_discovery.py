@@ -1,19 +1,58 @@
-"""Discovery end to end: a Server announcing, a Client finding it with no arguments.
+"""Discovery end to end: the server's Announcer and the client's search, both real.
 
-Multicast runs only inside a network namespace that the test creates (``unshare -n``,
-loopback up, a multicast route to loopback): no datagram can reach a real network.
+The client's own tests play the server with raw sockets (they run where only the client
+and core are installed); these run where the three distributions are. Multicast runs only
+inside network namespaces that the test creates (``unshare -n``, loopback up, a multicast
+route to loopback; or two joined by a veth pair): no datagram can reach a real network.
+The ``scenario_*`` functions run in those namespaces, this module being their entry point.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
+from typing import Any
 
 import pytest
-from netns import LOOPBACK_SETUP, requires_netns, unshare_command
 
-pytestmark = requires_netns
+from pymasep.comm.client.discovery import find_server, search_servers
+from pymasep.comm.core.discovery import ServerInfo
+from pymasep.comm.core.testing.netns import (
+    NamespacePair,
+    child_main,
+    requires_netns,
+    requires_netns_pair,
+    run_in_namespace,
+    run_isolated,
+    serve_and_query,
+    wait_for_stdin_eof,
+)
+from pymasep.comm.server.announcer import Announcer
+
+HERE = __file__
+
+
+def _as_json(servers: list[ServerInfo]) -> list[list[Any]]:
+    return [[s.id, s.host, s.port, s.wire, s.name] for s in servers]
+
+
+def scenario_two_announcers() -> dict[str, Any]:
+    with Announcer("engine", 5000, name="Game"), Announcer("other", 5001):
+        return {
+            "all": _as_json(search_servers()),
+            "other": _as_json([find_server(server_id="other")]),
+        }
+
+
+def scenario_announce_until_eof() -> None:
+    """Background child: announce until the test closes stdin."""
+    with Announcer("far", 5000, name="far away"):
+        print("ready", flush=True)
+        wait_for_stdin_eof()
+
+
+def scenario_search() -> list[list[Any]]:
+    return _as_json(search_servers(0.3))
+
 
 # Runs inside the namespace: two engines announce, interfaces find them and play.
 _SCENARIO = r"""
@@ -50,24 +89,31 @@ print(json.dumps(result))
 """
 
 
+@requires_netns
 @pytest.mark.timeout(60)
 def test_interfaces_find_engines_by_discovery_and_play() -> None:
-    completed = subprocess.run(
-        [
-            *unshare_command(),
-            "sh",
-            "-c",
-            f'{LOOPBACK_SETUP} && exec "$0" -c "$1"',
-            sys.executable,
-            _SCENARIO,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=45,
-    )
-    assert completed.returncode == 0, completed.stderr
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result = run_in_namespace(sys.executable, "-c", _SCENARIO, timeout=45)
     assert result["plain"] in {"engine-a", "engine-b"}
     assert result["found"] == [["engine-a", "ENGINE-A", "v1"], ["engine-b", "ENGINE-B", "v1"]]
     assert result["chosen"] == "engine-b"
     assert result["received"] == "move"
+
+
+@requires_netns
+def test_the_search_finds_each_announcer_and_picks_one_by_id() -> None:
+    result = run_isolated(HERE, "scenario_two_announcers")
+    assert sorted(result["all"], key=str) == [
+        ["engine", "127.0.0.1", 5000, "v1", "Game"],
+        ["other", "127.0.0.1", 5001, "v1", None],
+    ]
+    assert result["other"] == [["other", "127.0.0.1", 5001, "v1", None]]
+
+
+@requires_netns_pair
+def test_an_announcer_on_another_host_is_found_at_its_own_address() -> None:
+    found = serve_and_query(HERE, "scenario_announce_until_eof", "scenario_search")
+    assert found == [["far", NamespacePair.ADDRESS_A, 5000, "v1", "far away"]]
+
+
+if __name__ == "__main__":
+    child_main(globals())

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from netns import LOOPBACK_SETUP, requires_netns, unshare_command
+
+from pymasep.comm.core.testing.netns import namespace_command, requires_netns
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 pytestmark = requires_netns
@@ -23,7 +24,6 @@ pytestmark = requires_netns
 _DRIVER = r"""
 import subprocess, sys, time
 
-subprocess.run(["sh", "-c", SETUP], check=True)
 engine = subprocess.Popen(
     [sys.executable, "engine.py"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
 )
@@ -42,7 +42,7 @@ sys.exit(engine.returncode or interface.returncode)
 @pytest.mark.timeout(90)
 def test_engine_and_interface_play_a_game() -> None:
     done = subprocess.run(
-        [*unshare_command(), sys.executable, "-c", f"SETUP = {LOOPBACK_SETUP!r}\n" + _DRIVER],
+        namespace_command(sys.executable, "-c", _DRIVER),
         cwd=EXAMPLES,
         capture_output=True,
         text=True,

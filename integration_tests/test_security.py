@@ -13,8 +13,6 @@ from typing import Any
 
 import pytest
 import trustme
-from netns import LOOPBACK_SETUP, requires_netns, unshare_command
-from peers import wait_registered
 
 from pymasep.comm.client import Client
 from pymasep.comm.core import (
@@ -26,6 +24,8 @@ from pymasep.comm.core import (
 )
 from pymasep.comm.core.auth import AUTH_FAILED
 from pymasep.comm.core.connection import CLOSED_BY_PEER
+from pymasep.comm.core.testing.netns import LOOPBACK_SETUP, requires_netns, unshare_command
+from pymasep.comm.core.testing.peers import wait_registered
 from pymasep.comm.server import Server
 
 LOOPBACK = "127.0.0.1"

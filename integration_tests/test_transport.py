@@ -13,12 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from peers import (
-    assert_settles,
-    descriptors,
-    read_to_eof,
-    wait_registered,
-)
 
 from pymasep.comm.client import Client
 from pymasep.comm.core import (
@@ -34,6 +28,12 @@ from pymasep.comm.core import (
     Wire,
 )
 from pymasep.comm.core.connection import CLOSED_BY_PEER
+from pymasep.comm.core.testing.peers import (
+    assert_settles,
+    descriptors,
+    read_to_eof,
+    wait_registered,
+)
 from pymasep.comm.core.wire import PREAMBLE
 from pymasep.comm.server import Server
 

@@ -28,6 +28,14 @@ from games_harness import Event, Match
 LOOPBACK = "127.0.0.1"
 
 
+HELP = (
+    "Watch a game: an engine and two interfaces, each a process on this machine, find "
+    "each other by discovery on loopback and play to the end. Run it with: "
+    "nox -s demo -- --game Race --fast"
+)
+"""The --help text: plain, for a terminal (the module docstring is for the docs)."""
+
+
 def kib(count: float) -> str:
     return f"{count / 1024:.1f} KiB" if count < 1024 * 1024 else f"{count / 1024**2:.1f} MiB"
 
@@ -129,8 +137,10 @@ class Show:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--game", choices=("TicTacToe", "Race"), default="TicTacToe")
+    parser = argparse.ArgumentParser(description=HELP)
+    parser.add_argument(
+        "--game", choices=("TicTacToe", "Race"), default="TicTacToe", help="the game to play"
+    )
     parser.add_argument("--players", default="alice,bob", help="two comma-separated ids")
     parser.add_argument("--fast", action="store_true", help="no pause between the steps")
     args = parser.parse_args()

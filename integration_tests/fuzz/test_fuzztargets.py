@@ -3,17 +3,14 @@ back, and the oracles do catch a decoder that is wrong (plain Python, no atheris
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+import fuzztargets
+import make_corpus
 import pytest
+from fuzzinput import FuzzInput, pieces, plan
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
-
-import fuzztargets  # noqa: E402
-import make_corpus  # noqa: E402
-from fuzzinput import FuzzInput, pieces, plan  # noqa: E402
 
 from pymasep.comm.core import handshake  # noqa: E402
 from pymasep.comm.core.exceptions import FrameTooLargeError  # noqa: E402

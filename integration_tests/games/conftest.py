@@ -8,19 +8,8 @@ virtualenv that holds pytest and nothing of pymasep-comm.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from games_harness import interpreters
-
-# Core's shared test support (netns), wherever pytest runs from; it needs only the
-# standard library and pytest.
-SUPPORT = (
-    Path(__file__).resolve().parents[2] / "packages" / "pymasep-comm-core" / "tests" / "support"
-)
-if str(SUPPORT) not in sys.path:
-    sys.path.insert(0, str(SUPPORT))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

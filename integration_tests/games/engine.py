@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import queue
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -25,7 +24,16 @@ from typing import Any
 
 import rules
 from lxml import etree
-from process_common import digest, distributions, emit, only_loopback_here, threads_left
+from process_common import (
+    EXIT_LIFETIME,
+    LifetimeExceeded,
+    digest,
+    distributions,
+    emit,
+    lifetime,
+    only_loopback_here,
+    threads_left,
+)
 
 import pymasep.comm.core
 from pymasep.comm.core import (
@@ -43,12 +51,7 @@ for game_class in rules.GAMES.values():
     # The allowlist: a DEFINE message can only name these classes.
     register_type(game_class)
 
-EXIT_LIFETIME = 3
 EXIT_SETUP = 4
-
-
-class LifetimeExceeded(Exception):  # noqa: N818 -- an event rather than an error
-    """The engine ran longer than ``--lifetime``."""
 
 
 @dataclass
@@ -336,18 +339,11 @@ def main() -> int:
     parser.add_argument("--lifetime", type=int, default=60, help="seconds before giving up")
     args = parser.parse_args()
 
-    def expire(signum: int, frame: object) -> None:
-        raise LifetimeExceeded
-
-    signal.signal(signal.SIGALRM, expire)
-    signal.alarm(args.lifetime)
     try:
-        Engine(args).run()
+        with lifetime(args.lifetime):
+            Engine(args).run()
     except LifetimeExceeded:
-        emit("lifetime_exceeded", seconds=args.lifetime)
         return EXIT_LIFETIME
-    finally:
-        signal.alarm(0)
     emit("exit", code=0)
     return 0
 

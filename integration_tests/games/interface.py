@@ -23,7 +23,16 @@ import time
 from typing import Any
 
 import rules
-from process_common import digest, distributions, emit, only_loopback_here, threads_left
+from process_common import (
+    EXIT_LIFETIME,
+    LifetimeExceeded,
+    digest,
+    distributions,
+    emit,
+    lifetime,
+    only_loopback_here,
+    threads_left,
+)
 
 import pymasep.comm.core
 from pymasep.comm.core import CommunicationError, ServerNotFoundError, register_type
@@ -35,14 +44,9 @@ Message.lxml_elements = True
 for game_class in rules.GAMES.values():
     register_type(game_class)
 
-EXIT_LIFETIME = 3
 EXIT_NOT_FOUND = 4
 EXIT_ENGINE_GONE = 5
 QUEUE_ID = 1  # pymasep's id of the queue the interface receives on
-
-
-class LifetimeExceeded(Exception):  # noqa: N818 -- an event rather than an error
-    """The interface ran longer than ``--lifetime``."""
 
 
 class EngineGone:
@@ -203,21 +207,14 @@ def main() -> int:
     parser.add_argument("--lifetime", type=int, default=60, help="seconds before giving up")
     args = parser.parse_args()
 
-    def expire(signum: int, frame: object) -> None:
-        raise LifetimeExceeded
-
-    signal.signal(signal.SIGALRM, expire)
-    signal.alarm(args.lifetime)
     try:
-        code = Interface(args).run()
+        with lifetime(args.lifetime):
+            code = Interface(args).run()
     except LifetimeExceeded:
-        emit("lifetime_exceeded", seconds=args.lifetime)
         return EXIT_LIFETIME
     except CommunicationError as error:
         emit("communication_error", error=f"{type(error).__name__}: {error}")
         return 1
-    finally:
-        signal.alarm(0)
     emit("exit", code=code)
     return code
 

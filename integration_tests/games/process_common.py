@@ -7,13 +7,40 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from importlib import metadata
 from typing import Any
 
 from lxml import etree
+
+EXIT_LIFETIME = 3
+"""The exit status of a process that ran longer than its ``--lifetime``."""
+
+
+class LifetimeExceeded(Exception):  # noqa: N818 -- an event rather than an error
+    """The process ran longer than its ``--lifetime``."""
+
+
+@contextlib.contextmanager
+def lifetime(seconds: int) -> Iterator[None]:
+    """Raise LifetimeExceeded in the main thread after ``seconds``; transcribe it."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise LifetimeExceeded
+
+    signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    except LifetimeExceeded:
+        emit("lifetime_exceeded", seconds=seconds)
+        raise
+    finally:
+        signal.alarm(0)
 
 
 def emit(event: str, **fields: Any) -> None:

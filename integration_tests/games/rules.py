@@ -45,7 +45,7 @@ class Action:
     def from_xml(cls, element: Any) -> Action:
         if not isinstance(element, etree._Element) or element.tag != "Action":
             raise IllegalMoveError(f"not an <Action> element: {element!r}")
-        values = {key: int(value) for key, value in element.attrib.items() if key != "type"}
+        values = {str(key): int(value) for key, value in element.attrib.items() if key != "type"}
         return cls(str(element.get("type", "")), **values)
 
     def as_dict(self) -> dict[str, Any]:
@@ -124,13 +124,9 @@ class TurnGame:
             result=self.result,
         )
         for seat in self.seats:
-            etree.SubElement(
-                state,
-                "Player",
-                id=seat,
-                present="true" if seat in self.players else "false",
-                **self._player_attributes(seat),
-            )
+            present = "true" if seat in self.players else "false"
+            attributes = {"id": seat, "present": present, **self._player_attributes(seat)}
+            etree.SubElement(state, "Player", attrib=attributes)
         self._write_board(state)
         return state
 

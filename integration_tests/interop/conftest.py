@@ -9,20 +9,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
-from pathlib import Path
 
 import pytest
 from harness import PYTHON_VARIABLE, python02
-
-# Core's shared test support (netns), wherever pytest runs from; it needs only the
-# standard library and pytest.
-SUPPORT = (
-    Path(__file__).resolve().parents[2] / "packages" / "pymasep-comm-core" / "tests" / "support"
-)
-if str(SUPPORT) not in sys.path:
-    sys.path.insert(0, str(SUPPORT))
 
 _PROBE = (
     "import json, importlib.metadata as m, pymasep.communication as c; "
@@ -36,6 +26,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         python = python02()
     except RuntimeError as error:
         raise pytest.UsageError(str(error)) from None
+    if hasattr(session.config, "workerinput"):
+        return  # a pytest-xdist worker: the controller has probed it already
     env = dict(os.environ, PYGAME_HIDE_SUPPORT_PROMPT="1", SDL_VIDEODRIVER="dummy")
     try:
         with tempfile.TemporaryDirectory() as cwd:  # importing 0.2 may write logs/ there

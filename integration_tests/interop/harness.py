@@ -12,7 +12,6 @@ import json
 import os
 import queue
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -146,10 +145,3 @@ class Peer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def child_main(namespace: dict[str, Any]) -> None:
-    """Entry point of a test module run as a child (inside a network namespace): call the
-    function named by ``sys.argv[1]`` with the other arguments, print its JSON result."""
-    result = namespace[sys.argv[1]](*sys.argv[2:])
-    print(json.dumps(result), flush=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import queue
 from typing import Any
 
-from peers import PeerRecorder  # each frame's bytes in inbox, each (peer_id, reason) in ended
-
 from pymasep.comm.client import Client
+from pymasep.comm.core.testing.peers import (
+    PeerRecorder,  # each frame's bytes in inbox, each (peer_id, reason) in ended
+)
 from pymasep.comm.server import Server
 
 LOOPBACK = "127.0.0.1"

@@ -2,9 +2,10 @@
 
 pymasep 0.2's announcer binds ``('', 10000)`` and joins 224.3.29.71 on ``INADDR_ANY``;
 its ``search_server()`` queries that group. Each test builds its own namespaces (see
-:mod:`namespaces`), so no datagram reaches the host's network. The scenarios below run
-as child processes inside them (this module is also their entry point); the 0.2 peer
-is started by the scenario, on the same host or, given a command prefix, on the other.
+:mod:`pymasep.comm.core.testing.netns`), so no datagram reaches the host's network. The
+scenarios below run as child processes inside them (this module is also their entry
+point); the 0.2 peer is started by the scenario, on the same host or, given a command
+prefix, on the other.
 """
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ import json
 from typing import Any
 
 import pytest
-from harness import Peer, child_main
-from netns import NamespacePair, requires_netns, requires_netns_pair, run_isolated
+from harness import Peer
+
+from pymasep.comm.core.testing.netns import (
+    NamespacePair,
+    child_main,
+    requires_netns,
+    requires_netns_pair,
+    run_isolated,
+)
 
 pytestmark = pytest.mark.timeout(90)
 

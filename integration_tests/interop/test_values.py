@@ -44,7 +44,7 @@ class Link:
         return self.ours.inbox.get(timeout=WAIT)
 
     def from_02(self, case: str) -> Message:
-        message = Message(None, None, None)  # the 0.2 way: build, then fill
+        message = Message("", None, None)  # the 0.2 way: build, then fill
         message.from_bytes(self.bytes_from_02(case))
         return message
 
@@ -138,10 +138,10 @@ def test_our_values_beyond_02_reach_it_as_unknown_elements(link: Link, case: str
 def test_class_from_02_decodes_only_once_registered(link: Link) -> None:
     payload = link.bytes_from_02("class")
     with pytest.raises(UnknownTypeError):
-        Message(None, None, None).from_bytes(payload)
+        Message("", None, None).from_bytes(payload)
     register_type(CLASS_CASE["v"])
     try:
-        message = Message(None, None, None)
+        message = Message("", None, None)
         message.from_bytes(payload)
         assert message.params == CLASS_CASE
         # ... and the other way: 0.2 imports the class our message names.

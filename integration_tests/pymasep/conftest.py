@@ -3,24 +3,15 @@
 The session installs pymasep 0.2 from PyPI into a virtualenv, then pymasep-comm's three
 wheels over it, as docs/migration.md says, and names its interpreter in
 ``PYMASEP_ON_COMM_PYTHON``. These tests run in the session's own virtualenv, which holds
-pytest and neither pymasep nor pymasep-comm.
+pytest and pymasep-comm-core alone (for the test helpers), not pymasep.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
-
-# Core's shared test support (netns), wherever pytest runs from; it needs only the
-# standard library and pytest.
-SUPPORT = (
-    Path(__file__).resolve().parents[2] / "packages" / "pymasep-comm-core" / "tests" / "support"
-)
-if str(SUPPORT) not in sys.path:
-    sys.path.insert(0, str(SUPPORT))
 
 PYTHON_VARIABLE = "PYMASEP_ON_COMM_PYTHON"
 

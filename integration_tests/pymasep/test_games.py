@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netns import requires_netns, run_in_namespace
+
+from pymasep.comm.core.testing.netns import requires_netns, run_in_namespace
 
 PLAY = Path(__file__).resolve().parent / "play.py"
 

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import random
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from soakanalysis import FrameOrder, Growth, growth, read_sample, report
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 from fakeserver import pymasep_02_server, responding, v1_server
-from netns import child_main, requires_netns, run_isolated
 
 from pymasep.comm.client.__main__ import main
+from pymasep.comm.core.testing.netns import child_main, requires_netns, run_isolated
 
 HERE = __file__
 
@@ -50,6 +50,10 @@ def scenario_servers() -> dict[str, Any]:
 
 def scenario_nobody() -> dict[str, Any]:
     return _main("discover", "--timeout", "0.2")
+
+
+def scenario_foreign_interface() -> dict[str, Any]:
+    return _main("discover", "--timeout", "0.2", "--interface", "10.9.9.9")
 
 
 def scenario_module() -> dict[str, Any]:
@@ -128,6 +132,10 @@ def test_lists_servers_in_a_table() -> None:
     assert missing["status"] == 1
     assert missing["out"] == ""
     assert "no server 'nope'" in missing["err"]
+    # The servers that did answer, in the same table.
+    listed = missing["err"].split("These servers answered:\n", 1)[1].splitlines()
+    assert listed[0].split() == ["ID", "ADDRESS", "WIRE", "NAME"]
+    assert sorted(row.split()[0] for row in listed[1:]) == ["-", "e2", "engine-1"]
 
 
 @requires_netns
@@ -137,7 +145,15 @@ def test_exit_1_with_advice_when_nobody_answers() -> None:
     assert result["out"] == ""
     assert "no pymasep server answered on 224.3.29.71:10000 within 0.2 s" in result["err"]
     assert "firewall" in result["err"]
-    assert "--interface" in result["err"]
+    assert "(--interface)" in result["err"] and "interface=" not in result["err"]
+
+
+@requires_netns
+def test_an_interface_address_not_on_this_machine_is_named_so() -> None:
+    result = run_isolated(HERE, "scenario_foreign_interface")
+    assert result["status"] == 1
+    assert "cannot query from 10.9.9.9: it is not an address of this machine" in result["err"]
+    assert "--interface" in result["err"] and "interface=" not in result["err"]
 
 
 @requires_netns
@@ -145,6 +161,7 @@ def test_exit_1_when_multicast_has_no_route() -> None:
     result = run_isolated(HERE, "scenario_nobody", multicast_route=False)
     assert result["status"] == 1
     assert "cannot send the discovery query" in result["err"]
+    assert "(--interface)" in result["err"]
 
 
 @requires_netns

@@ -19,20 +19,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from peers import (
-    LOOPBACK,
-    Join,
-    RawPeer,
-    Recorder,
-    RecordsDisconnects,
-    answer_the_bye,
-    assert_settles,
-    descriptors,
-    in_thread,
-    legacy_frame,
-    read_exactly,
-    read_to_eof,
-)
 
 from pymasep.comm.client import Client
 from pymasep.comm.client import client as client_module
@@ -57,6 +43,20 @@ from pymasep.comm.core.communication import BaseThreadedCommunication
 from pymasep.comm.core.discovery import ServerInfo
 from pymasep.comm.core.handshake import ServerHandshake
 from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
+from pymasep.comm.core.testing.peers import (
+    LOOPBACK,
+    Join,
+    RawPeer,
+    Recorder,
+    RecordsDisconnects,
+    answer_the_bye,
+    assert_settles,
+    descriptors,
+    in_thread,
+    legacy_frame,
+    read_exactly,
+    read_to_eof,
+)
 from pymasep.comm.core.wire import PREAMBLE, encode_header
 
 ENGINE = "engine"

@@ -10,7 +10,6 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from peers import LOOPBACK
 
 from pymasep.comm.client import Client
 from pymasep.comm.core import (
@@ -23,6 +22,7 @@ from pymasep.comm.core import (
 )
 from pymasep.comm.core.auth import AUTH_FAILED
 from pymasep.comm.core.handshake import ServerHandshake
+from pymasep.comm.core.testing.peers import LOOPBACK
 
 pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
 

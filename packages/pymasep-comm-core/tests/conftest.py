@@ -1,13 +1,4 @@
-"""Puts the shared test support (``support/`` beside this file) on ``sys.path``, whatever
-directory pytest runs from."""
+"""Loads the shared fixtures and markers of pymasep-comm's test suites
+(:mod:`pymasep.comm.core.testing.plugin`)."""
 
-from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-SUPPORT = Path(__file__).resolve().parent / "support"
-if str(SUPPORT) not in sys.path:
-    sys.path.insert(0, str(SUPPORT))
-
-pytest_plugins = ["peers"]  # the shared fixtures (inbox, ended, no_thread_left_behind)
+pytest_plugins = ["pymasep.comm.core.testing.plugin"]

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from peers import RawPeer, RecordsDisconnects, answer_the_bye
 
 from pymasep.comm.core import (
     BaseThreadedCommunication,
@@ -34,6 +33,7 @@ from pymasep.comm.core.connection import (
     DisconnectCode,
     DisconnectReason,
 )
+from pymasep.comm.core.testing.peers import RawPeer, RecordsDisconnects, answer_the_bye
 
 # Every thread a test starts (handlers, helpers) has ended after it.
 pytestmark = pytest.mark.usefixtures("no_thread_left_behind")

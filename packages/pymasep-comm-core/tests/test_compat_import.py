@@ -11,6 +11,8 @@ import pytest
 import pymasep.communication as communication
 from pymasep.comm import core
 
+pytestmark = pytest.mark.disable_socket  # sans-I/O: a socket fails the test
+
 
 def test_core_names_are_the_ones_of_pymasep_comm_core() -> None:
     for name in ("Message", "Frame", "SocketHandler", "SocketHandlerQueue"):

@@ -28,6 +28,8 @@ from pymasep.comm.core import (
 from pymasep.comm.core.connection import STREAM_AFTER
 from pymasep.comm.core.handshake import ClientHandshake, ServerHandshake
 
+pytestmark = pytest.mark.disable_socket  # sans-I/O: a socket fails the test
+
 KIB = 1024
 
 

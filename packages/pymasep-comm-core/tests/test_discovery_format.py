@@ -27,6 +27,8 @@ from pymasep.comm.core.discovery import (
 from pymasep.comm.core.exceptions import EncodeError
 from pymasep.comm.core.wire import Wire
 
+pytestmark = pytest.mark.disable_socket  # sans-I/O: a socket fails the test
+
 SOURCE = ("192.168.1.10", 10000)
 
 

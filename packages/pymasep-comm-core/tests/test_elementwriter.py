@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from pymasep.comm.core import EncodeError
 from pymasep.comm.core.elementwriter import element_xml
 
+pytestmark = pytest.mark.disable_socket  # sans-I/O: a socket fails the test
+
 
 def _shape(element: ElementTree.Element) -> Any:
     """Everything a reader sees."""

@@ -29,6 +29,8 @@ from pymasep.comm.core.exceptions import (
     UnsupportedValueError,
 )
 
+pytestmark = pytest.mark.disable_socket  # sans-I/O: a socket fails the test
+
 # One instance of every class the module exports, built as the library builds it.
 INSTANCES: list[BaseException] = [
     CommunicationError("generic"),

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
+import pytest_socket
 
 from pymasep.comm.core import Frame, FrameKind
+
+pytestmark = pytest.mark.disable_socket  # sans-I/O: a socket fails the test
 
 
 def test_frame_kinds_have_the_wire_values() -> None:
@@ -112,3 +117,9 @@ def test_repr_shows_kind_and_size_and_cuts_long_payloads() -> None:
     assert repr(Frame(b"hi")) == "Frame(b'hi', kind=DATA, size=2)"
     long = repr(Frame(b"x" * 100, FrameKind.HELLO))
     assert long == f"Frame({b'x' * 32 + b'...'!r}, kind=HELLO, size=100)"
+
+
+def test_a_sans_io_module_can_open_no_socket() -> None:
+    # The guard the codec, handshake and connection-state modules share: one line each.
+    with pytest.raises(pytest_socket.SocketBlockedError):
+        socket.socket()

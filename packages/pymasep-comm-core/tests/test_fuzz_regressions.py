@@ -11,6 +11,8 @@ from pymasep.comm.core.discovery import parse_reply
 from pymasep.comm.core.handshake import ClientHandshake, ServerHandshake
 from pymasep.comm.core.wire import PREAMBLE
 
+pytestmark = pytest.mark.disable_socket  # sans-I/O: a socket fails the test
+
 # Found by the message target's grammar: Message.__eq__ (message._same) compares sets
 # with ==, under which a set's items match by hash and identity, so NaN never equals
 # another NaN, nor an element an equal copy of it; every other container compares its

@@ -28,6 +28,8 @@ from pymasep.comm.core.handshake import (
 )
 from pymasep.comm.core.wire import DEFAULT_MAX_FRAME_SIZE, PREAMBLE, encode_header
 
+pytestmark = pytest.mark.disable_socket  # sans-I/O: a socket fails the test
+
 
 def legacy_hello(ident: str) -> bytes:
     """What pymasep 0.2 sends as its hello (client) or answers (server)."""
@@ -451,9 +453,14 @@ def _tls_client_hello() -> bytes:
 def test_a_tls_client_hello_is_refused_at_once_by_a_server_without_tls(cut: int | None) -> None:
     hello = _tls_client_hello()
     server = ServerHandshake("engine")
+    step = cut or len(hello)
+
+    def feed() -> None:
+        for start in range(0, len(hello), step):
+            server.receive_data(hello[start : start + step])
+
     with pytest.raises(ProtocolError, match="TLS"):
-        for start in range(0, len(hello), cut or len(hello)):
-            server.receive_data(hello[start : start + (cut or len(hello))])
+        feed()
 
 
 def test_a_0_2_hello_that_starts_like_tls_but_is_not_stays_legacy() -> None:

@@ -21,6 +21,8 @@ from pymasep.comm.core.auth import AUTH_FAILED, MAC_SIZE, NONCE_SIZE
 from pymasep.comm.core.handshake import ClientHandshake, ServerHandshake
 from pymasep.comm.core.wire import PREAMBLE, FrameDecoder
 
+pytestmark = pytest.mark.disable_socket  # sans-I/O: a socket fails the test
+
 KEY = b"k" * 32
 OTHER = b"o" * 32
 

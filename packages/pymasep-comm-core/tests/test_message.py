@@ -31,6 +31,8 @@ from pymasep.comm.core import (
 )
 from pymasep.comm.core.xmlvalues import MAX_DEPTH
 
+pytestmark = pytest.mark.disable_socket  # sans-I/O: a socket fails the test
+
 
 class Game:
     """Stands for the game class that a DEFINE message carries."""

@@ -21,20 +21,6 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from peers import (
-    LOOPBACK,
-    Echo,
-    RawPeer,
-    Recorder,
-    Sequencer,
-    answer_the_bye,
-    assert_never_interleaved,
-    in_thread,
-    numbered_frames,
-    read_exactly,
-    send_fragmented,
-    tagged,
-)
 
 from pymasep.comm.core import (
     CommunicationTimeoutError,
@@ -53,6 +39,20 @@ from pymasep.comm.core import (
     encode_frame,
 )
 from pymasep.comm.core.connection import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
+from pymasep.comm.core.testing.peers import (
+    LOOPBACK,
+    Echo,
+    RawPeer,
+    Recorder,
+    Sequencer,
+    answer_the_bye,
+    assert_never_interleaved,
+    in_thread,
+    numbered_frames,
+    read_exactly,
+    send_fragmented,
+    tagged,
+)
 from pymasep.comm.core.wire import encode_header
 
 LOGGER = logging.getLogger("pymasep.comm.tests.socket_handler")

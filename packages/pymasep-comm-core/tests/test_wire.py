@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import time
 import tracemalloc
 
 import pytest
@@ -32,6 +31,8 @@ from pymasep.comm.core.wire import (
     encode_header,
 )
 
+pytestmark = pytest.mark.disable_socket  # sans-I/O: a socket fails the test
+
 MiB = 1024 * 1024
 
 # --- constants ---------------------------------------------------------------------------
@@ -50,7 +51,8 @@ def test_wire_accepts_plain_strings() -> None:
     assert Wire("v1") is Wire.V1
     assert Wire("legacy") is Wire.LEGACY
     assert str(Wire.LEGACY) == "legacy"
-    assert Wire.V1 == "v1"
+    wire: object = Wire.V1  # a str too: compares equal to the plain name
+    assert wire == "v1"
 
 
 # --- encoding: v1 ------------------------------------------------------------------------
@@ -453,6 +455,9 @@ def _one_byte_at_a_time(decoder: FrameDecoder, data: bytes) -> list[Frame]:
     return received
 
 
+# Linearity guards: a buffer that copied what it holds on each byte would take hours
+# here (the pytest timeout fails it). Byte by byte through code the other tests cover.
+@pytest.mark.no_cover
 def test_v1_megabytes_one_byte_at_a_time() -> None:
     frames = [Frame(os.urandom(2 * MiB)), *(Frame(os.urandom(100)) for _ in range(50))]
     data = b"".join(encode_frame(frame) for frame in frames)
@@ -461,6 +466,7 @@ def test_v1_megabytes_one_byte_at_a_time() -> None:
     assert decoder.buffered == 0
 
 
+@pytest.mark.no_cover
 def test_legacy_megabyte_one_byte_at_a_time() -> None:
     frames = [Frame(os.urandom(LEGACY_MAX_FRAME_SIZE)) for _ in range(16)] + [Frame.bye_frame()]
     data = b"".join(encode_frame(frame, Wire.LEGACY) for frame in frames)
@@ -474,16 +480,13 @@ def test_16_mib_frame_in_64_kib_chunks() -> None:
     data = encode_frame(Frame(payload)) + encode_frame(Frame.bye_frame())
     decoder = FrameDecoder()
     received: list[Frame] = []
-    started = time.perf_counter()
     for start in range(0, len(data), 64 * 1024):
         received += decoder.feed(data[start : start + 64 * 1024])
-    elapsed = time.perf_counter() - started
     assert len(received) == 2
     assert received[0].size == 16 * MiB
     assert received[0].message == payload
     assert received[1] == Frame.bye_frame()
     assert decoder.buffered == 0
-    assert elapsed < 2.0  # linear: a quadratic buffer would take far longer
 
 
 def test_memoryview_of_wide_items_is_read_as_bytes() -> None:

@@ -21,20 +21,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from peers import (
-    LOOPBACK,
-    PeerRecorder,
-    RawClient,
-    RecordsDisconnects,
-    answer_the_bye,
-    assert_settles,
-    descriptors,
-    in_thread,
-    legacy_frame,
-    read_exactly,
-    read_to_eof,
-    wait_registered,
-)
 
 from pymasep.comm.core import (
     ConnectionClosedError,
@@ -53,6 +39,20 @@ from pymasep.comm.core import (
 from pymasep.comm.core.communication import BaseThreadedCommunication
 from pymasep.comm.core.handshake import ClientHandshake
 from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
+from pymasep.comm.core.testing.peers import (
+    LOOPBACK,
+    PeerRecorder,
+    RawClient,
+    RecordsDisconnects,
+    answer_the_bye,
+    assert_settles,
+    descriptors,
+    in_thread,
+    legacy_frame,
+    read_exactly,
+    read_to_eof,
+    wait_registered,
+)
 from pymasep.comm.core.wire import PREAMBLE, encode_header
 from pymasep.comm.server import Server
 from pymasep.comm.server import server as server_module

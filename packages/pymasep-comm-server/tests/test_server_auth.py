@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import trustme
-from peers import LOOPBACK, PeerRecorder, RawPeer, legacy_frame, read_to_eof, wait_registered
 
 from pymasep.comm.core import (
     ConnectionRejectedError,
@@ -26,6 +25,14 @@ from pymasep.comm.core import (
 )
 from pymasep.comm.core.auth import AUTH_FAILED
 from pymasep.comm.core.handshake import ClientHandshake
+from pymasep.comm.core.testing.peers import (
+    LOOPBACK,
+    PeerRecorder,
+    RawPeer,
+    legacy_frame,
+    read_to_eof,
+    wait_registered,
+)
 from pymasep.comm.server import Server
 
 pytestmark = pytest.mark.usefixtures("no_thread_left_behind")

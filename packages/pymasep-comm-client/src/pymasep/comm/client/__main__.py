@@ -20,7 +20,7 @@ from pymasep.comm.core.discovery import (
 )
 from pymasep.comm.core.exceptions import ServerNotFoundError
 
-from .discovery import search_servers
+from .discovery import _search_servers, not_found_hint
 
 __all__ = ["main"]
 
@@ -96,27 +96,31 @@ def _discover(args: argparse.Namespace) -> int:
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     try:
-        servers = search_servers(
+        # Every server that answers, even with --id: when the one asked for is not among
+        # them, the others are what the user needs to see.
+        answered = _search_servers(
             args.timeout,
             group=args.group,
             port=args.port,
             ttl=args.ttl,
             interface=args.interface,
-            server_id=args.server_id,
+            option="--interface",
         )
     except ServerNotFoundError as error:
         print(f"pymasep-comm discover: {error.strerror or error}", file=sys.stderr)
         return 1
+    servers = [info for info in answered if args.server_id in (None, info.id)]
     if not servers:
         which = "no pymasep server" if args.server_id is None else f"no server {args.server_id!r}"
         print(
             f"pymasep-comm discover: {which} answered on {args.group}:{args.port} within "
-            f"{args.timeout:g} s.\n"
-            "Check that the server runs with discovery on, that no firewall drops UDP on "
-            "that port, and that this host routes multicast (ip route add 224.0.0.0/4 dev "
-            "IFACE), or pick the interface with --interface.",
+            f"{args.timeout:g} s.",
             file=sys.stderr,
         )
+        if answered:
+            print(f"These servers answered:\n{_table(answered)}", file=sys.stderr)
+        else:
+            print(f"{not_found_hint('--interface').capitalize()}.", file=sys.stderr)
         return 1
     print(_table(servers))
     return 0

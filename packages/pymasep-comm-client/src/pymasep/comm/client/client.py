@@ -27,7 +27,7 @@ from pymasep.comm.core.exceptions import (
 )
 from pymasep.comm.core.handshake import ClientHandshake
 
-from .discovery import search_servers
+from .discovery import _search_servers, not_found_hint
 
 __all__ = ["Client"]
 
@@ -276,12 +276,13 @@ class Client(BaseThreadedCommunication):
                 ``ConnectionError``).
         """
         wait = DEFAULT_TIMEOUT if timeout is None else timeout
-        servers = search_servers(
+        servers = _search_servers(
             wait,
             group=self.discovery_group,
             port=self.discovery_port,
             interface=self.discovery_interface,
             logger=self.logger,
+            option="discovery_interface=",
         )
         chosen = next((s for s in servers if server_id in (None, s.id)), None)
         if chosen is None:
@@ -289,7 +290,7 @@ class Client(BaseThreadedCommunication):
             found = ", ".join(s.id or f"{s.host}:{s.port}" for s in servers) or "none"
             raise ServerNotFoundError(
                 f"{wanted} did not answer on {self.discovery_group}:{self.discovery_port} "
-                f"within {wait} s (answered: {found})"
+                f"within {wait} s (answered: {found}); {not_found_hint('discovery_interface=')}"
             )
         self.host, self.port = chosen.host, chosen.port
         if self.auto_wire:

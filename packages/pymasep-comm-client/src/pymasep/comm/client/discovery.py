@@ -8,6 +8,7 @@ answers before the deadline; :func:`find_server` returns one server or raises
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import math
@@ -41,14 +42,24 @@ QUERY_SENDS = 3
 UDP may lose a datagram, and a server that answers twice is listed once."""
 
 _RECEIVE_SIZE = 65535
-_ROUTE_HINT = (
-    "give this host a multicast route (ip route add 224.0.0.0/4 dev IFACE) or name the "
-    "local address of the interface to query from (interface=, or --interface)"
-)
-_HINT = (
-    "check that a server runs with discovery on, that no firewall drops UDP on that "
-    "port, and that multicast leaves by the right interface: " + _ROUTE_HINT
-)
+
+
+def _route_hint(option: str) -> str:
+    """How to make multicast leave by the right interface; ``option`` is how the caller
+    names the interface (``interface=``, ``discovery_interface=``, ``--interface``)."""
+    return (
+        "give this host a multicast route (ip route add 224.0.0.0/4 dev IFACE) or name the "
+        f"local address of the interface to query from ({option})"
+    )
+
+
+def not_found_hint(option: str) -> str:
+    """What to check when no server answered; ``option`` as in :func:`_route_hint`."""
+    return (
+        "check that a server runs with discovery on, that no firewall drops UDP on that "
+        "port, and that multicast leaves by the right interface: " + _route_hint(option)
+    )
+
 
 _logger = logging.getLogger(__name__)
 
@@ -125,6 +136,33 @@ def search_servers(
         ServerNotFoundError: The query cannot be sent at all (no route to the group,
             no such interface); the system's error is its ``__cause__``.
     """
+    return _search_servers(
+        timeout,
+        group=group,
+        port=port,
+        ttl=ttl,
+        interface=interface,
+        server_id=server_id,
+        stop_on_first=stop_on_first,
+        logger=logger,
+        option="interface=",
+    )
+
+
+def _search_servers(
+    timeout: float,
+    *,
+    group: str = DEFAULT_GROUP,
+    port: int = DEFAULT_PORT,
+    ttl: int = DEFAULT_TTL,
+    interface: str | None = None,
+    server_id: str | None = None,
+    stop_on_first: bool = False,
+    logger: logging.Logger | None = None,
+    option: str,
+) -> list[ServerInfo]:
+    """:func:`search_servers`, its hints naming the interface as the caller does
+    (``option``: ``interface=``, ``discovery_interface=``, ``--interface``)."""
     _check_arguments(timeout, group, port, ttl, interface)
     log = logger if logger is not None else _logger
     query = build_query()
@@ -138,6 +176,12 @@ def search_servers(
     try:
         sock = _open_socket(ttl, interface)
     except OSError as error:
+        if error.errno == errno.EADDRNOTAVAIL and interface is not None:
+            raise ServerNotFoundError(
+                error.errno,
+                f"cannot query from {interface}: it is not an address of this machine "
+                f"({option} takes the local address of the interface to query from)",
+            ) from error
         raise ServerNotFoundError(
             error.errno, f"cannot open a socket for discovery: {error.strerror}"
         ) from error
@@ -154,7 +198,7 @@ def search_servers(
                         raise ServerNotFoundError(
                             error.errno,
                             f"cannot send the discovery query to {group}:{port}: "
-                            f"{error.strerror}; {_ROUTE_HINT}",
+                            f"{error.strerror}; {_route_hint(option)}",
                         ) from error
                     log.debug("resending the discovery query failed: %s", error)
                 sent += 1
@@ -206,7 +250,7 @@ def find_server(
             pymasep 0.2's error was.
         ValueError: An argument out of range.
     """
-    servers = search_servers(
+    servers = _search_servers(
         timeout,
         group=group,
         port=port,
@@ -215,11 +259,12 @@ def find_server(
         server_id=server_id,
         stop_on_first=True,
         logger=logger,
+        option="interface=",
     )
     if servers:
         return servers[0]
     which = "no server" if server_id is None else f"no server with id {server_id!r}"
     raise ServerNotFoundError(
-        f"{which} answered on {group}:{port} within {timeout:g} s; {_HINT}"
+        f"{which} answered on {group}:{port} within {timeout:g} s; {not_found_hint('interface=')}"
         + ("" if interface is None else f" (queried from {interface})")
     )

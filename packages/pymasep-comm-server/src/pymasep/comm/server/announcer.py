@@ -225,8 +225,9 @@ class Announcer(threading.Thread):
             raise CommunicationConnectionError(
                 error.errno,
                 f"cannot join multicast group {self.group} on {where}: {error.strerror} "
-                f"(no multicast route? try: ip route add 224.0.0.0/4 dev IFACE, or pass "
-                f"interface=)",
+                f"(no multicast route? try: ip route add 224.0.0.0/4 dev IFACE, or name the "
+                f"local address of the interface to answer on: discovery_interface= on a "
+                f"Server, interface= on an Announcer)",
             ) from error
         sock.setblocking(False)
         wake_r, wake_w = socket.socketpair()

@@ -12,10 +12,9 @@ A test module runs its own functions in the child: it ends with
 JSON can carry; the child prints it as its last line of output and the helper returns it
 decoded.
 
-The one copy serves the server's, the client's and the integration tests (and the
-games, run where pymasep-comm is not installed): it needs only the standard library and
-pytest. Their ``conftest.py`` puts this folder on ``sys.path``; the children it starts
-find it through ``PYTHONPATH``.
+The one copy serves the server's, the client's, the integration, interop and games tests:
+it needs only the standard library and pytest. The children it starts run with the same
+interpreter, where this package is installed.
 """
 
 from __future__ import annotations
@@ -41,10 +40,12 @@ __all__ = [
     "NamespacePair",
     "child_main",
     "finish",
+    "namespace_command",
     "requires_netns",
     "requires_netns_pair",
     "run_in_namespace",
     "run_isolated",
+    "serve_and_query",
     "unshare_command",
     "wait_for_stdin_eof",
     "wait_line",
@@ -57,20 +58,9 @@ CHILD_TIMEOUT = 20.0
 # to loopback, the only interface there is.
 LOOPBACK_SETUP = "ip link set lo up && ip route add 224.0.0.0/4 dev lo"
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _child_env() -> dict[str, str]:
-    """The environment of a child: this one, with this folder first on ``PYTHONPATH`` (a
-    test module run as a child imports this module, and no conftest.py runs there)."""
-    path = os.environ.get("PYTHONPATH")
-    return dict(os.environ, PYTHONPATH=_HERE if not path else os.pathsep.join([_HERE, path]))
-
 
 def _run(command: list[str], timeout: float = 5.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, check=False, env=_child_env()
-    )
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def unshare_command() -> list[str]:
@@ -161,18 +151,21 @@ def run_isolated(
         What the function returned, through JSON.
     """
     command = _child_command(script, function, args)
-    process = _run_in_group(_in_fresh_namespace(command, multicast_route), timeout)
+    process = _run_in_group(namespace_command(*command, multicast_route=multicast_route), timeout)
     return _decode(process, f"{function}{args} in a fresh namespace")
 
 
 def run_in_namespace(*command: str, timeout: float = CHILD_TIMEOUT) -> Any:
     """Run ``command`` in a fresh namespace holding only ``lo`` (multicast routed to it)
     and return the JSON of its last line of output, as :func:`run_isolated` does."""
-    process = _run_in_group(_in_fresh_namespace(list(command), True), timeout)
+    process = _run_in_group(namespace_command(*command), timeout)
     return _decode(process, f"{command!r} in a fresh namespace")
 
 
-def _in_fresh_namespace(command: list[str], multicast_route: bool) -> list[str]:
+def namespace_command(*command: str, multicast_route: bool = True) -> list[str]:
+    """``command`` wrapped to run in a fresh namespace that holds only ``lo`` (up, with
+    multicast routed to it unless ``multicast_route`` is false); the namespace ends with
+    the command. For a test that runs the command itself (its own cwd, env, output)."""
     setup = LOOPBACK_SETUP if multicast_route else "ip link set lo up"
     return [*unshare_command(), "sh", "-c", f'{setup} && exec "$@"', "sh", *command]
 
@@ -186,7 +179,6 @@ def _run_in_group(command: list[str], timeout: float) -> subprocess.CompletedPro
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-        env=_child_env(),
     )
     try:
         stdout, stderr = process.communicate(timeout=timeout)
@@ -293,10 +285,24 @@ class NamespacePair:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=_child_env(),
         )
         self._children.append(child)
         return child
+
+
+def serve_and_query(script: str, serve: str, query: str, *serve_args: str) -> Any:
+    """Two hosts (a :class:`NamespacePair`): ``serve(*serve_args)`` of ``script`` runs on
+    host ``a``, ``query()`` on host ``b``; return what ``query`` returned.
+
+    ``serve`` prints ``ready`` once it serves, then serves until its stdin closes
+    (:func:`wait_for_stdin_eof`); it is stopped once ``query`` has returned.
+    """
+    with NamespacePair() as pair:
+        server = pair.start("a", script, serve, *serve_args)
+        assert wait_line(server).strip() == "ready", "the serving host did not start"
+        result = pair.run("b", script, query)
+        finish(server)
+    return result
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 10.0) -> Any:

@@ -1,12 +1,9 @@
-"""Raw-socket peers, recording handlers and fixtures that the unit tests of the three
-distributions (and the integration tests) share.
+"""Raw-socket peers and recording handlers that the tests of the three distributions (and
+the integration tests) share.
 
-Everything here needs pymasep-comm-core and nothing else of pymasep-comm: the server's
-tests and the client's each run with only their distribution (and core) installed. Each
-test folder's ``conftest.py`` puts this folder on ``sys.path``; a test module takes a
-fixture through ``pytest_plugins = ["peers"]`` there; a module that wants every test
-checked for threads left behind says ``pytestmark = pytest.mark.usefixtures(
-"no_thread_left_behind")``.
+Everything here needs pymasep-comm-core and the standard library, nothing else of
+pymasep-comm: the server's tests and the client's each run with only their distribution
+(and core) installed. The fixtures that go with these helpers are in :mod:`.plugin`.
 """
 
 from __future__ import annotations
@@ -22,8 +19,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-
-import pytest
 
 from pymasep.comm.core import (
     BaseThreadedCommunication,
@@ -363,27 +358,3 @@ class Sequencer(SocketHandler):
         self.expected = number + 1
         if self.expected == self.total:
             self.done.set()
-
-
-# --- fixtures ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def no_thread_left_behind() -> Iterator[None]:
-    """Every thread a test starts (handlers, servers, clients, helpers) has ended after it."""
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 2
-    for thread in set(threading.enumerate()) - before:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
-
-
-@pytest.fixture
-def inbox() -> queue.Queue[bytes]:
-    return queue.Queue()
-
-
-@pytest.fixture
-def ended() -> queue.Queue[Any]:
-    return queue.Queue()
