@@ -81,7 +81,7 @@ class Echo(SocketHandler):
 
 @pytest.mark.timeout(60)
 def test_32_interfaces_exchange_both_ways(server: Server, inbox: queue.Queue[bytes]) -> None:
-    inboxes = {f"i{n}": queue.Queue() for n in range(32)}
+    inboxes: dict[str, queue.Queue[bytes]] = {f"i{n}": queue.Queue() for n in range(32)}
     clients = [connect(server, ident, replies) for ident, replies in inboxes.items()]
     try:
         assert server.wait_for_connections(32, 5)
@@ -237,6 +237,7 @@ def test_close_ends_every_thread_and_frees_the_port(inbox: queue.Queue[bytes]) -
     engine = Server(ENGINE, 4, SocketHandlerQueue, (inbox,), LOOPBACK, 0)
     engine.wait_connection()
     port = engine.port
+    assert port is not None
     clients = [connect(engine, f"c{n}") for n in range(3)]
     engine.close()
     engine.close()  # idempotent

@@ -71,7 +71,7 @@ class CrowdGame(Game):
         agent.control = external_id
         return agent
 
-    def next_state(self, current_state: Any, actions: dict[str, Any]) -> tuple[Any, dict]:
+    def next_state(self, current_state: Any, actions: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         if not actions:
             return current_state, {"state_changed": False}
         for action in actions.values():

@@ -69,7 +69,7 @@ class DuelGame(Game):
         agent.control = external_id
         return agent
 
-    def next_state(self, current_state: Any, actions: dict[str, Any]) -> tuple[Any, dict]:
+    def next_state(self, current_state: Any, actions: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         if not actions:
             return current_state, {"state_changed": False}
         for agent_name, action in actions.items():

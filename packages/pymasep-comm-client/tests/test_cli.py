@@ -134,7 +134,7 @@ def test_lists_servers_in_a_table() -> None:
     assert "no server 'nope'" in missing["err"]
     # The servers that did answer, in the same table.
     listed = missing["err"].split("These servers answered:\n", 1)[1].splitlines()
-    assert listed[0].split() == ["ID", "ADDRESS", "WIRE", "NAME"]
+    assert listed[0].split() == ["ID", "ADDRESS", "WIRE", "REQUIRES", "NAME"]
     assert sorted(row.split()[0] for row in listed[1:]) == ["-", "e2", "engine-1"]
 
 

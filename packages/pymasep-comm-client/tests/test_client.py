@@ -675,7 +675,7 @@ def test_wire_auto_speaks_the_wire_discovery_reported(
     monkeypatch: pytest.MonkeyPatch, reported: str
 ) -> None:
     found = [ServerInfo("engine", LOOPBACK, 4242, reported)]
-    monkeypatch.setattr(client_module, "search_servers", lambda *args, **kwargs: found)
+    monkeypatch.setattr(client_module, "_search_servers", lambda *args, **kwargs: found)
     client = Client("iface", SocketHandler, (), wire="auto")
     assert client.wire is Wire.V1  # nothing found yet: v1, which is the default
     assert client.search_server() == found
@@ -685,7 +685,7 @@ def test_wire_auto_speaks_the_wire_discovery_reported(
 
 def test_a_fixed_wire_is_kept_whatever_discovery_reports(monkeypatch: pytest.MonkeyPatch) -> None:
     found = [ServerInfo("engine", LOOPBACK, 4242, "legacy")]
-    monkeypatch.setattr(client_module, "search_servers", lambda *args, **kwargs: found)
+    monkeypatch.setattr(client_module, "_search_servers", lambda *args, **kwargs: found)
     client = Client("iface", SocketHandler, ())
     client.search_server()
     assert client.wire is Wire.V1

@@ -87,7 +87,7 @@ def test_the_constructor_takes_the_parameters_of_pymasep_02() -> None:
 
 
 def test_the_attributes_of_pymasep_02() -> None:
-    args = (queue.Queue(),)
+    args: tuple[queue.Queue[bytes]] = (queue.Queue(),)
     communication = BaseThreadedCommunication(
         "me", SocketHandlerQueue, args, "127.0.0.1", 4321, logging.INFO
     )

@@ -91,7 +91,7 @@ def test_a_bye_from_the_peer_ends_with_closed_by_the_peer_and_nothing_after_it()
     stream = data(b"last") + encode_frame(Frame.bye_frame()) + data(b"ignored")
     assert connection.receive_data(stream, 0) == [Frame(b"last")]
     assert connection.bye_received
-    assert connection.bye_reason() == CLOSED_BY_PEER
+    assert connection.bye_reason().code is CLOSED_BY_PEER
 
 
 def test_the_legacy_bye_is_a_bye() -> None:
@@ -101,7 +101,7 @@ def test_the_legacy_bye_is_a_bye() -> None:
 
 
 def test_an_end_of_stream_without_bye_is_a_lost_connection() -> None:
-    assert Connection(Wire.V1, "peer").receive_eof() == CONNECTION_LOST
+    assert Connection(Wire.V1, "peer").receive_eof().code is CONNECTION_LOST
 
 
 def test_a_hello_after_the_handshake_is_a_protocol_error() -> None:
@@ -153,9 +153,9 @@ def test_closing_refuses_new_frames_and_sends_the_bye_once_the_queue_is_empty() 
     # The peer's frames in flight still arrive; its end of stream, or its own bye,
     # completes our close.
     assert connection.receive_data(data(b"in flight"), 0) == [Frame(b"in flight")]
-    assert connection.receive_eof() == CLOSED_LOCALLY
+    assert connection.receive_eof().code is CLOSED_LOCALLY
     connection.receive_data(encode_frame(Frame.bye_frame()), 0)
-    assert connection.bye_reason() == CLOSED_LOCALLY
+    assert connection.bye_reason().code is CLOSED_LOCALLY
 
 
 def test_the_first_reason_wins_and_the_queue_is_dropped() -> None:

@@ -30,10 +30,9 @@ def _round_trip(element: ElementTree.Element) -> ElementTree.Element:
 
 
 # XML 1.0 characters, without the ones that cannot travel in a text as they are.
+_CHARACTERS = st.characters(exclude_categories=["Cs"], exclude_characters="\x00\ufffe\uffff")
 _TEXT = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\ufffe\uffff").filter(
-        lambda c: c in "\t\n\r" or ord(c) >= 0x20
-    ),
+    _CHARACTERS.filter(lambda c: c in "\t\n\r" or ord(c) >= 0x20),
     max_size=12,
 )
 _NAME = st.sampled_from(["State", "Object", "a", "x.y", "b-c", "_u", "état"])
@@ -44,7 +43,7 @@ def _trees(draw: Any, depth: int = 0) -> ElementTree.Element:
     element = ElementTree.Element(draw(_NAME), draw(st.dictionaries(_NAME, _TEXT, max_size=3)))
     element.text = draw(st.none() | _TEXT)
     if depth < 3:
-        for child in draw(st.lists(_trees(depth + 1), max_size=3)):  # type: ignore[call-arg]
+        for child in draw(st.lists(_trees(depth + 1), max_size=3)):
             child.tail = draw(st.none() | _TEXT)
             element.append(child)
     return element

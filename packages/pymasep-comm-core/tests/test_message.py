@@ -99,8 +99,10 @@ def test_to_xml_is_an_elementtree_element_with_the_02_layout() -> None:
     assert xml.tag == "Message"
     assert xml.get("msg_type") == "register"
     assert xml.get("src_sub_app") == "i1"
-    assert [item.get("key") for item in xml.find("dict")] == ["id", "role"]
-    assert xml.find("dict/item[@key='role']/int").text == "1"
+    items = xml.find("dict")
+    assert items is not None
+    assert [item.get("key") for item in items] == ["id", "role"]
+    assert xml.findtext("dict/item[@key='role']/int") == "1"
 
 
 def test_str_is_the_xml() -> None:
@@ -147,7 +149,7 @@ def test_equality() -> None:
 
 # -- values --------------------------------------------------------------------------
 
-_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\ufffe\uffff"))
+_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\ufffe\uffff"))
 _text = _text.filter(lambda s: not any(ord(c) < 32 and c not in "\t\n\r" for c in s))
 _scalars = (
     st.integers()

@@ -174,7 +174,7 @@ def test_100000_frames_from_the_peer_all_arrive_in_order(connect: Connect, kind:
 def _read_sequence(peer: RawPeer, total: int, seed: int) -> list[str]:
     """Read ``total`` numbered frames with reads of odd sizes; return what was wrong."""
     rng = random.Random(seed)
-    faults = []
+    faults: list[str] = []
     for expected in range(total):
         frame = peer.recv_frame(rng.choice([7, 1000, 4099, 65536, 300_000]))
         if frame is None:

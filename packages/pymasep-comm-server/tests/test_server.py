@@ -808,6 +808,7 @@ def test_close_ends_every_thread_and_frees_the_port(
     server = Engine(ENGINE, 8, PeerRecorder, (inbox, ended), LOOPBACK, 0)
     server.wait_connection()
     port = server.port
+    assert port is not None
     clients = [RawClient(port, f"c{n}") for n in range(4)]
     assert server.wait_for_connections(4, 5)
     for n in range(4):  # every handler has a writer thread too

@@ -40,8 +40,9 @@ pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
 KEY = b"shared-key-" + bytes(range(21))
 
 
-def authenticated_client(port: int, ident: str, authkey: bytes | None) -> RawPeer:
+def authenticated_client(port: int | None, ident: str, authkey: bytes | None) -> RawPeer:
     """Play the client's side of the handshake by hand over a socket."""
+    assert port is not None  # the server has bound
     sock = socket.create_connection((LOOPBACK, port), timeout=10)
     handshake = ClientHandshake(ident, authkey=authkey)
     try:

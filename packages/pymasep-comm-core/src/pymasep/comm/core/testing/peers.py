@@ -110,7 +110,8 @@ class RawPeer:
 class RawClient(RawPeer):
     """A client made of a socket and core's ClientHandshake, nothing of the server side."""
 
-    def __init__(self, port: int, ident: str, *, timeout: float = 10) -> None:
+    def __init__(self, port: int | None, ident: str, *, timeout: float = 10) -> None:
+        assert port is not None, "the server has no port yet"
         sock = socket.create_connection((LOOPBACK, port), timeout=timeout)
         self.handshake = ClientHandshake(ident)
         try:
