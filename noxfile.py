@@ -153,10 +153,16 @@ COVERAGE_DATA = ROOT / ".nox" / ".cache" / "coverage"
 def _pytest(
     session: nox.Session, *args: str, env: dict[str, str] | None = None, parallel: bool = False
 ) -> None:
-    """Run pytest under coverage; this session's data (and its subprocesses') replace
-    what its previous run left in COVERAGE_DATA. With ``parallel``, in two workers or
+    """Run pytest under coverage (see _measured). With ``parallel``, in two workers or
     more (pytest-xdist; ``-- -n 0`` for one process): for suites whose tests compute or
     wait independently of each other, and are collected alike in every worker."""
+    workers = ("-n", "auto", "--maxprocesses", "4", "--dist", "worksteal") if parallel else ()
+    _measured(session, "-m", "pytest", *workers, *args, env=env)
+
+
+def _measured(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> None:
+    """Run ``python *args`` under coverage; this session's data (and its subprocesses')
+    replace what its previous run left in COVERAGE_DATA."""
     name = re.sub(r"[^\w-]+", "-", session.name).strip("-")
     COVERAGE_DATA.mkdir(parents=True, exist_ok=True)
     for stale in COVERAGE_DATA.glob(f".coverage.{name}.*"):
@@ -166,8 +172,7 @@ def _pytest(
         "COVERAGE_FILE": str(COVERAGE_DATA / f".coverage.{name}"),
         "COVERAGE_RCFILE": str(ROOT / ".coveragerc"),
     }
-    workers = ("-n", "auto", "--maxprocesses", "4", "--dist", "worksteal") if parallel else ()
-    session.run("coverage", "run", "-m", "pytest", *workers, *args, env=env)
+    session.run("coverage", "run", *args, env=env)
 
 
 # --- tests -------------------------------------------------------------------------------
@@ -370,10 +375,10 @@ def soak(session: nox.Session) -> None:
     on an engine whose memory, threads or descriptors keep growing (``-- --out DIR`` for
     soak.md and soak.png, default this session's tmp/soak).
     """
-    _install(session, *DISTRIBUTIONS, requirements=("matplotlib",))
+    _install(session, *DISTRIBUTIONS, requirements=("matplotlib", "coverage"))
     out = Path(session.create_tmp()).resolve() / "soak"
     soak_run = ROOT / "integration_tests" / "soak" / "run.py"
-    session.run("python", str(soak_run), "--out", str(out), *session.posargs)
+    _measured(session, str(soak_run), "--out", str(out), *session.posargs)
 
 
 @nox.session
