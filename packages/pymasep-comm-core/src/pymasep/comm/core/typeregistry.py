@@ -2,8 +2,9 @@
 
 pymasep 0.2 imported any dotted path read from the wire, which lets a peer import any
 module. Here a ``type`` value decodes only to a class the application registered, or,
-if the application opts in with :func:`allow_imported_types`, to a class defined in a
-module that is already imported and lies under a package the application named.
+if the application opts in with :func:`~pymasep.comm.core.allow_imported_types`, to a
+class defined in a module that is already imported and lies under a package the
+application named.
 Nothing is ever imported because the wire said so.
 """
 
