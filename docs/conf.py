@@ -61,7 +61,10 @@ autodoc_type_aliases = {"_T": "type"}
 # Offline, there is no inventory of the standard library or lxml to link their names
 # to; every other reference must resolve.
 nitpick_ignore_regex = [
-    (r"py:.*", r"(collections|enum|logging|queue|selectors|socket|ssl|sys|threading|typing|xml)\..+"),
+    (
+        r"py:.*",
+        r"(collections|enum|logging|queue|selectors|socket|ssl|sys|threading|typing|xml)\..+",
+    ),
     (r"py:.*", r"(lxml\.)?etree\..+"),
 ]
 
