@@ -23,12 +23,13 @@ from lxml import etree
 
 from .exceptions import EncodeError
 
-__all__ = ["element_xml"]
+__all__ = ["element_xml", "escape"]
 
 # Names that need no namespace handling; anything else goes the careful way.
 _PLAIN_NAME = re.compile(r"[^\W\d][\w.\-]*\Z")
 # What a text or attribute value must not hold as is: markup, the whitespace that
 # attribute normalization would turn into spaces, and what XML 1.0 cannot carry at all.
+_MARKUP = re.compile('[&<>"\n\r\t]')
 _NOT_AS_IS = re.compile('[&<>"\n\r\t\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
 _INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _known_names: set[str] = set()  # names already checked, so a tag is checked once
@@ -154,11 +155,12 @@ def _escape_text(text: str) -> str:
     )
 
 
-def _escape_attribute(value: str) -> str:
-    if _NOT_AS_IS.search(value) is None:
-        return value
+def escape(text: str) -> str:
+    """Text for element content or a double-quoted attribute value."""
+    if _MARKUP.search(text) is None:
+        return text
     return (
-        value.replace("&", "&amp;")
+        text.replace("&", "&amp;")
         .replace("<", "&lt;")
         .replace(">", "&gt;")
         .replace('"', "&quot;")
@@ -177,11 +179,7 @@ def _write_escaped(element: Any) -> str:
         tag = node.tag
         attrib = node.attrib
         if attrib:
-            add(
-                "<"
-                + tag
-                + "".join(f' {key}="{_escape_attribute(value)}"' for key, value in attrib.items())
-            )
+            add("<" + tag + "".join(f' {key}="{escape(value)}"' for key, value in attrib.items()))
         else:
             add("<" + tag)
         text = node.text

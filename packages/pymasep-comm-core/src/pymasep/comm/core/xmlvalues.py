@@ -23,7 +23,7 @@ from typing import Any
 
 from lxml import etree
 
-from .elementwriter import element_xml
+from .elementwriter import element_xml, escape
 from .exceptions import DecodeError, EncodeError, UnknownTypeError, UnsupportedValueError
 from .typeregistry import resolve_type, type_name
 
@@ -43,7 +43,6 @@ MAX_DEPTH = 100
 # Characters XML 1.0 cannot carry, even escaped; lone surrogates cannot be encoded.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _CLASS_TEXT = re.compile(r"<class '([^']+)'>\Z")
-_MARKUP = re.compile('[&<>"\n\r\t]')
 # Either of the above: a text that matches neither is written as it is.
 _NOT_AS_IS = re.compile('[&<>"\n\r\t\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
 
@@ -78,21 +77,6 @@ def text_xml(text: str, where: Any) -> str:
         return text
     check_text(text, where)
     return escape(text)
-
-
-def escape(text: str) -> str:
-    """Text for element content or a double-quoted attribute value."""
-    if _MARKUP.search(text) is None:
-        return text
-    return (
-        text.replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace('"', "&quot;")
-        .replace("\n", "&#10;")
-        .replace("\r", "&#13;")
-        .replace("\t", "&#9;")
-    )
 
 
 def _is_element(value: Any) -> bool:
