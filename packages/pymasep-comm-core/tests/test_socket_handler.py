@@ -38,7 +38,12 @@ from pymasep.comm.core import (
     Wire,
     encode_frame,
 )
-from pymasep.comm.core.connection import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
+from pymasep.comm.core.connection import (
+    CLOSED_BY_PEER,
+    CLOSED_LOCALLY,
+    CONNECTION_LOST,
+    STREAM_AFTER,
+)
 from pymasep.comm.core.testing.peers import (
     LOOPBACK,
     Echo,
@@ -798,6 +803,28 @@ def test_the_writer_thread_ends_once_nothing_is_left_to_write(connect: Connect) 
         writer.join(10)
         assert not writer.is_alive()
     assert handler.stats.frames_sent == 2
+
+
+@pytest.mark.timeout(60)
+def test_a_streams_writer_waits_for_its_next_frames_and_ends_with_the_stream(
+    connect: Connect,
+) -> None:
+    inbox: queue.Queue[bytes] = queue.Queue()
+    handler, peer = connect(SocketHandlerQueue, inbox)
+    frames = [b"%d" % number for number in range(STREAM_AFTER + 1)]
+    for payload in frames:  # one way, the last one past STREAM_AFTER: a stream
+        handler.send_frame_async(Frame(payload))
+    assert [peer.recv_data() for _ in frames] == frames
+    # All written, yet the writer stays for the stream's next frames (a broadcast to
+    # many interfaces would otherwise start a thread every STREAM_AFTER + 1 frames).
+    assert len(_writers()) == 1
+    peer.send(b"an answer")  # something received: the stream is over
+    assert inbox.get(timeout=5) == b"an answer"
+    handler.send_frame_async(Frame(b"a reply"))  # written at once
+    assert peer.recv_data() == b"a reply"
+    for writer in _writers():
+        writer.join(10)
+        assert not writer.is_alive()
 
 
 def test_the_handlers_records_carry_the_peer(

@@ -424,6 +424,11 @@ class Connection:
         self.one_way_sends += 1
         return not self.send_queue and self.one_way_sends <= STREAM_AFTER
 
+    def streaming(self) -> bool:
+        """True while frames go one way as a stream: more than :data:`STREAM_AFTER` sent
+        in a row, and nothing received since."""
+        return self.reads == self._reads_seen and self.one_way_sends > STREAM_AFTER
+
     def received(self) -> None:
         """Something arrived from the peer: the connection is not streaming (the reader
         calls it, without the driver's lock)."""

@@ -11,7 +11,8 @@ callbacks:
   Once the socket would block, frames wait in :attr:`SocketHandler.send_queue` for a
   writer thread, which exists only while something waits. A stream (see
   :data:`~pymasep.comm.core.connection.STREAM_AFTER`) is queued too, so that the writer
-  coalesces it into large writes. A slow peer therefore never
+  coalesces it into large writes; its writer stays for the stream's next frames until
+  something is received or the connection closes. A slow peer therefore never
   blocks the thread that sends to it, and never delays the others; the connection's
   :class:`~pymasep.comm.core.connection.SendLimits` bound what it may cost.
 
@@ -170,6 +171,7 @@ class SocketHandler(threading.Thread):
         self._on_closed: Callable[[SocketHandler, DisconnectReason], None] | None = None
         self._changed = threading.Condition(self.lock)
         self._writer: threading.Thread | None = None
+        self._writer_waits = False  # the writer waits for a stream's next frames
         self._close_deadline: float | None = None  # set when close() runs in the reader
         self._finished = threading.Event()
         self._callbacks_done = threading.Event()
@@ -295,6 +297,8 @@ class SocketHandler(threading.Thread):
                 conn.check_open()
             sent = 0
             if conn.write_directly() and self._write_directly:
+                if self._writer_waits:  # the stream is over: let its writer end
+                    self._changed.notify_all()
                 # Nothing waits, and not a stream: write at once, as far as the kernel
                 # takes the bytes.
                 try:
@@ -325,8 +329,11 @@ class SocketHandler(threading.Thread):
                     self._wait_for_room(size)
                     now = _monotonic()
             slow = conn.enqueue(buffers or (data,), size, sent, now)
-            if slow is None and self._writer is None:
-                self._start_writer()
+            if slow is None:
+                if self._writer is None:
+                    self._start_writer()
+                elif self._writer_waits:
+                    self._changed.notify_all()
         finally:
             lock.release()
         if slow is not None:
@@ -350,7 +357,7 @@ class SocketHandler(threading.Thread):
 
     def _start_writer(self) -> None:
         """Start the writer thread (called with the lock held, when none runs). A running
-        writer needs no wake-up: it never waits for frames, only for the socket."""
+        writer waits for frames only between those of a stream (``_writer_waits``)."""
         self._writer = threading.Thread(
             target=self._write_loop, name=f"pymasep-comm-writer-{self.peer_id}", daemon=True
         )
@@ -358,7 +365,7 @@ class SocketHandler(threading.Thread):
 
     def _write_loop(self) -> None:
         """Writer thread: write the queue in large writes, then the bye when closing;
-        end as soon as nothing is left to write."""
+        end as soon as nothing is left to write, unless a stream goes on."""
         sock = self.socket
         conn = self.connection
         try:
@@ -372,6 +379,15 @@ class SocketHandler(threading.Thread):
                         if conn.state is ConnectionState.CLOSING and not conn.bye_sent:
                             bye = conn.bye_bytes()
                             conn.enqueue((bye,), len(bye), 0, _monotonic())
+                            continue
+                        if conn.state is _OPEN and conn.streaming():
+                            # The stream goes on: wait for its next frames, rather than
+                            # end and have one of them start a thread again. A frame
+                            # written at once (something was received: the stream is
+                            # over), a close or the end wakes this wait.
+                            self._writer_waits = True
+                            self._changed.wait()
+                            self._writer_waits = False
                             continue
                         conn.ran_dry()
                         if conn.bye_sent:
@@ -665,6 +681,8 @@ class SocketHandler(threading.Thread):
                 return
             if self._writer is None:
                 self._start_writer()
+            else:  # a writer waiting for a stream's next frames sends the bye now
+                self._changed.notify_all()
         self._log.debug("closing connection to %s", self.peer_id)
 
     def wait_closed(self, timeout: float | None) -> bool:
