@@ -412,10 +412,12 @@ def bench(session: nox.Session) -> None:
         # pymasep's own game on pymasep-comm, against the same on 0.2.
         env["PYMASEP_ON_COMM_PYTHON"] = _pymasep_on_comm(session)
     _install(session, *DISTRIBUTIONS, requirements=("pyzmq", "matplotlib", "trustme"))
-    session.run(
-        "python", str(ROOT / "integration_tests" / "benchmarks" / "run.py"), *session.posargs,
-        env=env,
-    )  # fmt: skip
+    # pymasep 0.2 writes logs/ into the working directory when imported.
+    with session.chdir(session.create_tmp()):
+        session.run(
+            "python", str(ROOT / "integration_tests" / "benchmarks" / "run.py"),
+            *session.posargs, env=env,
+        )  # fmt: skip
 
 
 # --- documentation, distributions, version, pins ----------------------------------------
