@@ -10,14 +10,13 @@ the hash that each distribution's ``RECORD`` says it installed there.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import enum
 import hashlib
 import importlib.util
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -29,7 +28,6 @@ __all__ = [
     "describe",
     "inspect",
     "inspect_environment",
-    "main",
     "reinstall_command",
 ]
 
@@ -230,23 +228,3 @@ def _side(role: str, name: str) -> str:
         return f"{role}: {name} {metadata.version(name)}"
     except metadata.PackageNotFoundError:
         return f"{role}: {name} not installed"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print which code serves ``pymasep.communication``; 0 when it is pymasep-comm's.
-
-    Args:
-        argv: The command-line arguments (none are taken but ``--help``).
-
-    Returns:
-        The exit status: 0 when every file is pymasep-comm-core's, 1 otherwise.
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m pymasep.comm.core",
-        description="Say which distribution's files serve pymasep.communication "
-        "(pymasep-comm's, pymasep 0.2's, or a mix), and how to fix a mix.",
-    )
-    parser.parse_args(argv)
-    installation = inspect_environment()
-    print(describe(installation))
-    return 0 if installation.verdict is Verdict.OURS else 1
