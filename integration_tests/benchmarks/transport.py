@@ -21,6 +21,7 @@ from typing import Any
 
 from pymasep.comm.client import Client
 from pymasep.comm.core import Frame, SocketHandler, SocketHandlerQueue
+from pymasep.comm.core.testing.tls import loopback_contexts
 from pymasep.comm.server import Server
 
 STREAM_FRAMES = 50_000
@@ -33,18 +34,6 @@ _LENGTH = struct.Struct("!I")
 _CONTEXT = multiprocessing.get_context("fork")
 # (server, client) TLS contexts while a TLS workload runs; the forked engine inherits them.
 _TLS: tuple[ssl.SSLContext, ssl.SSLContext] | None = None
-
-
-def _tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A throwaway CA (trustme), a certificate for loopback, and contexts for both sides."""
-    import trustme
-
-    ca = trustme.CA()
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(LOOPBACK).configure_cert(server)
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    return server, client
 
 
 # -- engine side (child process) -------------------------------------------------------
@@ -245,7 +234,7 @@ def _over_tls(workload: Callable[[], float]) -> Callable[[], float]:
 
     def run() -> float:
         global _TLS
-        _TLS = _tls_contexts()
+        _TLS = loopback_contexts()
         try:
             return workload()
         finally:

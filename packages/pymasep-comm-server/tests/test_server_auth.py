@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import trustme
 
 from pymasep.comm.core import (
     ConnectionRejectedError,
@@ -33,6 +32,7 @@ from pymasep.comm.core.testing.peers import (
     read_to_eof,
     wait_registered,
 )
+from pymasep.comm.core.testing.tls import loopback_contexts
 from pymasep.comm.server import Server
 
 pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
@@ -224,12 +224,7 @@ def test_the_peer_queue_handler_tells_the_engine_which_authenticated_id_sent_eac
 @pytest.fixture(scope="module")
 def tls_pair() -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """(server, client) contexts from a throwaway CA."""
-    ca = trustme.CA()
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(LOOPBACK).configure_cert(server)
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    return server, client
+    return loopback_contexts()
 
 
 @pytest.mark.timeout(20)

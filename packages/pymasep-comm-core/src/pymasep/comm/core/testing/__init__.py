@@ -5,5 +5,6 @@ distributions and the integration tests load :mod:`.plugin` through their
 ``conftest.py`` (``pytest_plugins = ["pymasep.comm.core.testing.plugin"]``), and import
 the helpers by name: :mod:`.peers` (raw-socket peers, recording handlers, streams that
 test the framing) and :mod:`.netns` (network namespaces for the tests that send
-multicast). Nothing here loads unless a test suite asks for it.
+multicast), and :mod:`.tls` (throwaway TLS contexts, with trustme). Nothing here
+loads unless a test suite asks for it.
 """
