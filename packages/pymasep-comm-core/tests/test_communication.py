@@ -151,6 +151,18 @@ def test_connections_are_registered_by_the_peer_id(hub: Hub, inbox: queue.Queue[
     assert inbox.get(timeout=5) == b"from b"
 
 
+def test_wait_for_peer_follows_one_id_in_and_out(hub: Hub) -> None:
+    assert hub.wait_for_peer("a", 0.05) is False  # never connected: times out
+    assert hub.wait_for_peer("a", 0, connected=False) is True
+    _, peer = plug(hub, "a")
+    plug(hub, "b")
+    assert hub.wait_for_peer("a", 0) is True
+    peer.sock.close()  # the handler's thread notices, then unregisters "a"
+    assert hub.wait_for_peer("a", 5, connected=False) is True
+    assert not hub.is_connection_registered("a")
+    assert hub.wait_for_peer("b", 0) is True
+
+
 def test_an_unknown_id_is_a_typed_key_error(hub: Hub) -> None:
     plug(hub, "known")
     with pytest.raises(UnknownConnectionError, match="'ghost'") as raised:

@@ -276,6 +276,29 @@ class BaseThreadedCommunication:
                 lambda: len(self._current_connections) >= count, timeout
             )
 
+    def wait_for_peer(
+        self, ident: str, timeout: float | None = None, connected: bool = True
+    ) -> bool:
+        """Wait until the peer ``ident`` is connected (``connected=False``: until it no
+        longer is), as :meth:`is_connection_registered` would then say.
+
+        A server registers a connection once it has answered the hello, so a client can
+        finish its handshake a moment before the server lists it; likewise a connection
+        ends on one side a moment before the other unregisters it.
+
+        Args:
+            ident: ID of the peer.
+            timeout: Seconds to wait at most; None waits as long as it takes.
+            connected: Wait for the peer to be registered (True) or gone (False).
+
+        Returns:
+            True if the condition holds, False after ``timeout``.
+        """
+        with self._connections_changed:
+            return self._connections_changed.wait_for(
+                lambda: (ident in self._current_connections) is connected, timeout
+            )
+
     def on_disconnect(self, ident: str, reason: str) -> None:
         """Callback when a connection ends, after it is unregistered. Override it.
 

@@ -281,11 +281,7 @@ def wait_registered(
     handshake a moment before the server lists it. Likewise a client sees the end of a
     connection a moment before the server unregisters it.
     """
-    changed = communication._connections_changed  # notified on every change
-    with changed:
-        listed = changed.wait_for(
-            lambda: (ident in communication._current_connections) is present, timeout=5
-        )
+    listed = communication.wait_for_peer(ident, 5, connected=present)
     assert listed, f"{ident} registered: {not present}, still"
 
 
