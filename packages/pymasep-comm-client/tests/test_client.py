@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 
 from pymasep.comm.client import Client
-from pymasep.comm.client import client as client_module
 from pymasep.comm.core import (
     CommunicationConnectionError,
     CommunicationTimeoutError,
@@ -40,7 +39,6 @@ from pymasep.comm.core import (
     encode_frame,
 )
 from pymasep.comm.core.communication import BaseThreadedCommunication
-from pymasep.comm.core.discovery import ServerInfo
 from pymasep.comm.core.handshake import ServerHandshake
 from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
 from pymasep.comm.core.testing.peers import (
@@ -665,27 +663,3 @@ def test_on_receive_raising_does_not_cut_the_connection(
     client.send_frame_to(ENGINE, Frame(b"still connected"))
     assert peer.recv_data() == b"still connected"
     assert any("application bug" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
-
-
-# --- wire="auto" -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("reported", ["legacy", "v1"])
-def test_wire_auto_speaks_the_wire_discovery_reported(
-    monkeypatch: pytest.MonkeyPatch, reported: str
-) -> None:
-    found = [ServerInfo("engine", LOOPBACK, 4242, reported)]
-    monkeypatch.setattr(client_module, "_search_servers", lambda *args, **kwargs: found)
-    client = Client("iface", SocketHandler, (), wire="auto")
-    assert client.wire is Wire.V1  # nothing found yet: v1, which is the default
-    assert client.search_server() == found
-    assert client.wire is Wire(reported)
-    assert (client.host, client.port) == (LOOPBACK, 4242)
-
-
-def test_a_fixed_wire_is_kept_whatever_discovery_reports(monkeypatch: pytest.MonkeyPatch) -> None:
-    found = [ServerInfo("engine", LOOPBACK, 4242, "legacy")]
-    monkeypatch.setattr(client_module, "_search_servers", lambda *args, **kwargs: found)
-    client = Client("iface", SocketHandler, ())
-    client.search_server()
-    assert client.wire is Wire.V1

@@ -114,6 +114,24 @@ def scenario_legacy_only_server() -> dict[str, Any]:
         return _timed(find_server, 0.3)
 
 
+def scenario_wire_auto() -> dict[str, list[str]]:
+    """The wire each kind of reply makes a ``wire="auto"`` client, then a default one, speak."""
+    repliers = {
+        "pymasep-0.2": pymasep_02_server(5000),
+        "v1 and legacy": v1_server("engine", 5000),
+        "legacy only": v1_server("old-wire", 5000, wires=("legacy",)),
+    }
+    wires: dict[str, list[str]] = {}
+    for kind, replier in repliers.items():
+        with responding(replier):
+            for wire in ("auto", "v1"):
+                client = Client("iface", SocketHandlerQueue, (queue.Queue(),), wire=wire)
+                [found] = client.search_server(0.3)
+                assert (client.host, client.port) == (found.host, found.port)
+                wires.setdefault(kind, []).append(client.wire.value)
+    return wires
+
+
 def scenario_serve_until_eof(kind: str) -> None:
     """Background child: answer like ``kind`` until the test closes stdin."""
     replier = v1_server("far", 5000, name="far away") if kind == "v1" else pymasep_02_server(5000)
@@ -215,6 +233,16 @@ def test_client_connect_says_what_to_check_naming_its_own_argument() -> None:
     assert "cannot query from 10.9.9.9: it is not an address of this machine" in errors["foreign"]
     for message in errors.values():
         assert "--interface" not in message and "(interface=" not in message
+
+
+@requires_netns
+def test_wire_auto_speaks_the_wire_discovery_reported() -> None:
+    # [wire="auto", the default]: a fixed wire is kept whatever the server reports.
+    assert run_isolated(HERE, "scenario_wire_auto") == {
+        "pymasep-0.2": ["legacy", "v1"],
+        "v1 and legacy": ["v1", "v1"],
+        "legacy only": ["legacy", "v1"],
+    }
 
 
 @requires_netns
