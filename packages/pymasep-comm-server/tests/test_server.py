@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from engines import ENGINE, Engine, MakeServer
 
 from pymasep.comm.core import (
     ConnectionClosedError,
@@ -43,7 +44,6 @@ from pymasep.comm.core.testing.peers import (
     LOOPBACK,
     PeerRecorder,
     RawClient,
-    RecordsDisconnects,
     answer_the_bye,
     assert_settles,
     descriptors,
@@ -57,43 +57,11 @@ from pymasep.comm.core.wire import PREAMBLE, encode_header
 from pymasep.comm.server import Server
 from pymasep.comm.server import server as server_module
 
-ENGINE = "engine"
 # Every thread a test starts (handlers, helpers) has ended after it.
 pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
 
 
-# --- servers that record -----------------------------------------------------------------
-
-
-class Engine(RecordsDisconnects, Server):
-    """Records ``on_disconnect(ident, reason)`` in ``ended``."""
-
-
 # --- fixtures ----------------------------------------------------------------------------
-
-
-MakeServer = Callable[..., Engine]
-
-
-@pytest.fixture
-def make_server() -> Iterator[MakeServer]:
-    """``make_server(handler_class, args, max_connection=..., **options)``, accepting."""
-    servers: list[Engine] = []
-
-    def make(
-        handler_class: type[SocketHandler] = SocketHandler,
-        args: tuple[Any, ...] = (),
-        max_connection: int = 40,
-        **options: Any,
-    ) -> Engine:
-        server = Engine(ENGINE, max_connection, handler_class, args, LOOPBACK, 0, **options)
-        servers.append(server)
-        server.wait_connection()
-        return server
-
-    yield make
-    for server in servers:
-        server.close(timeout=0.5)
 
 
 @pytest.fixture

@@ -7,16 +7,15 @@ import logging
 import queue
 import socket
 import ssl
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from engines import MakeServer
 
 from pymasep.comm.core import (
     ConnectionRejectedError,
     Frame,
     FrameKind,
-    HandshakeError,
     InvalidArgumentError,
     SocketHandler,
     SocketHandlerPeerQueue,
@@ -27,7 +26,7 @@ from pymasep.comm.core.handshake import ClientHandshake
 from pymasep.comm.core.testing.peers import (
     LOOPBACK,
     PeerRecorder,
-    RawPeer,
+    RawClient,
     legacy_frame,
     read_to_eof,
     wait_registered,
@@ -40,47 +39,11 @@ pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
 KEY = b"shared-key-" + bytes(range(21))
 
 
-def authenticated_client(port: int | None, ident: str, authkey: bytes | None) -> RawPeer:
-    """Play the client's side of the handshake by hand over a socket."""
-    assert port is not None  # the server has bound
-    sock = socket.create_connection((LOOPBACK, port), timeout=10)
-    handshake = ClientHandshake(ident, authkey=authkey)
-    try:
-        sock.sendall(handshake.bytes_to_send())
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                raise HandshakeError("the server closed during the handshake")
-            if handshake.receive_data(data):
-                break
-            sock.sendall(handshake.data_to_send())
-    except BaseException:
-        sock.close()
-        raise
-    assert handshake.wire is not None and handshake.decoder is not None
-    return RawPeer(sock, handshake.wire, handshake.decoder, handshake.pending_frames)
-
-
-@pytest.fixture
-def make_server() -> Iterator[Callable[..., Server]]:
-    servers: list[Server] = []
-
-    def make(inbox: queue.Queue[bytes], ended: queue.Queue[Any], **options: Any) -> Server:
-        server = Server("engine", 8, PeerRecorder, (inbox, ended), LOOPBACK, 0, **options)
-        servers.append(server)
-        server.wait_connection()
-        return server
-
-    yield make
-    for server in servers:
-        server.close(timeout=0.5)
-
-
 def test_the_same_key_connects_and_exchanges(
-    make_server: Callable[..., Server], inbox: queue.Queue[bytes], ended: queue.Queue[Any]
+    make_server: MakeServer, inbox: queue.Queue[bytes], ended: queue.Queue[Any]
 ) -> None:
-    server = make_server(inbox, ended, authkey=KEY)
-    client = authenticated_client(server.port, "p1", KEY)
+    server = make_server(PeerRecorder, (inbox, ended), authkey=KEY)
+    client = RawClient(server.port, "p1", authkey=KEY)
     wait_registered(server, "p1")
     client.send(b"hello engine")
     assert inbox.get(timeout=5) == b"hello engine"
@@ -91,18 +54,18 @@ def test_the_same_key_connects_and_exchanges(
 
 @pytest.mark.parametrize("authkey", [b"wrong key", None], ids=["wrong key", "no key"])
 def test_a_wrong_key_or_none_is_refused_never_registered_and_others_still_connect(
-    make_server: Callable[..., Server],
+    make_server: MakeServer,
     inbox: queue.Queue[bytes],
     ended: queue.Queue[Any],
     caplog: pytest.LogCaptureFixture,
     authkey: bytes | None,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="pymasep.comm")
-    server = make_server(inbox, ended, authkey=KEY)
+    server = make_server(PeerRecorder, (inbox, ended), authkey=KEY)
     with pytest.raises(ConnectionRejectedError) as raised:
-        authenticated_client(server.port, "intruder", authkey)
+        RawClient(server.port, "intruder", authkey=authkey)
     assert raised.value.reason == AUTH_FAILED
-    honest = authenticated_client(server.port, "p1", KEY)
+    honest = RawClient(server.port, "p1", authkey=KEY)
     wait_registered(server, "p1")
     assert server.connection_ids() == ["p1"]
     honest.sock.close()
@@ -111,10 +74,10 @@ def test_a_wrong_key_or_none_is_refused_never_registered_and_others_still_connec
 
 
 def test_a_forged_proof_is_refused_with_the_same_reason(
-    make_server: Callable[..., Server], inbox: queue.Queue[bytes], ended: queue.Queue[Any]
+    make_server: MakeServer, inbox: queue.Queue[bytes], ended: queue.Queue[Any]
 ) -> None:
     # A client that ignores the server's proof and answers with garbage of the right size.
-    server = make_server(inbox, ended, authkey=KEY)
+    server = make_server(PeerRecorder, (inbox, ended), authkey=KEY)
     handshake = ClientHandshake("intruder", authkey=b"wrong")
     with socket.create_connection((LOOPBACK, server.port), timeout=5) as sock:
         sock.sendall(handshake.bytes_to_send())
@@ -126,15 +89,15 @@ def test_a_forged_proof_is_refused_with_the_same_reason(
 
 
 def test_per_interface_keys_the_key_of_p1_cannot_connect_as_p2(
-    make_server: Callable[..., Server], inbox: queue.Queue[bytes], ended: queue.Queue[Any]
+    make_server: MakeServer, inbox: queue.Queue[bytes], ended: queue.Queue[Any]
 ) -> None:
     keys = {"p1": b"key of p1", "p2": b"key of p2"}
-    server = make_server(inbox, ended, authkey=keys)
+    server = make_server(PeerRecorder, (inbox, ended), authkey=keys)
     with pytest.raises(ConnectionRejectedError):
-        authenticated_client(server.port, "p2", keys["p1"])
+        RawClient(server.port, "p2", authkey=keys["p1"])
     with pytest.raises(ConnectionRejectedError):
-        authenticated_client(server.port, "p3", keys["p1"])  # an id without a key
-    p1 = authenticated_client(server.port, "p1", keys["p1"])
+        RawClient(server.port, "p3", authkey=keys["p1"])  # an id without a key
+    p1 = RawClient(server.port, "p1", authkey=keys["p1"])
     wait_registered(server, "p1")
     handler = server.get_connection("p1")
     assert handler.peer_id == "p1"
@@ -143,7 +106,7 @@ def test_per_interface_keys_the_key_of_p1_cannot_connect_as_p2(
 
 
 def test_a_callable_key_decides_per_id_and_none_refuses(
-    make_server: Callable[..., Server], inbox: queue.Queue[bytes], ended: queue.Queue[Any]
+    make_server: MakeServer, inbox: queue.Queue[bytes], ended: queue.Queue[Any]
 ) -> None:
     asked: list[str] = []
 
@@ -151,34 +114,34 @@ def test_a_callable_key_decides_per_id_and_none_refuses(
         asked.append(ident)
         return KEY if ident.startswith("player-") else None
 
-    server = make_server(inbox, ended, authkey=key_for)
+    server = make_server(PeerRecorder, (inbox, ended), authkey=key_for)
     with pytest.raises(ConnectionRejectedError):
-        authenticated_client(server.port, "spectator", KEY)
-    player = authenticated_client(server.port, "player-1", KEY)
+        RawClient(server.port, "spectator", authkey=KEY)
+    player = RawClient(server.port, "player-1", authkey=KEY)
     wait_registered(server, "player-1")
     assert asked == ["spectator", "player-1"]
     player.sock.close()
 
 
 def test_a_legacy_hello_to_an_authenticated_server_is_not_registered(
-    make_server: Callable[..., Server], inbox: queue.Queue[bytes], ended: queue.Queue[Any]
+    make_server: MakeServer, inbox: queue.Queue[bytes], ended: queue.Queue[Any]
 ) -> None:
-    server = make_server(inbox, ended, authkey=KEY)
+    server = make_server(PeerRecorder, (inbox, ended), authkey=KEY)
     with socket.create_connection((LOOPBACK, server.port), timeout=5) as legacy:
         legacy.sendall(legacy_frame(b"old-interface"))
         assert read_to_eof(legacy) == b""  # 0.2 has no way to hear why
-    honest = authenticated_client(server.port, "p1", KEY)
+    honest = RawClient(server.port, "p1", authkey=KEY)
     wait_registered(server, "p1")
     assert server.connection_ids() == ["p1"]
     honest.sock.close()
 
 
 def test_a_client_with_a_key_refuses_a_server_without_one(
-    make_server: Callable[..., Server], inbox: queue.Queue[bytes], ended: queue.Queue[Any]
+    make_server: MakeServer, inbox: queue.Queue[bytes], ended: queue.Queue[Any]
 ) -> None:
-    server = make_server(inbox, ended)
+    server = make_server(PeerRecorder, (inbox, ended))
     with pytest.raises(ConnectionRejectedError, match=AUTH_FAILED):
-        authenticated_client(server.port, "p1", KEY)
+        RawClient(server.port, "p1", authkey=KEY)
     assert server.connection_ids() == []
 
 
@@ -189,9 +152,9 @@ def test_a_bad_authkey_fails_at_construction() -> None:
 
 @pytest.mark.timeout(20)
 def test_a_client_that_never_proves_is_closed_after_the_handshake_timeout(
-    make_server: Callable[..., Server], inbox: queue.Queue[bytes], ended: queue.Queue[Any]
+    make_server: MakeServer, inbox: queue.Queue[bytes], ended: queue.Queue[Any]
 ) -> None:
-    server = make_server(inbox, ended, authkey=KEY, handshake_timeout=0.3)
+    server = make_server(PeerRecorder, (inbox, ended), authkey=KEY, handshake_timeout=0.3)
     handshake = ClientHandshake("slow", authkey=KEY)
     with socket.create_connection((LOOPBACK, server.port), timeout=5) as silent:
         silent.sendall(handshake.bytes_to_send())
@@ -200,15 +163,15 @@ def test_a_client_that_never_proves_is_closed_after_the_handshake_timeout(
 
 
 def test_the_peer_queue_handler_tells_the_engine_which_authenticated_id_sent_each_frame(
-    make_server: Callable[..., Server],
+    make_server: MakeServer,
 ) -> None:
     keys = {"p1": b"key of p1", "p2": b"key of p2"}
     inbox: queue.Queue[tuple[str | None, bytes]] = queue.Queue()
     server = Server("engine", 4, SocketHandlerPeerQueue, (inbox,), LOOPBACK, 0, authkey=keys)
     try:
         server.wait_connection()
-        p1 = authenticated_client(server.port, "p1", keys["p1"])
-        p2 = authenticated_client(server.port, "p2", keys["p2"])
+        p1 = RawClient(server.port, "p1", authkey=keys["p1"])
+        p2 = RawClient(server.port, "p2", authkey=keys["p2"])
         wait_registered(server, "p1")
         wait_registered(server, "p2")
         p2.send(b"I am p1, honest")  # the payload may claim anything
@@ -229,12 +192,14 @@ def tls_pair() -> tuple[ssl.SSLContext, ssl.SSLContext]:
 
 @pytest.mark.timeout(20)
 def test_a_client_silent_during_the_tls_handshake_is_closed_at_the_deadline_and_others_served(
-    make_server: Callable[..., Server],
+    make_server: MakeServer,
     inbox: queue.Queue[bytes],
     ended: queue.Queue[Any],
     tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
 ) -> None:
-    server = make_server(inbox, ended, ssl_context=tls_pair[0], handshake_timeout=0.5)
+    server = make_server(
+        PeerRecorder, (inbox, ended), ssl_context=tls_pair[0], handshake_timeout=0.5
+    )
     with socket.create_connection((LOOPBACK, server.port), timeout=10) as silent:
         # A TLS client takes its turn while the silent one holds its handshake open.
         sock = socket.create_connection((LOOPBACK, server.port), timeout=10)
@@ -251,12 +216,12 @@ def test_a_client_silent_during_the_tls_handshake_is_closed_at_the_deadline_and_
 
 
 def test_a_plaintext_hello_to_a_tls_server_is_not_registered(
-    make_server: Callable[..., Server],
+    make_server: MakeServer,
     inbox: queue.Queue[bytes],
     ended: queue.Queue[Any],
     tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
 ) -> None:
-    server = make_server(inbox, ended, ssl_context=tls_pair[0])
+    server = make_server(PeerRecorder, (inbox, ended), ssl_context=tls_pair[0])
     with socket.create_connection((LOOPBACK, server.port), timeout=5) as plaintext:
         plaintext.sendall(ClientHandshake("p1").bytes_to_send())
         answer = read_to_eof(plaintext)

@@ -108,16 +108,19 @@ class RawPeer:
 
 
 class RawClient(RawPeer):
-    """A client made of a socket and core's ClientHandshake, nothing of the server side."""
+    """A client made of a socket and core's ClientHandshake, nothing of the server side;
+    with ``authkey``, it proves it holds the key (and checks that the server does)."""
 
-    def __init__(self, port: int | None, ident: str, *, timeout: float = 10) -> None:
+    def __init__(
+        self, port: int | None, ident: str, *, timeout: float = 10, authkey: bytes | None = None
+    ) -> None:
         assert port is not None, "the server has no port yet"
         sock = socket.create_connection((LOOPBACK, port), timeout=timeout)
-        self.handshake = ClientHandshake(ident)
+        self.handshake = ClientHandshake(ident, authkey=authkey)
         try:
             sock.sendall(self.handshake.bytes_to_send())
             while not self.handshake.receive_data(self._recv(sock)):
-                pass
+                sock.sendall(self.handshake.data_to_send())
         except BaseException:
             sock.close()
             raise
