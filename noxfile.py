@@ -191,7 +191,7 @@ def tests(session: nox.Session, package: str) -> None:
 def integration(session: nox.Session) -> None:
     """Run the tests that need the three distributions together (not the interop ones)."""
     _install(session, *DISTRIBUTIONS, requirements=(*TEST_REQUIREMENTS, "nox"))
-    apart = ("interop", "games", "pymasep", "benchmarks")  # their own sessions, or none
+    apart = ("interop", "games", "pymasep")  # their own sessions
     ignore = [arg for name in apart for arg in ("--ignore", str(ROOT / "integration_tests" / name))]
     _pytest(session, str(ROOT / "integration_tests"), *ignore, *session.posargs)
 
@@ -212,9 +212,10 @@ TYPED_TEST_GROUPS = (
     (("packages/pymasep-comm-core/tests",), ""),
     (("packages/pymasep-comm-server/tests",), ""),
     (("packages/pymasep-comm-client/tests",), ""),
-    (("integration_tests", "integration_tests/packaging"), "integration_tests/benchmarks"),
+    (("integration_tests", "integration_tests/packaging"), ""),
     (("integration_tests/interop",), ""),
-    (("integration_tests/games", "integration_tests/demo"), "integration_tests/games"),
+    (("integration_tests/games",), ""),
+    (("integration_tests/benchmarks",), ""),
     (("integration_tests/pymasep",), ""),
     (("integration_tests/fuzz",), ""),
     (("integration_tests/soak",), ""),
@@ -397,7 +398,7 @@ def coverage(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """Watch an engine and two interfaces find each other and play (-- --game Race)."""
     _install(session, *DISTRIBUTIONS)
-    session.run("python", str(ROOT / "integration_tests" / "demo" / "run.py"), *session.posargs)
+    session.run("python", str(GAMES / "demo.py"), *session.posargs)
 
 
 @nox.session

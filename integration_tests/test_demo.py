@@ -11,7 +11,7 @@ import pytest
 
 from pymasep.comm.core.testing.netns import namespace_command, requires_netns
 
-DEMO = Path(__file__).resolve().parent / "demo" / "run.py"
+DEMO = Path(__file__).resolve().parent / "games" / "demo.py"
 
 
 # The demo multicasts on loopback only; the test still runs it in a namespace of its own.

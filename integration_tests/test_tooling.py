@@ -43,7 +43,9 @@ def test_nox_version_prints_the_version() -> None:
 
 
 def test_the_demo_help_is_plain_text() -> None:
-    help_text = _run(sys.executable, str(ROOT / "integration_tests" / "demo" / "run.py"), "--help")
+    help_text = _run(
+        sys.executable, str(ROOT / "integration_tests" / "games" / "demo.py"), "--help"
+    )
     assert "nox -s demo" in " ".join(help_text.split())  # argparse wraps to the terminal
     assert not REST.search(help_text)
 

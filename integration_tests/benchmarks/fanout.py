@@ -154,9 +154,9 @@ def _bare_receive(socks: list[socket.socket], broadcasts: int) -> bool:
             if time.monotonic() > deadline:
                 return False
             for key, _ in selector.select(1.0):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
-                data = sock.recv(262144)
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
+                data = ready.recv(262144)
                 if not data:
                     return False
                 buffer = buffers[sock]

@@ -88,6 +88,7 @@ def _engine(mode: str, shared: dict[str, Any]) -> None:
         _ENGINE["shared"] = shared
         handler = {"sink": _Sink, "echo": _Echo}.get(mode, SocketHandler)
         server = Server(ENGINE_ID, shared["interfaces"] + 1, handler, (), LOOPBACK, 0)
+        assert server.socket is not None
         server.port = server.socket.getsockname()[1]  # 0.2 keeps 0 otherwise
         server.wait_connection()
         shared["port"].put(server.port)
@@ -235,7 +236,7 @@ def fan_out(interfaces: int, broadcasts: int, payload_file: str, budget: float) 
     payload = Path(payload_file).read_bytes()
     fields = {"interfaces": interfaces, "broadcasts": broadcasts, "payload": payload}
     _, port, shared = _start_engine("broadcast", timeout=budget, **fields)
-    tally = {
+    tally: dict[str, Any] = {
         "size": len(payload),
         "broadcasts": broadcasts,
         "waiting": interfaces,
@@ -265,7 +266,11 @@ def fan_out(interfaces: int, broadcasts: int, payload_file: str, budget: float) 
     return result
 
 
-WORKLOADS = {"stream": stream, "round_trip": round_trip, "fan_out": fan_out}
+WORKLOADS: dict[str, Callable[..., dict[str, Any]]] = {
+    "stream": stream,
+    "round_trip": round_trip,
+    "fan_out": fan_out,
+}
 
 
 def _exit_after(seconds: float, message: str | None = None) -> None:
@@ -288,10 +293,11 @@ def main() -> None:
     _exit_after(limit, f"hung: pymasep 0.2 made no result within {limit:g} s")
     args = [arg if not arg.replace(".", "", 1).isdigit() else float(arg) for arg in raw]
     args = [int(arg) if isinstance(arg, float) and arg.is_integer() else arg for arg in args]
+    result: dict[str, Any]
     try:
         result = WORKLOADS[name](*args)
     except WorkloadError as failure:
-        result: dict[str, Any] = {"failure": str(failure)}
+        result = {"failure": str(failure)}
     except Exception as error:
         result = {"failure": f"{type(error).__name__}: {error}"}
     sys.stdout.write(json.dumps(result) + "\n")

@@ -119,7 +119,9 @@ def _cases(workload: str, environment: Any, ours: Any, legacy: Any) -> dict[str,
     if objects is None:
         thing = workloads.pymasep_action(environment)
         msg_type, key = "action", "action"
-        rebuild = lambda element: environment.create_action(xml_node=element)  # noqa: E731
+        rebuild: Callable[[Any], Any] = lambda element: environment.create_action(  # noqa: E731
+            xml_node=element
+        )
     else:
         thing = workloads.pymasep_state(environment, objects)
         msg_type, key = "observation", "observation"
@@ -268,7 +270,6 @@ def run(rounds: int = 5) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     if sys.argv[1:2] == ["--rounds"]:

@@ -7,11 +7,8 @@ distributions installed). A ratio above 1 means faster than the baseline.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 import contenders
 import message_codec
@@ -31,7 +28,8 @@ TARGETS = {
 
 def _target(row: dict[str, Any]) -> float | None:
     if "target" in row:  # rows that carry their own target (None: no target)
-        return row["target"]
+        target: float | None = row["target"]
+        return target
     return next((value for key, value in TARGETS.items() if key in str(row["name"])), None)
 
 

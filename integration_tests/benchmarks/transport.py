@@ -90,6 +90,7 @@ def _our_engine(mode: str, expected: int, ports: multiprocessing.Queue[int], don
     tls = None if _TLS is None else _TLS[0]
     with Server(ENGINE_ID, 4, handler, (), LOOPBACK, 0, ssl_context=tls) as server:
         server.wait_connection()
+        assert server.port is not None
         ports.put(server.port)
         server.wait_for_connections(1, 10)
         server.wait_for_connections(0, 120)

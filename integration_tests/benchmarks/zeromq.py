@@ -64,7 +64,7 @@ def _engine(mode: str, args: tuple[Any, ...], signals: dict[str, Any]) -> None:
 
 
 def _start(mode: str, *args: Any) -> tuple[Any, int, dict[str, Any]]:
-    signals = {
+    signals: dict[str, Any] = {
         "port": _CONTEXT.Queue(),
         "done": _CONTEXT.Event(),
         "ready": _CONTEXT.Event(),

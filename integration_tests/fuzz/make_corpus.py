@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 from fuzzinput import plan
 

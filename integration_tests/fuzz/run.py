@@ -26,7 +26,6 @@ import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
 CORPUS = HERE / "corpus"
 DICTIONARIES = HERE / "dictionaries"

@@ -28,8 +28,6 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
-
 from soakanalysis import FrameOrder
 
 from pymasep.comm.client import Client

@@ -46,8 +46,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from soakanalysis import FrameOrder, Sample, chart, growths, read_sample, report
 
 from pymasep.comm.core import (

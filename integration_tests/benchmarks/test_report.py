@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "integration_tests" / "benchmarks"))
+import report
 
-import report  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 # The workloads issue 6 asks the page for.
 WORKLOADS = [

@@ -18,10 +18,7 @@ import os
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "games"))
 
 from games_harness import Event, Match
 
