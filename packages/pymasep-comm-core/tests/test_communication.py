@@ -46,6 +46,18 @@ class Hub(RecordsDisconnects, BaseThreadedCommunication):
         super().__init__(*args, **kwargs)
         self.peers: list[RawPeer] = []  # the far ends, closed by the fixture
 
+    def plug(self, ident: str) -> tuple[SocketHandler, RawPeer]:
+        """Register a started connection to a peer called ``ident``, as Server and Client
+        (the other subclasses) do."""
+        conn, other = socket.socketpair()
+        handler = self.socket_handler_class(conn, ident, self.logger, *self.socket_handler_args)
+        handler.attach(Connection(Wire.V1, ident), on_closed=self._connection_closed)
+        self.add_connection(ident, handler)
+        handler.start()
+        peer = RawPeer(other, timeout=10, recv_size=65536)
+        self.peers.append(peer)
+        return handler, peer
+
 
 @pytest.fixture
 def hub(inbox: queue.Queue[bytes]) -> Iterator[Hub]:
@@ -54,18 +66,6 @@ def hub(inbox: queue.Queue[bytes]) -> Iterator[Hub]:
     for peer in communication.peers:
         peer.sock.close()
     communication.close(timeout=0.5)
-
-
-def plug(hub: Hub, ident: str) -> tuple[SocketHandler, RawPeer]:
-    """Register a started connection to a peer called ``ident``, as Server and Client do."""
-    conn, other = socket.socketpair()
-    handler = hub.socket_handler_class(conn, ident, hub.logger, *hub.socket_handler_args)
-    handler.attach(Connection(Wire.V1, ident), on_closed=hub._connection_closed)
-    hub.add_connection(ident, handler)
-    handler.start()
-    peer = RawPeer(other, timeout=10, recv_size=65536)
-    hub.peers.append(peer)
-    return handler, peer
 
 
 # --- the API of pymasep 0.2 ---------------------------------------------------------------
@@ -138,8 +138,8 @@ def test_the_package_logger_has_a_null_handler_and_no_other() -> None:
 
 def test_connections_are_registered_by_the_peer_id(hub: Hub, inbox: queue.Queue[bytes]) -> None:
     assert not hub.is_connection_registered("a")
-    first, peer_a = plug(hub, "a")
-    _, peer_b = plug(hub, "b")
+    first, peer_a = hub.plug("a")
+    _, peer_b = hub.plug("b")
     assert hub.is_connection_registered("a")
     assert hub.get_connection("a") is first
     assert sorted(hub.connection_ids()) == ["a", "b"]
@@ -154,8 +154,8 @@ def test_connections_are_registered_by_the_peer_id(hub: Hub, inbox: queue.Queue[
 def test_wait_for_peer_follows_one_id_in_and_out(hub: Hub) -> None:
     assert hub.wait_for_peer("a", 0.05) is False  # never connected: times out
     assert hub.wait_for_peer("a", 0, connected=False) is True
-    _, peer = plug(hub, "a")
-    plug(hub, "b")
+    _, peer = hub.plug("a")
+    hub.plug("b")
     assert hub.wait_for_peer("a", 0) is True
     peer.sock.close()  # the handler's thread notices, then unregisters "a"
     assert hub.wait_for_peer("a", 5, connected=False) is True
@@ -164,7 +164,7 @@ def test_wait_for_peer_follows_one_id_in_and_out(hub: Hub) -> None:
 
 
 def test_an_unknown_id_is_a_typed_key_error(hub: Hub) -> None:
-    plug(hub, "known")
+    hub.plug("known")
     with pytest.raises(UnknownConnectionError, match="'ghost'") as raised:
         hub.send_frame_to("ghost", Frame(b"boo"))
     assert isinstance(raised.value, KeyError)
@@ -185,8 +185,8 @@ def _ended_once(hub: Hub, handler: SocketHandler) -> tuple[str, str]:
 
 
 def test_a_peer_that_says_bye_is_unregistered_and_reported_once(hub: Hub) -> None:
-    handler, peer = plug(hub, "leaver")
-    _, stayer = plug(hub, "stayer")
+    handler, peer = hub.plug("leaver")
+    _, stayer = hub.plug("stayer")
     peer.send_bye()
     assert _ended_once(hub, handler) == ("leaver", CLOSED_BY_PEER)
     assert hub.connection_ids() == ["stayer"]
@@ -204,7 +204,7 @@ def test_a_frame_for_a_peer_that_said_bye_is_dropped_quietly(
 ) -> None:
     # pymasep's interface sends QUIT after the engine's END_GAME: the engine may have
     # said bye already. The peer announced it reads nothing more: no traceback.
-    handler, peer = plug(hub, "leaver")
+    handler, peer = hub.plug("leaver")
     peer.send_bye()
     _ended_once(hub, handler)
     hub.logger.setLevel(logging.INFO)
@@ -218,7 +218,7 @@ def test_a_frame_for_a_peer_that_said_bye_is_dropped_quietly(
 def test_a_peer_that_vanishes_is_unregistered_and_reported_once(
     hub: Hub, caplog: pytest.LogCaptureFixture
 ) -> None:
-    handler, peer = plug(hub, "crasher")
+    handler, peer = hub.plug("crasher")
     with caplog.at_level(logging.WARNING, logger=hub.logger.name):
         peer.sock.close()
         ident, reason = _ended_once(hub, handler)
@@ -236,7 +236,7 @@ def test_a_peer_that_vanishes_is_unregistered_and_reported_once(
 
 
 def test_a_bye_through_send_frame_to_closes_after_the_queued_frames(hub: Hub) -> None:
-    handler, peer = plug(hub, "done")
+    handler, peer = hub.plug("done")
     for number in range(100):
         hub.send_frame_to("done", Frame(b"%d" % number))
     hub.send_frame_to("done", Frame.bye_frame())  # what pymasep 0.2 engines do
@@ -258,7 +258,7 @@ def test_on_disconnect_raising_does_not_keep_the_connection(
         raise RuntimeError("callback bug")
 
     hub.on_disconnect = broken  # type: ignore[method-assign]
-    handler, peer = plug(hub, "x")
+    handler, peer = hub.plug("x")
     with caplog.at_level(logging.ERROR, logger=hub.logger.name):
         peer.send_bye()
         handler.join(5)
@@ -267,8 +267,8 @@ def test_on_disconnect_raising_does_not_keep_the_connection(
 
 
 def test_an_old_handler_ending_does_not_unregister_its_replacement(hub: Hub) -> None:
-    old, old_peer = plug(hub, "same")
-    new, new_peer = plug(hub, "same")  # registered under the same id: replaces the old
+    old, old_peer = hub.plug("same")
+    new, new_peer = hub.plug("same")  # registered under the same id: replaces the old
     assert hub.get_connection("same") is new
     old_peer.sock.close()
     old.join(5)
@@ -282,7 +282,7 @@ def test_an_old_handler_ending_does_not_unregister_its_replacement(hub: Hub) -> 
 
 @pytest.mark.timeout(30)
 def test_close_delivers_every_queued_frame_then_closes_every_connection(hub: Hub) -> None:
-    plugged = [plug(hub, f"p{n}") for n in range(3)]
+    plugged = [hub.plug(f"p{n}") for n in range(3)]
     frames = [Frame(os.urandom(32 * 1024)) for _ in range(100)]  # 3.2 MB per connection
     for ident in hub.connection_ids():
         for frame in frames:
@@ -304,7 +304,7 @@ def test_close_delivers_every_queued_frame_then_closes_every_connection(hub: Hub
 
 @pytest.mark.timeout(30)
 def test_close_gives_up_on_silent_peers_after_the_timeout(hub: Hub) -> None:
-    handlers = [plug(hub, f"mute{n}")[0] for n in range(4)]  # peers that never answer
+    handlers = [hub.plug(f"mute{n}")[0] for n in range(4)]  # peers that never answer
     hub.close(timeout=0.3)
     # Cut, and done with: unregistered, reported, their threads ended.
     assert hub.connection_ids() == []
@@ -316,7 +316,7 @@ def test_close_gives_up_on_silent_peers_after_the_timeout(hub: Hub) -> None:
 
 def test_the_context_manager_closes(inbox: queue.Queue[bytes]) -> None:
     with Hub("ctx", SocketHandlerQueue, (inbox,), None, None, logging.WARNING) as hub:
-        handler, peer = plug(hub, "inside")
+        handler, peer = hub.plug("inside")
         closing = answer_the_bye(peer)
     assert closing() == [Frame.bye_frame()]
     assert not handler.is_alive()

@@ -135,9 +135,11 @@ def test_the_attributes_of_pymasep_02(inbox: queue.Queue[bytes]) -> None:
         assert server.logger.level == logging.WARNING
 
 
-def test_max_connection_must_be_positive() -> None:
+def test_max_connection_and_max_pending_handshakes_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_connection"):
         Server(ENGINE, 0, SocketHandler, (), LOOPBACK, 0)
+    with pytest.raises(ValueError, match="max_pending_handshakes"):
+        Server(ENGINE, 1, SocketHandler, (), LOOPBACK, 0, max_pending_handshakes=0)
 
 
 # --- accepting -----------------------------------------------------------------------------
@@ -294,10 +296,9 @@ def test_a_silent_client_does_not_delay_the_others(
 
 @pytest.mark.timeout(20)
 def test_a_flood_of_silent_connections_cannot_lock_out_a_client(
-    make_server: MakeServer, raw_clients: Connect, monkeypatch: pytest.MonkeyPatch
+    make_server: MakeServer, raw_clients: Connect
 ) -> None:
-    monkeypatch.setattr(server_module, "_MAX_PENDING_HANDSHAKES", 3)
-    server = make_server()
+    server = make_server(max_pending_handshakes=3)
     assert server.handshake_timeout >= 5  # none of the silent ones times out meanwhile
     flood = [socket.create_connection((LOOPBACK, server.port), timeout=5) for _ in range(3)]
     try:
@@ -329,15 +330,14 @@ class _Gate(SocketHandler):
 
 @pytest.mark.timeout(30)
 def test_a_flood_past_the_limit_in_one_selector_batch_does_not_kill_the_accept_loop(
-    make_server: MakeServer, raw_clients: Connect, monkeypatch: pytest.MonkeyPatch
+    make_server: MakeServer, raw_clients: Connect
 ) -> None:
     # Regression: one select() batch held the listener's event and a read event of the
     # oldest pending handshake. Accepting dropped that oldest one to make room, then its
     # stale event raised KeyError, and the accept thread died: clients hung in connect().
-    monkeypatch.setattr(server_module, "_MAX_PENDING_HANDSHAKES", 4)
     _Gate.entered.clear()
     _Gate.release.clear()
-    server = make_server(_Gate)
+    server = make_server(_Gate, max_pending_handshakes=4)
     flood = [socket.create_connection((LOOPBACK, server.port), timeout=5) for _ in range(3)]
     try:
         held = in_thread(RawClient, server.port, "held")  # accepted after the flood

@@ -36,7 +36,8 @@ from .announcer import Announcer
 
 __all__ = ["Server"]
 
-_MAX_PENDING_HANDSHAKES = 256
+DEFAULT_MAX_PENDING_HANDSHAKES = 256
+"""How many connections may be in their handshake at once, by default."""
 _HANDSHAKE_READ_SIZE = 4096
 # accept() errors that concern one connection only (Linux passes the network errors of a
 # connection still in the queue to accept): try the next one at once.
@@ -213,7 +214,7 @@ class _WaitConnection(threading.Thread):
                 self._back_off(listener, selector, error)
                 return
             self._retry_delay = _ACCEPT_RETRY_FIRST
-            if len(pending) >= _MAX_PENDING_HANDSHAKES:
+            if len(pending) >= server.max_pending_handshakes:
                 # Room is made by dropping the one that has waited longest (insertion
                 # order is deadline order): a flood of silent connections then cannot
                 # lock out a client whose hello is on its way.
@@ -389,6 +390,9 @@ class Server(BaseThreadedCommunication):
             start answering with :meth:`wait_announcement`.
         log_level: Level of this server's logger, as str or int.
         handshake_timeout: Seconds a new connection has to say hello.
+        max_pending_handshakes: How many new connections may be in their handshake at
+            once; past it, the one that has waited longest is dropped to make room (so
+            that a flood of silent connections cannot lock an interface out).
         max_frame_size: Largest frame accepted from an interface, in bytes.
         send_limits: How many bytes may wait for an interface that reads slowly, and
             what happens beyond (by default it is disconnected; see
@@ -429,6 +433,7 @@ class Server(BaseThreadedCommunication):
         log_level: LogLevel = logging.WARNING,
         *,
         handshake_timeout: float = 5.0,
+        max_pending_handshakes: int = DEFAULT_MAX_PENDING_HANDSHAKES,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         send_limits: SendLimits = DEFAULT_SEND_LIMITS,
         stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
@@ -452,7 +457,12 @@ class Server(BaseThreadedCommunication):
             raise InvalidArgumentError(f"max_connection must be at least 1, not {max_connection}")
         self.max_connection = max_connection
         """Max number of connections for the server."""
+        if max_pending_handshakes < 1:
+            raise InvalidArgumentError(
+                f"max_pending_handshakes must be at least 1, not {max_pending_handshakes}"
+            )
         self.handshake_timeout = handshake_timeout
+        self.max_pending_handshakes = max_pending_handshakes
         self.max_frame_size = max_frame_size
         self.send_limits = send_limits
         self.stall_timeout = stall_timeout
