@@ -639,27 +639,3 @@ def test_logs_go_to_pymasep_comm_loggers_and_nothing_to_disk(
         assert caplog.records == []
     else:
         assert any(ENGINE in r.getMessage() for r in caplog.records)
-
-
-def test_on_receive_raising_does_not_cut_the_connection(
-    make_client: MakeClient,
-    raw_server: RawServer,
-    inbox: queue.Queue[bytes],
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    class Fragile(SocketHandlerQueue):
-        def on_receive(self, frame: Frame) -> None:
-            if frame.message == b"boom":
-                raise RuntimeError("application bug")
-            super().on_receive(frame)
-
-    client = make_client(Fragile, (inbox,))
-    peer = connect(client, raw_server)
-    with caplog.at_level(logging.ERROR, logger="pymasep.comm"):
-        for payload in (b"one", b"boom", b"two"):
-            peer.send(payload)
-        assert [inbox.get(timeout=5), inbox.get(timeout=5)] == [b"one", b"two"]
-    assert client.is_connection_registered(ENGINE)
-    client.send_frame_to(ENGINE, Frame(b"still connected"))
-    assert peer.recv_data() == b"still connected"
-    assert any("application bug" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)

@@ -987,27 +987,3 @@ def test_logs_go_to_pymasep_comm_loggers_and_nothing_to_disk(
         assert caplog.records == []
     else:
         assert any("chatty" in r.getMessage() for r in caplog.records)
-
-
-def test_on_receive_raising_does_not_cut_the_connection(
-    make_server: MakeServer,
-    inbox: queue.Queue[bytes],
-    raw_clients: Connect,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    class Fragile(SocketHandlerQueue):
-        def on_receive(self, frame: Frame) -> None:
-            if frame.message == b"boom":
-                raise RuntimeError("application bug")
-            super().on_receive(frame)
-
-    server = make_server(Fragile, (inbox,))
-    client = raw_clients(server, "fragile")
-    with caplog.at_level(logging.ERROR, logger="pymasep.comm"):
-        for payload in (b"one", b"boom", b"two"):
-            client.send(payload)
-        assert [inbox.get(timeout=5), inbox.get(timeout=5)] == [b"one", b"two"]
-    assert server.is_connection_registered("fragile")
-    server.send_frame_to("fragile", Frame(b"still connected"))
-    assert client.recv_data() == b"still connected"
-    assert any("application bug" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
