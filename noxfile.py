@@ -459,7 +459,7 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def build(session: nox.Session) -> None:
-    """Build the wheels and sdists into dist/, check them, install and collect each alone."""
+    """Build the wheels and sdists into dist/, check them, install each alone, run its tests."""
     check_versions()
     version = (ROOT / "VERSION").read_text().strip()
     dist = ROOT / "dist"
@@ -470,7 +470,7 @@ def build(session: nox.Session) -> None:
     checker = str(ROOT / "integration_tests" / "packaging" / "check_dist.py")
     session.run("python", checker, "contents", str(dist), version)
     for installed in (("core",), ("core", "server"), ("core", "client")):
-        venv = Path(session.create_tmp()) / f"smoke-{installed[-1]}"
+        venv = Path(session.create_tmp()).resolve() / f"smoke-{installed[-1]}"
         session.run("python", "-m", "venv", "--clear", str(venv))
         python = _python(venv)
         pip = (python, "-m", "pip", "--quiet")
@@ -480,16 +480,17 @@ def build(session: nox.Session) -> None:
         session.run(*pip, "install", "--no-index", "--find-links", str(dist), wanted, external=True)
         session.run(*pip, "check", external=True)
         session.run(python, checker, "smoke", *installed, external=True)
-        # The sdist's tests run from the sdist, with only these distributions installed:
-        # collecting them loads the test helpers and imports every test module.
+        # The sdist's tests run from the sdist, with only these distributions installed
+        # (and from its own folder: this repository's pytest.ini stays out of it).
         sdist = next(dist.glob(f"pymasep_comm_{installed[-1]}-{version}.tar.gz"))
         unpacked = Path(session.create_tmp()) / f"sdist-{installed[-1]}"
         shutil.rmtree(unpacked, ignore_errors=True)
         shutil.unpack_archive(sdist, unpacked)
         tests = next(unpacked.glob("*/tests"))
         session.run(*pip, "install", "-c", str(CONSTRAINTS), *TEST_REQUIREMENTS, external=True)
-        collect = (python, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider")
-        session.run(*collect, str(tests), external=True, silent=True)
+        pytest = (python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "auto")
+        with session.chdir(tests.parent):
+            session.run(*pytest, "--maxprocesses", "4", "tests", external=True)
 
 
 @nox.session(python=False)
