@@ -425,8 +425,9 @@ class Connection:
         return not self.send_queue and self.one_way_sends <= STREAM_AFTER
 
     def streaming(self) -> bool:
-        """True while frames go one way as a stream: more than :data:`STREAM_AFTER` sent
-        in a row, and nothing received since."""
+        """True while frames go one way as a stream: more than
+        :data:`~pymasep.comm.core.connection.STREAM_AFTER` sent in a row, and nothing
+        received since."""
         return self.reads == self._reads_seen and self.one_way_sends > STREAM_AFTER
 
     def received(self) -> None:
