@@ -62,3 +62,22 @@ def test_ci_runs_lint_and_typecheck_once_and_the_rest_of_the_default_run_per_pyt
     assert len(per_python) == 1
     assert sorted(once[0].split() + per_python[0].split()) == sorted(dict.fromkeys(selected))
     assert selected[-1] == "coverage"  # last: it combines what the others measured
+
+
+SYS_PATH_EDIT = re.compile(r"sys\.path\.(insert|append|extend)\(|sys\.path\s*(\[[^]]*\])?\s*\+?=")
+
+
+def test_no_code_edits_sys_path() -> None:
+    # Test support is an installed package (pymasep.comm.core.testing); a script finds
+    # its neighbours because its own folder comes first on sys.path, a test module
+    # because pytest puts its folder there.
+    places = [ROOT / "noxfile.py"]
+    for top in ("packages", "integration_tests"):
+        places += (p for p in (ROOT / top).rglob("*.py") if ".nox" not in p.parts)
+    edits = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in places
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if SYS_PATH_EDIT.search(line)
+    ]
+    assert len(places) > 100 and edits == []
