@@ -25,6 +25,7 @@ Targets (``TARGETS``):
 
 from __future__ import annotations
 
+import copy
 import math
 import unicodedata
 import xml.etree.ElementTree as ElementTree
@@ -496,13 +497,19 @@ class Piece:
 
 def _canonical(value: Any) -> Any:
     """A value in a form that compares by value: NaN equal to NaN, sets regardless of
-    order, XML elements by their canonical XML (they hash and compare by identity)."""
+    order, XML elements by their canonical XML (they hash and compare by identity).
+
+    An element's tail is text of its parent, not of the value: the codec writes an
+    element without it and Message.__eq__ ignores it, so the comparison does too.
+    """
     if isinstance(value, float) and math.isnan(value):
         return ("nan",)
     if isinstance(value, ElementTree.Element):
+        value = copy.copy(value)
+        value.tail = None
         value = etree.fromstring(ElementTree.tostring(value))
     if isinstance(value, etree._Element):
-        return ("xml", etree.tostring(value, method="c14n"))
+        return ("xml", etree.tostring(value, method="c14n", with_tail=False))
     if isinstance(value, (set, frozenset)):
         return ("set", sorted(repr(_canonical(item)) for item in value))
     if isinstance(value, (list, tuple)):

@@ -99,6 +99,15 @@ def test_the_message_target_lets_only_decode_errors_through() -> None:
     fuzztargets.fuzz_message(b"<Message/>")  # no msg_type: DecodeError, not a finding
 
 
+def test_the_message_target_compares_an_element_value_without_its_tail() -> None:
+    # Found in CI: text after an element value (here "e ") is the item's, not the
+    # element's; the codec does not write it back, and the oracle crashed on it.
+    fuzztargets.fuzz_message(
+        b'<Message msg_type="observation"><dict><item key="done"><fals/>e </item></dict>'
+        b"</Message>"
+    )
+
+
 @pytest.mark.parametrize("mode", [4, 7], ids=["server", "client"])
 def test_the_handshake_target_catches_a_side_that_takes_any_proof(
     monkeypatch: pytest.MonkeyPatch, mode: int
