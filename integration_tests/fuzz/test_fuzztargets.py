@@ -103,8 +103,7 @@ def test_the_message_target_compares_an_element_value_without_its_tail() -> None
     # Found in CI: text after an element value (here "e ") is the item's, not the
     # element's; the codec does not write it back, and the oracle crashed on it.
     fuzztargets.fuzz_message(
-        b'<Message msg_type="observation"><dict><item key="done"><fals/>e </item></dict>'
-        b"</Message>"
+        b'<Message msg_type="observation"><dict><item key="done"><fals/>e </item></dict></Message>'
     )
 
 
