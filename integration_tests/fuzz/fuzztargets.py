@@ -509,7 +509,7 @@ def _canonical(value: Any) -> Any:
         value.tail = None
         value = etree.fromstring(ElementTree.tostring(value))
     if isinstance(value, etree._Element):
-        return ("xml", etree.tostring(value, method="c14n", with_tail=False))
+        return ("xml", etree.tostring(value, method="c14n"))  # c14n never writes the tail
     if isinstance(value, (set, frozenset)):
         return ("set", sorted(repr(_canonical(item)) for item in value))
     if isinstance(value, (list, tuple)):
