@@ -9,6 +9,7 @@ import inspect
 import math
 import sys
 import time
+import tracemalloc
 import xml.etree.ElementTree as ElementTree
 from typing import Any
 
@@ -29,6 +30,7 @@ from pymasep.comm.core import (
     registered_types,
     unregister_type,
 )
+from pymasep.comm.core.message import MAX_ENVELOPE_VALUE
 from pymasep.comm.core.xmlvalues import MAX_DEPTH
 
 pytestmark = pytest.mark.disable_socket  # sans-I/O: a socket fails the test
@@ -590,3 +592,79 @@ def test_random_bytes_inside_a_message_only_raise_decode_error(data: bytes) -> N
     document = b'<Message msg_type="a"><dict>' + data + b"</dict></Message>"
     with contextlib.suppress(DecodeError):
         Message("x", None, None).from_bytes(document)
+
+
+# -- the envelope's limits -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("lxml_elements", [False, True], ids=["elementtree", "lxml"])
+@pytest.mark.parametrize("attribute", ["msg_type", "src_sub_app", "other"])
+def test_a_50_mb_envelope_attribute_is_refused_before_it_is_parsed(
+    attribute: str, lxml_elements: bool
+) -> None:
+    data = b"<Message %s='%s' msg_type='a'><dict /></Message>" % (
+        attribute.encode(),
+        b"x" * 50_000_000,
+    )
+    message = Message("x", None, None)
+    message.lxml_elements = lxml_elements
+    tracemalloc.start()
+    try:
+        with pytest.raises(DecodeError, match="at most 1024 bytes"):
+            message.from_bytes(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Refused before parsing: expat and lxml would have built the 50 MB value, and
+    # neither the bytes nor any part of them was copied.
+    assert peak < 1_000_000
+    assert message.msg_type == "x"
+
+
+def test_envelope_values_up_to_the_limit_are_read_longer_ones_refused() -> None:
+    longest = "é" * (MAX_ENVELOPE_VALUE // 2)  # two bytes each in UTF-8
+    escaped = "&" * (MAX_ENVELOPE_VALUE // 5)  # written &amp;, five bytes each
+    for msg_type, source in ((longest, escaped), (escaped, longest)):
+        sent = Message(msg_type, {"a": 1}, source)
+        received = Message("x", None, None)
+        received.from_bytes(sent.to_bytes())
+        assert received == sent
+    for msg_type, source in ((longest + "a", "engine"), ("a", escaped + "&")):
+        with pytest.raises(EncodeError, match="1024 bytes"):
+            Message(msg_type, None, source).to_bytes()
+        written = [value.replace("&", "&amp;") for value in (msg_type, source)]
+        data = '<Message msg_type="{}" src_sub_app="{}"/>'.format(*written).encode()
+        with pytest.raises(DecodeError, match="1024 bytes"):
+            Message("x", None, None).from_bytes(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # More attributes than the limit, a long name, a long element name.
+        b"<Message msg_type='a'" + b"".join(b" a%d='x'" % i for i in range(16)) + b"/>",
+        b"<Message msg_type='a' " + b"n" * 257 + b"='x'/>",
+        b"<" + b"M" * 257 + b" msg_type='a'/>",
+        # Too many comments before the start tag, and one too long.
+        b"<!-- c -->" * 17 + b"<Message msg_type='a'/>",
+        b"<!--" + b"c" * 1025 + b"--><Message msg_type='a'/>",
+        # A comment too long to be read as one is not read as a start tag either.
+        b"<!-- a='b'>" + b"c" * 1025 + b"--><Message msg_type='" + b"x" * 2000 + b"'/>",
+    ],
+    ids=["attributes", "attribute-name", "element-name", "comments", "comment", "not-a-tag"],
+)
+def test_an_envelope_beyond_its_limits_is_refused(data: bytes) -> None:
+    with pytest.raises(DecodeError, match="limits"):
+        Message("x", None, None).from_bytes(data)
+
+
+def test_an_envelope_within_its_limits_is_read_whatever_its_xml_style() -> None:
+    data = (
+        b"\xef\xbb\xbf<?xml version='1.0' encoding='utf-8'?>\n<!-- a comment -->\r\n"
+        b"<?game pi?>\t<Message\n msg_type = 'a&amp;b' src_sub_app=\"e&quot;1\" "
+        + b"".join(b" a%d='x'" % i for i in range(14))
+        + b" ><dict><item key='k'><int>1</int></item></dict></Message>"
+    )
+    message = Message("x", None, None)
+    message.from_bytes(data)
+    assert (message.msg_type, message.src_sub_app_id, message.params) == ("a&b", 'e"1', {"k": 1})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import xml.etree.ElementTree as ElementTree
 from typing import Any
 
@@ -12,7 +13,73 @@ from .elementwriter import element_xml
 from .exceptions import DecodeError, EncodeError, UnsupportedValueError
 from .xmlvalues import decode_value, encode_value, parse_xml, text_xml
 
-__all__ = ["Message"]
+__all__ = [
+    "MAX_ENVELOPE_ATTRIBUTES",
+    "MAX_ENVELOPE_NAME",
+    "MAX_ENVELOPE_VALUE",
+    "MAX_PROLOG_ITEMS",
+    "Message",
+]
+
+MAX_ENVELOPE_VALUE = 1024
+"""Longest value of an attribute of a message's start tag (``msg_type``,
+``src_sub_app``, any other), in bytes as written in the XML: UTF-8, escapes included."""
+
+MAX_ENVELOPE_NAME = 256
+"""Longest name, in bytes, of the message's element and of its attributes."""
+
+MAX_ENVELOPE_ATTRIBUTES = 16
+"""Most attributes the message's start tag may hold."""
+
+MAX_PROLOG_ITEMS = 16
+"""Most comments and processing instructions (the XML declaration is one) before the
+message's start tag; each is at most :data:`MAX_ENVELOPE_VALUE` bytes long."""
+
+# The start of a message, up to the end of its start tag, within the limits above. Each
+# piece is bounded, so a match never reads far, whatever follows: expat builds a start
+# tag's attributes before it hands them over, so a long one must be refused before.
+# No two pieces can match the same bytes (whitespace only comes before a '<' or a name,
+# a comment cannot hold "--", nor an instruction "?>"), so a failing match does not
+# backtrack far either; and what the pattern reads as a comment or an instruction is
+# what a parser reads as one (a name never starts with '!' or '?').
+_SPACE = rb"[ \t\r\n]"
+_NAME = rb"[^ \t\r\n/>=<\"'!?][^ \t\r\n/>=<\"']{0,%d}" % (MAX_ENVELOPE_NAME - 1)
+_VALUE = rb"(?:\"[^\"<]{0,%d}\"|'[^'<]{0,%d}')" % (MAX_ENVELOPE_VALUE, MAX_ENVELOPE_VALUE)
+_ATTRIBUTE = rb"%s+%s%s*=%s*%s" % (_SPACE, _NAME, _SPACE, _SPACE, _VALUE)
+_COMMENT = rb"<!--(?:[^-]|-(?!-)){0,%d}-->" % MAX_ENVELOPE_VALUE
+_INSTRUCTION = rb"<\?(?:[^?]|\?(?!>)){0,%d}\?>" % MAX_ENVELOPE_VALUE
+_PROLOG = rb"(?:\xef\xbb\xbf)?%s*(?:(?:%s|%s)%s*){0,%d}" % (
+    _SPACE,
+    _COMMENT,
+    _INSTRUCTION,
+    _SPACE,
+    MAX_PROLOG_ITEMS,
+)
+_ENVELOPE = re.compile(
+    rb"%s<%s(?:%s){0,%d}%s*/?>" % (_PROLOG, _NAME, _ATTRIBUTE, MAX_ENVELOPE_ATTRIBUTES, _SPACE)
+)
+
+
+def _check_envelope(data: bytes) -> None:
+    """Refuse bytes whose start tag breaks the envelope's limits, before any parsing."""
+    if _ENVELOPE.match(data) is None:
+        raise DecodeError(
+            "not a message within the envelope's limits: a start tag first (after at most "
+            f"{MAX_PROLOG_ITEMS} comments or processing instructions), with at most "
+            f"{MAX_ENVELOPE_ATTRIBUTES} attributes, names of at most {MAX_ENVELOPE_NAME} "
+            f"bytes and values of at most {MAX_ENVELOPE_VALUE} bytes"
+        )
+
+
+def _envelope_value(text: str, where: str) -> str:
+    value = text_xml(text, where)
+    # At most 4 bytes a character: only a long value needs encoding to be measured.
+    if len(value) > MAX_ENVELOPE_VALUE // 4 and len(value.encode()) > MAX_ENVELOPE_VALUE:
+        raise EncodeError(
+            f"{where} is longer than {MAX_ENVELOPE_VALUE} bytes as written in the XML: "
+            f"the receiver would refuse the message"
+        )
+    return value
 
 
 def _same(left: Any, right: Any) -> bool:
@@ -133,18 +200,20 @@ class Message:
 
         Raises:
             UnsupportedValueError: A param of a type the XML cannot carry.
-            EncodeError: A string XML 1.0 cannot carry, or a missing ``msg_type``.
+            EncodeError: A string XML 1.0 cannot carry, a missing ``msg_type``, or a
+                ``msg_type`` or ``src_sub_app_id`` longer than :data:`MAX_ENVELOPE_VALUE`
+                bytes as written.
         """
         if type(self.msg_type) is not str:
             raise EncodeError(f"msg_type must be a str, not {type(self.msg_type).__name__}")
-        head = f'<Message msg_type="{text_xml(self.msg_type, "msg_type")}"'
+        head = f'<Message msg_type="{_envelope_value(self.msg_type, "msg_type")}"'
         source = self.src_sub_app_id
         if source is not None:
             if not isinstance(source, str):
                 raise UnsupportedValueError(
                     f"src_sub_app_id must be a str or None, not {type(source).__name__}"
                 )
-            head = f'{head} src_sub_app="{text_xml(source, "src_sub_app_id")}"'
+            head = f'{head} src_sub_app="{_envelope_value(source, "src_sub_app_id")}"'
         params = self.params
         if params is not None and not isinstance(params, dict):
             raise UnsupportedValueError(
@@ -168,8 +237,14 @@ class Message:
 
         Raises:
             DecodeError: The bytes are not a valid message (malformed XML, a DOCTYPE,
-                missing attributes, malformed values, an unregistered class).
+                missing attributes, malformed values, an unregistered class), or its
+                start tag breaks the envelope's limits (:data:`MAX_ENVELOPE_VALUE` bytes
+                an attribute value, and the others of this module): those are refused
+                before the bytes are parsed.
         """
+        if type(b) is not bytes:
+            b = b.encode("utf-8") if isinstance(b, str) else bytes(b)
+        _check_envelope(b)
         self._read(parse_xml(b, lxml_elements=self.lxml_elements))
 
     def to_xml(self) -> ElementTree.Element:
