@@ -8,6 +8,7 @@ import importlib
 import inspect
 import math
 import sys
+import threading
 import time
 import tracemalloc
 import xml.etree.ElementTree as ElementTree
@@ -668,3 +669,32 @@ def test_an_envelope_within_its_limits_is_read_whatever_its_xml_style() -> None:
     message = Message("x", None, None)
     message.from_bytes(data)
     assert (message.msg_type, message.src_sub_app_id, message.params) == ("a&b", 'e"1', {"k": 1})
+
+
+@pytest.mark.parametrize("lxml_elements", [False, True], ids=["elementtree", "lxml"])
+def test_messages_decode_right_in_many_threads_at_once(lxml_elements: bool) -> None:
+    """The engine decodes on each connection's reader thread: parsers are never shared."""
+    threads = 8
+    sent = [
+        Message("observation", {"state": ElementTree.Element("State", step=str(n)), "n": n}, "e")
+        for n in range(threads)
+    ]
+    data = [message.to_bytes() for message in sent]
+    start = threading.Barrier(threads)
+    wrong: list[Any] = []
+
+    def decode(index: int) -> None:
+        start.wait()
+        for _ in range(100):
+            received = Message("x", None, None)
+            received.lxml_elements = lxml_elements
+            received.from_bytes(data[index])
+            if received != sent[index]:
+                wrong.append((index, received))
+
+    workers = [threading.Thread(target=decode, args=(index,)) for index in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert wrong == []

@@ -292,7 +292,9 @@ _parsers = threading.local()
 
 
 def _parser() -> etree.XMLParser:
-    # A parser object must not be used by two threads at once: one per thread.
+    # lxml's parsers can be reused, unlike ElementTree's, and lxml locks one while it
+    # parses: shared, it would be safe but make the connections' reader threads wait
+    # for each other. One per thread.
     parser: etree.XMLParser | None = getattr(_parsers, "parser", None)
     if parser is None:
         parser = etree.XMLParser(
@@ -338,6 +340,12 @@ def parse_xml(data: bytes | bytearray | memoryview | str, *, lxml_elements: bool
             raise DecodeError("a message may not have a DOCTYPE (entities are refused)")
         return root
     # Forcing UTF-8 (what both 0.2 and we write) makes the DOCTYPE check above complete.
+    # A parser per document: creating one costs about a quarter of parsing a small
+    # message (an ACTION), but ElementTree's parser is spent once closed, and expat
+    # cannot be reset from Python. Feeding many documents to one long-lived parser
+    # inside a wrapper element would accept what a document alone is refused for (text
+    # around its element, a document cut short swallowing the next) unless a Python
+    # target watched every event, which costs more than the parser's creation.
     parser = ElementTree.XMLParser(encoding="utf-8")
     try:
         parser.feed(data)
