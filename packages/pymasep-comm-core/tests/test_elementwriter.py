@@ -146,11 +146,18 @@ def test_what_xml_cannot_carry_fails_at_encode_time(bad: str) -> None:
             element_xml(element)
 
 
-def test_values_that_are_not_strings_fail_at_encode_time() -> None:
-    element = ElementTree.Element("A")
-    element.text = 3  # type: ignore[assignment]
-    with pytest.raises(EncodeError):
-        element_xml(element)
+@pytest.mark.parametrize("count", [1, 2, 3], ids=["1-attribute", "2-attributes", "3-attributes"])
+def test_values_that_are_not_strings_fail_at_encode_time(count: int) -> None:
+    text = ElementTree.Element("A")
+    text.text = 3  # type: ignore[assignment]
+    attributes: dict[str, Any] = {f"a{index}": "x" for index in range(count - 1)}
+    for value in (3, None):
+        attribute = ElementTree.Element("A", {**attributes, "v": value})
+        leaf = ElementTree.Element("B")
+        leaf.append(ElementTree.Element("A", {**attributes, "v": value}))
+        for element in (text, attribute, leaf):
+            with pytest.raises(EncodeError):
+                element_xml(element)
 
 
 def test_names_that_are_not_xml_names_fail_at_encode_time() -> None:
