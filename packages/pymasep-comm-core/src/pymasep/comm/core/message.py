@@ -60,9 +60,17 @@ _ENVELOPE = re.compile(
 )
 
 
+# The start tag as pymasep-comm and pymasep 0.2 write it, which the pattern above also
+# matches: checked first, in half its time (a twentieth of an ACTION's decoding).
+_AS_WRITTEN = re.compile(
+    rb'<Message msg_type="[^"<]{0,%d}"(?: src_sub_app="[^"<]{0,%d}")?(?: ?/)?>'
+    % (MAX_ENVELOPE_VALUE, MAX_ENVELOPE_VALUE)
+)
+
+
 def _check_envelope(data: bytes) -> None:
     """Refuse bytes whose start tag breaks the envelope's limits, before any parsing."""
-    if _ENVELOPE.match(data) is None:
+    if _AS_WRITTEN.match(data) is None and _ENVELOPE.match(data) is None:
         raise DecodeError(
             "not a message within the envelope's limits: a start tag first (after at most "
             f"{MAX_PROLOG_ITEMS} comments or processing instructions), with at most "
