@@ -150,11 +150,12 @@ def test_what_xml_cannot_carry_fails_at_encode_time(bad: str) -> None:
 def test_values_that_are_not_strings_fail_at_encode_time(count: int) -> None:
     text = ElementTree.Element("A")
     text.text = 3  # type: ignore[assignment]
-    attributes: dict[str, Any] = {f"a{index}": "x" for index in range(count - 1)}
     for value in (3, None):
-        attribute = ElementTree.Element("A", {**attributes, "v": value})
+        attributes: dict[str, Any] = {f"a{index}": "x" for index in range(count - 1)}
+        attributes["v"] = value
+        attribute = ElementTree.Element("A", attributes)
         leaf = ElementTree.Element("B")
-        leaf.append(ElementTree.Element("A", {**attributes, "v": value}))
+        leaf.append(ElementTree.Element("A", attributes))
         for element in (text, attribute, leaf):
             with pytest.raises(EncodeError):
                 element_xml(element)
