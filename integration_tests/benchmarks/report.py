@@ -89,7 +89,9 @@ CODEC_EXPLANATIONS = {
         "being garbled, made once over the whole tree (every name a plain XML name, about "
         "a tenth; every attribute value free of what must be escaped, about a tenth). For "
         "the ACTION and the duel's observation (11 and 30 elements), the fixed costs of a "
-        "Message (its envelope, a parser per decode) weigh more."
+        "Message weigh more, and decoding falls below 1x: on the ACTION, about 1.5 us above "
+        "0.2's 10.5 us, for checks 0.2 does not make (the envelope's limits, 0.3 to 0.7 us; "
+        "no DOCTYPE; the envelope and every value read strictly)."
     ),
     "from_xml": (
         "pymasep's `from_xml()` reads the same kind of elements on both sides "
