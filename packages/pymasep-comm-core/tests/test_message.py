@@ -614,7 +614,7 @@ def test_a_50_mb_envelope_attribute_is_refused_before_it_is_parsed(
     message.lxml_elements = lxml_elements
     tracemalloc.start()
     try:
-        with pytest.raises(DecodeError, match="at most 1024 bytes"):
+        with pytest.raises(DecodeError, match="at most 10240 bytes"):
             message.from_bytes(data)
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -626,19 +626,24 @@ def test_a_50_mb_envelope_attribute_is_refused_before_it_is_parsed(
 
 
 def test_envelope_values_up_to_the_limit_are_read_longer_ones_refused() -> None:
-    longest = "é" * (MAX_ENVELOPE_VALUE // 2)  # two bytes each in UTF-8
-    escaped = "&" * (MAX_ENVELOPE_VALUE // 5)  # written &amp;, five bytes each
-    for msg_type, source in ((longest, escaped), (escaped, longest)):
-        sent = Message(msg_type, {"a": 1}, source)
+    # However it is written: escaped, as 0.2 writes non-ASCII, in single quotes.
+    for longest in ("é" * MAX_ENVELOPE_VALUE, '"' * MAX_ENVELOPE_VALUE):
+        sent = Message(longest, {"a": 1}, longest)
         received = Message("x", None, None)
         received.from_bytes(sent.to_bytes())
         assert received == sent
-    for msg_type, source in ((longest + "a", "engine"), ("a", escaped + "&")):
-        with pytest.raises(EncodeError, match="1024 bytes"):
+    written = b"&#233;" * MAX_ENVELOPE_VALUE
+    for raw in (written, b">" * MAX_ENVELOPE_VALUE, b'"' * MAX_ENVELOPE_VALUE):
+        data = b"<Message msg_type='%s'/>" % raw
+        received = Message("x", None, None)
+        received.from_bytes(data)
+        received.to_bytes()  # what decodes encodes again
+    longer = "a" * (MAX_ENVELOPE_VALUE + 1)
+    for msg_type, source in ((longer, "engine"), ("a", longer)):
+        with pytest.raises(EncodeError, match="1024 characters"):
             Message(msg_type, None, source).to_bytes()
-        written = [value.replace("&", "&amp;") for value in (msg_type, source)]
-        data = '<Message msg_type="{}" src_sub_app="{}"/>'.format(*written).encode()
-        with pytest.raises(DecodeError, match="1024 bytes"):
+        data = f'<Message msg_type="{msg_type}" src_sub_app="{source}"/>'.encode()
+        with pytest.raises(DecodeError, match="1024 characters"):
             Message("x", None, None).from_bytes(data)
 
 
@@ -651,9 +656,9 @@ def test_envelope_values_up_to_the_limit_are_read_longer_ones_refused() -> None:
         b"<" + b"M" * 257 + b" msg_type='a'/>",
         # Too many comments before the start tag, and one too long.
         b"<!-- c -->" * 17 + b"<Message msg_type='a'/>",
-        b"<!--" + b"c" * 1025 + b"--><Message msg_type='a'/>",
+        b"<!--" + b"c" * 10_241 + b"--><Message msg_type='a'/>",
         # A comment too long to be read as one is not read as a start tag either.
-        b"<!-- a='b'>" + b"c" * 1025 + b"--><Message msg_type='" + b"x" * 2000 + b"'/>",
+        b"<!-- a='b'>" + b"c" * 10_241 + b"--><Message msg_type='" + b"x" * 20_000 + b"'/>",
     ],
     ids=["attributes", "attribute-name", "element-name", "comments", "comment", "not-a-tag"],
 )

@@ -15,6 +15,7 @@ from .xmlvalues import decode_value, encode_value, parse_xml, text_xml
 
 __all__ = [
     "MAX_ENVELOPE_ATTRIBUTES",
+    "MAX_ENVELOPE_BYTES",
     "MAX_ENVELOPE_NAME",
     "MAX_ENVELOPE_VALUE",
     "MAX_PROLOG_ITEMS",
@@ -23,7 +24,12 @@ __all__ = [
 
 MAX_ENVELOPE_VALUE = 1024
 """Longest value of an attribute of a message's start tag (``msg_type``,
-``src_sub_app``, any other), in bytes as written in the XML: UTF-8, escapes included."""
+``src_sub_app``, any other), in characters."""
+
+MAX_ENVELOPE_BYTES = 10 * MAX_ENVELOPE_VALUE
+"""Longest such value as written in the XML, in bytes, refused before parsing: no
+character takes more than ten bytes to write (``&#1114111;``), so a value within
+:data:`MAX_ENVELOPE_VALUE` passes however it is written, and nothing long is built."""
 
 MAX_ENVELOPE_NAME = 256
 """Longest name, in bytes, of the message's element and of its attributes."""
@@ -33,7 +39,7 @@ MAX_ENVELOPE_ATTRIBUTES = 16
 
 MAX_PROLOG_ITEMS = 16
 """Most comments and processing instructions (the XML declaration is one) before the
-message's start tag; each is at most :data:`MAX_ENVELOPE_VALUE` bytes long."""
+message's start tag; each is at most :data:`MAX_ENVELOPE_BYTES` bytes long."""
 
 # The start of a message, up to the end of its start tag, within the limits above. Each
 # piece is bounded, so a match never reads far, whatever follows: expat builds a start
@@ -44,10 +50,10 @@ message's start tag; each is at most :data:`MAX_ENVELOPE_VALUE` bytes long."""
 # what a parser reads as one (a name never starts with '!' or '?').
 _SPACE = rb"[ \t\r\n]"
 _NAME = rb"[^ \t\r\n/>=<\"'!?][^ \t\r\n/>=<\"']{0,%d}" % (MAX_ENVELOPE_NAME - 1)
-_VALUE = rb"(?:\"[^\"<]{0,%d}\"|'[^'<]{0,%d}')" % (MAX_ENVELOPE_VALUE, MAX_ENVELOPE_VALUE)
+_VALUE = rb"(?:\"[^\"<]{0,%d}\"|'[^'<]{0,%d}')" % (MAX_ENVELOPE_BYTES, MAX_ENVELOPE_BYTES)
 _ATTRIBUTE = rb"%s+%s%s*=%s*%s" % (_SPACE, _NAME, _SPACE, _SPACE, _VALUE)
-_COMMENT = rb"<!--(?:[^-]|-(?!-)){0,%d}-->" % MAX_ENVELOPE_VALUE
-_INSTRUCTION = rb"<\?(?:[^?]|\?(?!>)){0,%d}\?>" % MAX_ENVELOPE_VALUE
+_COMMENT = rb"<!--(?:[^-]|-(?!-)){0,%d}-->" % MAX_ENVELOPE_BYTES
+_INSTRUCTION = rb"<\?(?:[^?]|\?(?!>)){0,%d}\?>" % MAX_ENVELOPE_BYTES
 _PROLOG = rb"(?:\xef\xbb\xbf)?%s*(?:(?:%s|%s)%s*){0,%d}" % (
     _SPACE,
     _COMMENT,
@@ -64,7 +70,7 @@ _ENVELOPE = re.compile(
 # matches: checked first, in half its time (a twentieth of an ACTION's decoding).
 _AS_WRITTEN = re.compile(
     rb'<Message msg_type="[^"<]{0,%d}"(?: src_sub_app="[^"<]{0,%d}")?(?: ?/)?>'
-    % (MAX_ENVELOPE_VALUE, MAX_ENVELOPE_VALUE)
+    % (MAX_ENVELOPE_BYTES, MAX_ENVELOPE_BYTES)
 )
 
 
@@ -75,19 +81,17 @@ def _check_envelope(data: bytes) -> None:
             "not a message within the envelope's limits: a start tag first (after at most "
             f"{MAX_PROLOG_ITEMS} comments or processing instructions), with at most "
             f"{MAX_ENVELOPE_ATTRIBUTES} attributes, names of at most {MAX_ENVELOPE_NAME} "
-            f"bytes and values of at most {MAX_ENVELOPE_VALUE} bytes"
+            f"bytes and values of at most {MAX_ENVELOPE_BYTES} bytes as written"
         )
 
 
 def _envelope_value(text: str, where: str) -> str:
-    value = text_xml(text, where)
-    # At most 4 bytes a character: only a long value needs encoding to be measured.
-    if len(value) > MAX_ENVELOPE_VALUE // 4 and len(value.encode()) > MAX_ENVELOPE_VALUE:
+    if len(text) > MAX_ENVELOPE_VALUE:
         raise EncodeError(
-            f"{where} is longer than {MAX_ENVELOPE_VALUE} bytes as written in the XML: "
-            f"the receiver would refuse the message"
+            f"{where} is longer than {MAX_ENVELOPE_VALUE} characters: the receiver would "
+            f"refuse the message"
         )
-    return value
+    return text_xml(text, where)
 
 
 def _same(left: Any, right: Any) -> bool:
@@ -210,7 +214,7 @@ class Message:
             UnsupportedValueError: A param of a type the XML cannot carry.
             EncodeError: A string XML 1.0 cannot carry, a missing ``msg_type``, or a
                 ``msg_type`` or ``src_sub_app_id`` longer than :data:`MAX_ENVELOPE_VALUE`
-                bytes as written.
+                characters.
         """
         if type(self.msg_type) is not str:
             raise EncodeError(f"msg_type must be a str, not {type(self.msg_type).__name__}")
@@ -246,9 +250,11 @@ class Message:
         Raises:
             DecodeError: The bytes are not a valid message (malformed XML, a DOCTYPE,
                 missing attributes, malformed values, an unregistered class), or its
-                start tag breaks the envelope's limits (:data:`MAX_ENVELOPE_VALUE` bytes
-                an attribute value, and the others of this module): those are refused
-                before the bytes are parsed.
+                start tag breaks the envelope's limits: an attribute value longer than
+                :data:`MAX_ENVELOPE_VALUE` characters, and the other limits of this
+                module. A value longer than :data:`MAX_ENVELOPE_BYTES` bytes as written,
+                like every other limit of the start tag, is refused before the bytes
+                are parsed.
         """
         if type(b) is not bytes:
             b = b.encode("utf-8") if isinstance(b, str) else bytes(b)
@@ -292,6 +298,10 @@ class Message:
         msg_type = root.get("msg_type")
         if msg_type is None:
             raise DecodeError(f"<{root.tag}> has no msg_type attribute: not a message")
+        if max(map(len, root.attrib.values())) > MAX_ENVELOPE_VALUE:
+            raise DecodeError(
+                f"an attribute of <{root.tag}> is longer than {MAX_ENVELOPE_VALUE} characters"
+            )
         children = list(root)
         if len(children) > 1 or (children and type(children[0].tag) is not str):
             children = [child for child in children if isinstance(child.tag, str)]  # comments
