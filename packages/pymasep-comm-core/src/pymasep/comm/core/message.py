@@ -218,8 +218,8 @@ class Message:
         Raises:
             UnsupportedValueError: A param of a type the XML cannot carry.
             EncodeError: A string XML 1.0 cannot carry, a missing ``msg_type``, or a
-                ``msg_type`` or ``src_sub_app_id`` longer than :data:`MAX_ENVELOPE_VALUE`
-                characters.
+                ``msg_type`` or ``src_sub_app_id`` longer than 1,024 characters
+                (``pymasep.comm.core.message.MAX_ENVELOPE_VALUE``).
         """
         if type(self.msg_type) is not str:
             raise EncodeError(f"msg_type must be a str, not {type(self.msg_type).__name__}")
@@ -256,10 +256,10 @@ class Message:
             DecodeError: The bytes are not a valid message (malformed XML, a DOCTYPE,
                 missing attributes, malformed values, an unregistered class), or its
                 start tag breaks the envelope's limits: an attribute value longer than
-                :data:`MAX_ENVELOPE_VALUE` characters, and the other limits of this
-                module. A value longer than :data:`MAX_ENVELOPE_BYTES` bytes as written,
-                like every other limit of the start tag, is refused before the bytes
-                are parsed.
+                1,024 characters, and the others that the protocol reference lists
+                (``pymasep.comm.core.message.MAX_ENVELOPE_VALUE`` and its neighbours).
+                A value longer than 10,240 bytes as written, like every other limit of
+                the start tag, is refused before the bytes are parsed.
         """
         if type(b) is not bytes:
             b = b.encode("utf-8") if isinstance(b, str) else bytes(b)
