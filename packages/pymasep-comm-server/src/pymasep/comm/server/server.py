@@ -31,6 +31,7 @@ from pymasep.comm.core.exceptions import (
     InvalidStateError,
 )
 from pymasep.comm.core.handshake import ServerHandshake
+from pymasep.comm.core.settings import configurable
 
 from .announcer import Announcer
 
@@ -378,6 +379,13 @@ class Server(BaseThreadedCommunication):
     :meth:`wait_connection` starts accepting interfaces; :meth:`close` (or leaving a
     ``with`` block) ends everything the server started.
 
+    The options not passed (``log_level`` and those after it) come from the environment
+    (``PYMASEP_COMM_<NAME>``) or the TOML file that ``PYMASEP_COMM_CONFIG`` names, its
+    ``[server."ID"]`` then ``[server]`` table, else their default: code that builds
+    its Server with the seed's arguments only, as pymasep's engine does, is configured
+    without a change (``docs/configuration.md``; keys and certificates as files there).
+    A wrong setting raises :class:`~pymasep.comm.core.ConfigurationError` here.
+
     Args:
         ident: String id of the server.
         max_connection: Max number of interfaces connected at once; the next one is
@@ -421,6 +429,7 @@ class Server(BaseThreadedCommunication):
 
     _logger_kind = "server"
 
+    @configurable("server")
     def __init__(
         self,
         ident: str,
