@@ -315,19 +315,22 @@ class _WaitConnection(threading.Thread):
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError as error:
-            self.server.logger.info("%s failed during the handshake: %s", item.addr, error)
+            self._log_departure(item, f"failed during the handshake: {error}")
             self._drop(item, selector, pending)
             return
         if not data:
-            self.server.logger.info("%s closed during the handshake", item.addr)
+            self._log_departure(item, "closed during the handshake")
             self._drop(item, selector, pending)
             return
         try:
             complete = item.handshake.receive_data(data)
         except CommunicationError as error:
             # The error says what broke the protocol, or "authentication failed" and no
-            # more: never a key.
-            self.server.logger.info("refusing %s: %s", item.addr, error)
+            # more: never a key. A failed authentication is logged at the default level
+            # (WARNING): someone tried a key the server does not hold.
+            rejected = isinstance(error, ConnectionRejectedError)
+            level = logging.WARNING if rejected else logging.INFO
+            self.server.logger.log(level, "refusing %s: %s", item.addr, error)
             reason = error.reason if isinstance(error, ConnectionRejectedError) else str(error)
             self._refuse(item, reason)
             self._drop(item, selector, pending)
@@ -342,6 +345,19 @@ class _WaitConnection(threading.Thread):
             selector.unregister(item.conn)
             del pending[item.conn]
             self.server._admit(item.conn, item.addr, item.handshake)
+
+    def _log_departure(self, item: _Pending, what: str) -> None:
+        claimed = item.handshake.challenged
+        if claimed is None:
+            self.server.logger.info("%s %s", item.addr, what)
+        else:  # at the default level (WARNING): someone holds a key the server does not
+            self.server.logger.warning(
+                "refusing %s: authentication failed (it %s instead of proving that it "
+                "holds the key of %r)",
+                item.addr,
+                what,
+                claimed,
+            )
 
     def _send_now(self, item: _Pending, data: bytes) -> bool:
         try:
