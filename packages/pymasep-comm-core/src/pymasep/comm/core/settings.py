@@ -457,6 +457,10 @@ class Source:
     def __str__(self) -> str:
         return self.where or self.kind
 
+    def origin(self) -> str:
+        """Where, and in which table of the file: ``/lab/comm.toml:3 [server]``."""
+        return f"{self} {self.table}" if self.table else str(self)
+
 
 ARGUMENT = Source("argument")
 DEFAULT = Source("default")
@@ -683,10 +687,7 @@ class Settings:
         file = f"{CONFIG_VARIABLE}={self.config}" if self.config else f"{CONFIG_VARIABLE} unset"
         rows = [("option", "value", "from")]
         for setting in self:
-            origin = str(setting.source)
-            if setting.source.table:
-                origin += f" {setting.source.table}"
-            rows.append((setting.option.name, setting.shown(), origin))
+            rows.append((setting.option.name, setting.shown(), setting.source.origin()))
         widths = [max(len(row[column]) for row in rows) for column in range(2)]
         lines = [f"# {who}; {file}"]
         lines += [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c}".rstrip() for a, b, c in rows]
@@ -977,11 +978,13 @@ def configurable(side: Side) -> Callable[[Callable[_P, None]], Callable[_P, None
             init(*args, **{**kwargs, **found})
             if found:
                 described = ", ".join(
-                    f"{s.option.name}={s.shown()} ({s.source})"
+                    f"{s.option.name}={s.shown()} ({s.source.origin()})"
                     for s in settings
                     if s.source.kind in ("variable", "file")
                 )
-                _logger.info("%s %r: %s", side, passed.get("ident"), described)
+                # On the new object's own logger (its id on each record, its level).
+                logger = getattr(args[0], "logger", _logger)
+                logger.info("settings of the environment and the file: %s", described)
 
         return configured
 
