@@ -52,6 +52,7 @@ else:  # pragma: no cover (Python 3.10: tomli, a dependency of core there)
     import tomli as tomllib
 
 __all__ = [
+    "BUILDERS",
     "CONFIG_VARIABLE",
     "OPTIONS",
     "PREFIX",
@@ -61,6 +62,7 @@ __all__ = [
     "Side",
     "Source",
     "configurable",
+    "Kind",
     "markdown_table",
     "read_key",
     "resolve",
@@ -87,16 +89,22 @@ _logger = logging.getLogger("pymasep.comm.settings")
 # --- kinds of values ----------------------------------------------------------------
 
 
-class _Kind:
-    """How an option's value is read: from a variable's text, or a TOML value."""
+class Kind:
+    """How an option's value is read: from a variable's text, or a TOML value.
+
+    Subclasses raise ValueError, with what was wanted, on a value they cannot take;
+    ``base`` is the folder a relative path is relative to.
+    """
 
     text = ""
     """What the documentation calls this kind of value."""
 
     def from_text(self, text: str, base: Path) -> object:
+        """The value of a variable's ``text`` (by default, read as a TOML string)."""
         return self.from_toml(text, base)
 
     def from_toml(self, value: object, base: Path) -> object:
+        """The value of a TOML ``value``, checked."""
         raise NotImplementedError
 
     def show(self, value: object) -> str:
@@ -108,7 +116,7 @@ class _Kind:
         return repr(value) if value is not None else "none"
 
 
-class _Integer(_Kind):
+class _Integer(Kind):
     def __init__(self, minimum: int, maximum: int | None = None, text: str = "") -> None:
         self.minimum = minimum
         self.maximum = maximum
@@ -129,7 +137,7 @@ class _Integer(_Kind):
         return value
 
 
-class _Seconds(_Kind):
+class _Seconds(Kind):
     def __init__(self, *, optional: bool = False, positive: bool = False) -> None:
         self.optional = optional
         self.positive = positive
@@ -159,7 +167,7 @@ class _Seconds(_Kind):
         return number
 
 
-class _Text(_Kind):
+class _Text(Kind):
     def __init__(self, text: str = "text", check: Callable[[str], str] | None = None) -> None:
         self.text = text
         self.check = check
@@ -174,7 +182,7 @@ class _Text(_Kind):
         return value
 
 
-class _Choice(_Kind):
+class _Choice(Kind):
     def __init__(self, *choices: str) -> None:
         self.choices = choices
         self.text = " | ".join(f'"{choice}"' for choice in choices)
@@ -185,7 +193,7 @@ class _Choice(_Kind):
         return value
 
 
-class _Flag(_Kind):
+class _Flag(Kind):
     text = "true | false"
     _WORDS: Mapping[str, bool] = {
         **dict.fromkeys(("1", "true", "yes", "on"), True),
@@ -206,7 +214,7 @@ class _Flag(_Kind):
         return value
 
 
-class _FilePath(_Kind):
+class _FilePath(Kind):
     """A path: relative to the TOML file's folder when read there, else to the current
     folder. Whether the file exists is checked when it is read."""
 
@@ -221,7 +229,7 @@ class _FilePath(_Kind):
         return "none" if value is None else f'"{value}"'
 
 
-class _LogLevel(_Kind):
+class _LogLevel(Kind):
     text = '"DEBUG" | "INFO" | "WARNING" | "ERROR" | "CRITICAL", or an integer'
 
     def from_text(self, text: str, base: Path) -> object:
@@ -287,7 +295,7 @@ class Option:
     """
 
     name: str
-    kind: _Kind = field(repr=False)
+    kind: Kind = field(repr=False)
     default: object
     sides: frozenset[Side]
     argument: str
