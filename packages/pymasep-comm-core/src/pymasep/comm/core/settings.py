@@ -17,10 +17,17 @@ not understood (an unknown name, a wrong type, a missing file) raises
 :class:`~pymasep.comm.core.exceptions.ConfigurationError`, naming where it was read (the
 variable, or the file and its line) and the option.
 
-:data:`OPTIONS` is the one table of options: adding one is one :class:`Option` there (and
-the constructor parameter it feeds). ``docs/configuration.md`` is generated from it
-(:func:`markdown_table`), and ``python -m pymasep.comm.core config`` shows the
+:data:`OPTIONS` is the one table of options. ``docs/configuration.md`` is generated from
+it (:func:`markdown_table`), and ``python -m pymasep.comm.core config`` shows the
 effective settings and where each comes from (:meth:`Settings.describe`).
+
+Adding an option is one :class:`Option` in :data:`OPTIONS`, for a keyword parameter of
+the same name that ``Server.__init__`` and/or ``Client.__init__`` take (``sides``) with
+the same default; :func:`configurable` passes it when the caller did not. Then a sample
+value in the tests' ``SAMPLES`` (``tests/test_settings.py``: the precedence tests run
+over every option), and ``python integration_tests/test_configuration_docs.py`` to
+rewrite the documentation's table. Options that build one parameter together (the TLS
+files) share its name as ``argument`` and have a builder in :data:`BUILDERS`.
 """
 
 from __future__ import annotations
@@ -515,9 +522,13 @@ _HEADER_LINE = re.compile(rf"^\s*\[\s*({_DOTTED})\s*\]\s*(?:#.*)?$")
 
 
 def _key_path(dotted: str) -> tuple[str, ...]:
-    """The parts of a TOML key, as tomllib reads them (quotes and escapes resolved)."""
+    """The parts of a TOML key, as tomllib reads them (quotes and escapes resolved); ()
+    for text that only looks like a key (inside a string this scan did not see)."""
     path: list[str] = []
-    node: Any = tomllib.loads(f"{dotted} = 0")
+    try:
+        node: Any = tomllib.loads(f"{dotted} = 0")
+    except tomllib.TOMLDecodeError:
+        return ()
     while isinstance(node, dict):
         (key, node), *_ = node.items()
         path.append(key)
@@ -539,12 +550,12 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
                 quote = ""
             continue
         header = _HEADER_LINE.match(line)
-        if header:
+        if header and _key_path(header[1]):
             table = _key_path(header[1])
             lines.setdefault(table, number)
             continue
         key = _KEY_LINE.match(line)
-        if key:
+        if key and _key_path(key[1]):
             lines.setdefault(table + _key_path(key[1]), number)
             for delimiter in ('"""', "'''"):
                 if key[2].count(delimiter) % 2:
@@ -656,9 +667,11 @@ class Settings:
     other_side: tuple[str, ...] = ()
 
     def __getitem__(self, name: str) -> object:
+        """The value of the option ``name``."""
         return self.values[name].value
 
     def __iter__(self) -> Iterator[Setting]:
+        """Each setting, in the order of :data:`OPTIONS`."""
         return iter(self.values.values())
 
     def arguments(self) -> dict[str, Any]:
