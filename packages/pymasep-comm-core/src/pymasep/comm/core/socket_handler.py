@@ -263,8 +263,9 @@ class SocketHandler(threading.Thread):
         happens when the peer reads too slowly depends on the connection's
         :class:`~pymasep.comm.core.connection.SendLimits`: by default, once its queue
         is full, this call waits while the peer takes bytes, and a peer that takes none
-        for the limits' ``drain_timeout`` (1 s) is disconnected and this call raises. Sending :meth:`Frame.bye_frame` closes the
-        connection gracefully, after the queued frames.
+        for the limits' ``drain_timeout`` (1 s) is disconnected and this call raises.
+        Sending :meth:`Frame.bye_frame` closes the connection gracefully, after the
+        queued frames.
 
         Args:
             frame: Frame to send.
