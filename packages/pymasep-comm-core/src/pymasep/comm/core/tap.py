@@ -4,7 +4,7 @@ A tap sees what a :class:`~pymasep.comm.core.Connection` sees, as it happens: th
 connection opening (peer, address, wire, whether a key authenticated it, TLS), each data
 frame sent and received (its payload, its size on the wire, the time), a bye either way,
 and the end with its reason. It is what recording, watching and replaying a game are
-built on (:mod:`pymasep.comm.core.recording`), and what any other observer may use.
+built on, and what any other observer may use.
 
 Give one to :attr:`~pymasep.comm.core.BaseThreadedCommunication.tap` before the
 connections open: the server and the client pass it to each
@@ -54,8 +54,8 @@ class Tap:
     """Receives a connection's events; override the methods you need (each does nothing
     here). See the module docstring for when each is called and from which thread.
 
-    Times are given twice: ``monotonic`` (:func:`time.monotonic`, to measure durations)
-    and ``wall`` (:func:`time.time`, seconds since the epoch, to date them).
+    Times are given twice: ``monotonic`` (``time.monotonic()``, to measure durations)
+    and ``wall`` (``time.time()``, seconds since the epoch, to date them).
     """
 
     def connected(
@@ -77,8 +77,8 @@ class Tap:
             authenticated: True if both sides proved they hold a key (the key itself is
                 never given).
             tls: True if the connection speaks TLS.
-            monotonic: :func:`time.monotonic` then.
-            wall: :func:`time.time` then.
+            monotonic: ``time.monotonic()`` then.
+            wall: ``time.time()`` then.
         """
 
     def frame_sent(
@@ -91,8 +91,8 @@ class Tap:
             payload: The frame's payload (a :class:`~pymasep.comm.core.Message`'s bytes
                 for a pymasep game).
             size: Bytes on the wire, header included.
-            monotonic: :func:`time.monotonic` then.
-            wall: :func:`time.time` then.
+            monotonic: ``time.monotonic()`` then.
+            wall: ``time.time()`` then.
         """
 
     def frame_received(
@@ -106,8 +106,8 @@ class Tap:
         Args:
             peer_id: Id of the peer.
             direction: Which way the bye went.
-            monotonic: :func:`time.monotonic` then.
-            wall: :func:`time.time` then.
+            monotonic: ``time.monotonic()`` then.
+            wall: ``time.time()`` then.
         """
 
     def closed(self, peer_id: str, reason: DisconnectReason, monotonic: float, wall: float) -> None:
@@ -116,8 +116,8 @@ class Tap:
         Args:
             peer_id: Id of the peer.
             reason: Why; ``reason.graceful`` is False when it broke.
-            monotonic: :func:`time.monotonic` then.
-            wall: :func:`time.time` then.
+            monotonic: ``time.monotonic()`` then.
+            wall: ``time.time()`` then.
         """
 
     def resumed(self, peer_id: str, monotonic: float, wall: float) -> None:
