@@ -104,6 +104,12 @@ def _send_buffers(sock: socket.socket, buffers: list[Buffer], flags: int = 0) ->
     return sock.send(b"".join(buffers), flags)
 
 
+def _never_whole(data: Buffer, count: int) -> None:
+    """The read loop's whole-frame shortcut, off: every read goes through
+    Connection.feed, which tells the connection's tap."""
+    return None
+
+
 def _wait_writable(sock: socket.socket, timeout: float | None) -> bool:
     _, writable, _ = select.select([], [sock], [], timeout)
     return bool(writable)
@@ -289,7 +295,7 @@ class SocketHandler(threading.Thread):
         # and no list: the per-frame Python is a large share of a round trip.
         buffers: list[Buffer] | None = None
         data = b""
-        if size <= _JOIN_LIMIT and conn.wire is Wire.V1:
+        if size <= _JOIN_LIMIT and conn.wire is Wire.V1 and conn.tap is None:
             data = _V1_PACK(kind, size) + frame.message
             size += _V1_HEADER_SIZE
         else:
@@ -549,6 +555,7 @@ class SocketHandler(threading.Thread):
         conn = self.connection
         reason: DisconnectReason | None = None
         try:
+            conn.opened(self.addr, self._tls)
             pending = list(conn.pending_frames)
             conn.pending_frames.clear()
             conn.frames_received += len(pending)
@@ -585,7 +592,7 @@ class SocketHandler(threading.Thread):
             with self._tls_lock:  # a sender may be in the SSL object, still blocking
                 sock.setblocking(False)
             recv_into = self._tls_recv_into
-        decode_whole = conn.decoder.decode_whole
+        decode_whole = conn.decoder.decode_whole if conn.tap is None else _never_whole
         on_receive = self.on_receive
         data_kind = FrameKind.DATA
         partial = False  # a frame is half received: its stall deadline runs
