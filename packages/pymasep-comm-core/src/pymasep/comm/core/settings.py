@@ -45,9 +45,9 @@ import sys
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar, get_args
 
-from .connection import DEFAULT_SEND_LIMITS, DEFAULT_STALL_TIMEOUT, SendLimits
+from .connection import DEFAULT_SEND_LIMITS, DEFAULT_STALL_TIMEOUT, SendLimits, SendPolicy
 from .discovery import DEFAULT_GROUP, DEFAULT_PORT
 from .exceptions import ConfigurationError
 from .linger import DEFAULT_LINGER
@@ -383,7 +383,7 @@ OPTIONS: tuple[Option, ...] = (
         "Largest frame accepted from the peer, in bytes.",
     ),
     Option(
-        "send_policy", _Choice("disconnect", "block", "raise"), DEFAULT_SEND_LIMITS.policy,
+        "send_policy", _Choice(*get_args(SendPolicy)), DEFAULT_SEND_LIMITS.policy,
         BOTH, "send_limits",
         "What happens to a peer that reads too slowly (`SendLimits.policy`).",
     ),
@@ -407,6 +407,12 @@ OPTIONS: tuple[Option, ...] = (
         BOTH, "send_limits",
         'Seconds a sender waits at most with `send_policy = "block"`; "none": no '
         "limit (`SendLimits.block_timeout`).",
+    ),
+    Option(
+        "send_drain_timeout", _Seconds(positive=True), DEFAULT_SEND_LIMITS.drain_timeout,
+        BOTH, "send_limits",
+        'Seconds a peer may take no byte while a sender waits, with `send_policy = "wait"`, '
+        "before it is cut (`SendLimits.drain_timeout`).",
     ),
     Option(
         "stall_timeout", _Seconds(optional=True), DEFAULT_STALL_TIMEOUT, BOTH, "stall_timeout",
@@ -962,6 +968,7 @@ def _build_send_limits(side: Side, settings: Mapping[str, Setting]) -> SendLimit
         soft_limit=value("send_soft_limit"),
         soft_seconds=value("send_soft_seconds"),
         block_timeout=value("send_block_timeout"),
+        drain_timeout=value("send_drain_timeout"),
     )
 
 
