@@ -271,6 +271,23 @@ def test_a_key_file_must_hold_a_key_in_hexadecimal(tmp_path: Path, content: str)
         read_key(key)
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_a_key_file_this_user_cannot_read(tmp_path: Path) -> None:
+    key = write_key(tmp_path / "engine.key", mode=0o000)
+    raised = error("client", PYMASEP_COMM_AUTHKEY_FILE=str(key))
+    assert raised.detail == f"cannot read {key}: Permission denied"
+
+
+def test_a_keys_file_that_is_not_text(tmp_path: Path) -> None:
+    keys = tmp_path / "interfaces.txt"
+    keys.write_bytes(b"player-1 \xff\xfe.key\n")
+    raised = error(PYMASEP_COMM_AUTHKEYS_FILE=str(keys))
+    assert (raised.source, raised.detail) == (
+        "PYMASEP_COMM_AUTHKEYS_FILE",
+        f"{keys} is not text (UTF-8)",
+    )
+
+
 def test_a_key_file_read_back(tmp_path: Path) -> None:
     key = write_key(tmp_path / "engine.key", mode=0o400)
     built = resolve("client", "x", environ={"PYMASEP_COMM_AUTHKEY_FILE": str(key)}).arguments()

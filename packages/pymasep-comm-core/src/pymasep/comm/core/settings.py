@@ -813,6 +813,15 @@ def _existing(path: Path, option: str, source: object) -> Path:
     return path
 
 
+def _read_text(path: Path, option: str, source: object) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise _fail(f"{path} is not text (UTF-8)", option, source) from None
+    except OSError as error:
+        raise _fail(f"cannot read {path}: {error.strerror or error}", option, source) from None
+
+
 def _check_private(path: Path, option: str, source: object) -> None:
     """Refuse a secret that others may read or change (as ssh refuses a private key)."""
     if os.name != "posix":  # pragma: no cover (no POSIX modes to check)
@@ -845,9 +854,8 @@ def read_key(path: Path, option: str = "authkey_file", source: object = "") -> b
     _existing(path, option, source)
     _check_private(path, option, source)
     try:
-        text = path.read_text(encoding="ascii").strip()
-        key = bytes.fromhex(text)
-    except (UnicodeDecodeError, ValueError):
+        key = bytes.fromhex(_read_text(path, option, source).strip())
+    except ValueError:
         key = b""
     if not key:
         raise _fail(
@@ -873,7 +881,8 @@ def _read_keys_file(path: Path, source: object) -> dict[str, bytes]:
             entries.append((ident, value, where))
     else:
         seen: dict[str, str] = {}
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        text = _read_text(path, "authkeys_file", source)
+        for number, line in enumerate(text.splitlines(), 1):
             where = f"{path}:{number}"
             line = line.strip()
             if not line or line.startswith("#"):
@@ -935,6 +944,9 @@ def _build_ssl_context(side: Side, settings: Mapping[str, Setting]) -> ssl.SSLCo
         except ssl.SSLError as error:
             raise _fail(f"not PEM certificates: {cafile.value} ({error})", "cafile",
                         cafile.source) from None  # fmt: skip
+        except OSError as error:
+            what = f"cannot read {cafile.value}: {error.strerror or error}"
+            raise _fail(what, "cafile", cafile.source) from None
         if side == "server":  # certificates from these authorities are required
             context.verify_mode = ssl.CERT_REQUIRED
     if certfile.value is not None:
@@ -955,6 +967,9 @@ def _build_ssl_context(side: Side, settings: Mapping[str, Setting]) -> ssl.SSLCo
                 "certfile",
                 certfile.source,
             ) from None
+        except OSError as error:
+            what = f"cannot read {error.filename or certfile.value}: {error.strerror or error}"
+            raise _fail(what, "certfile", certfile.source) from None
     return context
 
 
