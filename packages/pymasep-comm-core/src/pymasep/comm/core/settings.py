@@ -444,8 +444,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "discovery_interface", _Text("an IPv4 address", _ipv4_address), None, BOTH,
         "discovery_interface",
-        "Local IPv4 address of the network interface discovery uses.",
-        default_text="none (every interface; the system's choice on an interface)",
+        "Local IPv4 address of the network interface discovery uses (by default the "
+        "server answers on every one, an interface queries where the system routes).",
+        default_text="none",
     ),
     Option(
         "log_level", _LogLevel(), "WARNING", BOTH, "log_level",
