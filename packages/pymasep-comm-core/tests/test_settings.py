@@ -124,7 +124,7 @@ def test_the_id_table_comes_before_the_side_table_and_only_for_that_id(
 @pytest.mark.parametrize(("option", "side"), PER_SIDE, ids=_id)
 def test_the_variable_comes_before_the_file(option: Option, side: Side, tmp_path: Path) -> None:
     toml, text, expected = SAMPLES[option.name]
-    config = write_config(tmp_path / "..", f'[{side}."x"]\n{option.name} = {toml}\n')
+    config = write_config(tmp_path, f'[{side}."x"]\n{option.name} = {toml}\n')
     environ = {"PYMASEP_COMM_CONFIG": str(config), option.variable: text}
     setting = resolve(side, "x", environ=environ).values[option.name]
     assert (setting.source.kind, str(setting.source)) == ("variable", option.variable)
