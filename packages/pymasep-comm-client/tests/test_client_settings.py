@@ -37,6 +37,13 @@ def make_client(port: int = 1, **options: object) -> Client:
     return Client("p1", SocketHandlerQueue, (queue.Queue(),), LOOPBACK, port, **options)  # type: ignore[arg-type]
 
 
+def test_every_option_beyond_the_seeds_arguments_has_a_setting() -> None:
+    # The seed's arguments come before the bare *; every keyword-only one is settable.
+    added = {p.name for p in PARAMETERS.values() if p.kind is p.KEYWORD_ONLY}
+    settable = {o.argument for o in OPTIONS if "client" in o.sides}
+    assert added - settable == set()
+
+
 @pytest.mark.parametrize(
     "option", [o for o in OPTIONS if "client" in o.sides], ids=lambda option: option.name
 )

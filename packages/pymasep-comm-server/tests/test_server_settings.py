@@ -35,6 +35,13 @@ def no_settings_of_the_developer(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(variable)
 
 
+def test_every_option_beyond_the_seeds_arguments_has_a_setting() -> None:
+    # The seed's arguments come before the bare *; every keyword-only one is settable.
+    added = {p.name for p in PARAMETERS.values() if p.kind is p.KEYWORD_ONLY}
+    settable = {o.argument for o in OPTIONS if "server" in o.sides}
+    assert added - settable == set()
+
+
 @pytest.mark.parametrize(
     "option", [o for o in OPTIONS if "server" in o.sides], ids=lambda option: option.name
 )
