@@ -156,16 +156,35 @@ def _bare_engine(interfaces: int, broadcasts: int, payload: bytes, signals: dict
         conn.close()
 
 
+class Frames:
+    """The length-prefixed frames out of one socket's bytes, as they arrive."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add ``data``; return the frames it completed (their payloads)."""
+        buffer = self.buffer
+        buffer += data
+        frames, position = [], 0
+        while len(buffer) - position >= 4:
+            (size,) = _LENGTH.unpack_from(buffer, position)
+            if len(buffer) - position - 4 < size:
+                break
+            frames.append(bytes(buffer[position + 4 : position + 4 + size]))
+            position += 4 + size
+        del buffer[:position]
+        return frames
+
+
 def _bare_receive(socks: list[socket.socket], broadcasts: int, payload: bytes) -> bool:
-    """Read every socket from one selector loop; split length-prefixed frames, each
-    checked against ``payload``."""
+    """Read every socket from one selector loop, each into its own :class:`Frames`; check
+    every frame against ``payload``."""
     deadline = time.monotonic() + TIMEOUT
-    buffers = {sock: bytearray() for sock in socks}
-    counts = dict.fromkeys(socks, 0)
     waiting = len(socks)
     with selectors.DefaultSelector() as selector:
         for sock in socks:
-            selector.register(sock, selectors.EVENT_READ)
+            selector.register(sock, selectors.EVENT_READ, [Frames(), 0])
         while waiting:
             if time.monotonic() > deadline:
                 return False
@@ -175,20 +194,13 @@ def _bare_receive(socks: list[socket.socket], broadcasts: int, payload: bytes) -
                 data = ready.recv(262144)
                 if not data:
                     return False
-                buffer = buffers[ready]
-                buffer += data
-                position = 0
-                while len(buffer) - position >= 4:
-                    (size,) = _LENGTH.unpack_from(buffer, position)
-                    if len(buffer) - position - 4 < size:
-                        break
-                    if buffer[position + 4 : position + 4 + size] != payload:
+                state = key.data  # [this socket's frames, how many arrived]
+                for frame in state[0].feed(data):
+                    if frame != payload:
                         raise RuntimeError("a broadcast frame arrived garbled")
-                    position += 4 + size
-                    counts[ready] += 1
-                    if counts[ready] == broadcasts:
+                    state[1] += 1
+                    if state[1] == broadcasts:
                         waiting -= 1
-                del buffer[:position]
     return True
 
 
