@@ -139,9 +139,22 @@ def _workload(row: dict[str, Any]) -> str:
     return str(row.get("workload") or _split(row)[0])
 
 
+def at_most(row: dict[str, Any]) -> bool:
+    """Whether the row's target is a ceiling (a growth), not a floor (a speed ratio)."""
+    return row.get("kind") == "growth"
+
+
+def met(row: dict[str, Any], target: float) -> bool:
+    """Whether the row's ratio meets ``target``: at least it, or at most it for a growth."""
+    ratio = float(row["ratio"])
+    return ratio <= target if at_most(row) else ratio >= target
+
+
 def _pivot(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for row in rows:
+        if at_most(row):  # not a speed ratio: in the targets and the scale section only
+            continue
         table.setdefault(_workload(row), {})[_column(row)] = row
     return table
 
@@ -171,11 +184,15 @@ def _verdicts(rows: list[dict[str, Any]], target_of: Any) -> list[str]:
                 f" (rounds {low:.2f}x to {high:.2f}x; our time {1 / ratio:.3f}x 0.2's, "
                 f"at most {1 / target:.3f}x wanted)"
             )
-        if ratio >= target:
-            lines.append(f"* {row['name']}: {shown}, target {target:.3g}x — met.")
+        wanted = f"target at most {target:.3g}x" if at_most(row) else f"target {target:.3g}x"
+        if met(row, target):
+            lines.append(f"* {row['name']}: {shown}, {wanted} — met.")
         else:
             why = _explain(row, rows)
-            lines.append(f"* **{row['name']}: {shown}, target {target:.3g}x — missed.** {why}")
+            if not row.get("spread"):  # the codec rows say it in their own terms above
+                by = ratio / target if at_most(row) else target / ratio
+                why = f"Short of the target by a factor of {by:.2f}. {why}"
+            lines.append(f"* **{row['name']}: {shown}, {wanted} — missed.** {why}")
     return lines
 
 
