@@ -275,10 +275,10 @@ def _zmq_interfaces(
             for dealer, _ in poller.poll(200):
                 while True:
                     try:
-                        frame = dealer.recv(zmq.NOBLOCK, copy=False)
+                        frame = dealer.recv(zmq.NOBLOCK)
                     except zmq.Again:
                         break
-                    dealer.send(action if frame.buffer == observation else GARBLED)
+                    dealer.send(action if frame == observation else GARBLED)
     finally:
         context.destroy(linger=0)
 
@@ -302,7 +302,7 @@ def pyzmq(interfaces: int, steps: int, observation: bytes, action: bytes) -> flo
             for ident in ids:
                 router.send_multipart([ident, observation], copy=False)
             for _ in ids:
-                _check(router.recv_multipart(copy=False)[1].buffer, action)
+                _check(router.recv_multipart()[1], action)
 
         return _steps(steps, step)
     finally:
