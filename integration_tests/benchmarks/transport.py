@@ -113,6 +113,14 @@ class _Sink(SocketHandler):
             cls.done.set()
 
 
+class _QueueUntilClosed(SocketHandlerQueue):
+    """A ``SocketHandlerQueue`` that queues None when its connection ends, so that the
+    thread reading the queue stops without polling it."""
+
+    def on_disconnect(self, reason: str) -> None:
+        self.receive_queue.put(None)
+
+
 class _Echo(SocketHandler):
     def on_receive(self, frame: Frame) -> None:
         self.send_frame_async(frame)
@@ -122,9 +130,9 @@ def _our_engine(mode: str, expected: int, ports: multiprocessing.Queue[int], don
     _Sink.expected, _Sink.done = expected, done
     handler: type[SocketHandler] = _Echo if mode == "echo" else _Sink
     args: tuple[Any, ...] = ()
-    frames: queue.Queue[bytes] = queue.Queue()  # as bare + queue's
+    frames: queue.Queue[bytes | None] = queue.Queue()  # as bare + queue's
     if mode == "queue-echo":  # the handler queues, the engine's own thread answers
-        handler, args = SocketHandlerQueue, (frames,)
+        handler, args = _QueueUntilClosed, (frames,)
     tls = None if _TLS is None else _TLS[0]
     with Server(ENGINE_ID, 4, handler, args, LOOPBACK, 0, ssl_context=tls) as server:
         server.wait_connection()
@@ -132,9 +140,9 @@ def _our_engine(mode: str, expected: int, ports: multiprocessing.Queue[int], don
         ports.put(server.port)
         server.wait_for_connections(1, 10)
         if mode == "queue-echo":
-            while server.connection_ids():
-                with contextlib.suppress(queue.Empty, CommunicationError):
-                    server.send_frame_to(INTERFACE_ID, Frame(frames.get(timeout=0.2)))
+            while (payload := frames.get()) is not None:
+                with contextlib.suppress(CommunicationError):  # the interface left
+                    server.send_frame_to(INTERFACE_ID, Frame(payload))
         server.wait_for_connections(0, 120)
 
 
