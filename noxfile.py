@@ -389,7 +389,8 @@ def soak(session: nox.Session) -> None:
 
     SIGKILLs, garbage and a stalled interface too; fails on a lost or reordered frame, or
     on an engine whose memory, threads or descriptors keep growing (``-- --out DIR`` for
-    soak.md and soak.png, default this session's tmp/soak).
+    soak.md and soak.png, default this session's tmp/soak). ``-- --interfaces 64
+    --processes 4``: 64 interfaces, the players among them sharing 4 processes.
     """
     _install(session, *DISTRIBUTIONS, requirements=("matplotlib", "coverage"))
     out = Path(session.create_tmp()).resolve() / "soak"

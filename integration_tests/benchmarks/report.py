@@ -265,8 +265,10 @@ def _verdicts(rows: list[dict[str, Any]], target_of: Any) -> list[str]:
         else:
             why = _explain(row, rows)
             if not row.get("spread"):  # the codec rows say it in their own terms above
-                by = ratio / target if at_most(row) else target / ratio
-                why = f"Short of the target by a factor of {by:.2f}. {why}"
+                if at_most(row):
+                    why = f"Over the target by a factor of {ratio / target:.2f}. {why}"
+                else:
+                    why = f"Short of the target by a factor of {target / ratio:.2f}. {why}"
             lines.append(f"* **{row['name']}: {shown}, {wanted} — missed.** {why}")
     return lines
 

@@ -152,7 +152,7 @@ def test_a_growth_target_is_a_ceiling_and_stays_out_of_the_table(tmp_path: Path)
     )
     assert (
         "* **time per broadcast, growth from 8 to 256 interfaces: 50.00x, target at most 40x "
-        "— missed.** Short of the target by a factor of 1.25. The cost of a frame grows"
+        "— missed.** Over the target by a factor of 1.25. The cost of a frame grows"
     ) in text
 
 
