@@ -426,14 +426,22 @@ def run(options: argparse.Namespace) -> int:
 def _send_limits(soft_mib: float) -> tuple[dict[str, Any], str]:
     """The engine's limits on what waits for a slow interface.
 
-    The stalled interface is cut once more than ``soft_mib`` MiB have waited for 2 s (or
-    four times that at once): well within a short run, so that its first and last
-    thirds both see stalls come and go. 0 keeps the Server's defaults.
+    Limits far below the defaults, so that the stalled interface is cut well within a
+    short run and its first and last thirds both see stalls come and go: under the
+    default policy ("wait"), a send waits once four times ``soft_mib`` MiB wait, and the
+    interface is cut once it took no byte for the drain timeout; under "disconnect", it
+    is cut once more than ``soft_mib`` MiB have waited for 2 s (or four times that at
+    once). 0 keeps the Server's defaults.
     """
     if soft_mib <= 0:
         return {}, "the Server's defaults"
     soft = int(soft_mib * 2**20)
     limits = SendLimits(hard_limit=4 * soft, soft_limit=soft, soft_seconds=2.0)
+    if limits.policy == "wait":  # the default policy: the soft limit does not apply
+        return {"send_limits": limits}, (
+            f"policy 'wait' (the default): a send waits once {4 * soft_mib:g} MiB wait, and "
+            f"the interface is cut once it took no byte for {limits.drain_timeout:g} s"
+        )
     return {"send_limits": limits}, (
         f"cut once more than {soft_mib:g} MiB wait for 2 s, or {4 * soft_mib:g} MiB at once"
     )
@@ -529,7 +537,6 @@ def _conclude(
             str(tally.observations),
         ),
         ("frames lost or reordered", str(tally.faults)),
-        ("churning players that left and joined again inside their process", str(tally.rejoins)),
         (
             "interface processes started (staying/churning/killed/stalled/garbage)",
             "/".join(str(peers.started[k]) for k in "hcksg"),
@@ -545,6 +552,14 @@ def _conclude(
             ", ".join(f"{k} {v}" for k, v in sorted(engine.disconnects.items())),
         ),
     ]
+    if engine.slots.shared:
+        traffic.insert(
+            5,
+            (
+                "churning players that left and joined again inside their process",
+                str(tally.rejoins),
+            ),
+        )
     settings = [
         (
             "duration",
