@@ -204,6 +204,11 @@ class ClientHandshake(_Side):
             self._size_limit = _MAX_CHALLENGE_SIZE
         self._challenged_by: str | None = None  # the server id its proof covered
 
+    @property
+    def authenticates(self) -> bool:
+        """True if both sides must prove they hold a key."""
+        return self._key is not None
+
     def bytes_to_send(self) -> bytes:
         """The client's opening bytes: the preamble (v1), the nonce (with a key) and the
         hello."""
@@ -316,6 +321,15 @@ class ServerHandshake(_Side):
     def authenticates(self) -> bool:
         """True if clients must prove they hold a key."""
         return self._lookup is not None
+
+    @property
+    def challenged(self) -> str | None:
+        """The id a client claimed while its proof is awaited, else None.
+
+        A client checks the server's proof first: one that leaves at this point holds
+        another key than the server's for that id (or none is known for it).
+        """
+        return self._claimed_ident if self.client_ident is None else None
 
     def receive_data(self, data: BytesLike) -> bool:
         """Feed bytes received from the client.
