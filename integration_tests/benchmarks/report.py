@@ -169,8 +169,8 @@ CODEC_EXPLANATIONS = {
         "with plain labels to 2.3x. For "
         "the ACTION and the duel's observation (11 and 30 elements), the fixed costs of a "
         "Message weigh more, and decoding falls below 1x: on the ACTION, about 1.5 us above "
-        "0.2's 10.5 us, for checks 0.2 does not make (the envelope's limits, 0.3 to 0.7 us; "
-        "no DOCTYPE; the envelope and every value read strictly)."
+        "0.2's 10.5 us, for checks 0.2 does not make (the envelope's limits, no DOCTYPE "
+        "before it: 0.3 to 0.7 us; the envelope and every value read strictly)."
     ),
     "from_xml": (
         "pymasep's `from_xml()` reads the same kind of elements on both sides "

@@ -706,3 +706,21 @@ def test_messages_decode_right_in_many_threads_at_once(lxml_elements: bool) -> N
     for worker in workers:
         worker.join()
     assert wrong == []
+
+
+@pytest.mark.parametrize("lxml_elements", [False, True], ids=["elementtree", "lxml"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"<Message msg_type='a'><!DOCTYPE m [<!ENTITY x 'y'>]><dict /></Message>",
+        b"<Message msg_type='a'><dict /></Message><!DOCTYPE m>",
+        b"<?xml version='1.0' encoding='UTF-16'?><Message msg_type='a'/><!DOCTYPE m>",
+    ],
+    ids=["in-the-element", "after-it", "declared-utf-16"],
+)
+def test_a_doctype_after_the_start_tag_is_refused(data: bytes, lxml_elements: bool) -> None:
+    message = Message("x", None, None)
+    message.lxml_elements = lxml_elements
+    with pytest.raises(DecodeError):
+        message.from_bytes(data)
+    assert message.msg_type == "x"

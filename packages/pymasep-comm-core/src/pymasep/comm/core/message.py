@@ -47,12 +47,13 @@ message's start tag; each is at most :data:`MAX_ENVELOPE_BYTES` bytes long."""
 # No two pieces can match the same bytes (whitespace only comes before a '<' or a name,
 # a comment cannot hold "--", nor an instruction "?>"), so a failing match does not
 # backtrack far either; and what the pattern reads as a comment or an instruction is
-# what a parser reads as one (a name never starts with '!' or '?').
+# what a parser reads as one (a name never starts with '!' or '?'). Nothing it matches
+# holds "<!DOCTYPE", not even a comment, as parse_xml() refuses it everywhere.
 _SPACE = rb"[ \t\r\n]"
 _NAME = rb"[^ \t\r\n/>=<\"'!?][^ \t\r\n/>=<\"']{0,%d}" % (MAX_ENVELOPE_NAME - 1)
 _VALUE = rb"(?:\"[^\"<]{0,%d}\"|'[^'<]{0,%d}')" % (MAX_ENVELOPE_BYTES, MAX_ENVELOPE_BYTES)
 _ATTRIBUTE = rb"%s+%s%s*=%s*%s" % (_SPACE, _NAME, _SPACE, _SPACE, _VALUE)
-_COMMENT = rb"<!--(?:[^-]|-(?!-)){0,%d}-->" % MAX_ENVELOPE_BYTES
+_COMMENT = rb"<!--(?:[^-<]|-(?!-)|<(?!!DOCTYPE)){0,%d}-->" % MAX_ENVELOPE_BYTES
 _INSTRUCTION = rb"<\?(?:[^?]|\?(?!>)){0,%d}\?>" % MAX_ENVELOPE_BYTES
 _PROLOG = rb"(?:\xef\xbb\xbf)?%s*(?:(?:%s|%s)%s*){0,%d}" % (
     _SPACE,
@@ -263,8 +264,8 @@ class Message:
         """
         if type(b) is not bytes:
             b = b.encode("utf-8") if isinstance(b, str) else bytes(b)
-        short = _check_envelope(b)
-        self._read(parse_xml(b, lxml_elements=self.lxml_elements), short)
+        short = _check_envelope(b)  # also: no DOCTYPE before the root element
+        self._read(parse_xml(b, lxml_elements=self.lxml_elements, prolog_checked=True), short)
 
     def to_xml(self) -> ElementTree.Element:
         """Transform the Message to XML.
