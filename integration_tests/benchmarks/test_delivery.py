@@ -10,6 +10,7 @@ import socket
 import struct
 from collections.abc import Callable
 
+import bareframes
 import contenders
 import fanout
 import gamestep
@@ -76,7 +77,7 @@ def test_the_bare_reader_keeps_frames_cut_anywhere_whole() -> None:
     payload = contenders.scale_payload()
     stream = _frame(payload) * 3
     cuts = [0, 1, 4, 5, 700, 1028, 1029, 2060, len(stream)]
-    frames = fanout.Frames()
+    frames = bareframes.Frames()
     got = [f for low, high in itertools.pairwise(cuts) for f in frames.feed(stream[low:high])]
     assert got == [payload] * 3
 
