@@ -9,16 +9,15 @@ import os
 import queue
 import socket
 import ssl
-import threading
 from pathlib import Path
 
 import pytest
 
 from pymasep.comm.client import Client
-from pymasep.comm.core import ConfigurationError, Frame, SocketHandlerQueue, Wire, encode_frame
+from pymasep.comm.core import ConfigurationError, Frame, SocketHandlerQueue, Wire
 from pymasep.comm.core.handshake import ServerHandshake
 from pymasep.comm.core.settings import OPTIONS, Option
-from pymasep.comm.core.testing.peers import LOOPBACK
+from pymasep.comm.core.testing.peers import LOOPBACK, serve_one_client
 
 pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
 
@@ -83,26 +82,19 @@ def test_tls_and_a_key_from_one_config_file(
     monkeypatch.setenv("PYMASEP_COMM_CONFIG", str(tmp_path / "comm.toml"))
 
     with socket.create_server((LOOPBACK, 0)) as listener:
-
-        def serve() -> None:
-            conn, _ = listener.accept()
-            with server_context.wrap_socket(conn, server_side=True) as tls:
-                tls.settimeout(10)
-                handshake = ServerHandshake("engine", authkey=KEY)
-                while not handshake.receive_data(tls.recv(65536)):
-                    tls.sendall(handshake.data_to_send())
-                tls.sendall(handshake.accept_bytes() + encode_frame(Frame(b"welcome")))
-                tls.recv(65536)  # the client's bye
-
-        thread = threading.Thread(target=serve)
-        thread.start()
+        served = serve_one_client(
+            listener,
+            ServerHandshake("engine", authkey=KEY),
+            Frame(b"welcome"),
+            ssl_context=server_context,
+        )
         inbox: queue.Queue[bytes] = queue.Queue()
         client = Client("p1", SocketHandlerQueue, (inbox,), LOOPBACK, listener.getsockname()[1])
         client.connect(timeout=5)
         assert isinstance(client.socket, ssl.SSLSocket)
         assert inbox.get(timeout=5) == b"welcome"
         client.close()
-        thread.join(5)
+        served(5)
 
 
 def test_a_key_file_others_may_read_fails_the_construction(
