@@ -3,8 +3,6 @@ code that builds its Client with the seed's arguments only, as pymasep's interfa
 
 from __future__ import annotations
 
-import inspect
-import logging
 import os
 import queue
 import socket
@@ -16,13 +14,11 @@ import pytest
 from pymasep.comm.client import Client
 from pymasep.comm.core import ConfigurationError, Frame, SocketHandlerQueue, Wire
 from pymasep.comm.core.handshake import ServerHandshake
-from pymasep.comm.core.settings import OPTIONS, Option
 from pymasep.comm.core.testing.peers import LOOPBACK, serve_one_client
 
 pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
 
 KEY = bytes(range(32))
-PARAMETERS = inspect.signature(Client.__init__).parameters
 
 
 @pytest.fixture(autouse=True)
@@ -34,24 +30,6 @@ def no_settings_of_the_developer(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def make_client(port: int = 1, **options: object) -> Client:
     return Client("p1", SocketHandlerQueue, (queue.Queue(),), LOOPBACK, port, **options)  # type: ignore[arg-type]
-
-
-def test_every_option_beyond_the_seeds_arguments_has_a_setting() -> None:
-    # The seed's arguments come before the bare *; every keyword-only one is settable.
-    added = {p.name for p in PARAMETERS.values() if p.kind is p.KEYWORD_ONLY}
-    settable = {o.argument for o in OPTIONS if "client" in o.sides}
-    assert added - settable == set()
-
-
-@pytest.mark.parametrize(
-    "option", [o for o in OPTIONS if "client" in o.sides], ids=lambda option: option.name
-)
-def test_every_client_option_feeds_a_parameter_with_the_same_default(option: Option) -> None:
-    parameter = PARAMETERS[option.argument]
-    if option.argument == "log_level":
-        assert logging.getLevelName(str(option.default)) == parameter.default
-    elif option.argument == option.name:
-        assert option.default == parameter.default
 
 
 def test_variables_set_what_the_code_does_not_pass(monkeypatch: pytest.MonkeyPatch) -> None:
