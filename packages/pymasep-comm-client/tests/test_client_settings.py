@@ -3,7 +3,6 @@ code that builds its Client with the seed's arguments only, as pymasep's interfa
 
 from __future__ import annotations
 
-import os
 import queue
 import socket
 import ssl
@@ -16,16 +15,9 @@ from pymasep.comm.core import ConfigurationError, Frame, SocketHandlerQueue, Wir
 from pymasep.comm.core.handshake import ServerHandshake
 from pymasep.comm.core.testing.peers import LOOPBACK, serve_one_client
 
-pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind", "no_settings_of_the_developer")
 
 KEY = bytes(range(32))
-
-
-@pytest.fixture(autouse=True)
-def no_settings_of_the_developer(monkeypatch: pytest.MonkeyPatch) -> None:
-    for variable in list(os.environ):
-        if variable.startswith("PYMASEP_COMM_"):
-            monkeypatch.delenv(variable)
 
 
 def make_client(port: int = 1, **options: object) -> Client:

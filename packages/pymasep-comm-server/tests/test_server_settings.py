@@ -4,7 +4,6 @@ code that builds its Server with the seed's arguments only, as pymasep's engine 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from pathlib import Path
 
@@ -20,16 +19,9 @@ from pymasep.comm.core import (
 from pymasep.comm.core.testing.peers import LOOPBACK, RawClient, wait_registered
 from pymasep.comm.server import Server
 
-pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind", "no_settings_of_the_developer")
 
 KEY = bytes(range(32))
-
-
-@pytest.fixture(autouse=True)
-def no_settings_of_the_developer(monkeypatch: pytest.MonkeyPatch) -> None:
-    for variable in list(os.environ):
-        if variable.startswith("PYMASEP_COMM_"):
-            monkeypatch.delenv(variable)
 
 
 def test_variables_set_what_the_code_does_not_pass(
