@@ -14,11 +14,11 @@ from pymasep.comm.client import Client
 from pymasep.comm.core.settings import OPTIONS, Option
 from pymasep.comm.server import Server
 
-SIDES = {"server": Server, "client": Client}
+SIDES: dict[str, type[Server] | type[Client]] = {"server": Server, "client": Client}
 
 
 def _parameters(side: str) -> dict[str, inspect.Parameter]:
-    return dict(inspect.signature(SIDES[side].__init__).parameters)
+    return dict(inspect.signature(SIDES[side]).parameters)  # its constructor's
 
 
 @pytest.mark.parametrize("side", SIDES)

@@ -80,9 +80,7 @@ def test_a_client_with_a_key_refuses_a_server_that_cannot_prove_it(
 
 
 def test_an_honest_server_with_the_key_is_accepted(listener: socket.socket) -> None:
-    served = serve_one_client(
-        listener, ServerHandshake("engine", authkey=KEY), Frame(b"welcome")
-    )
+    served = serve_one_client(listener, ServerHandshake("engine", authkey=KEY), Frame(b"welcome"))
     inbox: queue.Queue[bytes] = queue.Queue()
     client = Client(
         "p1", SocketHandlerQueue, (inbox,), LOOPBACK, listener.getsockname()[1], authkey=KEY

@@ -38,7 +38,7 @@ def test_the_output_and_status_come_back_and_what_the_command_left_running_is_ki
 
 def test_a_command_past_its_timeout_is_killed_with_what_it_started(tmp_path: Path) -> None:
     pids = tmp_path / "pids"
-    script = f'sleep 60 & echo $! > {pids}; echo $$ >> {pids}; exec sleep 60'
+    script = f"sleep 60 & echo $! > {pids}; echo $$ >> {pids}; exec sleep 60"
     with pytest.raises(subprocess.TimeoutExpired):
         run_in_group(["sh", "-c", script], timeout=2)
     started = [int(pid) for pid in pids.read_text().split()]
