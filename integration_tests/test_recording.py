@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pymasep.comm.client import Client
 from pymasep.comm.core import Frame, Message, SocketHandlerQueue
-from pymasep.comm.core.recording import Recording
+from pymasep.comm.core.recording import Record, Recording
 from pymasep.comm.core.testing.peers import wait_registered
 from pymasep.comm.server import Server
 
@@ -60,7 +60,7 @@ def test_both_sides_of_a_game_are_recorded_and_read_back(tmp_path: Path) -> None
     assert (connected.fields["wire"], connected.fields["tls"]) == ("v1", False)
     assert client_records[0].fields["address"] == f"127.0.0.1:{server.port}"
 
-    def frames(records: list, direction: str) -> list[bytes | None]:
+    def frames(records: list[Record], direction: str) -> list[bytes | None]:
         return [r.payload for r in records if r.is_frame and r.direction == direction]
 
     # what one side sent is what the other received, in the same order
