@@ -85,13 +85,15 @@ def test_a_recording_is_json_lines_with_a_header_and_reads_back(tmp_path: Path, 
     observation = frames[1]
     assert (observation.msg_type, observation.step, observation.size) == (
         "observation",
-        1,
+        0,
         len(sent[0]) + 5,
     )
     assert observation.message() == Message("observation", {"step": 1, "board": "x<o"}, "engine")
     # the register before the first observation is step 0; each action is in its step
-    assert [(r.msg_type, r.step) for r in frames[:4]] == [
+    assert [(r.msg_type, r.step) for r in frames[:6]] == [
         ("register", 0),
+        ("observation", 0),
+        ("action", 0),
         ("observation", 1),
         ("action", 1),
         ("observation", 2),

@@ -77,6 +77,7 @@ _log = logging.getLogger("pymasep.comm.core.recorder")
 _MSG_TYPE = re.compile(rb'<Message msg_type="([^"]*)"')
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _dumps = json.dumps
+_COMPACT = (",", ":")
 _live: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
 
@@ -278,7 +279,9 @@ class Recorder(Tap):
             extra = {"reason": event[4], "code": event[5], "graceful": event[6]}
         else:
             extra = {}
-        return f"{head},{_dumps(extra, ensure_ascii=False)[1:]}\n" if extra else f"{head}}}\n"
+        if not extra:
+            return f"{head}}}\n"
+        return f"{head},{_dumps(extra, ensure_ascii=False, separators=_COMPACT)[1:]}\n"
 
     def _write_loop(self) -> None:
         pending = self._pending

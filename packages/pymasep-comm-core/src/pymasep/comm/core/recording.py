@@ -11,10 +11,12 @@ A recording cut short (the process was killed) is read up to its last complete l
 recording that is still being written can be followed: :meth:`Recording.follow` yields
 the records written since its last call.
 
-The **step** of a record is how many OBSERVATION messages went between the engine and
-that record's peer up to it, that one included: 0 before the first observation, 1 from
-the first observation to the next, and so on (the same numbers on the engine's
-recording and on the interface's).
+The **step** of a record counts the OBSERVATION messages that went between the engine
+and that record's peer before it, from 0: the first observation and what follows it
+(the action that answers it) are step 0, the second observation starts step 1, and so
+on; what comes before the first observation (DEFINE, REGISTER) is step 0 too. An engine
+that sends one observation a step, from step 0 as pymasep's does, numbers its steps the
+same way, and so do the engine's recording and the interface's.
 """
 
 from __future__ import annotations
@@ -212,10 +214,11 @@ class Recording:
         fields = json.loads(line)
         peer = str(fields.get("peer", ""))
         msg_type = fields.get("type")
-        step = self._steps.get(peer, 0)
+        seen = self._steps.get(peer, 0)
         if msg_type == OBSERVATION and fields.get("event") in ("sent", "received"):
-            step += 1
-            self._steps[peer] = step
+            seen += 1
+            self._steps[peer] = seen
+        step = max(seen - 1, 0)
         return Record(
             seq=int(fields.get("seq", -1)),
             event=str(fields.get("event")),
