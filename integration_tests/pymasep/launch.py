@@ -45,6 +45,10 @@ def main() -> None:
     parser.add_argument("--slow", type=float, default=0.0, help="seconds per interface frame")
     parser.add_argument("--log-level", default="WARNING", help="pymasep's own log level")
     parser.add_argument(
+        "--change-policy-at-step", type=int, default=None, metavar="K",
+        help="from step K the interface's agent plays otherwise (the replay tests)",
+    )  # fmt: skip
+    parser.add_argument(
         "--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
         help="a configuration value, as game.target=30",
     )  # fmt: skip
@@ -72,6 +76,7 @@ def main() -> None:
         print(f"engine ready {app.engine.id}", flush=True)
     else:
         interface_class.slow = args.slow
+        interface_class.controller_class.change_at = args.change_policy_at_step
         host, port = (args.host, args.port) if args.host else (None, None)
         app = App(
             interface_class,

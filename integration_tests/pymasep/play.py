@@ -7,6 +7,11 @@ process writes its logs/ under it). Prints, as its last line, a JSON report of b
 exit codes, stdout, stderr, the observations the engine logged as sent and those the
 interface got, and pymasep's log files that hold a traceback.
 
+``--record DIR`` makes both processes record (``PYMASEP_COMM_RECORD``). Case ``replay``
+plays the engine's recording ``--recording FILE`` to a fresh interface instead of
+running an engine (``python -m pymasep.comm.server replay --any-id``; pymasep's ids are
+new at each run), the interface launched with ``--interface-option``s.
+
 Standard library only: it runs under any interpreter.
 """
 
@@ -28,7 +33,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 LAUNCH = HERE / "launch.py"
 PORT = 60123
-CASES = ("normal", "slow", "discovery", "killed")
+CASES = ("normal", "slow", "discovery", "killed", "replay")
 START_TIMEOUT = 90.0  # importing pymasep (pygame, opencv, scipy...) on a busy machine
 GAME_TIMEOUT = 150.0
 KILL_AFTER = 3  # observations the interface gets before it is killed
@@ -119,7 +124,7 @@ def _sent_observations(folder: Path) -> int:
     )
 
 
-def play(python: str, game: str, case: str, workdir: Path, settings: list[str]) -> dict[str, Any]:
+def _environment(record: Path | None) -> dict[str, str]:
     env = dict(
         os.environ,
         SDL_VIDEODRIVER="dummy",
@@ -127,6 +132,68 @@ def play(python: str, game: str, case: str, workdir: Path, settings: list[str]) 
         PYGAME_HIDE_SUPPORT_PROMPT="1",
         PYTHONPATH=str(HERE),
     )
+    if record is not None:
+        env["PYMASEP_COMM_RECORD"] = str(record)
+    return env
+
+
+def replay(
+    python: str,
+    game: str,
+    recording: Path,
+    workdir: Path,
+    settings: list[str],
+    interface_options: list[str],
+) -> dict[str, Any]:
+    """The engine's side of ``recording`` replayed to a fresh interface."""
+    env = _environment(None)
+    folder = workdir / "interface"
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [python, "-m", "pymasep.comm.server", "replay", str(recording), "--any-id"]
+    command += [f"--port={PORT}", "--speed=max", "--timeout=30", "--connect-timeout=90"]
+    replayer = Child("replay", command, workdir, env)
+    interface: Child | None = None
+    codes: dict[str, int | None] = {"replay": None, "interface": None}
+    try:
+        replayer.wait_line("stdout", r"waiting for", START_TIMEOUT)
+        options = [f"--set={setting}" for setting in settings]
+        interface = Child(
+            "interface",
+            [
+                python,
+                str(LAUNCH),
+                "interface",
+                game,
+                "--host=127.0.0.1",
+                f"--port={PORT}",
+                *interface_options,
+                *options,
+            ],
+            folder,
+            env,
+        )
+        codes["replay"] = replayer.wait(GAME_TIMEOUT)
+        # A diverging interface may wait for the engine for ever: it gets a moment.
+        codes["interface"] = interface.wait(15)
+    finally:
+        for child in (interface, replayer):
+            if child is not None and child.process.poll() is None:
+                child.kill()
+    return {
+        "replay": replayer.report(codes["replay"]),
+        "interface": interface.report(codes["interface"]) if interface else None,
+    }
+
+
+def play(
+    python: str,
+    game: str,
+    case: str,
+    workdir: Path,
+    settings: list[str],
+    record: Path | None = None,
+) -> dict[str, Any]:
+    env = _environment(record)
     options = [f"--set={setting}" for setting in settings]
     folders = {side: workdir / side for side in ("engine", "interface")}
     for folder in folders.values():
@@ -187,8 +254,22 @@ def main() -> None:
     parser.add_argument("case", choices=CASES)
     parser.add_argument("workdir", type=Path)
     parser.add_argument("--set", action="append", default=[], dest="settings")
+    parser.add_argument("--record", type=Path, default=None)
+    parser.add_argument("--recording", type=Path, default=None)
+    parser.add_argument("--interface-option", action="append", default=[])
     args = parser.parse_args()
-    print(json.dumps(play(args.python, args.game, args.case, args.workdir, args.settings)))
+    if args.case == "replay":
+        report = replay(
+            args.python,
+            args.game,
+            args.recording,
+            args.workdir,
+            args.settings,
+            args.interface_option,
+        )
+    else:
+        report = play(args.python, args.game, args.case, args.workdir, args.settings, args.record)
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":

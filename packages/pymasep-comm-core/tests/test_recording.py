@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from pymasep.comm.core import DecodeError, DisconnectCode, DisconnectReason, Message, Wire
 from pymasep.comm.core.recorder import ENV_RECORD, FORMAT, Recorder, recorder_for
@@ -248,3 +249,15 @@ def test_xml_is_compared_canonically_and_shown_indented() -> None:
     assert canonical_xml(b'<a y="2"  x="1"/>') == canonical_xml(b'<a x="1" y="2"></a>')
     assert canonical_xml(b"\x00binary") == b"\x00binary"
     assert pretty_xml(b"<a><b>1</b></a>") == "<a>\n  <b>1</b>\n</a>\n"
+
+
+def test_the_step_is_the_one_the_observed_state_carries(tmp_path: Path) -> None:
+    """pymasep's State carries env_step (its first observation may be step 1)."""
+    with Recorder(tmp_path / "e.jsonl", "server", "engine") as recorder:
+        for step in (1, 3):
+            state = etree.Element("State", name="s", env_step=str(step))
+            observation = Message("observation", {"observation": state}, "engine").to_bytes()
+            recorder.frame_sent("p1", observation, 9, 0.0, 0.0)
+            recorder.frame_received("p1", message("action", add=2), 9, 0.0, 0.0)
+    with Recording(tmp_path / "e.jsonl") as recording:
+        assert [r.step for r in recording] == [1, 1, 3, 3]

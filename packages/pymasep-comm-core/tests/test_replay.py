@@ -99,3 +99,10 @@ def test_no_such_connection_is_a_lookup_error(tmp_path: Path) -> None:
     Recorder(tmp_path / "e.jsonl", "server", "engine").close()
     with Recording(tmp_path / "e.jsonl") as recording, pytest.raises(LookupError, match="'p9'"):
         connection_records(recording, "p9")
+
+
+def test_a_peer_under_another_id_is_replayed_with_its_id_renamed(records: list[Record]) -> None:
+    answers = [msg("register", "q7", id="q7")] + [msg("action", "q7", move=s) for s in range(3)]
+    sent, receive = live_peer(answers)
+    assert replay(records, sent.append, receive, rename=("p1", "q7")).matched
+    assert not replay(records, [].append, live_peer(list(answers))[1]).matched

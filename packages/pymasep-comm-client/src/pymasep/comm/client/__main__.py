@@ -136,6 +136,7 @@ def _replay(args: argparse.Namespace) -> int:
                 return 2
             ident = recording.id
             records = connection_records(recording)
+            recorded_server = records[0].peer
     except (OSError, DecodeError, LookupError) as error:
         print(f"replay: {error}", file=sys.stderr)
         return 2
@@ -164,6 +165,9 @@ def _replay(args: argparse.Namespace) -> int:
             speed=args.speed,
             timeout=args.timeout,
             close=lambda: client.send_frame_to(server, Frame.bye_frame()),
+            # An engine's id may be new at each run (pymasep's is): the live one stands
+            # for the recorded one.
+            rename=None if server == recorded_server else (recorded_server, server),
         )
     if result.divergence is not None:
         print(result.divergence.report())

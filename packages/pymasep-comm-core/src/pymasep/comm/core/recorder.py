@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import contextlib
 import gzip
 import json
 import logging
@@ -40,6 +41,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
@@ -77,6 +79,9 @@ _log = logging.getLogger("pymasep.comm.core.recorder")
 _MSG_TYPE = re.compile(rb'<Message msg_type="([^"]*)"')
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _dumps = json.dumps
+# The C escaper behind json.dumps(str, ensure_ascii=False), without its per-call setup.
+_escape: Callable[[str], str] = json.encoder.encode_basestring
+_b64 = base64.b64encode
 _COMPACT = (",", ":")
 _live: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
@@ -138,6 +143,8 @@ class Recorder(Tap):
         )
         self._raw = raw
         self._pending: deque[tuple[Any, ...]] = deque()
+        self._peers: dict[str, str] = {}  # peer id: its JSON string (the writer's)
+        self._types: dict[bytes, str] = {}  # message type: its JSON string (the writer's)
         self._wake = threading.Event()
         self._room = threading.Condition()
         self._closed = False
@@ -238,25 +245,31 @@ class Recorder(Tap):
     # -- the writer thread ---------------------------------------------------------------
 
     def _line(self, seq: int, event: tuple[Any, ...]) -> str:
-        if event[0] == "header":
+        kind = event[0]
+        if kind == "header":
             return _dumps(event[1]) + "\n"
-        kind, peer, mono, wall = event[:4]
+        peer = self._peers.get(event[1])
+        if peer is None:
+            peer = self._peers[event[1]] = _escape(event[1])
         head = (
-            f'{{"seq":{seq},"event":"{kind}","peer":{_dumps(peer)},"mono":{mono!r},"wall":{wall!r}'
+            f'{{"seq":{seq},"event":"{kind}","peer":{peer},"mono":{event[2]!r},"wall":{event[3]!r}'
         )
         if kind == "sent" or kind == "received":
+            # Once per frame: kept to C calls (escaping, base64) and one f-string.
             payload: bytes = event[4]
+            body = None
+            if payload.startswith(b"<"):
+                with contextlib.suppress(UnicodeDecodeError):
+                    body = f'"xml":{_escape(payload.decode())}'
+            if body is None:
+                body = f'"base64":"{_b64(payload).decode()}"'
             match = _MSG_TYPE.match(payload, 0, 200)
-            try:
-                text = payload.decode("utf-8") if payload[:1] == b"<" else None
-            except UnicodeDecodeError:
-                text = None
-            body = (
-                f'"xml":{_dumps(text, ensure_ascii=False)}'
-                if text is not None
-                else f'"base64":"{base64.b64encode(payload).decode()}"'
-            )
-            msg_type = _dumps(match.group(1).decode("utf-8", "replace")) if match else "null"
+            msg_type = "null"
+            if match:
+                found = match.group(1)
+                msg_type = self._types.get(found) or self._types.setdefault(
+                    found, _escape(found.decode("utf-8", "replace"))
+                )
             direction = "out" if kind == "sent" else "in"
             return f'{head},"dir":"{direction}","size":{event[5]},"type":{msg_type},{body}}}\n'
         if kind == "connected":

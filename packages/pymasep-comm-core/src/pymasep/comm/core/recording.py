@@ -11,12 +11,12 @@ A recording cut short (the process was killed) is read up to its last complete l
 recording that is still being written can be followed: :meth:`Recording.follow` yields
 the records written since its last call.
 
-The **step** of a record counts the OBSERVATION messages that went between the engine
-and that record's peer before it, from 0: the first observation and what follows it
-(the action that answers it) are step 0, the second observation starts step 1, and so
-on; what comes before the first observation (DEFINE, REGISTER) is step 0 too. An engine
-that sends one observation a step, from step 0 as pymasep's does, numbers its steps the
-same way, and so do the engine's recording and the interface's.
+The **step** of a record is the game step it belongs to, per peer: an OBSERVATION starts
+a step, and what follows it with that peer (the action that answers it) belongs to it.
+Its number is the one the observed state carries, when its first element has a ``step``
+or ``env_step`` attribute (pymasep's ``State`` has ``env_step``); else the observations
+are counted from 0. What comes before the first observation (DEFINE, REGISTER) is step
+0. The engine's recording and the interface's number their steps alike.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ __all__ = ["OBSERVATION", "Record", "Recording", "canonical_xml", "pretty_xml"]
 
 OBSERVATION = Message.MESSAGE_TYPE_OBSERVATION
 """The message type that starts a step."""
+_STATE_STEP = re.compile(r'<item key="observation"><[^>]*?\b(?:env_step|step)="(-?\d+)"')
 _CHUNK = 1 << 20
 
 
@@ -178,7 +180,7 @@ class Recording:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lines = _Lines(self.path)
-        self._steps: dict[str, int] = {}
+        self._steps: dict[str, tuple[int, int]] = {}  # peer: (observations, step)
         self._buffer: list[bytes] = []
         first = self._next_lines()
         if not first:
@@ -214,11 +216,13 @@ class Recording:
         fields = json.loads(line)
         peer = str(fields.get("peer", ""))
         msg_type = fields.get("type")
-        seen = self._steps.get(peer, 0)
+        seen, step = self._steps.get(peer, (0, 0))
         if msg_type == OBSERVATION and fields.get("event") in ("sent", "received"):
+            xml = fields.get("xml")
+            found = _STATE_STEP.search(xml, 0, 4096) if isinstance(xml, str) else None
+            step = int(found.group(1)) if found else seen
             seen += 1
-            self._steps[peer] = seen
-        step = max(seen - 1, 0)
+            self._steps[peer] = (seen, step)
         return Record(
             seq=int(fields.get("seq", -1)),
             event=str(fields.get("event")),

@@ -128,6 +128,7 @@ def replay(
     speed: float | None = None,
     timeout: float = 10.0,
     close: Callable[[], None] | None = None,
+    rename: tuple[str, str] | None = None,
 ) -> ReplayResult:
     """Replay one connection's records to a live peer.
 
@@ -141,12 +142,24 @@ def replay(
             None sends each frame as soon as its turn comes.
         timeout: Seconds to wait for each message of the live peer.
         close: Called where the recording has this side's bye.
+        rename: ``(recorded id, live id)`` when the live peer's id is not the recorded
+            one (pymasep's ids are new at each run): the recorded id is replaced by the
+            live one in every frame sent, and the live id by the recorded one in every
+            frame received before it is compared.
 
     Returns:
         What happened; its ``divergence`` says where the peer first differed.
     """
     sent = compared = 0
     peer = ""
+    recorded_id, live_id = (
+        (b"", b"")
+        if rename is None
+        else (
+            rename[0].encode("utf-8"),
+            rename[1].encode("utf-8"),
+        )
+    )
     start_wall: float | None = None
     start_mono = 0.0
     for record in _frames_and_byes(records):
@@ -160,11 +173,13 @@ def replay(
                 delay = start_wall + (record.monotonic - start_mono) / speed - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)  # the recorded pace, not a synchronisation
-            send(payload)
+            send(payload.replace(recorded_id, live_id) if recorded_id else payload)
             sent += 1
         elif record.event == "received":
             compared += 1
             got = receive(timeout)
+            if got is not None and recorded_id:
+                got = got.replace(live_id, recorded_id)
             expected = record.payload
             assert expected is not None
             if got is None:

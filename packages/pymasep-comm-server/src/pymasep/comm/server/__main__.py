@@ -2,7 +2,8 @@
 
 ``replay`` plays the engine's side of a recording (``record=`` or
 ``PYMASEP_COMM_RECORD``) to a live interface: it listens, prints where, waits for the
-recorded interface's id to connect, sends it the recorded frames in order and compares
+recorded interface's id to connect (``--any-id``: any interface, its id put in place of
+the recorded one), sends it the recorded frames in order and compares
 what it sends back with what was recorded (:mod:`pymasep.comm.core.replay`). An agent's
 regression test. Exit status: 0 when the interface answered as recorded, 1 at the first
 divergence (printed with both XMLs), 2 for a usage error (no such file, not a recording,
@@ -54,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     command.add_argument(
         "--peer", metavar="ID", help="the interface to replay (default: the first)"
     )
+    command.add_argument(
+        "--any-id",
+        action="store_true",
+        help="replay to the first interface that connects, whatever its id; the recorded "
+        "id is replaced by the live one in the frames (for ids made anew at each run, as "
+        "pymasep's are)",
+    )
     command.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     command.add_argument("--port", type=int, default=0, help="port to listen on (0: any free one)")
     command.add_argument(
@@ -100,10 +108,16 @@ def _replay(args: argparse.Namespace) -> int:
     server.inbox = inbox
     with server:
         server.wait_connection()
-        print(f"replaying {args.file}: waiting for {peer} on {args.host}:{server.port}", flush=True)
-        if not server.wait_for_peer(peer, args.connect_timeout):
-            print(f"{peer} did not connect within {args.connect_timeout:g} s", file=sys.stderr)
+        who = "an interface" if args.any_id else peer
+        print(f"replaying {args.file}: waiting for {who} on {args.host}:{server.port}", flush=True)
+        if args.any_id:
+            arrived = server.wait_for_connections(1, args.connect_timeout)
+        else:
+            arrived = server.wait_for_peer(peer, args.connect_timeout)
+        if not arrived:
+            print(f"{who} did not connect within {args.connect_timeout:g} s", file=sys.stderr)
             return EXIT_NOT_CONNECTED
+        live = server.connection_ids()[0] if args.any_id else peer
 
         def receive(timeout: float) -> bytes | None:
             while True:
@@ -111,16 +125,17 @@ def _replay(args: argparse.Namespace) -> int:
                     ident, payload = inbox.get(timeout=timeout)
                 except queue.Empty:
                     return None
-                if ident == peer:  # other interfaces may connect: they are not replayed
+                if ident == live:  # other interfaces may connect: they are not replayed
                     return payload  # type: ignore[no-any-return]
 
         result = replay(
             records,
-            lambda payload: server.send_frame_to(peer, Frame(payload)),
+            lambda payload: server.send_frame_to(live, Frame(payload)),
             receive,
             speed=args.speed,
             timeout=args.timeout,
-            close=lambda: server.send_frame_to(peer, Frame.bye_frame()),
+            close=lambda: server.send_frame_to(live, Frame.bye_frame()),
+            rename=None if live == peer else (peer, live),
         )
     if result.divergence is not None:
         print(result.divergence.report())

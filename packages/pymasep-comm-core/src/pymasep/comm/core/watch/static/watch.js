@@ -9,7 +9,7 @@ let renderQueued = false;
 
 function fresh() {
   return {
-    start: null, conns: new Map(), frames: [], types: new Set(), maxStep: 0,
+    start: null, conns: new Map(), frames: [], types: new Set(), minStep: null, maxStep: 0,
     selected: null, caughtUp: false,
   };
 }
@@ -41,6 +41,7 @@ function take(r) {
     state.frames.push(r);
     if (r.type) state.types.add(r.type);
     if (r.step > state.maxStep) state.maxStep = r.step;
+    if (state.minStep === null || r.step < state.minStep) state.minStep = r.step;
   } else if (r.event === "closed") {
     c.state = r.graceful ? "closed" : "broken";
     c.reason = r.reason;
@@ -146,6 +147,7 @@ function renderTimeline() {
   $("shown-count").textContent = frames.length > limit
     ? `${frames.length} messages (first ${limit} shown)` : `${frames.length} messages`;
   const scrubber = $("scrubber");
+  scrubber.min = String(state.minStep ?? 0);
   scrubber.max = String(state.maxStep);
 }
 
