@@ -185,30 +185,31 @@ def test_a_slow_reader_slows_the_game_and_loses_nothing(tmp_path: Path) -> None:
     os.mkfifo(pipe)
     reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
     recorder = Recorder(pipe, "server", "engine", max_pending=10)
-    payload = message("observation", text="x" * 2000)
-    count = 500  # about 1 MB: far more than the pipe and the queue hold
-    done = threading.Event()
-
-    def game() -> None:
-        for i in range(count):
-            recorder.frame_sent("p1", payload, len(payload) + 5, float(i), float(i))
-        done.set()
-
-    player = threading.Thread(target=game)
-    player.start()
     os.set_blocking(reader, True)
-    received = b""
-    while not done.is_set() or recorder.written < count:
-        received += os.read(reader, 1 << 16)  # blocks until the recorder writes
+    payload = message("observation", text="x" * 2000)
+    count = 500  # about 1 MB: far more than the pipes and the queue hold
+    chunks: list[bytes] = []
+    reading = threading.Event()
+
+    def read() -> None:  # a slow disk: nothing is read until the game has had to wait
+        reading.wait(30)
+        while chunk := os.read(reader, 1 << 16):
+            chunks.append(chunk)
+
+    slow_disk = threading.Thread(target=read)
+    slow_disk.start()
+    for i in range(count):
+        if recorder.waits and not reading.is_set():
+            reading.set()
+        recorder.frame_sent("p1", payload, len(payload) + 5, float(i), float(i))
+    reading.set()
     recorder.close()
-    player.join()
-    while chunk := os.read(reader, 1 << 16):
-        received += chunk
+    slow_disk.join(30)
     os.close(reader)
-    lines = received.splitlines()
+    lines = b"".join(chunks).splitlines()
     assert len(lines) == 1 + count
     assert [json.loads(line)["seq"] for line in lines[1:]] == list(range(count))
-    assert recorder.waits > 0 and recorder.dropped == 0
+    assert recorder.waits > 0 and recorder.dropped == 0 and recorder.written == count
 
 
 def test_a_failing_disk_is_logged_once_and_the_game_goes_on(

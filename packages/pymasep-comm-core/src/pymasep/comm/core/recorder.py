@@ -6,44 +6,52 @@ pymasep's engine and interfaces do, records without a change): each server and c
 writes one file. :mod:`pymasep.comm.core.recording` reads them back; ``docs/recording.md``
 describes the format.
 
-The recorder is a :class:`~pymasep.comm.core.tap.Tap`. The connection's threads hand it
-each event (a tuple, with the payload as it is) and go on; a writer thread of its own
-turns them into JSON lines and writes them, so the game never waits for the disk while
-the recorder keeps up.
+The recorder is a :class:`~pymasep.comm.core.tap.Tap`. The connection's threads append
+each event (a tuple, the payload as it is) to a bounded queue and go on; a thread of the
+recorder hands them in batches to a writer process of its own
+(``pymasep/comm/core/_recordwriter.py``), which formats the JSON lines and appends them
+to the file. Formatting a line costs more than the frame's own trip through the
+connection: in a process of its own it takes none of the game's GIL (on a machine with a
+core to spare, none of its time either).
 
 **A disk slower than the game.** At most :data:`DEFAULT_MAX_PENDING` events wait for the
 writer. Beyond that, the thread that sends or receives a frame waits until the writer
 has written some: the game slows down to the disk's pace, and nothing is dropped. The
 first such wait is logged at WARNING, and :attr:`Recorder.waits` counts them.
 
-**A disk that fails** (full, removed): the error is logged once at ERROR, the file keeps
-what was written before, and the recorder stops: events from then on are counted in
-:attr:`Recorder.dropped` (logged again at close), never written, and the game goes on
-unhindered. Events that come after :meth:`Recorder.close` are counted there too.
+**A disk that fails** (full, removed): the writer process stops, the error is logged
+once at ERROR, the file keeps what was written before, and the recorder stops: events
+from then on are counted in :attr:`Recorder.dropped` (logged again at close), never
+written, and the game goes on unhindered. Events that come after :meth:`Recorder.close`
+are counted there too. Once closed, :attr:`Recorder.written` says how many records
+reached the file.
 
-**Crashes.** The file is only ever appended to, and flushed to the kernel at least every
-:data:`FLUSH_INTERVAL` seconds while events come: a process that dies leaves a file
-whose complete lines are readable (a gzip file then lacks its trailer; ``zcat`` prints
-what is there, then complains; the reader takes it as it is).
+**Crashes.** The file is only ever appended to, and the writer process flushes it after
+each batch, at least every :data:`FLUSH_INTERVAL` seconds while events come. If the
+game's process dies, the writer process still writes what it was handed and closes the
+file (a gzip file gets its trailer); if both die, the file's complete lines are readable
+(a gzip file then lacks its trailer: ``zcat`` prints what is there, then complains; the
+reader takes it as it is).
 """
 
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
-import gzip
 import json
 import logging
+import marshal
 import os
 import re
+import struct
+import subprocess
+import sys
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .tap import Direction, Tap
 
@@ -76,13 +84,10 @@ FLUSH_INTERVAL = 0.1
 
 Side = Literal["server", "client"]
 _log = logging.getLogger("pymasep.comm.core.recorder")
-_MSG_TYPE = re.compile(rb'<Message msg_type="([^"]*)"')
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_dumps = json.dumps
-# The C escaper behind json.dumps(str, ensure_ascii=False), without its per-call setup.
-_escape: Callable[[str], str] = json.encoder.encode_basestring
-_b64 = base64.b64encode
-_COMPACT = (",", ":")
+_LENGTH = struct.Struct("!I")
+_WRITER = Path(__file__).with_name("_recordwriter.py")
+_WRITER_TIMEOUT = 60.0  # seconds the writer process may take to write what it holds
 _live: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
 
@@ -137,25 +142,39 @@ class Recorder(Tap):
         # Append-only: a new file, or a pipe or device that someone reads.
         flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         flags |= 0 if exists else os.O_CREAT | os.O_EXCL
-        raw = os.fdopen(os.open(target, flags, 0o644), "ab")
-        self._file: gzip.GzipFile | BinaryIO = (
-            gzip.GzipFile(fileobj=raw, mode="wb") if target.suffix == ".gz" else raw
-        )
-        self._raw = raw
+        fd = os.open(target, flags, 0o644)
+        try:
+            # A process of its own formats and writes (see _recordwriter): not a new
+            # session's leader for nothing: Ctrl-C in a terminal must not stop it before
+            # the game's last records reach it.
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-I",
+                    str(_WRITER),
+                    str(fd),
+                    "1" if target.suffix == ".gz" else "0",
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                pass_fds=(fd,),
+                start_new_session=True,
+            )
+        finally:
+            os.close(fd)
         self._pending: deque[tuple[Any, ...]] = deque()
-        self._peers: dict[str, str] = {}  # peer id: its JSON string (the writer's)
-        self._types: dict[bytes, str] = {}  # message type: its JSON string (the writer's)
         self._wake = threading.Event()
         self._room = threading.Condition()
         self._closed = False
         self.written = 0
-        """Records written so far (the header not counted)."""
+        """Records written to the file (the header not counted): known once closed."""
+        self._handed = 0  # records handed to the writer process
         self.waits = 0
         """How many times a connection's thread waited for the writer (a slow disk)."""
         self.dropped = 0
         """Events not written: after a write error, or after :meth:`close`."""
-        self.error: OSError | None = None
-        """The write error that stopped the recorder, if one did."""
+        self.error: str | None = None
+        """Why the recorder stopped before it was closed (a write error), if it did."""
         header = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -214,7 +233,11 @@ class Recorder(Tap):
         wall: float,
     ) -> None:
         """Record a connection opening (see :meth:`Tap.connected`)."""
-        self._put(("connected", peer_id, monotonic, wall, address, str(wire), authenticated, tls))
+        if isinstance(address, tuple) and len(address) >= 2:
+            host = str(address[0])
+            address = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+        event = ("connected", peer_id, monotonic, wall, str(address), str(wire), authenticated, tls)
+        self._put(event)
 
     def frame_sent(
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
@@ -244,64 +267,10 @@ class Recorder(Tap):
 
     # -- the writer thread ---------------------------------------------------------------
 
-    def _line(self, seq: int, event: tuple[Any, ...]) -> str:
-        kind = event[0]
-        if kind == "header":
-            return _dumps(event[1]) + "\n"
-        peer = self._peers.get(event[1])
-        if peer is None:
-            peer = self._peers[event[1]] = _escape(event[1])
-        head = (
-            f'{{"seq":{seq},"event":"{kind}","peer":{peer},"mono":{event[2]!r},"wall":{event[3]!r}'
-        )
-        if kind == "sent" or kind == "received":
-            # Once per frame: kept to C calls (escaping, base64) and one f-string.
-            payload: bytes = event[4]
-            body = None
-            if payload.startswith(b"<"):
-                with contextlib.suppress(UnicodeDecodeError):
-                    body = f'"xml":{_escape(payload.decode())}'
-            if body is None:
-                body = f'"base64":"{_b64(payload).decode()}"'
-            match = _MSG_TYPE.match(payload, 0, 200)
-            msg_type = "null"
-            if match:
-                found = match.group(1)
-                msg_type = self._types.get(found) or self._types.setdefault(
-                    found, _escape(found.decode("utf-8", "replace"))
-                )
-            direction = "out" if kind == "sent" else "in"
-            return f'{head},"dir":"{direction}","size":{event[5]},"type":{msg_type},{body}}}\n'
-        if kind == "connected":
-            address, wire, authenticated, tls = event[4:]
-            if isinstance(address, tuple) and len(address) >= 2:
-                address = (
-                    f"[{address[0]}]:{address[1]}"
-                    if ":" in str(address[0])
-                    else f"{address[0]}:{address[1]}"
-                )
-            extra = {
-                "address": str(address),
-                "wire": wire,
-                "authenticated": authenticated,
-                "tls": tls,
-            }
-        elif kind == "bye":
-            extra = {"dir": event[4]}
-        elif kind == "closed":
-            extra = {"reason": event[4], "code": event[5], "graceful": event[6]}
-        else:
-            extra = {}
-        if not extra:
-            return f"{head}}}\n"
-        return f"{head},{_dumps(extra, ensure_ascii=False, separators=_COMPACT)[1:]}\n"
-
     def _write_loop(self) -> None:
         pending = self._pending
-        file = self._file
-        dirty = False
-        header_written = False
-        last_flush = time.monotonic()
+        pipe = self._process.stdin
+        assert pipe is not None
         self._wake.set()  # the header goes out at once
         while True:
             self._wake.wait(FLUSH_INTERVAL)
@@ -309,43 +278,48 @@ class Recorder(Tap):
             closing = self._closed
             count = len(pending)
             if count and self.error is None:
-                # The header is the first event, numbered -1: records count from 0.
-                first = self.written - (not header_written)
-                lines = [self._line(first + i, pending.popleft()) for i in range(count)]
+                batch = [pending.popleft() for _ in range(count)]
+                data = marshal.dumps(batch)
                 try:
-                    file.write("".join(lines).encode())
-                    if not header_written:  # at once, so that a reader sees the file's kind
-                        file.flush()
-                except OSError as error:
-                    self._fail(error, count - (not header_written))
+                    pipe.write(_LENGTH.pack(len(data)))
+                    pipe.write(data)  # blocks while the writer process is behind
+                    pipe.flush()
+                except (OSError, ValueError) as error:  # ValueError: marshal, a bug
+                    self._fail(str(error))
                 else:
-                    self.written += count - (not header_written)
-                    dirty = True
-                header_written = True
+                    self._handed += count - (batch[0][0] == "header")
                 with self._room:
                     self._room.notify_all()
-            now = time.monotonic()
-            if dirty and (closing or now - last_flush >= FLUSH_INTERVAL or not pending):
-                try:
-                    file.flush()
-                except OSError as error:
-                    self._fail(error, 0)
-                dirty = False
-                last_flush = now
             if closing and not pending:
                 break
-        try:
-            file.close()
-            if file is not self._raw:
-                self._raw.close()
-        except OSError as error:
-            self._fail(error, 0)
+        with contextlib.suppress(OSError):
+            pipe.close()
+        self._finish_writer()
 
-    def _fail(self, error: OSError, lost: int) -> None:
+    def _finish_writer(self) -> None:
+        """Wait for the writer process; learn how many records reached the file."""
+        process = self._process
+        assert process.stdout is not None
+        try:
+            process.wait(_WRITER_TIMEOUT)  # its status line is small: the pipe holds it
+            out = process.stdout.read().decode("utf-8", "replace")
+            status = json.loads(out.splitlines()[-1]) if out.strip() else {}
+        except (subprocess.TimeoutExpired, ValueError, IndexError):
+            process.kill()
+            process.wait()
+            status = {"written": 0, "error": "the writer process did not finish"}
+        finally:
+            process.stdout.close()
+        self.written = int(status.get("written", 0))
+        if status.get("error") or process.returncode:
+            self._fail(status.get("error") or f"the writer process ended with {process.returncode}")
+        self.dropped += max(0, self._handed - self.written)
+
+    def _fail(self, error: str) -> None:
         if self.error is None:
-            _log.error("%s: recording stopped after %d records: %s", self.path, self.written, error)
+            _log.error("%s: recording stopped: %s", self.path, error)
             self.error = error
-        self.dropped += lost + len(self._pending)
+        self.dropped += len(self._pending)
         self._pending.clear()
         with self._room:
             self._room.notify_all()
