@@ -13,6 +13,7 @@ from typing import Any
 import contenders
 import message_codec
 import pymasep_game
+import recording
 import report
 import transport
 
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     rows += transport.run_tls(args.rounds)
     rows += contenders.run(args.rounds)
     rows += pymasep_game.run(min(args.rounds, 3))  # a game takes seconds: 3 rounds at most
+    rows += recording.run(args.rounds)  # what recording costs (a section of its own)
     _print(rows)
     report.write(
         rows, DOCS / "benchmarks.md", DOCS / "_static" / "benchmarks.png", args.rounds, _target
