@@ -232,7 +232,7 @@ class Recorder(Tap):
         monotonic: float,
         wall: float,
     ) -> None:
-        """Record a connection opening (see :meth:`Tap.connected`)."""
+        """Record a connection opening (see :meth:`~pymasep.comm.core.tap.Tap.connected`)."""
         if isinstance(address, tuple) and len(address) >= 2:
             host = str(address[0])
             address = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
@@ -242,21 +242,21 @@ class Recorder(Tap):
     def frame_sent(
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
     ) -> None:
-        """Record a frame sent (see :meth:`Tap.frame_sent`)."""
+        """Record a frame sent (see :meth:`~pymasep.comm.core.tap.Tap.frame_sent`)."""
         self._put(("sent", peer_id, monotonic, wall, payload, size))
 
     def frame_received(
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
     ) -> None:
-        """Record a frame received (see :meth:`Tap.frame_received`)."""
+        """Record a frame received (see :meth:`~pymasep.comm.core.tap.Tap.frame_received`)."""
         self._put(("received", peer_id, monotonic, wall, payload, size))
 
     def bye(self, peer_id: str, direction: Direction, monotonic: float, wall: float) -> None:
-        """Record a bye (see :meth:`Tap.bye`)."""
+        """Record a bye (see :meth:`~pymasep.comm.core.tap.Tap.bye`)."""
         self._put(("bye", peer_id, monotonic, wall, direction))
 
     def closed(self, peer_id: str, reason: DisconnectReason, monotonic: float, wall: float) -> None:
-        """Record a connection's end (see :meth:`Tap.closed`)."""
+        """Record a connection's end (see :meth:`~pymasep.comm.core.tap.Tap.closed`)."""
         self._put(
             ("closed", peer_id, monotonic, wall, str(reason), reason.code.name, reason.graceful)
         )

@@ -6,7 +6,7 @@ connections, each connection's frames and bytes over time as a chart, the messag
 timeline filtered by peer and type, any message's XML, and a step scrubber. It follows
 a recording while it grows: a live game shows as it is played.
 
-Built on the standard library alone: :mod:`http.server` for the page and its static
+Built on the standard library alone: ``http.server`` for the page and its static
 files, and server-sent events (``text/event-stream``) to push records as they are
 written (a one-way stream is all the page needs, so no websocket library; the browser's
 ``EventSource`` reconnects by itself). The chart is uPlot, vendored as a static file
@@ -42,10 +42,10 @@ _log = logging.getLogger("pymasep.comm.core.watch")
 
 
 class WatchServer(ThreadingHTTPServer):
-    """The page's HTTP server (a :class:`http.server.ThreadingHTTPServer`).
+    """The page's HTTP server (a ``http.server.ThreadingHTTPServer``).
 
-    Run :meth:`serve_forever` (in a thread of its own if need be), then
-    :meth:`shutdown` and :meth:`server_close`; or use it as a context manager.
+    Run ``serve_forever()`` (in a thread of its own if need be), then :meth:`shutdown`
+    and ``server_close()``; or use it as a context manager.
 
     Args:
         path: A recording, or a directory of recordings (``*.jsonl``, ``*.jsonl.gz``).
