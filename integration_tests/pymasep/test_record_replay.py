@@ -113,7 +113,7 @@ print(json.dumps({{"header": frame.iloc[0]["format"], "events": list(rows["event
     assert result["header"] == "pymasep-comm-recording"
     assert result["events"] == ["connected", *["sent", "received"] * 3]
     assert result["types"] == ["observation"] * 3
-    assert '<str>a "b" &lt;c&gt;</str>' in result["xml"]
+    assert "<str>a &quot;b&quot; &lt;c&gt;</str>" in result["xml"]
 
 
 def test_jq_reads_a_recording(a_recording: Path) -> None:
