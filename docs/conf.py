@@ -66,6 +66,8 @@ nitpick_ignore_regex = [
         r"(collections|enum|http|logging|os|pathlib|queue|selectors|socket|ssl|sys|threading|typing|xml)\..+",
     ),
     (r"py:.*", r"(lxml\.)?etree\..+"),
+    # The ParamSpec of a decorator's signature (settings.configurable).
+    (r"py:class", r"~?_P"),
 ]
 
 # -- HTML --------------------------------------------------------------------------

@@ -32,9 +32,9 @@ import pymasep_game
 import transport
 
 from pymasep.comm.core import Frame
-from pymasep.comm.core.recorder import ENV_RECORD
 
 SECTION = "Recording overhead"
+ENV_RECORD = "PYMASEP_COMM_RECORD"
 # Why the stream's target is missed, from the profile of the runs it was written from.
 STREAM_WHY = (
     "recording a frame costs more than carrying it. In the game's process, the tap and "

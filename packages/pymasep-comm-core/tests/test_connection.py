@@ -211,7 +211,7 @@ def test_policy_block_asks_the_sender_to_wait() -> None:
 
 
 def test_policy_disconnect_cuts_above_the_hard_limit_at_once() -> None:
-    limits = SendLimits(hard_limit=100 * KIB, soft_limit=0)
+    limits = SendLimits("disconnect", hard_limit=100 * KIB, soft_limit=0)
     connection = Connection(Wire.V1, "peer", limits=limits)
     connection.enqueue([bytes(150 * KIB)], 150 * KIB, 0, now=0)  # one frame: accepted
     assert connection.slow_consumer(now=0) is None
@@ -223,7 +223,7 @@ def test_policy_disconnect_cuts_above_the_hard_limit_at_once() -> None:
 
 
 def test_policy_disconnect_cuts_above_the_soft_limit_held_for_its_time() -> None:
-    limits = SendLimits(hard_limit=100 * KIB, soft_limit=10 * KIB, soft_seconds=5)
+    limits = SendLimits("disconnect", hard_limit=100 * KIB, soft_limit=10 * KIB, soft_seconds=5)
     connection = Connection(Wire.V1, "peer", limits=limits)
     connection.enqueue([bytes(20 * KIB)], 20 * KIB, 0, now=100)
     assert connection.send_deadline() == 105
@@ -236,11 +236,50 @@ def test_policy_disconnect_cuts_above_the_soft_limit_held_for_its_time() -> None
     assert "5 s" in reason.detail
 
 
+def test_policy_wait_asks_the_sender_to_wait_while_the_peer_drains() -> None:
+    connection = Connection(Wire.V1, "peer", limits=SendLimits(hard_limit=100 * KIB))
+    assert connection.limits.policy == "wait"  # the default
+    connection.enqueue([bytes(90 * KIB)], 90 * KIB, 0, now=100)
+    assert not connection.room_for(20 * KIB, now=100)
+    # A sender waits from 100.5: the peer has until 101.5 to take a byte.
+    assert connection.drain_deadline(waiting_since=100.5) == 101.5
+    connection.sent(KIB, now=101.2)  # it took some: a new second from then
+    assert connection.not_draining(now=102.0, waiting_since=100.5) is None
+    assert connection.drain_deadline(waiting_since=100.5) == 102.2
+    connection.sent(30 * KIB, now=102.0)
+    assert connection.room_for(20 * KIB, now=102.0)
+    assert connection.slow_consumer(now=1e9) is None  # never cut for bytes alone
+
+
+def test_policy_wait_cuts_a_peer_that_took_nothing_for_the_drain_timeout() -> None:
+    limits = SendLimits(hard_limit=100 * KIB, drain_timeout=0.5)
+    connection = Connection(Wire.V1, "peer", limits=limits)
+    connection.enqueue([bytes(90 * KIB)], 90 * KIB, 0, now=10)
+    # Its last progress was long ago, but a sender that starts waiting gives it the
+    # full timeout from then.
+    assert connection.not_draining(now=60.4, waiting_since=60) is None
+    reason = connection.not_draining(now=60.5, waiting_since=60)
+    assert reason is not None and reason.code is DisconnectCode.SLOW_CONSUMER
+    assert "took no byte for 0.5 s" in reason.detail
+
+
+def test_only_policy_wait_has_a_drain_deadline() -> None:
+    for policy in ("disconnect", "block", "raise"):
+        connection = Connection(Wire.V1, "peer", limits=SendLimits(policy, hard_limit=10))
+        connection.enqueue([bytes(90)], 90, 0, now=0)
+        assert connection.drain_deadline(waiting_since=0) is None
+        assert connection.not_draining(now=1e9, waiting_since=0) is None
+    empty = Connection(Wire.V1, "peer")
+    assert empty.drain_deadline(waiting_since=0) is None  # nothing waits: nothing to drain
+
+
 def test_limits_are_checked() -> None:
     with pytest.raises(InvalidArgumentError):
         SendLimits("drop")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError):
         SendLimits(hard_limit=-1)
+    with pytest.raises(InvalidArgumentError):
+        SendLimits(drain_timeout=0)
 
 
 def test_frames_are_written_at_once_until_a_stream_is_seen() -> None:

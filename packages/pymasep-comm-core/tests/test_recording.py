@@ -14,7 +14,7 @@ import pytest
 from lxml import etree
 
 from pymasep.comm.core import DecodeError, DisconnectCode, DisconnectReason, Message, Wire
-from pymasep.comm.core.recorder import ENV_RECORD, FORMAT, Recorder, recorder_for
+from pymasep.comm.core.recorder import FORMAT, Recorder, recorder_for
 from pymasep.comm.core.recording import Recording, canonical_xml, pretty_xml
 
 pytestmark = pytest.mark.disable_socket
@@ -129,17 +129,14 @@ def test_an_existing_file_is_never_written_over(tmp_path: Path) -> None:
     assert (tmp_path / "old.jsonl").read_text() == "precious\n"
 
 
-def test_the_environment_names_the_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv(ENV_RECORD, raising=False)
+def test_a_path_that_is_not_a_jsonl_file_is_a_directory(tmp_path: Path) -> None:
+    """As PYMASEP_COMM_RECORD=records gives it (the settings layer passes it as record=)."""
     assert recorder_for(None, "server", "engine") is None
-    monkeypatch.setenv(ENV_RECORD, str(tmp_path / "records"))
-    recorder = recorder_for(None, "server", "engine")
+    recorder = recorder_for(tmp_path / "records", "server", "engine")
     assert recorder is not None
     recorder.close()
-    assert recorder.path.parent == tmp_path / "records"
-    explicit = recorder_for(tmp_path / "mine.jsonl", "client", "p1")  # record= wins
+    assert recorder.path.parent == tmp_path / "records" and recorder.path.suffix == ".jsonl"
+    explicit = recorder_for(tmp_path / "mine.jsonl", "client", "p1")
     assert explicit is not None
     explicit.close()
     assert explicit.path == tmp_path / "mine.jsonl"

@@ -193,9 +193,9 @@ def _read_sequence(peer: RawPeer, total: int, seed: int) -> list[str]:
 @pytest.mark.timeout(60)
 def test_100000_frames_to_the_peer_all_arrive_in_order(connect: Connect) -> None:
     total = 100_000
-    # 100 MB sent flat out: under load the reader may fall 64 MiB behind, which the
-    # default policy would take for a stalled peer. A stream throttles its sender.
-    handler, peer = _limited(connect, limits=SendLimits("block", block_timeout=None))
+    # 100 MB sent flat out, with the default limits: when the reader falls behind, the
+    # sender waits for it.
+    handler, peer = connect()
     reader = in_thread(_read_sequence, peer, total, 5)
     filler = bytes(1020)
     for number in range(total):
@@ -680,11 +680,82 @@ def _limited(
 
 
 @pytest.mark.timeout(60)
-def test_a_peer_that_stops_reading_is_cut_at_the_hard_limit(connect: Connect) -> None:
+def test_a_peer_that_stops_reading_is_cut_by_the_send_that_waits_for_it(
+    connect: Connect,
+) -> None:
+    """The default policy: the send that finds the queue full waits for the peer, which
+    takes nothing; after the drain timeout the peer is cut and that send raises."""
     ended: queue.Queue[str] = queue.Queue()
     limit = 4 << 20
     handler, _ = _limited(
         connect, Recorder, queue.Queue(), ended, limits=SendLimits(hard_limit=limit)
+    )
+    payload = bytes(100_000)
+    peak, waits = 0, []
+
+    def send_until_cut() -> None:
+        nonlocal peak
+        for _ in range(2000):  # 200 MB for a peer that reads nothing
+            start = time.monotonic()
+            try:
+                handler.send_frame_async(Frame(payload))
+            finally:
+                waits.append(time.monotonic() - start)
+            peak = max(peak, handler.stats.bytes_queued)
+
+    with pytest.raises(ConnectionClosedError, match="slow consumer"):
+        send_until_cut()
+    assert peak <= limit
+    # One send waited for the peer, the drain timeout (1 s), and no other (generous
+    # bounds for a loaded machine: what matters is seconds, not minutes).
+    assert waits[-1] >= SendLimits().drain_timeout
+    assert max(waits[:-1]) < 1.0 and waits[-1] < 10
+    reason = ended.get(timeout=5)
+    assert reason.code is DisconnectCode.SLOW_CONSUMER  # type: ignore[attr-defined]
+    assert "took no byte" in reason
+    with pytest.raises(ConnectionClosedError):  # the next send does not wait again
+        handler.send_frame_async(Frame(payload))
+
+
+@pytest.mark.timeout(60)
+def test_a_send_that_waits_goes_on_while_the_peer_drains_slowly(connect: Connect) -> None:
+    """The default policy never cuts a peer that makes progress, however slow: here one
+    that reads 64 KiB at a time, pausing between reads, for several drain timeouts."""
+    limits = SendLimits(hard_limit=1 << 20, drain_timeout=0.5)
+    handler, peer = _limited(connect, limits=limits, kind="socketpair")
+    frames = [Frame(struct.pack("!I", n) + bytes(100_000)) for n in range(60)]  # 6 MB
+    done = threading.Event()
+
+    def read_slowly() -> list[Frame]:
+        received: list[Frame] = []
+        while len(received) < len(frames):
+            frame = peer.recv_frame()
+            assert frame is not None
+            received.append(frame)
+            done.wait(0.02)  # a slow reader (never set: a pause, not a synchronisation)
+        return received
+
+    reader = in_thread(read_slowly)
+    start = time.monotonic()
+    for frame in frames:
+        handler.send_frame_async(frame)
+    assert time.monotonic() - start > limits.drain_timeout, "the test proves nothing"
+    assert reader(30) == frames
+    assert not handler.closed
+
+
+@pytest.mark.timeout(60)
+def test_policy_disconnect_cuts_a_peer_that_stops_reading_at_the_hard_limit(
+    connect: Connect,
+) -> None:
+    ended: queue.Queue[str] = queue.Queue()
+    limit = 4 << 20
+    handler, _ = _limited(
+        connect,
+        Recorder,
+        queue.Queue(),
+        ended,
+        limits=SendLimits("disconnect", hard_limit=limit),
     )
     payload = bytes(100_000)
     peak = 0
@@ -707,7 +778,7 @@ def test_a_peer_that_reads_too_slowly_for_too_long_is_cut_at_the_soft_limit(
     connect: Connect,
 ) -> None:
     ended: queue.Queue[str] = queue.Queue()
-    limits = SendLimits(hard_limit=64 << 20, soft_limit=1 << 20, soft_seconds=0.3)
+    limits = SendLimits("disconnect", hard_limit=64 << 20, soft_limit=1 << 20, soft_seconds=0.3)
     # A socketpair: its kernel buffers are small, so most of the bytes wait in ours.
     handler, _ = _limited(connect, Recorder, queue.Queue(), ended, limits=limits, kind="socketpair")
     for _ in range(50):  # 5 MB, above the soft limit, and then nothing more is sent

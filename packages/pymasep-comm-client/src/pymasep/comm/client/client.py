@@ -28,6 +28,7 @@ from pymasep.comm.core.exceptions import (
 )
 from pymasep.comm.core.handshake import ClientHandshake
 from pymasep.comm.core.recorder import recorder_for
+from pymasep.comm.core.settings import configurable
 
 from .discovery import _search_servers, not_found_hint
 
@@ -53,6 +54,13 @@ def _time_left(sock: socket.socket, deadline: float | None) -> None:
 
 class Client(BaseThreadedCommunication):
     """Base class for Client.
+
+    The options not passed (``log_level`` and those after it) come from the environment
+    (``PYMASEP_COMM_<NAME>``) or the TOML file that ``PYMASEP_COMM_CONFIG`` names, its
+    ``[client."ID"]`` then ``[client]`` table, else their default: code that builds
+    its Client with the seed's arguments only, as pymasep's interfaces do, is configured
+    without a change (``docs/configuration.md``; keys and certificates as files there).
+    A wrong setting raises :class:`~pymasep.comm.core.ConfigurationError` here.
 
     Args:
         ident: String id of the client.
@@ -85,15 +93,16 @@ class Client(BaseThreadedCommunication):
             present one to the server). v1 wire only.
         server_hostname: The name the server's certificate must carry; by default
             ``host``.
-        record: Record every frame and connection event to this file (``.jsonl``, or
-            ``.jsonl.gz`` for gzip), or to a new file in this directory named by the id
-            and the start time. By default, into the directory that the environment
-            variable ``PYMASEP_COMM_RECORD`` names, if it is set. See
+        record: Record every frame and connection event: to this file when its name
+            ends with ``.jsonl`` (``.jsonl.gz``: gzip), else to a new file in this
+            directory named by the id and the start time. Also a setting
+            (``PYMASEP_COMM_RECORD``, ``record`` in the TOML file). See
             :mod:`pymasep.comm.core.recorder` and ``docs/recording.md``.
     """
 
     _logger_kind = "client"
 
+    @configurable("client")
     def __init__(
         self,
         ident: str,

@@ -21,8 +21,11 @@ the rules that every transport must agree on:
   frames are queued and a writer writes them in large writes, which is what makes a
   stream fast at the receiver (few reads of many frames each). A request, a reply, a
   step's observation is written at once. The rule counts events; it reads no clock.
-* **Send-side memory** (:class:`SendLimits`): the bytes the kernel has not taken yet are
-  bounded, whatever the peer does.
+* **Send-side memory and progress** (:class:`SendLimits`): the bytes the kernel has not
+  taken yet are bounded, whatever the peer does. Above the bound a sender waits while the
+  peer drains (the connection knows when the kernel last took bytes from its queue),
+  and a peer that took nothing for ``drain_timeout`` seconds is cut: a peer that reads
+  slowly is throttled, one that reads nothing is dropped.
 * **Receive-side stall**: a peer that stops in the middle of a frame is cut once
   ``stall_timeout`` seconds pass without a byte, which frees the partial frame.
 
@@ -63,6 +66,7 @@ __all__ = [
     "CLOSED_BY_PEER",
     "CLOSED_LOCALLY",
     "CONNECTION_LOST",
+    "DEFAULT_DRAIN_TIMEOUT",
     "DEFAULT_SEND_LIMITS",
     "DEFAULT_STALL_TIMEOUT",
     "Connection",
@@ -77,8 +81,13 @@ __all__ = [
 ]
 
 Buffer = bytes | memoryview
-SendPolicy = Literal["disconnect", "block", "raise"]
+SendPolicy = Literal["wait", "disconnect", "block", "raise"]
 """What happens to a frame sent while the peer's queue is above the high-water mark."""
+
+DEFAULT_DRAIN_TIMEOUT = 1.0
+"""Seconds a waiting sender gives a peer to take some bytes before it is cut (policy
+``"wait"``): a process that reads at all reads far more often than that; a stopped one
+costs its sender this long, once."""
 
 DEFAULT_STALL_TIMEOUT = 20.0
 """Seconds a peer may stay silent in the middle of a frame before it is cut (20 s: far
@@ -110,7 +119,8 @@ class DisconnectCode(str, enum.Enum):
     PROTOCOL_ERROR = "protocol error"
     """The peer broke the wire protocol (an unknown frame kind, a frame too large)."""
     SLOW_CONSUMER = "slow consumer"
-    """The peer read too slowly: its queue went past the send limits (policy ``disconnect``)."""
+    """The peer took no byte for the drain timeout while a sender waited (policy
+    ``"wait"``), or its queue went past the send limits (policy ``"disconnect"``)."""
     STALLED = "peer stalled"
     """The peer stopped in the middle of a frame for longer than the stall timeout."""
     INTERNAL_ERROR = "internal error"
@@ -171,41 +181,57 @@ class SendLimits:
     side sends. The limits count those bytes (the kernel's own buffer is not counted).
     A frame sent while nothing waits is always accepted, however large.
 
-    The default suits a game engine (Redis' ``client-output-buffer-limit`` for pub/sub
-    clients): a stalled interface never blocks the engine's send and never costs it more
-    than ``hard_limit`` bytes. It is disconnected, with
-    :attr:`DisconnectCode.SLOW_CONSUMER` as the reason, as soon as its queue exceeds
-    ``hard_limit``, or once its queue has stayed above ``soft_limit`` for
-    ``soft_seconds`` (noticed within twice that when nothing more is sent to it).
+    The default policy, ``"wait"``, tells a peer that reads slowly from one that reads
+    nothing, by progress rather than by bytes alone: a frame sent while ``hard_limit``
+    bytes wait makes its sender wait as long as the peer keeps taking bytes (a stream
+    runs at the speed of the link and of its reader, nothing is lost); a peer that took
+    no byte for ``drain_timeout`` seconds while a sender waits (a stopped process, a
+    dead host) is disconnected with :attr:`DisconnectCode.SLOW_CONSUMER` as the reason,
+    and the waiting send raises :class:`~pymasep.comm.core.ConnectionClosedError`. A
+    frozen interface thus costs the engine ``hard_limit`` bytes and ``drain_timeout``
+    seconds of one send, once; a healthy one is never cut.
 
     Attributes:
-        policy: ``"disconnect"`` (default) as above; ``"block"``: the sender waits until
-            the queue is back under ``hard_limit`` (ZeroMQ's HWM), at most
-            ``block_timeout`` seconds, then gets a
-            :class:`~pymasep.comm.core.CommunicationTimeoutError`; ``"raise"``: the sender
-            gets a :class:`~pymasep.comm.core.SendBufferFullError` at once. With
-            ``"block"`` and ``"raise"`` the frame is not queued and the connection stays.
+        policy: ``"wait"`` (default), as above. ``"disconnect"``: the sender never waits;
+            the peer is cut as soon as its queue exceeds ``hard_limit``, or once its
+            queue has stayed above ``soft_limit`` for ``soft_seconds`` (NATS' slow
+            consumer, Redis' ``client-output-buffer-limit``), even while it reads: for a
+            sender that must never wait and prefers to lose a peer that cannot keep up.
+            ``"block"``: the sender waits until the queue is back under ``hard_limit``
+            (ZeroMQ's HWM), at most ``block_timeout`` seconds, then gets a
+            :class:`~pymasep.comm.core.CommunicationTimeoutError`, and the peer is never
+            cut. ``"raise"``: the sender gets a
+            :class:`~pymasep.comm.core.SendBufferFullError` at once, to drop or retry
+            frames itself. With ``"block"`` and ``"raise"`` the frame is not queued and
+            the connection stays.
         hard_limit: Bytes that may wait (64 MiB: four of the largest frame a peer
             accepts by default, many seconds of a game's observations).
         soft_limit: Bytes that may wait for ``soft_seconds`` at most (16 MiB), policy
             ``"disconnect"`` only. 0 turns the soft limit off.
         soft_seconds: See ``soft_limit`` (10 s).
         block_timeout: Seconds a ``"block"`` sender waits at most (None: no limit).
+        drain_timeout: Seconds a waiting sender gives the peer to take a byte before it
+            is cut, policy ``"wait"`` (1 s, :data:`DEFAULT_DRAIN_TIMEOUT`).
     """
 
-    policy: SendPolicy = "disconnect"
+    policy: SendPolicy = "wait"
     hard_limit: int = 64 * _MIB
     soft_limit: int = 16 * _MIB
     soft_seconds: float = 10.0
     block_timeout: float | None = 10.0
+    drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
 
     def __post_init__(self) -> None:
-        if self.policy not in ("disconnect", "block", "raise"):
+        if self.policy not in ("wait", "disconnect", "block", "raise"):
             raise InvalidArgumentError(
-                f"policy must be 'disconnect', 'block' or 'raise', not {self.policy!r}"
+                f"policy must be 'wait', 'disconnect', 'block' or 'raise', not {self.policy!r}"
             )
         if self.hard_limit < 0 or self.soft_limit < 0 or self.soft_seconds < 0:
             raise InvalidArgumentError("send limits must not be negative")
+        if not self.drain_timeout > 0:
+            raise InvalidArgumentError(
+                f"drain_timeout must be above 0 seconds, not {self.drain_timeout!r}"
+            )
 
 
 DEFAULT_SEND_LIMITS = SendLimits()
@@ -332,6 +358,7 @@ class Connection:
         self.bytes_received = 0
         self._frame_ends: deque[int] = deque()  # bytes_sent at which each queued frame ends
         self._soft_since: float | None = None
+        self._drained_at = 0.0  # when the kernel last took bytes, or the queue filled
         self._last_receive = 0.0
         self.one_way_sends = 0
         """Frames sent since something was received or the queue ran dry."""
@@ -464,13 +491,15 @@ class Connection:
         """Whether a frame of ``size`` bytes may be queued now, under the limits.
 
         Returns:
-            True if it may; False if the sender should wait (policy ``"block"``).
+            True if it may; False if the sender should wait (policies ``"wait"`` and
+            ``"block"``).
 
         Raises:
             SendBufferFullError: Policy ``"raise"``, and the queue is full.
 
         With policy ``"disconnect"`` it always returns True: :meth:`slow_consumer`
-        then tells whether the peer must be cut.
+        then tells whether the peer must be cut. With ``"wait"`` and ``"block"`` a sender
+        told to wait asks :meth:`drain_deadline` how long.
         """
         limits = self.limits
         if not self.queued_bytes or self.queued_bytes + size <= limits.hard_limit:
@@ -518,6 +547,8 @@ class Connection:
             None.
         """
         queue = self.send_queue
+        if not self.queued_bytes:  # bytes start waiting now: the peer's clock starts
+            self._drained_at = now
         queue.extend(buffers)
         if sent:
             self.bytes_sent += sent
@@ -536,6 +567,8 @@ class Connection:
     def sent(self, count: int, now: float) -> None:
         """Count ``count`` bytes from the head of the queue that the kernel took."""
         drop_sent(self.send_queue, count)
+        if count:
+            self._drained_at = now
         self.bytes_sent += count
         self.queued_bytes -= count
         ends = self._frame_ends
@@ -573,6 +606,30 @@ class Connection:
                 f"more than {limits.soft_limit} bytes waited for {limits.soft_seconds:g} s",
             )
         return None
+
+    def drain_deadline(self, waiting_since: float) -> float | None:
+        """When a sender that began waiting at ``waiting_since`` gives up on the peer
+        unless the kernel takes some bytes before (policy ``"wait"``; None otherwise,
+        and when nothing waits).
+
+        The peer gets ``drain_timeout`` seconds from its last progress, and at least that
+        from the moment the sender began to wait.
+        """
+        if self.limits.policy != "wait" or not self.queued_bytes:
+            return None
+        return max(self._drained_at, waiting_since) + self.limits.drain_timeout
+
+    def not_draining(self, now: float, waiting_since: float) -> DisconnectReason | None:
+        """The reason to cut a peer that a sender waits for, once :meth:`drain_deadline`
+        has passed without progress; None while the peer drains (policy ``"wait"``)."""
+        deadline = self.drain_deadline(waiting_since)
+        if deadline is None or now < deadline:
+            return None
+        return DisconnectReason(
+            DisconnectCode.SLOW_CONSUMER,
+            f"took no byte for {self.limits.drain_timeout:g} s while "
+            f"{self.queued_bytes} bytes waited (limit {self.limits.hard_limit})",
+        )
 
     def send_deadline(self) -> float | None:
         """When :meth:`slow_consumer` will cut the peer if the queue does not shrink."""

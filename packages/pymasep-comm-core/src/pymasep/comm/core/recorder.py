@@ -61,7 +61,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_PENDING",
-    "ENV_RECORD",
     "FLUSH_INTERVAL",
     "FORMAT",
     "FORMAT_VERSION",
@@ -73,9 +72,6 @@ FORMAT = "pymasep-comm-recording"
 """The header's ``format``."""
 FORMAT_VERSION = 1
 """The header's ``version``: raised when a reader of the previous one could not read it."""
-ENV_RECORD = "PYMASEP_COMM_RECORD"
-"""The environment variable naming a directory where every Server and Client records
-(read by :func:`recorder_for` when no ``record=`` is given; an empty value is unset)."""
 DEFAULT_MAX_PENDING = 10_000
 """Events that may wait for the writer before senders and readers wait for it (a few
 megabytes of a game's observations: many seconds of play, far more than a disk's hiccup)."""
@@ -86,6 +82,7 @@ Side = Literal["server", "client"]
 _log = logging.getLogger("pymasep.comm.core.recorder")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _LENGTH = struct.Struct("!I")
+_FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".gz")
 _WRITER = Path(__file__).with_name("_recordwriter.py")
 _WRITER_TIMEOUT = 60.0  # seconds the writer process may take to write what it holds
 _live: weakref.WeakSet[Recorder] = weakref.WeakSet()
@@ -101,10 +98,10 @@ class Recorder(Tap):
     """Writes every event of every connection it taps to one JSON Lines file.
 
     Args:
-        path: The file to write (``.gz``: gzip), created; it must not exist, unless it
-            is a named pipe or a character device (a reader at the other end). An
-            existing directory, or a path ending with a separator: a new file in it,
-            named by ``ident`` and the start time
+        path: A file whose name ends with ``.jsonl`` (``.jsonl.gz`` or ``.gz``: gzip),
+            created; it must not exist, unless it is a named pipe or a character device
+            (a reader at the other end). Any other path is a directory (created if need
+            be): a new file in it, named by ``ident`` and the start time
             (``<ident>-<UTC time>-<process id>.jsonl``).
         side: ``"server"`` or ``"client"``, for the header.
         ident: Id of the server or client, for the header and the file name.
@@ -125,7 +122,7 @@ class Recorder(Tap):
     ) -> None:
         started_wall, started_mono = time.time(), time.monotonic()
         target = Path(path)
-        if target.is_dir() or str(path).endswith(("/", os.sep)):
+        if target.is_dir() or not (target.exists() or target.name.endswith(_FILE_SUFFIXES)):
             target.mkdir(parents=True, exist_ok=True)
             stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started_wall))
             micro = int(started_wall % 1 * 1e6)
@@ -356,17 +353,10 @@ class Recorder(Tap):
 
 
 def recorder_for(record: str | os.PathLike[str] | None, side: Side, ident: str) -> Recorder | None:
-    """The recorder a Server or Client makes: for ``record`` if given, else for the
-    directory named by :data:`ENV_RECORD` in the environment, else None.
-
-    The one place that reads ``PYMASEP_COMM_RECORD``.
-    """
-    if record is None:
-        record = os.environ.get(ENV_RECORD) or None
-        if record is None:
-            return None
-        record = os.path.join(record, "")  # always a directory
-    return Recorder(record, side, ident)
+    """The recorder a Server or Client makes for its ``record`` argument (which the
+    settings layer fills from ``PYMASEP_COMM_RECORD`` or the TOML file's ``record`` when
+    the code passes none), or None when there is nothing to record."""
+    return None if record is None else Recorder(record, side, ident)
 
 
 def _close_all_at_exit() -> None:

@@ -13,8 +13,10 @@ callbacks:
   :data:`~pymasep.comm.core.connection.STREAM_AFTER`) is queued too, so that the writer
   coalesces it into large writes; its writer stays for the stream's next frames until
   something is received or the connection closes. A slow peer therefore never
-  blocks the thread that sends to it, and never delays the others; the connection's
-  :class:`~pymasep.comm.core.connection.SendLimits` bound what it may cost.
+  delays the others; the connection's
+  :class:`~pymasep.comm.core.connection.SendLimits` bound what it may cost: past
+  ``hard_limit`` queued bytes its sender waits while it drains, and a peer that drains
+  nothing for ``drain_timeout`` is cut.
 
 Over TLS (an :class:`ssl.SSLSocket`) the same holds, with three differences: the socket
 is non-blocking once the handler runs (an SSL object takes no per-call flags such as
@@ -265,15 +267,19 @@ class SocketHandler(threading.Thread):
         The frame is written at once when the kernel can take it, else queued for the
         writer thread; frames from one thread arrive in the order it sent them. What
         happens when the peer reads too slowly depends on the connection's
-        :class:`~pymasep.comm.core.connection.SendLimits`: by default it is
-        disconnected and this call returns. Sending :meth:`Frame.bye_frame` closes the
-        connection gracefully, after the queued frames.
+        :class:`~pymasep.comm.core.connection.SendLimits`: by default, once its queue
+        is full, this call waits while the peer takes bytes, and a peer that takes none
+        for the limits' ``drain_timeout`` (1 s) is disconnected and this call raises.
+        Sending :meth:`Frame.bye_frame` closes the connection gracefully, after the
+        queued frames.
 
         Args:
             frame: Frame to send.
 
         Raises:
-            ConnectionClosedError: The connection is closed or closing.
+            ConnectionClosedError: The connection is closed or closing, or (send policy
+                ``"wait"``) the peer took no byte for the drain timeout while this call
+                waited, and is disconnected (``SLOW_CONSUMER``).
             FrameTooLargeError: The wire cannot carry a frame this large.
             SendBufferFullError: Send policy ``"raise"``: too many bytes wait already.
             CommunicationTimeoutError: Send policy ``"block"``: they still wait after
@@ -332,7 +338,14 @@ class SocketHandler(threading.Thread):
                     and queued + size > conn.limits.hard_limit
                     and not conn.room_for(size, now)
                 ):
-                    self._wait_for_room(size)
+                    cut = self._wait_for_room(size)
+                    if cut is not None:
+                        lock.release()
+                        try:
+                            self._abort(cut)
+                        finally:
+                            lock.acquire()
+                        raise ConnectionClosedError(f"connection to {conn.peer_id} is {cut}")
                     now = _monotonic()
             slow = conn.enqueue(buffers or (data,), size, sent, now)
             if slow is None:
@@ -345,20 +358,35 @@ class SocketHandler(threading.Thread):
         if slow is not None:
             self._abort(slow)
 
-    def _wait_for_room(self, size: int) -> None:
-        """Policy "block": wait until the queue has room (called with the lock held)."""
+    def _wait_for_room(self, size: int) -> DisconnectReason | None:
+        """Policies "wait" and "block": wait until the queue has room (called with the
+        lock held). Return the reason to cut a peer that stopped draining meanwhile
+        (policy "wait"), or None once there is room.
+
+        Raises:
+            CommunicationTimeoutError: Policy "block", past the block timeout.
+            ConnectionClosedError: The connection ended meanwhile.
+        """
         conn = self.connection
-        timeout = conn.limits.block_timeout
-        deadline = None if timeout is None else _monotonic() + timeout
-        while not conn.room_for(size, _monotonic()):
-            remaining = None if deadline is None else deadline - _monotonic()
-            if remaining is not None and remaining <= 0:
+        since = _monotonic()
+        timeout = conn.limits.block_timeout if conn.limits.policy == "block" else None
+        block_deadline = None if timeout is None else since + timeout
+        while True:
+            now = _monotonic()
+            if conn.room_for(size, now):
+                return None
+            cut = conn.not_draining(now, since)
+            if cut is not None:
+                return cut
+            deadline = conn.drain_deadline(since) or block_deadline
+            if deadline is not None and deadline <= now:
                 raise CommunicationTimeoutError(
                     f"{conn.queued_bytes} bytes still wait for {conn.peer_id} after {timeout} s"
                 )
             if self._writer is None:
                 self._start_writer()
-            self._changed.wait(remaining)
+            # The writer notifies each time the kernel takes bytes: the peer's progress.
+            self._changed.wait(None if deadline is None else deadline - now)
             conn.check_open()
 
     def _start_writer(self) -> None:
@@ -784,26 +812,41 @@ class SocketHandler(threading.Thread):
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every queued frame is in the kernel's hands.
 
+        With send policy ``"wait"`` (the default), a peer that takes no byte for the
+        limits' ``drain_timeout`` meanwhile is cut, and this raises.
+
         Args:
-            timeout: Seconds to wait at most; None waits as long as it takes.
+            timeout: Seconds to wait at most; None waits as long as the peer drains.
 
         Raises:
             CommunicationTimeoutError: Frames are still queued after ``timeout``.
             ConnectionClosedError: The connection ended with frames still queued.
         """
-        deadline = None if timeout is None else _monotonic() + timeout
+        since = _monotonic()
+        deadline = None if timeout is None else since + timeout
         conn = self.connection
+        cut: DisconnectReason | None = None
         with self.lock:
             target = conn.bytes_sent + conn.queued_bytes
             while conn.bytes_sent < target:
                 if conn.state is _CLOSED:
                     raise ConnectionClosedError(f"connection ended: {conn.reason}")
-                remaining = None if deadline is None else deadline - _monotonic()
+                now = _monotonic()
+                cut = conn.not_draining(now, since)
+                if cut is not None:
+                    break
+                remaining = None if deadline is None else deadline - now
                 if remaining is not None and remaining <= 0:
                     raise CommunicationTimeoutError(
                         f"{target - conn.bytes_sent} bytes still queued for {self.peer_id}"
                     )
+                drain = conn.drain_deadline(since)
+                if drain is not None and (remaining is None or drain - now < remaining):
+                    remaining = drain - now
                 self._changed.wait(remaining)
+        if cut is not None:
+            self._abort(cut)
+            raise ConnectionClosedError(f"connection to {self.peer_id} is {cut}")
 
 
 def close_handlers(handlers: Iterable[SocketHandler], timeout: float) -> None:

@@ -33,6 +33,7 @@ from pymasep.comm.core.exceptions import (
 )
 from pymasep.comm.core.handshake import ServerHandshake
 from pymasep.comm.core.recorder import recorder_for
+from pymasep.comm.core.settings import configurable
 
 from .announcer import Announcer
 
@@ -316,19 +317,22 @@ class _WaitConnection(threading.Thread):
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError as error:
-            self.server.logger.info("%s failed during the handshake: %s", item.addr, error)
+            self._log_departure(item, f"failed during the handshake: {error}")
             self._drop(item, selector, pending)
             return
         if not data:
-            self.server.logger.info("%s closed during the handshake", item.addr)
+            self._log_departure(item, "closed during the handshake")
             self._drop(item, selector, pending)
             return
         try:
             complete = item.handshake.receive_data(data)
         except CommunicationError as error:
             # The error says what broke the protocol, or "authentication failed" and no
-            # more: never a key.
-            self.server.logger.info("refusing %s: %s", item.addr, error)
+            # more: never a key. A failed authentication is logged at the default level
+            # (WARNING): someone tried a key the server does not hold.
+            rejected = isinstance(error, ConnectionRejectedError)
+            level = logging.WARNING if rejected else logging.INFO
+            self.server.logger.log(level, "refusing %s: %s", item.addr, error)
             reason = error.reason if isinstance(error, ConnectionRejectedError) else str(error)
             self._refuse(item, reason)
             self._drop(item, selector, pending)
@@ -343,6 +347,19 @@ class _WaitConnection(threading.Thread):
             selector.unregister(item.conn)
             del pending[item.conn]
             self.server._admit(item.conn, item.addr, item.handshake)
+
+    def _log_departure(self, item: _Pending, what: str) -> None:
+        claimed = item.handshake.challenged
+        if claimed is None:
+            self.server.logger.info("%s %s", item.addr, what)
+        else:  # at the default level (WARNING): someone holds a key the server does not
+            self.server.logger.warning(
+                "refusing %s: authentication failed (it %s instead of proving that it "
+                "holds the key of %r)",
+                item.addr,
+                what,
+                claimed,
+            )
 
     def _send_now(self, item: _Pending, data: bytes) -> bool:
         try:
@@ -379,6 +396,13 @@ class Server(BaseThreadedCommunication):
     Binds at construction (``port=0`` picks a free port, then ``port`` tells which).
     :meth:`wait_connection` starts accepting interfaces; :meth:`close` (or leaving a
     ``with`` block) ends everything the server started.
+
+    The options not passed (``log_level`` and those after it) come from the environment
+    (``PYMASEP_COMM_<NAME>``) or the TOML file that ``PYMASEP_COMM_CONFIG`` names, its
+    ``[server."ID"]`` then ``[server]`` table, else their default: code that builds
+    its Server with the seed's arguments only, as pymasep's engine does, is configured
+    without a change (``docs/configuration.md``; keys and certificates as files there).
+    A wrong setting raises :class:`~pymasep.comm.core.ConfigurationError` here.
 
     Args:
         ident: String id of the server.
@@ -419,15 +443,16 @@ class Server(BaseThreadedCommunication):
             ssl.Purpose.CLIENT_AUTH)`` with a certificate loaded; set ``verify_mode`` to
             ``CERT_REQUIRED`` to require client certificates). The TLS handshake runs
             under ``handshake_timeout`` too. pymasep 0.2 interfaces cannot speak TLS.
-        record: Record every frame and connection event to this file (``.jsonl``, or
-            ``.jsonl.gz`` for gzip), or to a new file in this directory named by the id
-            and the start time. By default, into the directory that the environment
-            variable ``PYMASEP_COMM_RECORD`` names, if it is set. See
+        record: Record every frame and connection event: to this file when its name
+            ends with ``.jsonl`` (``.jsonl.gz``: gzip), else to a new file in this
+            directory named by the id and the start time. Also a setting
+            (``PYMASEP_COMM_RECORD``, ``record`` in the TOML file). See
             :mod:`pymasep.comm.core.recorder` and ``docs/recording.md``.
     """
 
     _logger_kind = "server"
 
+    @configurable("server")
     def __init__(
         self,
         ident: str,
