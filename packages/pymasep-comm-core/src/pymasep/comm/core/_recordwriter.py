@@ -1,9 +1,9 @@
 """The recorder's writer process: turns the events a Recorder sends into JSON lines.
 
-Run by :class:`pymasep.comm.core.recorder.Recorder` as ``python _recordwriter.py FD GZIP``
-(this file, by its path: standard library only, so that the process starts fast without
-importing the package). It reads batches from stdin, each a 4-byte big-endian length and
-a :mod:`marshal` dump of a list of event tuples (from its own parent only), formats one
+Run by :class:`pymasep.comm.core.recorder.Recorder` as
+``python -m pymasep.comm.core._recordwriter FD GZIP`` (it needs only the standard
+library). It reads batches from stdin, each a 4-byte big-endian length and a
+:mod:`marshal` dump of a list of event tuples (from its own parent only), formats one
 JSON line per event and appends them to the file open on descriptor FD (gzip'ed when
 GZIP is ``1``), flushed after each batch. At the end of stdin, or at the first error, it
 closes the file and prints ``{"written": N, "error": ...}`` on stdout: how many records
