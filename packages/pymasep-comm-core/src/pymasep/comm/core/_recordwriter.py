@@ -1,8 +1,8 @@
 """The recorder's writer process: turns the events a Recorder sends into JSON lines.
 
-Run by :class:`pymasep.comm.core.recorder.Recorder` as
-``python -m pymasep.comm.core._recordwriter FD GZIP`` (it needs only the standard
-library). It reads batches from stdin, each a 4-byte big-endian length and a
+Run by :class:`pymasep.comm.core.recorder.Recorder`, loaded by its path (``main(FD,
+GZIP)``): it needs only the standard library, and starts without importing the package.
+It reads batches from stdin, each a 4-byte big-endian length and a
 :mod:`marshal` dump of a list of event tuples (from its own parent only), formats one
 JSON line per event and appends them to the file open on descriptor FD (gzip'ed when
 GZIP is ``1``), flushed after each batch. At the end of stdin, or at the first error, it

@@ -9,7 +9,7 @@ describes the format.
 The recorder is a :class:`~pymasep.comm.core.tap.Tap`. The connection's threads append
 each event (a tuple, the payload as it is) to a bounded queue and go on; a thread of the
 recorder hands them in batches to a writer process of its own
-(``python -m pymasep.comm.core._recordwriter``), which formats the JSON lines and appends them
+(``pymasep/comm/core/_recordwriter.py``), which formats the JSON lines and appends them
 to the file. Formatting a line costs more than the frame's own trip through the
 connection: in a process of its own it takes none of the game's GIL (on a machine with a
 core to spare, none of its time either).
@@ -83,6 +83,15 @@ _log = logging.getLogger("pymasep.comm.core.recorder")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _LENGTH = struct.Struct("!I")
 _FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".gz")
+_WRITER = Path(__file__).with_name("_recordwriter.py")
+# The writer module, loaded by its path under its own name: the package's __init__ is not
+# run (pymasep's own __init__, around ours, imports pygame and opencv: most of a second),
+# and the module is still the package's (coverage, tracebacks).
+_RUN_WRITER = (
+    "import importlib.util as u, sys;"
+    "s = u.spec_from_file_location('pymasep.comm.core._recordwriter', sys.argv[1]);"
+    "m = u.module_from_spec(s); s.loader.exec_module(m); sys.exit(m.main(sys.argv[2:]))"
+)
 _WRITER_TIMEOUT = 60.0  # seconds the writer process may take to write what it holds
 _live: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
@@ -146,8 +155,9 @@ class Recorder(Tap):
             self._process = subprocess.Popen(
                 [
                     sys.executable,
-                    "-m",
-                    "pymasep.comm.core._recordwriter",
+                    "-c",
+                    _RUN_WRITER,
+                    str(_WRITER),
                     str(fd),
                     "1" if target.suffix == ".gz" else "0",
                 ],
@@ -155,9 +165,6 @@ class Recorder(Tap):
                 stdout=subprocess.PIPE,
                 pass_fds=(fd,),
                 start_new_session=True,
-                # Where this process found the package, even if it was not the
-                # environment's doing.
-                env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, sys.path))},
             )
         finally:
             os.close(fd)
