@@ -181,7 +181,7 @@ def test_a_slow_reader_slows_the_game_and_loses_nothing(tmp_path: Path) -> None:
     pipe = tmp_path / "pipe"
     os.mkfifo(pipe)
     reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
-    recorder = Recorder(pipe, "server", "engine", max_pending=10)
+    recorder = Recorder(pipe, "server", "engine", max_pending_bytes=10_000)
     os.set_blocking(reader, True)
     payload = message("observation", text="x" * 2000)
     count = 500  # about 1 MB: far more than the pipes and the queue hold

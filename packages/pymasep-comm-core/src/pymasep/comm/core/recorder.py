@@ -14,10 +14,12 @@ to the file. Formatting a line costs more than the frame's own trip through the
 connection: in a process of its own it takes none of the game's GIL (on a machine with a
 core to spare, none of its time either).
 
-**A disk slower than the game.** At most :data:`DEFAULT_MAX_PENDING` events wait for the
-writer. Beyond that, the thread that sends or receives a frame waits until the writer
-has written some: the game slows down to the disk's pace, and nothing is dropped. The
-first such wait is logged at WARNING, and :attr:`Recorder.waits` counts them.
+**A disk slower than the game.** At most :data:`DEFAULT_MAX_PENDING_BYTES` of events
+(their payloads, and about 100 bytes each besides) wait for the writer. Beyond that, the
+thread that sends or receives a frame waits until the writer has taken some: the game
+slows down to the disk's pace, and nothing is dropped. The first such wait is logged at
+WARNING, and :attr:`Recorder.waits` counts them. A burst shorter than that (a stream of
+tens of thousands of frames) does not wait: it is written while the game goes on.
 
 **A disk that fails** (full, removed): the writer process stops, the error is logged
 once at ERROR, the file keeps what was written before, and the recorder stops: events
@@ -60,7 +62,7 @@ if TYPE_CHECKING:
     from .wire import Wire
 
 __all__ = [
-    "DEFAULT_MAX_PENDING",
+    "DEFAULT_MAX_PENDING_BYTES",
     "FLUSH_INTERVAL",
     "FORMAT",
     "FORMAT_VERSION",
@@ -72,9 +74,11 @@ FORMAT = "pymasep-comm-recording"
 """The header's ``format``."""
 FORMAT_VERSION = 1
 """The header's ``version``: raised when a reader of the previous one could not read it."""
-DEFAULT_MAX_PENDING = 10_000
-"""Events that may wait for the writer before senders and readers wait for it (a few
-megabytes of a game's observations: many seconds of play, far more than a disk's hiccup)."""
+DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
+"""Bytes of events that may wait for the writer before senders and readers wait for it
+(64 MiB, as a connection's send limit: thousands of a game's observations, many seconds
+of play, far more than a disk's hiccup)."""
+_EVENT_COST = 100  # bytes an event costs besides its payload (the tuple, its numbers)
 FLUSH_INTERVAL = 0.1
 """Seconds at most between an event and its line reaching the kernel (and a follower)."""
 
@@ -113,7 +117,8 @@ class Recorder(Tap):
             (``<ident>-<UTC time>-<process id>.jsonl``).
         side: ``"server"`` or ``"client"``, for the header.
         ident: Id of the server or client, for the header and the file name.
-        max_pending: Events that may wait for the writer (see the module docstring).
+        max_pending_bytes: Bytes of events that may wait for the writer (see the module
+            docstring).
 
     Raises:
         FileExistsError: ``path`` names a file that exists.
@@ -126,7 +131,7 @@ class Recorder(Tap):
         side: Side,
         ident: str,
         *,
-        max_pending: int = DEFAULT_MAX_PENDING,
+        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
     ) -> None:
         started_wall, started_mono = time.time(), time.monotonic()
         target = Path(path)
@@ -140,7 +145,7 @@ class Recorder(Tap):
         """The file written."""
         self.side = side
         self.ident = ident
-        self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
         exists = target.exists()
         if exists and not (target.is_fifo() or target.is_char_device()):
             raise FileExistsError(f"{target} exists: a recording is never written over")
@@ -169,6 +174,8 @@ class Recorder(Tap):
         finally:
             os.close(fd)
         self._pending: deque[tuple[Any, ...]] = deque()
+        self._pending_bytes = 0  # of the events queued or being handed over
+        self._lock = threading.Lock()  # the queue and its byte count
         self._wake = threading.Event()
         self._room = threading.Condition()
         self._closed = False
@@ -204,14 +211,16 @@ class Recorder(Tap):
 
     # -- the tap: called by the connections' threads ------------------------------------
 
-    def _put(self, event: tuple[Any, ...]) -> None:
-        pending = self._pending
-        if len(pending) >= self.max_pending and not self._closed and self.error is None:
+    def _put(self, event: tuple[Any, ...], size: int = 0) -> None:
+        with self._lock:
+            if self._closed or self.error is not None:
+                self.dropped += 1
+                return
+            self._pending.append(event)
+            self._pending_bytes += size + _EVENT_COST
+            full = self._pending_bytes > self.max_pending_bytes
+        if full:
             self._wait_for_room()
-        if self._closed or self.error is not None:
-            self.dropped += 1
-            return
-        pending.append(event)
 
     def _wait_for_room(self) -> None:
         with self._room:
@@ -224,7 +233,9 @@ class Recorder(Tap):
             self._wake.set()
             self._room.wait_for(
                 lambda: (
-                    len(self._pending) < self.max_pending or self._closed or self.error is not None
+                    self._pending_bytes <= self.max_pending_bytes
+                    or self._closed
+                    or self.error is not None
                 )
             )
 
@@ -249,13 +260,13 @@ class Recorder(Tap):
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
     ) -> None:
         """Record a frame sent (see :meth:`~pymasep.comm.core.tap.Tap.frame_sent`)."""
-        self._put(("sent", peer_id, monotonic, wall, payload, size))
+        self._put(("sent", peer_id, monotonic, wall, payload, size), len(payload))
 
     def frame_received(
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
     ) -> None:
         """Record a frame received (see :meth:`~pymasep.comm.core.tap.Tap.frame_received`)."""
-        self._put(("received", peer_id, monotonic, wall, payload, size))
+        self._put(("received", peer_id, monotonic, wall, payload, size), len(payload))
 
     def bye(self, peer_id: str, direction: Direction, monotonic: float, wall: float) -> None:
         """Record a bye (see :meth:`~pymasep.comm.core.tap.Tap.bye`)."""
@@ -274,7 +285,6 @@ class Recorder(Tap):
     # -- the writer thread ---------------------------------------------------------------
 
     def _write_loop(self) -> None:
-        pending = self._pending
         pipe = self._process.stdin
         assert pipe is not None
         self._wake.set()  # the header goes out at once
@@ -282,21 +292,29 @@ class Recorder(Tap):
             self._wake.wait(FLUSH_INTERVAL)
             self._wake.clear()
             closing = self._closed
-            count = len(pending)
+            with self._lock:
+                batch, self._pending = self._pending, deque()
+                handing = self._pending_bytes  # still counted until handed over
+            count = len(batch)
             if count and self.error is None:
-                batch = [pending.popleft() for _ in range(count)]
-                data = marshal.dumps(batch)
+                data = marshal.dumps(list(batch))
                 try:
                     pipe.write(_LENGTH.pack(len(data)))
                     pipe.write(data)  # blocks while the writer process is behind
                     pipe.flush()
                 except (OSError, ValueError) as error:  # ValueError: marshal, a bug
                     self._fail(str(error))
+                    self.dropped += count - (batch[0][0] == "header")
                 else:
                     self._handed += count - (batch[0][0] == "header")
+            elif count:  # queued before the recorder stopped
+                self.dropped += count - (batch[0][0] == "header")
+            with self._lock:
+                self._pending_bytes -= handing
+            if handing:
                 with self._room:
                     self._room.notify_all()
-            if closing and not pending:
+            if closing and not self._pending:
                 break
         with contextlib.suppress(OSError):
             pipe.close()
@@ -325,8 +343,9 @@ class Recorder(Tap):
         if self.error is None:
             _log.error("%s: recording stopped: %s", self.path, error)
             self.error = error
-        self.dropped += len(self._pending)
-        self._pending.clear()
+        with self._lock:
+            self.dropped += len(self._pending)
+            self._pending.clear()
         with self._room:
             self._room.notify_all()
 
