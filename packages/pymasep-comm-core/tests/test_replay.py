@@ -105,4 +105,5 @@ def test_a_peer_under_another_id_is_replayed_with_its_id_renamed(records: list[R
     answers = [msg("register", "q7", id="q7")] + [msg("action", "q7", move=s) for s in range(3)]
     sent, receive = live_peer(answers)
     assert replay(records, sent.append, receive, rename=("p1", "q7")).matched
-    assert not replay(records, [].append, live_peer(list(answers))[1]).matched
+    unrenamed, receive = live_peer(list(answers))
+    assert not replay(records, unrenamed.append, receive).matched
