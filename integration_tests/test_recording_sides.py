@@ -14,6 +14,7 @@ from pymasep.comm.client import Client
 from pymasep.comm.core import Frame, Message, SocketHandlerQueue
 from pymasep.comm.core.recording import Record, Recording
 from pymasep.comm.core.testing.peers import wait_registered
+from pymasep.comm.core.testing.tls import loopback_contexts
 from pymasep.comm.server import Server
 
 LOOPBACK = "127.0.0.1"
@@ -98,3 +99,31 @@ inbox.get(timeout=5)
         assert [
             line.get("type") for line in lines if line.get("event") in ("sent", "received")
         ] == ["action"]
+
+
+def test_a_connection_with_a_key_over_tls_is_recorded_as_such(tmp_path: Path) -> None:
+    server_tls, client_tls = loopback_contexts()
+    key = bytes(range(32))
+    inbox: queue.Queue[bytes] = queue.Queue()
+    server = Server(
+        "engine", 2, SocketHandlerQueue, (inbox,), LOOPBACK, 0,
+        authkey=key, ssl_context=server_tls, record=tmp_path / "engine.jsonl",
+    )  # fmt: skip
+    with server:
+        server.wait_connection()
+        client = Client(
+            "p1", SocketHandlerQueue, (queue.Queue(),), LOOPBACK, server.port,
+            authkey=key, ssl_context=client_tls, record=tmp_path / "p1.jsonl",
+        )  # fmt: skip
+        with client:
+            client.connect()
+            client.send_frame_to("engine", Frame(b"<Message msg_type='action' />"))
+            assert inbox.get(timeout=5)
+    for name in ("engine.jsonl", "p1.jsonl"):
+        with Recording(tmp_path / name) as recording:
+            records = list(recording)
+        connected = records[0].fields
+        assert (connected["authenticated"], connected["tls"]) == (True, True), name
+        assert [r.event for r in records if r.is_frame] == (
+            ["received"] if name == "engine.jsonl" else ["sent"]
+        )
