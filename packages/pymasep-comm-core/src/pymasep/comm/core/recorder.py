@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import json
 import logging
 import marshal
@@ -87,6 +88,16 @@ _log = logging.getLogger("pymasep.comm.core.recorder")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _LENGTH = struct.Struct("!I")
 _FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".gz")
+_PIPE_SIZE = 1024 * 1024
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (each system call without the GIL)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 _WRITER = Path(__file__).with_name("_recordwriter.py")
 # The writer module, loaded by its path under its own name: the package's __init__ is not
 # run (pymasep's own __init__, around ours, imports pygame and opencv: most of a second),
@@ -173,6 +184,10 @@ class Recorder(Tap):
             )
         finally:
             os.close(fd)
+        if hasattr(fcntl, "F_SETPIPE_SZ"):
+            # A larger pipe: the writer thread blocks (and takes the GIL back) less often.
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(self._process.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)  # type: ignore[union-attr]
         self._pending: deque[tuple[Any, ...]] = deque()
         self._pending_bytes = 0  # of the events queued or being handed over
         self._lock = threading.Lock()  # the queue and its byte count
@@ -260,13 +275,31 @@ class Recorder(Tap):
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
     ) -> None:
         """Record a frame sent (see :meth:`~pymasep.comm.core.tap.Tap.frame_sent`)."""
-        self._put(("sent", peer_id, monotonic, wall, payload, size), len(payload))
+        # Once per frame: _put inlined.
+        with self._lock:
+            if self._closed or self.error is not None:
+                self.dropped += 1
+                return
+            self._pending.append(("sent", peer_id, monotonic, wall, payload, size))
+            self._pending_bytes += len(payload) + _EVENT_COST
+            full = self._pending_bytes > self.max_pending_bytes
+        if full:
+            self._wait_for_room()
 
     def frame_received(
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
     ) -> None:
         """Record a frame received (see :meth:`~pymasep.comm.core.tap.Tap.frame_received`)."""
-        self._put(("received", peer_id, monotonic, wall, payload, size), len(payload))
+        # Once per frame: _put inlined.
+        with self._lock:
+            if self._closed or self.error is not None:
+                self.dropped += 1
+                return
+            self._pending.append(("received", peer_id, monotonic, wall, payload, size))
+            self._pending_bytes += len(payload) + _EVENT_COST
+            full = self._pending_bytes > self.max_pending_bytes
+        if full:
+            self._wait_for_room()
 
     def bye(self, peer_id: str, direction: Direction, monotonic: float, wall: float) -> None:
         """Record a bye (see :meth:`~pymasep.comm.core.tap.Tap.bye`)."""
@@ -299,9 +332,7 @@ class Recorder(Tap):
             if count and self.error is None:
                 data = marshal.dumps(list(batch))
                 try:
-                    pipe.write(_LENGTH.pack(len(data)))
-                    pipe.write(data)  # blocks while the writer process is behind
-                    pipe.flush()
+                    _write_all(pipe.fileno(), _LENGTH.pack(len(data)) + data)
                 except (OSError, ValueError) as error:  # ValueError: marshal, a bug
                     self._fail(str(error))
                     self.dropped += count - (batch[0][0] == "header")
