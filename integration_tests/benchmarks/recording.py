@@ -40,14 +40,14 @@ ENV_RECORD = "PYMASEP_COMM_RECORD"
 # Why the stream's target is missed, from the profile of the runs it was written from.
 STREAM_WHY = (
     "recording a frame costs about as much as carrying it, and both processes record. In "
-    "each game process the tap and the handover to the recorder (a tuple queued under a "
-    "lock; batches marshalled to the writer process) take 1.4 to 1.9 us a frame, measured "
-    "on `Connection.encode` alone, against 0.6 us without a tap and 3 to 5 us for the "
-    "frame's whole trip. A burst of 50,000 frames fits the recorder's 64 MiB budget, so "
-    "the sender never waits for the disk; but the two writer processes make and write "
-    "the JSON lines (5 to 10 us a line) beside the two busy game processes, and on 2 "
-    "shared cores that CPU time is taken from the game. With a core to spare for each "
-    "writer, the game pays the handover alone (about 1.4x)."
+    "the game's processes, the tap and the handover to the recorder (a tuple queued under "
+    "a lock, batches marshalled to the writer process) take 1.4 to 1.9 us a frame sent "
+    "(`Connection.encode`: 0.6 us without a tap) and 2.5 to 4 us a frame received "
+    "(`Connection.feed`: 1.25 us without; keeping each payload until it is handed over is "
+    "most of it), against 3 to 5 us for the frame's whole trip. A burst of 50,000 frames "
+    "fits the recorder's 64 MiB budget, so the sender never waits for the disk; but the "
+    "two writer processes make and write the JSON lines (5 to 10 us a line) beside the two "
+    "busy game processes, and on 2 shared cores that CPU time is taken from the game."
 )
 GAME_TARGET = 1.05  # at most this many times the time without recording
 STREAM_TARGET = 1.3
