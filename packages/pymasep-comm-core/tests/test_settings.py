@@ -55,14 +55,6 @@ SAMPLES: dict[str, tuple[str, str, Callable[[Path], object]]] = {
 PER_SIDE = [(option, side) for option in OPTIONS for side in sorted(option.sides)]
 
 
-@pytest.fixture(autouse=True)
-def no_settings_of_the_developer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The commands read os.environ: none of the machine's own settings reach them."""
-    for variable in list(os.environ):
-        if variable.startswith("PYMASEP_COMM_"):
-            monkeypatch.delenv(variable)
-
-
 def _id(value: object) -> str:
     return value.name if isinstance(value, Option) else str(value)
 

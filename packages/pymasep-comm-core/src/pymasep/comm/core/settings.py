@@ -87,6 +87,7 @@ CONFIG_VARIABLE = PREFIX + "CONFIG"
 OTHER_VARIABLES: Mapping[str, str] = {
     CONFIG_VARIABLE: "the TOML file of settings",
     PREFIX + "REQUIRE_NETNS": "the test suites: fail, not skip, without network namespaces",
+    PREFIX + "REQUIRE_BROWSER": "the watch tests: fail, not skip, without Chromium",
 }
 """Variables of pymasep-comm that are not options: known, so never "unknown"."""
 
