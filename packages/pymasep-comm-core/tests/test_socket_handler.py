@@ -856,46 +856,52 @@ def test_a_silent_peer_between_frames_is_never_stalled(connect: Connect) -> None
 # --- threads -------------------------------------------------------------------------------
 
 
-def _writers() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("pymasep-comm-writer")]
+def _ours() -> list[str]:
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith("pymasep-comm"))
 
 
 @pytest.mark.timeout(60)
-def test_the_writer_thread_ends_once_nothing_is_left_to_write(connect: Connect) -> None:
-    handler, peer = connect()
-    handler.send_frame(Frame(b"small"))  # written at once: no writer at all
-    assert peer.recv_data() == b"small"
-    assert _writers() == []
-    payload = os.urandom(8 << 20)
-    handler.send_frame_async(Frame(payload))  # the kernel cannot take it at once
-    assert len(_writers()) == 1
-    assert peer.recv_data() == payload
-    for writer in _writers():
-        writer.join(10)
-        assert not writer.is_alive()
-    assert handler.stats.frames_sent == 2
-
-
-@pytest.mark.timeout(60)
-def test_a_streams_writer_waits_for_its_next_frames_and_ends_with_the_stream(
+def test_a_queue_handler_has_no_thread_large_frames_and_streams_included(
     connect: Connect,
 ) -> None:
+    """Everything is written and read by the process's one I/O thread: a frame the
+    kernel cannot take at once, and a stream, start no thread."""
     inbox: queue.Queue[bytes] = queue.Queue()
     handler, peer = connect(SocketHandlerQueue, inbox)
-    frames = [b"%d" % number for number in range(STREAM_AFTER + 1)]
-    for payload in frames:  # one way, the last one past STREAM_AFTER: a stream
-        handler.send_frame_async(Frame(payload))
+    payload = os.urandom(8 << 20)
+    handler.send_frame_async(Frame(payload))  # the kernel cannot take it at once
+    assert _ours() == ["pymasep-comm-io"]
+    assert peer.recv_data() == payload
+    frames = [b"%d" % number for number in range(STREAM_AFTER * 4)]
+    for data in frames:  # one way, past STREAM_AFTER: a stream
+        handler.send_frame_async(Frame(data))
     assert [peer.recv_data() for _ in frames] == frames
-    # All written, yet the writer stays for the stream's next frames (a broadcast to
-    # many interfaces would otherwise start a thread every STREAM_AFTER + 1 frames).
-    assert len(_writers()) == 1
     peer.send(b"an answer")  # something received: the stream is over
     assert inbox.get(timeout=5) == b"an answer"
     handler.send_frame_async(Frame(b"a reply"))  # written at once
     assert peer.recv_data() == b"a reply"
-    for writer in _writers():
-        writer.join(10)
-        assert not writer.is_alive()
+    assert _ours() == ["pymasep-comm-io"]
+    assert handler.is_alive()  # started and not ended, with no thread of its own
+    assert handler.ident is None
+
+
+def test_a_handler_whose_on_receive_may_block_gets_a_delivery_thread(connect: Connect) -> None:
+    release = threading.Event()
+    received: queue.Queue[bytes] = queue.Queue()
+
+    class Blocking(SocketHandler):
+        def on_receive(self, frame: Frame) -> None:
+            release.wait(10)
+            received.put(frame.message)
+
+    blocked, blocked_peer = connect(Blocking)
+    _, other_peer = connect(SocketHandlerQueue, received)
+    assert blocked.ident is not None and blocked.is_alive()
+    blocked_peer.send(b"held")
+    other_peer.send(b"not delayed")  # the blocked handler delays no other connection
+    assert received.get(timeout=5) == b"not delayed"
+    release.set()
+    assert received.get(timeout=5) == b"held"
 
 
 def test_the_handlers_records_carry_the_peer(

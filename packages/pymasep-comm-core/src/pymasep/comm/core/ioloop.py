@@ -200,11 +200,15 @@ class IOLoop:
                     _logger.exception("a callback of the I/O loop failed")
 
     def _drain_waker(self) -> None:
-        with self._lock:
-            self._woken = False
+        # Drained before the flag is cleared: a byte sent once it is clear stays for the
+        # next select. (The other order could swallow that byte and leave the flag set,
+        # and no thread would wake the loop again.) Callbacks handed over meanwhile run
+        # in this turn, which follows.
         with contextlib.suppress(BlockingIOError, InterruptedError):
             while self._wakee.recv(4096):
                 pass
+        with self._lock:
+            self._woken = False
 
 
 _loop: IOLoop | None = None
