@@ -48,6 +48,7 @@ LOCKED = (
     "myst-parser==4.0.1",
     "lxml",
     "matplotlib",
+    "pyzmq",
 )
 # Pinned by hand, per Python: no atheris release serves them all (3.0 has no wheel for
 # Python 3.10, and 2.3's instrumentation breaks the fuzz targets on 3.11 and later).
@@ -205,7 +206,8 @@ def tests(session: nox.Session, package: str) -> None:
 @nox.session
 def integration(session: nox.Session) -> None:
     """Run the tests that need the three distributions together (not the interop ones)."""
-    _install(session, *DISTRIBUTIONS, requirements=(*TEST_REQUIREMENTS, "nox"))
+    # pyzmq: the benchmarks' delivery tests run every contender, pyzmq's too.
+    _install(session, *DISTRIBUTIONS, requirements=(*TEST_REQUIREMENTS, "nox", "pyzmq"))
     apart = ("interop", "games", "pymasep")  # their own sessions
     ignore = [arg for name in apart for arg in ("--ignore", str(ROOT / "integration_tests" / name))]
     _pytest(session, str(ROOT / "integration_tests"), *ignore, *session.posargs)
@@ -387,7 +389,8 @@ def soak(session: nox.Session) -> None:
 
     SIGKILLs, garbage and a stalled interface too; fails on a lost or reordered frame, or
     on an engine whose memory, threads or descriptors keep growing (``-- --out DIR`` for
-    soak.md and soak.png, default this session's tmp/soak).
+    soak.md and soak.png, default this session's tmp/soak). ``-- --interfaces 64
+    --processes 4``: 64 interfaces, the players among them sharing 4 processes.
     """
     _install(session, *DISTRIBUTIONS, requirements=("matplotlib", "coverage"))
     out = Path(session.create_tmp()).resolve() / "soak"
@@ -416,7 +419,11 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Measure speed as ratios against baselines; rewrite docs/benchmarks.md."""
+    """Measure speed as ratios against baselines; rewrite docs/benchmarks.md.
+
+    ``-- --quick`` checks the benchmarks themselves (a tenth of the work, one round, no
+    codec or pymasep game) and writes the page into the session's scratch folder.
+    """
     python02 = _pymasep02(session)
     env = {"PYMASEP02_PYTHON": python02} if python02 else {}
     if python02:

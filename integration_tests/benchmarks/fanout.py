@@ -80,9 +80,11 @@ def _our_engine(interfaces: int, broadcasts: int, payload: bytes, signals: dict[
 
 
 class _Tally:
-    def __init__(self, interfaces: int, broadcasts: int) -> None:
+    def __init__(self, interfaces: int, broadcasts: int, payload: bytes) -> None:
         self.broadcasts = broadcasts
+        self.payload = payload
         self.waiting = interfaces
+        self.garbled = 0
         self.lock = threading.Lock()
         self.done = threading.Event()
 
@@ -94,6 +96,11 @@ class _Counter(SocketHandler):
         self.received = 0
 
     def on_receive(self, frame: Frame) -> None:
+        if frame.message != self.tally.payload:
+            with self.tally.lock:
+                self.tally.garbled += 1
+            self.tally.done.set()
+            return
         self.received += 1
         if self.received == self.tally.broadcasts:
             with self.tally.lock:
@@ -105,14 +112,22 @@ class _Counter(SocketHandler):
 def ours(interfaces: int, broadcasts: int, payload: bytes) -> float:
     """Broadcasts per second through Server.send_frame_to, one Client per interface."""
     process, port, signals = _start(_our_engine, interfaces, broadcasts, payload)
-    tally = _Tally(interfaces, broadcasts)
+    tally = _Tally(interfaces, broadcasts, payload)
     clients = []
+
+    def receive() -> bool:
+        if not tally.done.wait(TIMEOUT):
+            return False
+        if tally.garbled:
+            raise RuntimeError(f"{tally.garbled} broadcast frames arrived garbled")
+        return True
+
     try:
         for index in range(interfaces):
             client = Client(f"interface-{index}", _Counter, (tally,), LOOPBACK, port)
             client.connect()
             clients.append(client)
-        return _run(process, signals, lambda: tally.done.wait(TIMEOUT), broadcasts)
+        return _run(process, signals, receive, broadcasts)
     finally:
         signals["finished"].set()
         for client in clients:  # a bye to each at once, rather than a close() after another
@@ -141,15 +156,35 @@ def _bare_engine(interfaces: int, broadcasts: int, payload: bytes, signals: dict
         conn.close()
 
 
-def _bare_receive(socks: list[socket.socket], broadcasts: int) -> bool:
-    """Read every socket from one selector loop; split length-prefixed frames."""
+class Frames:
+    """The length-prefixed frames out of one socket's bytes, as they arrive."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add ``data``; return the frames it completed (their payloads)."""
+        buffer = self.buffer
+        buffer += data
+        frames, position = [], 0
+        while len(buffer) - position >= 4:
+            (size,) = _LENGTH.unpack_from(buffer, position)
+            if len(buffer) - position - 4 < size:
+                break
+            frames.append(bytes(buffer[position + 4 : position + 4 + size]))
+            position += 4 + size
+        del buffer[:position]
+        return frames
+
+
+def _bare_receive(socks: list[socket.socket], broadcasts: int, payload: bytes) -> bool:
+    """Read every socket from one selector loop, each into its own :class:`Frames`; check
+    every frame against ``payload``."""
     deadline = time.monotonic() + TIMEOUT
-    buffers = {sock: bytearray() for sock in socks}
-    counts = dict.fromkeys(socks, 0)
     waiting = len(socks)
     with selectors.DefaultSelector() as selector:
         for sock in socks:
-            selector.register(sock, selectors.EVENT_READ)
+            selector.register(sock, selectors.EVENT_READ, [Frames(), 0])
         while waiting:
             if time.monotonic() > deadline:
                 return False
@@ -159,19 +194,13 @@ def _bare_receive(socks: list[socket.socket], broadcasts: int) -> bool:
                 data = ready.recv(262144)
                 if not data:
                     return False
-                buffer = buffers[sock]
-                buffer += data
-                position = 0
-                while len(buffer) - position >= 4:
-                    (size,) = _LENGTH.unpack_from(buffer, position)
-                    if len(buffer) - position - 4 < size:
-                        break
-                    bytes(buffer[position + 4 : position + 4 + size])
-                    position += 4 + size
-                    counts[sock] += 1
-                    if counts[sock] == broadcasts:
+                state = key.data  # [this socket's frames, how many arrived]
+                for frame in state[0].feed(data):
+                    if frame != payload:
+                        raise RuntimeError("a broadcast frame arrived garbled")
+                    state[1] += 1
+                    if state[1] == broadcasts:
                         waiting -= 1
-                del buffer[:position]
     return True
 
 
@@ -184,7 +213,7 @@ def bare(interfaces: int, broadcasts: int, payload: bytes) -> float:
             sock = socket.create_connection((LOOPBACK, port))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             socks.append(sock)
-        return _run(process, signals, lambda: _bare_receive(socks, broadcasts), broadcasts)
+        return _run(process, signals, lambda: _bare_receive(socks, broadcasts, payload), broadcasts)
     finally:
         signals["finished"].set()
         for sock in socks:

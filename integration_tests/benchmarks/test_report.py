@@ -136,3 +136,31 @@ def test_the_committed_page_has_every_workload_and_a_reason_for_each_miss() -> N
         if "— missed." in line:
             assert "No explanation is recorded" not in line, line
             assert len(line.partition("— missed.**")[2].strip()) > 40, line
+
+
+def test_a_growth_target_is_a_ceiling_and_stays_out_of_the_table(tmp_path: Path) -> None:
+    growth = {"kind": "growth", "target": 40.0, "workload": "time per broadcast, growth"}
+    rows = [
+        _row("time per broadcast, growth from 8 to 256 interfaces", None, None, **growth),
+        _row("time per broadcast, growth from 8 to 64 interfaces", None, None, **growth),
+    ]
+    rows[0]["ratio"], rows[1]["ratio"] = 50.0, 30.0
+    text = _page(tmp_path, rows)
+    assert "| time per broadcast" not in text
+    assert "* time per broadcast, growth from 8 to 64 interfaces: 30.00x, target at most 40x" in (
+        text
+    )
+    assert (
+        "* **time per broadcast, growth from 8 to 256 interfaces: 50.00x, target at most 40x "
+        "— missed.** Over the target by a factor of 1.25. The cost of a frame grows"
+    ) in text
+
+
+def test_a_missed_transport_target_says_by_how_much_and_why_from_a_profile(
+    tmp_path: Path,
+) -> None:
+    name = "broadcast of 1 KiB to 256 interfaces vs pyzmq"
+    text = _page(tmp_path, [_row(name, 50.0, 100.0, target=1.0, against="pyzmq")])
+    line = next(line for line in text.splitlines() if line.startswith(f"* **{name}"))
+    assert "0.50x, target 1x — missed.** Short of the target by a factor of 2.00." in line
+    assert "cpuprofile.py" in line

@@ -8,19 +8,21 @@ since these machines are noisy.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import queue
 import socket
 import ssl
 import statistics
 import struct
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.synchronize import Event
 from typing import Any
 
 from pymasep.comm.client import Client
-from pymasep.comm.core import Frame, SocketHandler, SocketHandlerQueue
+from pymasep.comm.core import CommunicationError, Frame, SocketHandler, SocketHandlerQueue
 from pymasep.comm.core.testing.tls import loopback_contexts
 from pymasep.comm.server import Server
 
@@ -30,6 +32,7 @@ ROUND_TRIPS = 5_000
 BIG_FRAME = 16 * 1024 * 1024
 LOOPBACK = "127.0.0.1"
 ENGINE_ID = "bench-engine"
+INTERFACE_ID = "bench-interface"
 _LENGTH = struct.Struct("!I")
 _CONTEXT = multiprocessing.get_context("fork")
 # (server, client) TLS contexts while a TLS workload runs; the forked engine inherits them.
@@ -49,6 +52,9 @@ def _bare_engine(mode: str, expected: int, ports: multiprocessing.Queue[int], do
         while data := conn.recv(65536):
             conn.sendall(data)
         return
+    if mode == "queue-echo":
+        _queued_echo(conn)
+        return
     buffer = bytearray()
     received = 0
     while received < expected and (data := conn.recv(262144)):
@@ -66,6 +72,34 @@ def _bare_engine(mode: str, expected: int, ports: multiprocessing.Queue[int], do
     conn.recv(1)
 
 
+def _read_frames(sock: socket.socket, frames: queue.Queue[bytes | None]) -> None:
+    """The reading thread of a bare + queue side: split length-prefixed frames, hand
+    each to the consuming thread through ``frames``; None when the peer closes."""
+    buffer = bytearray()
+    with contextlib.suppress(OSError):
+        while data := sock.recv(262144):
+            buffer += data
+            position = 0
+            while len(buffer) - position >= 4:
+                (size,) = _LENGTH.unpack_from(buffer, position)
+                if len(buffer) - position - 4 < size:
+                    break
+                frames.put(bytes(buffer[position + 4 : position + 4 + size]))
+                position += 4 + size
+            del buffer[:position]
+    frames.put(None)
+
+
+def _queued_echo(conn: socket.socket) -> None:
+    """The bare + queue engine: a reading thread queues each frame, this thread echoes it."""
+    frames: queue.Queue[bytes | None] = queue.Queue()
+    reader = threading.Thread(target=_read_frames, args=(conn, frames), daemon=True)
+    reader.start()
+    while (payload := frames.get()) is not None:
+        conn.sendall(_LENGTH.pack(len(payload)) + payload)
+    reader.join(10)
+
+
 class _Sink(SocketHandler):
     """Counts data frames and sets ``done`` at the expected count."""
 
@@ -79,6 +113,14 @@ class _Sink(SocketHandler):
             cls.done.set()
 
 
+class _QueueUntilClosed(SocketHandlerQueue):
+    """A ``SocketHandlerQueue`` that queues None when its connection ends, so that the
+    thread reading the queue stops without polling it."""
+
+    def on_disconnect(self, reason: str) -> None:
+        self.receive_queue.put(None)
+
+
 class _Echo(SocketHandler):
     def on_receive(self, frame: Frame) -> None:
         self.send_frame_async(frame)
@@ -86,13 +128,21 @@ class _Echo(SocketHandler):
 
 def _our_engine(mode: str, expected: int, ports: multiprocessing.Queue[int], done: Event) -> None:
     _Sink.expected, _Sink.done = expected, done
-    handler = _Echo if mode == "echo" else _Sink
+    handler: type[SocketHandler] = _Echo if mode == "echo" else _Sink
+    args: tuple[Any, ...] = ()
+    frames: queue.Queue[bytes | None] = queue.Queue()  # as bare + queue's
+    if mode == "queue-echo":  # the handler queues, the engine's own thread answers
+        handler, args = _QueueUntilClosed, (frames,)
     tls = None if _TLS is None else _TLS[0]
-    with Server(ENGINE_ID, 4, handler, (), LOOPBACK, 0, ssl_context=tls) as server:
+    with Server(ENGINE_ID, 4, handler, args, LOOPBACK, 0, ssl_context=tls) as server:
         server.wait_connection()
         assert server.port is not None
         ports.put(server.port)
         server.wait_for_connections(1, 10)
+        if mode == "queue-echo":
+            while (payload := frames.get()) is not None:
+                with contextlib.suppress(CommunicationError):  # the interface left
+                    server.send_frame_to(INTERFACE_ID, Frame(payload))
         server.wait_for_connections(0, 120)
 
 
@@ -127,18 +177,55 @@ def bare_stream(count: int, payload: bytes) -> float:
     return count / elapsed
 
 
+def _receive_exactly(sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise RuntimeError("the echo was cut short")
+        data += chunk
+    return bytes(data)
+
+
 def bare_round_trip(count: int, payload: bytes) -> float:
-    """Round trips per second against a bare echo."""
+    """Round trips per second against a bare echo: no thread hand-off on either side."""
     process, port, _ = _engine(_bare_engine, "echo")
     sock = _bare_connect(port)
     message = _LENGTH.pack(len(payload)) + payload
     start = time.perf_counter()
     for _ in range(count):
         sock.sendall(message)
-        sock.recv(65536)
+        if _receive_exactly(sock, len(message)) != message:
+            raise RuntimeError("an echo arrived garbled")
     elapsed = time.perf_counter() - start
     sock.close()
     process.join(10)
+    return count / elapsed
+
+
+def bare_queue_round_trip(count: int, payload: bytes) -> float:
+    """Round trips per second of bare sockets where, on each side, a reading thread hands
+    each frame to the consuming thread through a ``queue.Queue`` (the engine's echoes it,
+    the interface's times it): the least a queue-based handler can cost."""
+    process, port, _ = _engine(_bare_engine, "queue-echo")
+    sock = _bare_connect(port)
+    replies: queue.Queue[bytes | None] = queue.Queue()
+    reader = threading.Thread(target=_read_frames, args=(sock, replies), daemon=True)
+    reader.start()
+    message = _LENGTH.pack(len(payload)) + payload
+    try:
+        start = time.perf_counter()
+        for _ in range(count):
+            sock.sendall(message)
+            if replies.get(timeout=10) != payload:
+                raise RuntimeError("an echo arrived garbled or the engine closed")
+        elapsed = time.perf_counter() - start
+    finally:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)  # wakes the reading thread: close() would not
+        reader.join(10)
+        sock.close()
+        process.join(10)
     return count / elapsed
 
 
@@ -156,11 +243,9 @@ def bare_big_frame(size: int) -> float:
     return size / elapsed
 
 
-def _client(port: int, replies: queue.SimpleQueue[bytes]) -> Client:
+def _client(port: int, replies: queue.SimpleQueue[bytes] | queue.Queue[bytes]) -> Client:
     tls = None if _TLS is None else _TLS[1]
-    client = Client(
-        "bench-interface", SocketHandlerQueue, (replies,), LOOPBACK, port, ssl_context=tls
-    )
+    client = Client(INTERFACE_ID, SocketHandlerQueue, (replies,), LOOPBACK, port, ssl_context=tls)
     client.connect()
     return client
 
@@ -181,19 +266,27 @@ def ours_stream(count: int, payload: bytes) -> float:
     return count / elapsed
 
 
-def ours_round_trip(count: int, payload: bytes) -> float:
-    """Round trips per second: the interface sends, the engine's handler echoes."""
-    process, port, _ = _engine(_our_engine, "echo")
-    replies: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+def ours_round_trip(count: int, payload: bytes, *, queued: bool = False) -> float:
+    """Round trips per second: the interface sends, the engine's handler echoes (with
+    ``queued``, the engine's handler queues the frame and the engine's own thread
+    answers, as :func:`bare_queue_round_trip` does). The interface takes each reply from
+    its ``SocketHandlerQueue``."""
+    process, port, _ = _engine(_our_engine, "queue-echo" if queued else "echo")
+    # queued: a queue.Queue on each side, as bare + queue's.
+    replies: queue.SimpleQueue[bytes] | queue.Queue[bytes]
+    replies = queue.Queue() if queued else queue.SimpleQueue()
     client = _client(port, replies)
     frame = Frame(payload)
-    start = time.perf_counter()
-    for _ in range(count):
-        client.send_frame_to(ENGINE_ID, frame)
-        replies.get(timeout=10)
-    elapsed = time.perf_counter() - start
-    client.close()
-    process.join(10)
+    try:
+        start = time.perf_counter()
+        for _ in range(count):
+            client.send_frame_to(ENGINE_ID, frame)
+            if replies.get(timeout=10) != payload:
+                raise RuntimeError("an echo arrived garbled")
+        elapsed = time.perf_counter() - start
+    finally:
+        client.close()
+        process.join(10)
     return count / elapsed
 
 
@@ -278,6 +371,13 @@ def run(rounds: int = 5) -> list[dict[str, Any]]:
             "round trip of a small frame vs bare echo",
             lambda: ours_round_trip(ROUND_TRIPS, b"ping"),
             lambda: bare_round_trip(ROUND_TRIPS, b"ping"),
+            rounds,
+            "round trips/s",
+        ),
+        _compare(
+            "round trip of a small frame, a queue on each side vs bare + queue",
+            lambda: ours_round_trip(ROUND_TRIPS, b"ping", queued=True),
+            lambda: bare_queue_round_trip(ROUND_TRIPS, b"ping"),
             rounds,
             "round trips/s",
         ),

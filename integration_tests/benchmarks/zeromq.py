@@ -109,7 +109,8 @@ def round_trip(count: int, payload: bytes) -> float:
         start = time.perf_counter()
         for _ in range(count):
             dealer.send(payload)
-            dealer.recv(copy=False)
+            if dealer.recv() != payload:
+                raise RuntimeError("an echo arrived garbled")
         return count / (time.perf_counter() - start)
     finally:
         _end(process, signals, context)
@@ -154,9 +155,11 @@ def fan_out(interfaces: int, broadcasts: int, payload: bytes) -> float:
             for dealer, _ in poller.poll(1000):
                 while True:
                     try:
-                        dealer.recv(zmq.NOBLOCK, copy=False)
+                        message = dealer.recv(zmq.NOBLOCK)
                     except zmq.Again:
                         break
+                    if message != payload:
+                        raise RuntimeError("a broadcast message arrived garbled")
                     counts[dealer] += 1
                     if counts[dealer] == broadcasts:
                         waiting -= 1

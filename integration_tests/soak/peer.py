@@ -5,6 +5,10 @@ Roles:
 * ``player``: an interface (``Client``) that answers every observation with an action
   carrying the observation's step, and checks that the steps arrive one after the
   other. ``--leave-after N`` makes it leave (close) after N observations: churn.
+* ``players``: several players in this one process (``--ids h00,c08,...``), each on a
+  thread of its own; a churning one (id ``c*``) leaves after a random number of
+  observations and joins again, as a new ``Client`` under the same id, until the game
+  ends or time runs out.
 * ``stalled``: completes the handshake, then never reads again, with a receive buffer
   made small so that the engine's side of the connection fills up at once.
 * ``garbage``: opens connection after connection and sends what no interface sends:
@@ -48,13 +52,43 @@ HOST = "127.0.0.1"
 class PlayerState:
     """What the player's handler thread and its main thread share."""
 
-    def __init__(self, ident: str, leave_after: int | None) -> None:
+    def __init__(self, ident: str, leave_after: int | None, room: Room | None = None) -> None:
         self.ident = ident
         self.leave_after = leave_after
         self.order = FrameOrder()
         self.decode_errors = 0
         self.done = threading.Event()
         self.why = ""
+        self.room = room
+
+
+class Room:
+    """The players of one process: once one hears the game end, all of them stop, and a
+    churning one that left does not join again (the engine sends the end only to the
+    interfaces connected then)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.over = False
+        self.playing: set[PlayerState] = set()
+
+    def join(self, state: PlayerState) -> bool:
+        """Count ``state`` in; False once the game is over."""
+        with self.lock:
+            if not self.over:
+                self.playing.add(state)
+            return not self.over
+
+    def leave(self, state: PlayerState) -> None:
+        with self.lock:
+            self.playing.discard(state)
+
+    def end(self) -> None:
+        with self.lock:
+            self.over = True
+            for state in self.playing:
+                state.why = state.why or "the game ended"
+                state.done.set()
 
 
 class Player(SocketHandler):
@@ -75,6 +109,8 @@ class Player(SocketHandler):
         if message.msg_type == Message.MESSAGE_TYPE_END_GAME:
             state.why = "the game ended"
             state.done.set()
+            if state.room is not None:
+                state.room.end()
             return
         assert message.params is not None
         step = message.params["step"]
@@ -109,16 +145,25 @@ def connect(client: Client, deadline: float) -> int:
             time.sleep(0.05 * min(attempts, 10))  # back off: not synchronisation
 
 
-def play(options: argparse.Namespace) -> dict[str, Any]:
-    deadline = time.monotonic() + options.max_seconds
-    state = PlayerState(options.id, options.leave_after)
-    client = Client(options.id, Player, (state,), HOST, options.port)
-    attempts = connect(client, deadline)
-    state.done.wait(max(0.0, deadline - time.monotonic()))
-    client.close()
+def play_once(
+    ident: str, leave_after: int | None, port: int, deadline: float, room: Room | None = None
+) -> dict[str, Any] | None:
+    """Join as ``ident``, play until the game ends, this player leaves, or ``deadline``;
+    return what it saw (None: the game was over before it joined)."""
+    state = PlayerState(ident, leave_after, room)
+    if room is not None and not room.join(state):
+        return None
+    client = Client(ident, Player, (state,), HOST, port)
+    try:
+        attempts = connect(client, deadline)
+        state.done.wait(max(0.0, deadline - time.monotonic()))
+    finally:
+        client.close()
+        if room is not None:
+            room.leave(state)
     return {
         "role": "player",
-        "id": options.id,
+        "id": ident,
         "connect_attempts": attempts,
         "received": state.order.received,
         "losses": state.order.losses[:10],
@@ -126,6 +171,45 @@ def play(options: argparse.Namespace) -> dict[str, Any]:
         "decode_errors": state.decode_errors,
         "ended": state.why or "timed out",
     }
+
+
+def play(options: argparse.Namespace) -> dict[str, Any]:
+    deadline = time.monotonic() + options.max_seconds
+    result = play_once(options.id, options.leave_after, options.port, deadline)
+    assert result is not None  # with no room, it always plays
+    return result
+
+
+def play_many(options: argparse.Namespace) -> dict[str, Any]:
+    """Several players in this process, each on its own thread; churning ones rejoin."""
+    deadline = time.monotonic() + options.max_seconds
+    lock = threading.Lock()
+    room = Room()
+    results: list[dict[str, Any]] = []
+    rejoins = [0]
+
+    def player(ident: str) -> None:
+        rng = random.Random(f"{options.seed}-{ident}")
+        while time.monotonic() < deadline:
+            leave = rng.randrange(25, 250) if ident.startswith("c") else None
+            try:
+                result = play_once(ident, leave, options.port, deadline, room)
+            except Exception:
+                result = {"role": "player", "id": ident, "error": traceback.format_exc()}
+            if result is None:
+                return
+            with lock:
+                results.append(result)
+                if result.get("ended") != "left (churn)":
+                    return
+                rejoins[0] += 1
+
+    threads = [threading.Thread(target=player, args=(ident,)) for ident in options.ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()  # each bounded by the deadline (connect and play both are)
+    return {"role": "players", "players": results, "rejoins": rejoins[0]}
 
 
 def stall(options: argparse.Namespace) -> dict[str, Any]:
@@ -196,15 +280,18 @@ def spray(options: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=("player", "stalled", "garbage"))
+    parser.add_argument("role", choices=("player", "players", "stalled", "garbage"))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--id", default="peer")
+    parser.add_argument(
+        "--ids", type=lambda text: text.split(","), default=[], help="players: their ids"
+    )
     parser.add_argument("--leave-after", type=int)
     parser.add_argument("--max-seconds", type=float, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report", type=Path, required=True)
     options = parser.parse_args(argv)
-    role = {"player": play, "stalled": stall, "garbage": spray}[options.role]
+    role = {"player": play, "players": play_many, "stalled": stall, "garbage": spray}[options.role]
     try:
         result = role(options)
     except Exception:

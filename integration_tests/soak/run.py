@@ -1,8 +1,11 @@
 """Soak run: an engine plays with 16 interface processes for minutes, under abuse, and
 watches its own memory, threads and descriptors.
 
-Usage: ``nox -s soak -- [--minutes N] [--out DIR] [--seed S]`` (or this file, with the
-three distributions and matplotlib installed). Loopback only; it stops by itself.
+Usage: ``nox -s soak -- [--minutes N] [--out DIR] [--seed S] [--interfaces N
+--processes P]`` (or this file, with the three distributions and matplotlib installed).
+Loopback only; it stops by itself. ``--interfaces 64 --processes 4`` plays with 64
+interface slots, the players among them sharing 4 processes (:mod:`soaklayout` says
+how); by default each of the 16 is a process of its own, as described below.
 
 This process is the engine: a :class:`~pymasep.comm.server.Server` (public API only)
 that sends an observation per step to every connected interface; each answers with an
@@ -47,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from soakanalysis import FrameOrder, Sample, chart, growths, read_sample, report
+from soaklayout import Layout, layout
 
 from pymasep.comm.core import (
     CommunicationError,
@@ -60,10 +64,6 @@ from pymasep.comm.server import Server
 
 HERE = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
-STAYING = [f"h{n:02d}" for n in range(8)]
-CHURNING = [f"c{n:02d}" for n in range(8, 12)]
-KILLED = ["k12", "k13"]
-STALLED = "s14"
 SLOW_CONSUMER = re.compile(r"slow", re.IGNORECASE)
 """How the engine's disconnect reason names a peer it cut for not reading."""
 
@@ -99,6 +99,8 @@ class Tally:
         self.reports = 0
         self.observations = 0
         self.garbage: dict[str, int] = {}
+        self.rejoins = 0
+        """Churning players that left and joined again inside their process."""
 
     def _problem(self, text: str) -> None:
         self.problem_count += 1
@@ -124,6 +126,12 @@ class Tally:
 
     def add_report(self, slot: str, data: dict[str, Any]) -> None:
         """What a peer process reported when it ended by itself."""
+        if data.get("role") == "players":  # several players in one process
+            for player in data["players"]:
+                self.add_report(f"{slot}/{player['id']}", player)
+            with self.lock:
+                self.rejoins += data["rejoins"]
+            return
         with self.lock:
             if "error" in data:
                 self._problem(f"peer {slot} failed: {data['error'].strip().splitlines()[-1]}")
@@ -143,7 +151,8 @@ class Tally:
 class Engine:
     """The game side: what the handler threads and the step loop share."""
 
-    def __init__(self, tally: Tally) -> None:
+    def __init__(self, tally: Tally, slots: Layout) -> None:
+        self.slots = slots
         self.lock = threading.Lock()
         self.sessions: dict[SocketHandler, Session] = {}
         self.tally = tally
@@ -182,9 +191,9 @@ class Engine:
             session.ended = reason
             kind = session.ident[:1]
             self.disconnects[f"{kind}: {_reason_kind(reason)}"] += 1
-            if session.ident in STAYING and not self.over:
+            if session.ident in self.slots.staying and not self.over:
                 self.staying_dropped.append(f"{session.ident}: {reason}")
-            if session.ident == STALLED:
+            if session.ident == self.slots.stalled:
                 self.stalled_ends += 1
             if SLOW_CONSUMER.search(reason):
                 self.slow_consumers += 1
@@ -242,8 +251,15 @@ class Peers:
     """The interface processes: start, kill, restart, collect their reports."""
 
     def __init__(
-        self, port: int, work: Path, rng: random.Random, deadline: float, tally: Tally
+        self,
+        port: int,
+        work: Path,
+        rng: random.Random,
+        deadline: float,
+        tally: Tally,
+        slots: Layout,
     ) -> None:
+        self.slots = slots
         self.port = port
         self.tally = tally
         self.work = work
@@ -283,7 +299,13 @@ class Peers:
         self.started[slot[:1]] += 1
 
     def start_player(self, slot: str) -> None:
-        leave = ["--leave-after", str(self.rng.randrange(25, 250))] if slot in CHURNING else []
+        """Start the player process ``slot``: one player, or several sharing it."""
+        ids = self.slots.processes[slot]
+        if len(ids) > 1:
+            self.start(slot, "players", "--ids", ",".join(ids))
+            return
+        churning = slot in self.slots.churning
+        leave = ["--leave-after", str(self.rng.randrange(25, 250))] if churning else []
         self.start(slot, "player", *leave)
 
     def reap(self) -> list[str]:
@@ -323,28 +345,32 @@ def run(options: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="pymasep-soak-peers-"))
     rng = random.Random(options.seed)
     seconds = options.minutes * 60
+    slots = options.slots
     tally = Tally()
-    engine = Engine(tally)
+    engine = Engine(tally, slots)
     failures: list[str] = []
     notes: list[str] = []
     limits, limits_text = _send_limits(options.send_limit_mib)
+    # Room for every interface, and for the garbage process's connections beside them.
+    connections = max(64, 2 * options.interfaces)
     server = Server(
-        "engine", 64, EngineHandler, (engine,), HOST, 0, handshake_timeout=2.0, **limits
+        "engine", connections, EngineHandler, (engine,), HOST, 0, handshake_timeout=2.0, **limits
     )
     server.wait_connection()
     assert server.port is not None
-    peers = Peers(server.port, work, rng, time.monotonic() + seconds + 30, tally)
+    peers = Peers(server.port, work, rng, time.monotonic() + seconds + 30, tally, slots)
     stop = threading.Event()
     stepper = threading.Thread(target=step_loop, args=(server, engine, stop, options))
     samples: list[Sample] = []
     try:
-        for slot in STAYING + CHURNING + KILLED:
+        for slot in slots.processes:
             peers.start_player(slot)
-        if not server.wait_for_connections(len(STAYING + CHURNING + KILLED), timeout=60):
+        players = len(slots.staying + slots.churning + slots.killed)
+        if not server.wait_for_connections(players, timeout=60):
             failures.append(f"only {len(server.connection_ids())} interfaces joined within 60 s")
         if not options.no_stalled:
-            peers.start(STALLED, "stalled")
-        peers.start("g15", "garbage", seconds=seconds)
+            peers.start(slots.stalled, "stalled")
+        peers.start(slots.garbage, "garbage", seconds=seconds)
         stepper.start()
         started = time.monotonic()
         end = started + seconds
@@ -357,19 +383,20 @@ def run(options: argparse.Namespace) -> int:
                 samples.append(read_sample(now - started, len(server.connection_ids())))
                 next_sample += options.sample_seconds
             for slot in peers.reap():
-                if slot in CHURNING or slot in KILLED:
+                ids = slots.processes.get(slot, [])
+                if ids and (ids[0] in slots.killed or (len(ids) == 1 and slot in slots.churning)):
                     peers.start_player(slot)
-                elif slot in STAYING:
-                    failures.append(f"staying interface {slot} ended before the end of the run")
+                elif ids:
+                    failures.append(f"staying interfaces {ids} ended before the end of the run")
             with engine.lock:
                 cut = engine.stalled_ends
             if cut > stalls_handled:
                 # The engine cut the stalled interface: stall again, as a new process.
                 stalls_handled = cut
-                peers.kill(STALLED)
-                peers.start(STALLED, "stalled")
+                peers.kill(slots.stalled)
+                peers.start(slots.stalled, "stalled")
             if now >= next_kill:
-                victim = rng.choice(KILLED)
+                victim = rng.choice(slots.killed_slots)
                 peers.kill(victim)
                 peers.start_player(victim)
                 next_kill = now + rng.uniform(2, 6)
@@ -377,7 +404,7 @@ def run(options: argparse.Namespace) -> int:
         stop.set()
         stepper.join(10)
         if not options.no_stalled:
-            notes.append(_stalled_queue(server))
+            notes.append(_stalled_queue(server, slots.stalled))
         last_step = engine.steps - 1
         _drain(server, engine, last_step, failures)
         engine.over = True
@@ -385,7 +412,7 @@ def run(options: argparse.Namespace) -> int:
         for ident in server.connection_ids():
             with contextlib.suppress(CommunicationError):
                 server.send_frame_to(ident, end_game)
-        peers.kill(STALLED)
+        peers.kill(slots.stalled)
         peers.stop_all(timeout=20)
     finally:
         stop.set()
@@ -399,23 +426,31 @@ def run(options: argparse.Namespace) -> int:
 def _send_limits(soft_mib: float) -> tuple[dict[str, Any], str]:
     """The engine's limits on what waits for a slow interface.
 
-    The stalled interface is cut once more than ``soft_mib`` MiB have waited for 2 s (or
-    four times that at once): well within a short run, so that its first and last
-    thirds both see stalls come and go. 0 keeps the Server's defaults.
+    Limits far below the defaults, so that the stalled interface is cut well within a
+    short run and its first and last thirds both see stalls come and go: under the
+    default policy ("wait"), a send waits once four times ``soft_mib`` MiB wait, and the
+    interface is cut once it took no byte for the drain timeout; under "disconnect", it
+    is cut once more than ``soft_mib`` MiB have waited for 2 s (or four times that at
+    once). 0 keeps the Server's defaults.
     """
     if soft_mib <= 0:
         return {}, "the Server's defaults"
     soft = int(soft_mib * 2**20)
     limits = SendLimits(hard_limit=4 * soft, soft_limit=soft, soft_seconds=2.0)
+    if limits.policy == "wait":  # the default policy: the soft limit does not apply
+        return {"send_limits": limits}, (
+            f"policy 'wait' (the default): a send waits once {4 * soft_mib:g} MiB wait, and "
+            f"the interface is cut once it took no byte for {limits.drain_timeout:g} s"
+        )
     return {"send_limits": limits}, (
         f"cut once more than {soft_mib:g} MiB wait for 2 s, or {4 * soft_mib:g} MiB at once"
     )
 
 
-def _stalled_queue(server: Server) -> str:
+def _stalled_queue(server: Server, stalled: str) -> str:
     """What the engine holds for the stalled interface at the end, if still connected."""
     try:
-        handler = server.get_connection(STALLED)
+        handler = server.get_connection(stalled)
     except CommunicationError:
         return "At the end the stalled interface was not connected."
     queued = handler.stats.bytes_queued
@@ -430,7 +465,7 @@ def _drain(server: Server, engine: Engine, last_step: int, failures: list[str]) 
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         behind = []
-        for ident in STAYING:
+        for ident in engine.slots.staying:
             try:
                 session = engine.session(server.get_connection(ident))
             except CommunicationError:
@@ -461,7 +496,8 @@ def _conclude(
         failures.append(f"... and {tally.problem_count - len(tally.problems)} more like these")
     for dropped in engine.staying_dropped:
         failures.append(f"a staying interface was disconnected during the game: {dropped}")
-    if peers.kills["k"] == 0 or peers.started["c"] <= len(CHURNING):
+    churned = max(0, peers.started["c"] - len(engine.slots.churning)) + tally.rejoins
+    if peers.kills["k"] == 0 or churned == 0:
         failures.append("the run was too short for churn and kills: give it more minutes")
     if len(samples) < 6:
         failures.append(f"{len(samples)} samples: too few to judge growth")
@@ -516,6 +552,14 @@ def _conclude(
             ", ".join(f"{k} {v}" for k, v in sorted(engine.disconnects.items())),
         ),
     ]
+    if engine.slots.shared:
+        traffic.insert(
+            5,
+            (
+                "churning players that left and joined again inside their process",
+                str(tally.rejoins),
+            ),
+        )
     settings = [
         (
             "duration",
@@ -523,8 +567,8 @@ def _conclude(
         ),
         (
             "interfaces",
-            "16 processes: 8 staying, 4 churning, 2 killed, "
-            + ("no stalled (--no-stalled)" if options.no_stalled else "1 stalled")
+            engine.slots.describe()
+            + (", no stalled (--no-stalled)" if options.no_stalled else ", 1 stalled")
             + ", 1 sending garbage",
         ),
         (
@@ -556,6 +600,14 @@ def _conclude(
         notes=notes,
         results=results,
         chart_name=options.chart.as_posix(),
+        interfaces=(
+            f"{options.interfaces} interfaces, the players in {len(engine.slots.processes)} "
+            "processes"
+            if engine.slots.shared
+            else f"{options.interfaces} interfaces, each a process"
+        ),
+        arguments=(" --interfaces " + str(options.interfaces) if options.interfaces != 16 else "")
+        + (f" --processes {options.processes}" if options.processes else ""),
     )
     (out / "soak.md").write_text(page)
     print(page)
@@ -577,6 +629,14 @@ def main(argv: list[str]) -> int:
         "--chart", type=Path, default=Path("soak.png"), help="the chart's path, under --out"
     )
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--interfaces", type=int, default=16, help="interface slots, stalled and garbage included"
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        help="processes the players share (default: one each); e.g. --interfaces 64 --processes 4",
+    )
     parser.add_argument("--step-ms", type=float, default=40.0)
     parser.add_argument("--observation-bytes", type=int, default=16384)
     parser.add_argument("--sample-seconds", type=float)
@@ -590,6 +650,10 @@ def main(argv: list[str]) -> int:
         "--no-stalled", action="store_true", help="diagnosis: run without the stalled interface"
     )
     options = parser.parse_args(argv)
+    try:
+        options.slots = layout(options.interfaces, options.processes)
+    except ValueError as error:
+        parser.error(str(error))
     if options.sample_seconds is None:
         # About 60 samples in a short run, one every 5 s in a long one.
         options.sample_seconds = min(5.0, max(0.5, options.minutes * 60 / 60))

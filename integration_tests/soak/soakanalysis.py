@@ -166,16 +166,20 @@ def report(
     notes: Sequence[str],
     results: Sequence[Growth],
     chart_name: str,
+    interfaces: str = "16 interfaces, each a process",
+    arguments: str = "",
 ) -> str:
-    """The report, as Markdown that fits ``docs/`` (a page with one chart beside it)."""
+    """The report, as Markdown that fits ``docs/`` (a page with one chart beside it);
+    ``interfaces`` says who played, ``arguments`` the run's options beside the defaults
+    (for the command that regenerates it)."""
     lines = [
         "# Soak run",
         "",
         f"**Result: {'PASS' if verdict else 'FAIL'}.**"
-        " An engine (`Server`) plays with 16 interfaces, each a process, on loopback,"
+        f" An engine (`Server`) plays with {interfaces}, on loopback,"
         " while interfaces leave and join, some are killed with SIGKILL, peers send"
         " garbage and one interface stops reading. Regenerate with"
-        " `nox -s soak -- --minutes 30 --out docs --chart _static/soak.png`.",
+        f" `nox -s soak -- --minutes 30{arguments} --out docs --chart _static/soak.png`.",
         "",
     ]
     if failures:

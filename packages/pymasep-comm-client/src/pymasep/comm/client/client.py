@@ -195,7 +195,10 @@ class Client(BaseThreadedCommunication):
         assert handshake.server_ident is not None
         handler.attach(
             Connection.from_handshake(
-                handshake, limits=self.send_limits, stall_timeout=self.stall_timeout
+                handshake,
+                limits=self.send_limits,
+                stall_timeout=self.stall_timeout,
+                tap=self.tap,
             ),
             on_closed=self._connection_closed,
         )

@@ -14,6 +14,7 @@ from .exceptions import ConnectionClosedError, UnknownConnectionError
 from .frame import Frame
 from .linger import track
 from .socket_handler import SocketHandler, close_handlers
+from .tap import Tap
 
 __all__ = ["BaseThreadedCommunication"]
 
@@ -114,6 +115,9 @@ class BaseThreadedCommunication:
         self._connections_changed = threading.Condition(self._current_connections_lock)
         self._said_bye: OrderedDict[str, None] = OrderedDict()
         self._adding = True
+        self.tap: Tap | None = None
+        """Told of every connection's events (:mod:`pymasep.comm.core.tap`): the server
+        and the client pass it to each connection they open from then on."""
         self.linger: float | None = None
         """Seconds to deliver queued frames and close gracefully at interpreter exit if
         this is still open then; None: :data:`pymasep.comm.core.linger.DEFAULT_LINGER`."""

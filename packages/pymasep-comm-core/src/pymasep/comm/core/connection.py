@@ -36,10 +36,12 @@ it calls a connection under its own lock, since a connection is not thread-safe.
 from __future__ import annotations
 
 import enum
+import logging
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from .exceptions import (
     ConnectionClosedError,
@@ -50,6 +52,7 @@ from .exceptions import (
 )
 from .frame import Frame, FrameKind
 from .handshake import ClientHandshake, ServerHandshake
+from .tap import Tap
 from .wire import (
     DEFAULT_MAX_FRAME_SIZE,
     V1_HEADER,
@@ -95,6 +98,7 @@ _V1_HEADER_SIZE = V1_HEADER.size
 # Up to this payload size, joining header and payload costs less than a gather write.
 _JOIN_LIMIT = 16 * 1024
 _MIB = 1024 * 1024
+_log = logging.getLogger("pymasep.comm.core")
 
 STREAM_AFTER = 16
 """Frames sent in a row, with nothing received and without the queue running dry, after
@@ -310,6 +314,9 @@ class Connection:
         stall_timeout: Seconds of silence in the middle of a frame before the peer is
             cut; None never cuts.
         max_frame_size: Largest payload accepted (when ``decoder`` is not given).
+        tap: Told of the connection's events (:mod:`pymasep.comm.core.tap`); None: no
+            one is.
+        authenticated: True if the handshake proved both sides hold a key (for the tap).
     """
 
     def __init__(
@@ -322,6 +329,8 @@ class Connection:
         limits: SendLimits = DEFAULT_SEND_LIMITS,
         stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        tap: Tap | None = None,
+        authenticated: bool = False,
     ) -> None:
         self.wire = Wire(wire)
         self.peer_id = peer_id
@@ -355,6 +364,10 @@ class Connection:
         # has a single writer, so neither needs the driver's lock.
         self.reads = 0
         self._reads_seen = 0
+        self.tap = tap
+        """Told of the connection's events; see :mod:`pymasep.comm.core.tap`."""
+        self.authenticated = authenticated
+        """True if the handshake proved both sides hold a key."""
 
     @classmethod
     def from_handshake(
@@ -363,8 +376,9 @@ class Connection:
         *,
         limits: SendLimits = DEFAULT_SEND_LIMITS,
         stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+        tap: Tap | None = None,
     ) -> Connection:
-        """The connection that a completed handshake opens.
+        """The connection that a completed handshake opens (``tap`` as in the class).
 
         Raises:
             InvalidStateError: The handshake is not complete.
@@ -383,7 +397,39 @@ class Connection:
             pending_frames=handshake.pending_frames,
             limits=limits,
             stall_timeout=stall_timeout,
+            tap=tap,
+            authenticated=handshake.authenticates,
         )
+
+    # -- the tap ---------------------------------------------------------------------
+
+    def _tap(self, event: str, *args: Any) -> None:
+        """Tell the tap of an event, with both clocks; a tap that raises is logged."""
+        try:
+            getattr(self.tap, event)(self.peer_id or "", *args, time.monotonic(), time.time())
+        except Exception:
+            _log.exception("the tap failed on %s of %s", event, self.peer_id)
+
+    def opened(self, address: Any, tls: bool) -> None:
+        """The driver starts driving the connection: tell the tap (if any) that it
+        opened, then of the frames that came with the peer's hello. Call once, before
+        handing out :attr:`pending_frames`.
+
+        Args:
+            address: The peer's address.
+            tls: Whether the connection speaks TLS.
+        """
+        if self.tap is not None:
+            self._tap("connected", address, self.wire, self.authenticated, tls)
+            self._tap_received(self.pending_frames)
+
+    def _tap_received(self, frames: Iterable[Frame]) -> None:
+        header = _V1_HEADER_SIZE if self.wire is Wire.V1 else 2
+        for frame in frames:
+            if frame.kind is FrameKind.BYE:
+                break  # control_frame() reports it; what follows is not delivered
+            if frame.kind is FrameKind.DATA:
+                self._tap("frame_received", frame.message, frame.size + header)
 
     # -- monitoring ------------------------------------------------------------------
 
@@ -408,10 +454,14 @@ class Connection:
             FrameTooLargeError: The wire cannot carry a frame this large.
         """
         if self.wire is Wire.LEGACY:
-            return [encode_frame(frame, Wire.LEGACY)]
-        if frame.size <= _JOIN_LIMIT:
-            return [_V1_PACK(frame.kind, frame.size) + frame.message]
-        return [encode_header(frame.kind, frame.size, Wire.V1), frame.message]
+            buffers: list[Buffer] = [encode_frame(frame, Wire.LEGACY)]
+        elif frame.size <= _JOIN_LIMIT:
+            buffers = [_V1_PACK(frame.kind, frame.size) + frame.message]
+        else:
+            buffers = [encode_header(frame.kind, frame.size, Wire.V1), frame.message]
+        if self.tap is not None and frame.kind is FrameKind.DATA:
+            self._tap("frame_sent", frame.message, sum(map(len, buffers)))
+        return buffers
 
     def check_open(self) -> None:
         """Raise unless frames may be sent.
@@ -589,6 +639,8 @@ class Connection:
     def bye_bytes(self) -> bytes:
         """The bye to write once the queue is empty (call once)."""
         self.bye_sent = True
+        if self.tap is not None:
+            self._tap("bye", "out")
         return encode_frame(Frame.bye_frame(), self.wire)
 
     def finish(self, reason: DisconnectReason) -> int:
@@ -603,6 +655,8 @@ class Connection:
         self._frame_ends.clear()
         self.queued_bytes = self.queued_frames = 0
         self._soft_since = None
+        if self.tap is not None:
+            self._tap("closed", reason)
         return dropped
 
     # -- receiving -------------------------------------------------------------------
@@ -632,6 +686,8 @@ class Connection:
         self._last_receive = now
         frames = self.decoder.feed(data)
         self.frames_received += len(frames)
+        if self.tap is not None:
+            self._tap_received(frames)
         return frames
 
     def control_frame(self, frame: Frame) -> None:
@@ -645,6 +701,8 @@ class Connection:
         if frame.kind is FrameKind.BYE:
             # The driver ends the connection (under its lock) with bye_reason().
             self.bye_received = True
+            if self.tap is not None:
+                self._tap("bye", "in")
         else:
             raise ProtocolError(f"unexpected {frame.kind.name} frame after the handshake")
 

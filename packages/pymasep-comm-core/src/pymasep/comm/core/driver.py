@@ -123,6 +123,7 @@ class Driver:
 
     Args:
         sock: The connected socket.
+        address: The peer's address (for the connection's tap).
         lock: The owner's lock, which guards the connection.
         log: Where the driver logs (with the peer on each record).
         deliver: Called in the loop with the data frames of each read, in order.
@@ -133,12 +134,14 @@ class Driver:
     def __init__(
         self,
         sock: socket.socket,
+        address: Any,
         lock: threading.Lock,
         log: logging.LoggerAdapter[Any],
         deliver: Callable[[list[Frame]], None],
         ended: Callable[[DisconnectReason], None],
     ) -> None:
         self.socket = sock
+        self.address = address
         self.lock = lock
         self.changed = threading.Condition(lock)
         """Notified whenever bytes leave the queue or the connection ends."""
@@ -178,7 +181,7 @@ class Driver:
         # A small v1 frame, as a round trip's are, is encoded inline into one buffer.
         buffers: list[Buffer] | None = None
         data = b""
-        if size <= _JOIN_LIMIT and conn.wire is Wire.V1:
+        if size <= _JOIN_LIMIT and conn.wire is Wire.V1 and conn.tap is None:
             data = _V1_PACK(frame.kind, size) + frame.message
             size += _V1_HEADER_SIZE
         else:
@@ -388,6 +391,9 @@ class Driver:
         with self.lock:
             if self.finished.is_set():
                 return
+            # In the caller's thread: the tap hears of the opening before any frame
+            # sent once start() has returned.
+            self.connection.opened(self.address, self._tls)
             self._started = True
             self._write_requested = True
         if self._tls:
@@ -547,7 +553,8 @@ class Driver:
                     return
                 conn.reads += 1  # Connection.received(), inlined
                 now = _monotonic()
-                frame = conn.decoder.decode_whole(_read_view, count)
+                # The whole-frame shortcut bypasses Connection.feed, which tells the tap.
+                frame = None if conn.tap else conn.decoder.decode_whole(_read_view, count)
                 if frame is not None:
                     conn.bytes_received += count
                     conn.frames_received += 1

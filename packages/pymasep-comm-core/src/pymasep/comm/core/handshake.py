@@ -204,6 +204,11 @@ class ClientHandshake(_Side):
             self._size_limit = _MAX_CHALLENGE_SIZE
         self._challenged_by: str | None = None  # the server id its proof covered
 
+    @property
+    def authenticates(self) -> bool:
+        """True if both sides must prove they hold a key."""
+        return self._key is not None
+
     def bytes_to_send(self) -> bytes:
         """The client's opening bytes: the preamble (v1), the nonce (with a key) and the
         hello."""

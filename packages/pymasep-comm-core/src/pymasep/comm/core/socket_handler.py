@@ -103,7 +103,7 @@ class SocketHandler(threading.Thread):
         """Why the connection ended, once it has (see :meth:`on_disconnect`)."""
         # The library's own records carry the peer (record.peer), whatever the logger.
         self._log = logging.LoggerAdapter(logger, {"peer": str(addr)})
-        self._driver = Driver(conn, self.lock, self._log, self._take, self._ended)
+        self._driver = Driver(conn, addr, self.lock, self._log, self._take, self._ended)
         self._on_closed: Callable[[SocketHandler, DisconnectReason], None] | None = None
         self._launched = False
         self._own_thread = False

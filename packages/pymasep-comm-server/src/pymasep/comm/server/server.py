@@ -567,7 +567,10 @@ class Server(BaseThreadedCommunication):
             handler = self.socket_handler_class(conn, addr, self.logger, *self.socket_handler_args)
             handler.attach(
                 Connection.from_handshake(
-                    handshake, limits=self.send_limits, stall_timeout=self.stall_timeout
+                    handshake,
+                    limits=self.send_limits,
+                    stall_timeout=self.stall_timeout,
+                    tap=self.tap,
                 ),
                 on_closed=self._connection_closed,
             )

@@ -1,0 +1,126 @@
+"""A hook on every connection's events: :class:`Tap`.
+
+A tap sees what a :class:`~pymasep.comm.core.Connection` sees, as it happens: the
+connection opening (peer, address, wire, whether a key authenticated it, TLS), each data
+frame sent and received (its payload, its size on the wire, the time), a bye either way,
+and the end with its reason. It is what recording, watching and replaying a game are
+built on, and what any other observer may use.
+
+Give one to :attr:`~pymasep.comm.core.BaseThreadedCommunication.tap` before the
+connections open: the server and the client pass it to each
+:class:`~pymasep.comm.core.Connection` they create. A connection without a tap (the
+default) pays nothing for the hook but one ``is None`` test where frames come and go.
+
+The methods are called from the process's I/O thread (which reads) and any sender's,
+possibly at the same time, for one connection or many: a tap must be thread-safe, quick
+(the game waits while it runs) and must not raise. An exception it raises is logged and
+otherwise ignored: the connection goes on.
+
+When each event fires:
+
+* :meth:`Tap.connected`: once, when the connection starts to be driven, before any frame
+  received on it is reported. A frame sent in the moment between the server registering
+  a connection and starting it can be reported just before it.
+* :meth:`Tap.frame_sent`: a data frame is handed to the connection to be sent, in the
+  sender's thread, before it is written (so a frame the connection then drops, because
+  the connection ends before the kernel takes it, is reported as sent: the
+  :meth:`Tap.closed` that follows says why). Handshake and control frames are not
+  data frames.
+* :meth:`Tap.frame_received`: a data frame is decoded, in the I/O thread, before
+  the application's ``on_receive`` runs.
+* :meth:`Tap.bye`: this side wrote its bye (``"out"``), or the peer's arrived (``"in"``).
+* :meth:`Tap.closed`: once, when the connection ends, with its
+  :class:`~pymasep.comm.core.DisconnectReason` (``reason.graceful`` is False when the
+  connection broke).
+* :meth:`Tap.resumed`: reserved for resuming a connection after it broke, which
+  pymasep-comm does not do yet: nothing calls it today.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .connection import DisconnectReason
+    from .wire import Wire
+
+__all__ = ["Direction", "Tap"]
+
+Direction = Literal["in", "out"]
+"""``"out"``: from this side to the peer; ``"in"``: from the peer to this side."""
+
+
+class Tap:
+    """Receives a connection's events; override the methods you need (each does nothing
+    here). See the module docstring for when each is called and from which thread.
+
+    Times are given twice: ``monotonic`` (``time.monotonic()``, to measure durations)
+    and ``wall`` (``time.time()``, seconds since the epoch, to date them).
+    """
+
+    def connected(
+        self,
+        peer_id: str,
+        address: Any,
+        wire: Wire,
+        authenticated: bool,
+        tls: bool,
+        monotonic: float,
+        wall: float,
+    ) -> None:
+        """A connection opened.
+
+        Args:
+            peer_id: Id of the peer.
+            address: The peer's address, as the socket gives it (``(host, port)``).
+            wire: The wire format spoken.
+            authenticated: True if both sides proved they hold a key (the key itself is
+                never given).
+            tls: True if the connection speaks TLS.
+            monotonic: ``time.monotonic()`` then.
+            wall: ``time.time()`` then.
+        """
+
+    def frame_sent(
+        self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
+    ) -> None:
+        """A data frame is handed to the connection to send.
+
+        Args:
+            peer_id: Id of the peer.
+            payload: The frame's payload (a :class:`~pymasep.comm.core.Message`'s bytes
+                for a pymasep game).
+            size: Bytes on the wire, header included.
+            monotonic: ``time.monotonic()`` then.
+            wall: ``time.time()`` then.
+        """
+
+    def frame_received(
+        self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
+    ) -> None:
+        """A data frame arrived from the peer (arguments as :meth:`frame_sent`)."""
+
+    def bye(self, peer_id: str, direction: Direction, monotonic: float, wall: float) -> None:
+        """A bye was written (``"out"``) or received (``"in"``).
+
+        Args:
+            peer_id: Id of the peer.
+            direction: Which way the bye went.
+            monotonic: ``time.monotonic()`` then.
+            wall: ``time.time()`` then.
+        """
+
+    def closed(self, peer_id: str, reason: DisconnectReason, monotonic: float, wall: float) -> None:
+        """The connection ended (called once).
+
+        Args:
+            peer_id: Id of the peer.
+            reason: Why; ``reason.graceful`` is False when it broke.
+            monotonic: ``time.monotonic()`` then.
+            wall: ``time.time()`` then.
+        """
+
+    def resumed(self, peer_id: str, monotonic: float, wall: float) -> None:
+        """Reserved: a broken connection to ``peer_id`` was resumed. pymasep-comm does
+        not resume connections yet, so nothing calls this today; a tap that records
+        events should still accept it, so that it keeps working once resuming exists."""
