@@ -100,6 +100,10 @@ _JOIN_LIMIT = 16 * 1024
 _MIB = 1024 * 1024
 _log = logging.getLogger("pymasep.comm.core")
 
+DIRECT_READ_SIZE = 1024 * 1024
+"""Frames of at least this many bytes are read straight into a buffer of their own size
+(zero-copy receive); smaller ones come many to a read."""
+
 STREAM_AFTER = 16
 """Frames sent in a row, with nothing received and without the queue running dry, after
 which a connection is streaming (see the module docstring)."""
@@ -688,6 +692,24 @@ class Connection:
         self.frames_received += len(frames)
         if self.tap is not None:
             self._tap_received(frames)
+        return frames
+
+    def direct_view(self) -> memoryview | None:
+        """Where the driver reads the rest of a large frame straight into (see
+        :meth:`FrameDecoder.direct_view <pymasep.comm.core.wire.FrameDecoder.direct_view>`);
+        None when no large frame is being received."""
+        return self.decoder.direct_view(DIRECT_READ_SIZE)
+
+    def direct_filled(self, count: int, now: float) -> list[Frame]:
+        """Count ``count`` bytes read into :meth:`direct_view`, as :meth:`feed` does;
+        return the frame once it is whole."""
+        self.bytes_received += count
+        self._last_receive = now
+        frames = self.decoder.direct_filled(count)
+        if frames:
+            self.frames_received += 1
+            if self.tap is not None:
+                self._tap_received(frames)
         return frames
 
     def control_frame(self, frame: Frame) -> None:

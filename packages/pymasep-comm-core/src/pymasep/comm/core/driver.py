@@ -535,15 +535,18 @@ class Driver:
         sock = self.socket
         try:
             while True:
+                # A large frame is read straight into its own buffer (zero-copy).
+                direct = conn.direct_view() if conn.decoder.buffered else None
+                target = _read_buffer if direct is None else direct
                 if self._tls:
                     with self._tls_lock:
                         try:
-                            count = sock.recv_into(_read_buffer)
+                            count = sock.recv_into(target)
                         except _TLS_WANT:
                             return
                 else:
                     try:
-                        count = sock.recv_into(_read_buffer)
+                        count = sock.recv_into(target)
                     except _WOULD_BLOCK:
                         return
                 if not count:
@@ -553,6 +556,13 @@ class Driver:
                     return
                 conn.reads += 1  # Connection.received(), inlined
                 now = _monotonic()
+                if direct is not None:
+                    frames = conn.direct_filled(count, now)
+                    if frames and not self._take(frames):
+                        return
+                    if not self._tls or not self._reading:
+                        return
+                    continue
                 # The whole-frame shortcut bypasses Connection.feed, which tells the tap.
                 frame = None if conn.tap else conn.decoder.decode_whole(_read_view, count)
                 if frame is not None:
