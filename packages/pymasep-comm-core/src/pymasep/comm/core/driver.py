@@ -383,6 +383,22 @@ class Driver:
         shutdown(self.socket, socket.SHUT_WR)
         return True
 
+    def receive_blocking(self) -> Frame:
+        """The next frame, read in the caller's thread (a handler not started yet).
+
+        Raises:
+            ConnectionClosedError: The connection ended before a whole frame arrived.
+        """
+        pending = self.connection.pending_frames
+        while not pending:
+            data = self.socket.recv(_RECV_SIZE)
+            if not data:
+                raise ConnectionClosedError(f"{self.peer}: {CONNECTION_LOST}")
+            pending.extend(self.connection.decoder.feed(data))
+        frame = pending.popleft()
+        self.log.debug("received %r", frame)
+        return frame
+
     # -- the loop ------------------------------------------------------------------------
 
     def start(self) -> None:

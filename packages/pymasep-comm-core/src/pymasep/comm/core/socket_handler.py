@@ -27,7 +27,6 @@ import queue
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -41,8 +40,9 @@ from .connection import (
     SendQueue,
 )
 from .driver import Driver
-from .exceptions import ConnectionClosedError, InvalidStateError
+from .exceptions import InvalidStateError
 from .frame import Frame, FrameKind
+from .inbox import RECEIVE_LIMIT, Inbox
 from .wire import Wire
 
 __all__ = [
@@ -58,13 +58,9 @@ __all__ = [
 ]
 
 _Self = TypeVar("_Self", bound="SocketHandler")
-_RECV_SIZE = 256 * 1024
 _monotonic = time.monotonic
 # Once a connection has been cut, how long close() waits for the callbacks to run.
 _JOIN_GRACE = 1.0
-RECEIVE_LIMIT = 16 * 1024 * 1024
-"""Bytes received that a handler with a delivery thread may hold undelivered before its
-connection stops being read (reading resumes at half of it)."""
 
 
 class SocketHandler(threading.Thread):
@@ -107,10 +103,7 @@ class SocketHandler(threading.Thread):
         self._on_closed: Callable[[SocketHandler, DisconnectReason], None] | None = None
         self._launched = False
         self._own_thread = False
-        self._inbox: deque[Frame | DisconnectReason] = deque()
-        self._inbox_bytes = 0
-        self._paused = False
-        self._inbox_changed = threading.Condition(threading.Lock())
+        self._inbox = Inbox(self._driver.pause_reading)
         self._callbacks_done = threading.Event()
 
     def attach(
@@ -193,14 +186,11 @@ class SocketHandler(threading.Thread):
     def send_frame_async(self, frame: Frame) -> None:
         """Send a frame without waiting for the peer.
 
-        The frame is written at once when the kernel can take it, else queued for the
-        I/O thread; frames from one thread arrive in the order it sent them. What
-        happens when the peer reads too slowly depends on the connection's
-        :class:`~pymasep.comm.core.connection.SendLimits`: by default, once its queue
-        is full, this call waits while the peer takes bytes, and a peer that takes none
-        for the limits' ``drain_timeout`` (1 s) is disconnected and this call raises.
-        Sending :meth:`Frame.bye_frame` closes the connection gracefully, after the
-        queued frames.
+        Written at once while the kernel takes it, else queued for the I/O thread;
+        frames from one thread arrive in order. Past the connection's
+        :class:`~pymasep.comm.core.connection.SendLimits` it waits as their policy says
+        (``docs/protocol.md``, Slow interfaces). :meth:`Frame.bye_frame` closes the
+        connection gracefully, after the queued frames.
 
         Args:
             frame: Frame to send.
@@ -250,15 +240,7 @@ class SocketHandler(threading.Thread):
         """
         if self._launched:
             raise InvalidStateError("receive_frame() cannot be used once the handler runs")
-        pending = self.connection.pending_frames
-        while not pending:
-            data = self.socket.recv(_RECV_SIZE)
-            if not data:
-                raise ConnectionClosedError(f"{self.peer_id or self.addr}: {CONNECTION_LOST}")
-            pending.extend(self.connection.decoder.feed(data))
-        frame = pending.popleft()
-        self._log.debug("received %r", frame)
-        return frame
+        return self._driver.receive_blocking()
 
     def on_receive(self, frame: Frame) -> None:
         """Callback when a data frame is received (never for control frames).
@@ -305,18 +287,8 @@ class SocketHandler(threading.Thread):
         if not self._launched:
             self._launched = self._own_thread = True
             self._driver.start()
-        cond = self._inbox_changed
         while True:
-            with cond:
-                while not self._inbox:
-                    cond.wait()
-                items = list(self._inbox)
-                self._inbox.clear()
-                self._inbox_bytes = 0
-                resume, self._paused = self._paused, False
-            if resume:
-                self._driver.pause_reading(False)
-            for item in items:
+            for item in self._inbox.take():
                 if isinstance(item, DisconnectReason):
                     self._run_callbacks(item)
                     return
@@ -338,14 +310,10 @@ class SocketHandler(threading.Thread):
             self._callbacks_done.wait(timeout)
 
     def _may_block(self) -> bool:
-        if self.receive_may_block is not None:
-            return self.receive_may_block
-        on_receive = type(self).on_receive
-        if on_receive is SocketHandler.on_receive:
-            return False
-        if on_receive in (SocketHandlerQueue.on_receive, SocketHandlerPeerQueue.on_receive):
-            return not _never_blocks(getattr(self, "receive_queue", None))
-        return True
+        flag = self.receive_may_block
+        if flag is not None:
+            return flag
+        return type(self).on_receive is not SocketHandler.on_receive
 
     def _take(self, frames: list[Frame]) -> None:
         """Frames from the I/O thread: deliver them, or hand them to the delivery thread."""
@@ -353,15 +321,7 @@ class SocketHandler(threading.Thread):
             for frame in frames:
                 self._receive(frame)
             return
-        with self._inbox_changed:
-            self._inbox.extend(frames)
-            self._inbox_bytes += sum(frame.size for frame in frames)
-            self._inbox_changed.notify()
-            pause = self._inbox_bytes > RECEIVE_LIMIT and not self._paused
-            if pause:
-                self._paused = True
-        if pause:
-            self._driver.pause_reading(True)
+        self._inbox.put(frames)
 
     def _receive(self, frame: Frame) -> None:
         try:
@@ -373,9 +333,7 @@ class SocketHandler(threading.Thread):
     def _ended(self, reason: DisconnectReason) -> None:
         self.disconnect_reason = reason
         if self._own_thread:
-            with self._inbox_changed:
-                self._inbox.append(reason)
-                self._inbox_changed.notify()
+            self._inbox.end(reason)
         else:
             self._run_callbacks(reason)
 
@@ -504,6 +462,9 @@ class SocketHandlerQueue(SocketHandler):
     """Thread used to handle received messages from conn, addr.
     Put a message in a queue when received.
 
+    On an unbounded ``queue.Queue`` or ``queue.SimpleQueue`` it has no thread of its
+    own: the I/O thread puts the frames on the queue.
+
     Args:
         conn: Connected socket.
         addr: Remote address.
@@ -516,6 +477,12 @@ class SocketHandlerQueue(SocketHandler):
         self.receive_queue = queue
         """The queue used to receive messages."""
 
+    @property  # type: ignore[override]
+    def receive_may_block(self) -> bool:
+        """False while ``on_receive`` is the queues' own, on a queue that never blocks."""
+        own = (SocketHandlerQueue.on_receive, SocketHandlerPeerQueue.on_receive)
+        return type(self).on_receive not in own or not _never_blocks(self.receive_queue)
+
     def on_receive(self, frame: Frame) -> None:
         """Callback when a data frame is received: put its bytes on the queue.
 
@@ -525,7 +492,7 @@ class SocketHandlerQueue(SocketHandler):
         self.receive_queue.put(frame.message)
 
 
-class SocketHandlerPeerQueue(SocketHandler):
+class SocketHandlerPeerQueue(SocketHandlerQueue):
     """Like :class:`SocketHandlerQueue`, but puts ``(peer_id, payload)`` on the queue:
     the engine knows which connection carried each frame.
 
@@ -540,11 +507,6 @@ class SocketHandlerPeerQueue(SocketHandler):
         logger: Logger used to log send and receive message.
         queue: Queue where ``(peer_id, payload)`` pairs are put, in the order received.
     """
-
-    def __init__(self, conn: socket.socket, addr: Any, logger: logging.Logger, queue: Any) -> None:
-        super().__init__(conn=conn, addr=addr, logger=logger)
-        self.receive_queue = queue
-        """The queue used to receive ``(peer_id, payload)`` pairs."""
 
     def on_receive(self, frame: Frame) -> None:
         """Put ``(peer_id, payload)`` on the queue.
