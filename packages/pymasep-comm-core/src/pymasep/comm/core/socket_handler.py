@@ -311,8 +311,9 @@ class SocketHandler(threading.Thread):
 
     def _may_block(self) -> bool:
         flag = self.receive_may_block
-        if flag is not None:
-            return flag
+        return self._blocks_by_default() if flag is None else flag
+
+    def _blocks_by_default(self) -> bool:
         return type(self).on_receive is not SocketHandler.on_receive
 
     def _take(self, frames: list[Frame]) -> None:
@@ -477,9 +478,8 @@ class SocketHandlerQueue(SocketHandler):
         self.receive_queue = queue
         """The queue used to receive messages."""
 
-    @property  # type: ignore[override]
-    def receive_may_block(self) -> bool:
-        """False while ``on_receive`` is the queues' own, on a queue that never blocks."""
+    def _blocks_by_default(self) -> bool:
+        # Its own on_receive, on a queue that never blocks, needs no thread.
         own = (SocketHandlerQueue.on_receive, SocketHandlerPeerQueue.on_receive)
         return type(self).on_receive not in own or not _never_blocks(self.receive_queue)
 

@@ -20,7 +20,6 @@ from pymasep.comm.core.communication import BaseThreadedCommunication, LogLevel
 from pymasep.comm.core.connection import (
     DEFAULT_SEND_LIMITS,
     DEFAULT_STALL_TIMEOUT,
-    Connection,
     DisconnectReason,
     SendLimits,
 )
@@ -506,14 +505,11 @@ class Server(BaseThreadedCommunication):
         authkey: AuthKey | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(
-            ident=ident,
-            socket_handler_class=socket_handler_class,
-            socket_handler_args=socket_handler_args,
-            host=host,
-            port=port,
-            log_level=log_level,
-        )
+        super().__init__(ident, socket_handler_class, socket_handler_args, host, port, log_level)
+        self.max_frame_size = max_frame_size
+        self.send_limits = send_limits
+        self.stall_timeout = stall_timeout
+        self.linger = linger
         if max_connection < 1:
             raise InvalidArgumentError(f"max_connection must be at least 1, not {max_connection}")
         self.max_connection = max_connection
@@ -524,10 +520,6 @@ class Server(BaseThreadedCommunication):
             )
         self.handshake_timeout = handshake_timeout
         self.max_pending_handshakes = max_pending_handshakes
-        self.max_frame_size = max_frame_size
-        self.send_limits = send_limits
-        self.stall_timeout = stall_timeout
-        self.linger = linger
         self.name = name
         self.discovery_group = discovery_group
         self.discovery_port = discovery_port
@@ -625,16 +617,7 @@ class Server(BaseThreadedCommunication):
             self._refuse_hello(conn, addr, handshake, reason)
             return
         try:
-            handler = self.socket_handler_class(conn, addr, self.logger, *self.socket_handler_args)
-            handler.attach(
-                Connection.from_handshake(
-                    handshake,
-                    limits=self.send_limits,
-                    stall_timeout=self.stall_timeout,
-                    tap=self.tap,
-                ),
-                on_closed=self._connection_closed,
-            )
+            handler = self.open_handler(conn, addr, handshake)
         except Exception:
             self.logger.exception("could not admit %s from %s", ident, addr)
             conn.close()
