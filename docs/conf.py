@@ -63,7 +63,7 @@ autodoc_type_aliases = {"_T": "type"}
 nitpick_ignore_regex = [
     (
         r"py:.*",
-        r"(collections|enum|logging|queue|selectors|socket|ssl|sys|threading|typing|xml)\..+",
+        r"(_thread|collections|enum|logging|queue|selectors|socket|ssl|sys|threading|typing|xml)\..+",
     ),
     (r"py:.*", r"(lxml\.)?etree\..+"),
 ]

@@ -341,7 +341,8 @@ class BaseThreadedCommunication:
     def on_disconnect(self, ident: str, reason: str) -> None:
         """Callback when a connection ends, after it is unregistered. Override it.
 
-        It runs in the connection's own thread (or in the one that closed it).
+        It runs where the handler's ``on_disconnect`` runs: its delivery thread, or the
+        process's I/O thread for a handler with none (or in the thread that closed it).
 
         Args:
             ident: ID of the peer.

@@ -18,7 +18,7 @@ the rules that every transport must agree on:
 * **Writing at once or in batches.** A frame is written at once by its sender when
   nothing waits before it, unless the connection is streaming: :data:`STREAM_AFTER`
   frames sent in a row with nothing received and without the queue running dry. Then
-  frames are queued and a writer writes them in large writes, which is what makes a
+  frames are queued and the I/O thread writes them in large writes, which is what makes a
   stream fast at the receiver (few reads of many frames each). A request, a reply, a
   step's observation is written at once. The rule counts events; it reads no clock.
 * **Send-side memory and progress** (:class:`SendLimits`): the bytes the kernel has not
@@ -29,8 +29,9 @@ the rules that every transport must agree on:
 * **Receive-side stall**: a peer that stops in the middle of a frame is cut once
   ``stall_timeout`` seconds pass without a byte, which frees the partial frame.
 
-The driver (:class:`~pymasep.comm.core.SocketHandler`) moves bytes and runs callbacks;
-it calls a connection under its own lock, since a connection is not thread-safe.
+The driver (:class:`~pymasep.comm.core.driver.Driver`, in the process's I/O thread and
+the senders' threads) moves the bytes; it calls a connection under its owner's lock,
+since a connection is not thread-safe.
 """
 
 from __future__ import annotations
@@ -213,7 +214,7 @@ class SendLimits:
         soft_seconds: See ``soft_limit`` (10 s).
         block_timeout: Seconds a ``"block"`` sender waits at most (None: no limit).
         drain_timeout: Seconds a waiting sender gives the peer to take a byte before it
-            is cut, policy ``"wait"`` (1 s, :data:`DEFAULT_DRAIN_TIMEOUT`).
+            is cut, policy ``"wait"`` (1 s, ``DEFAULT_DRAIN_TIMEOUT``).
     """
 
     policy: SendPolicy = "wait"
@@ -519,7 +520,7 @@ class Connection:
         self.reads += 1
 
     def ran_dry(self) -> None:
-        """The writer found the queue empty: the next frames are written at once again."""
+        """The driver found the queue empty: the next frames are written at once again."""
         self.one_way_sends = 0
 
     def wrote(self, size: int) -> None:
@@ -696,7 +697,7 @@ class Connection:
 
     def direct_view(self) -> memoryview | None:
         """Where the driver reads the rest of a large frame straight into (see
-        :meth:`FrameDecoder.direct_view <pymasep.comm.core.wire.FrameDecoder.direct_view>`);
+        :meth:`FrameDecoder.direct_view <pymasep.comm.core.FrameDecoder.direct_view>`);
         None when no large frame is being received."""
         return self.decoder.direct_view(DIRECT_READ_SIZE)
 

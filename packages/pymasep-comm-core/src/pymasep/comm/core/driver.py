@@ -4,7 +4,7 @@ The rules (states, bye, limits, stall, reasons) live in the sans-I/O
 :class:`~pymasep.comm.core.connection.Connection`; a driver moves its bytes:
 
 * **Sending** goes down once: the caller's thread encodes the frame
-  (:meth:`Connection.encode <pymasep.comm.core.connection.Connection.encode>`) and writes
+  (:meth:`Connection.encode <pymasep.comm.core.Connection.encode>`) and writes
   it at once, non-blocking, while the kernel takes the bytes: a request, a reply, a
   step's observation pay no handoff. What the kernel does not take waits in the
   connection's queue, and the I/O loop writes it when the socket has room, many frames
@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from itertools import islice
+from threading import Lock
 from typing import Any
 
 from .connection import (
@@ -135,7 +136,7 @@ class Driver:
         self,
         sock: socket.socket,
         address: Any,
-        lock: threading.Lock,
+        lock: Lock,
         log: logging.LoggerAdapter[Any],
         deliver: Callable[[list[Frame]], None],
         ended: Callable[[DisconnectReason], None],

@@ -1,7 +1,7 @@
 """What a handler's delivery thread has not delivered yet: :class:`Inbox`.
 
 The I/O thread puts the frames it reads for a handler that has a delivery thread of its
-own (see :mod:`pymasep.comm.core.socket_handler`); the delivery thread takes them in
+own (see :class:`~pymasep.comm.core.SocketHandler`); the delivery thread takes them in
 order, then the connection's end. The inbox is bounded: past :data:`RECEIVE_LIMIT`
 bytes it asks the driver to stop reading that connection, and once the delivery thread
 has taken everything, to read again. A handler that falls behind is then slowed down by

@@ -1,4 +1,4 @@
-"""The process's I/O thread: one :mod:`selectors` loop for every connection.
+"""The process's I/O thread: one ``selectors`` loop for every connection.
 
 Every :class:`~pymasep.comm.core.SocketHandler` of every
 :class:`~pymasep.comm.server.Server` and :class:`~pymasep.comm.client.Client` in a
