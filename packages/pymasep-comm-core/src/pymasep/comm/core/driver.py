@@ -67,6 +67,7 @@ _V1_HEADER_SIZE = V1_HEADER.size
 # Up to this payload size, joining header and payload costs less than a gather write.
 _JOIN_LIMIT = 16 * 1024
 _OPEN = ConnectionState.OPEN
+_DATA = FrameKind.DATA
 _CLOSED = ConnectionState.CLOSED
 _monotonic = time.monotonic
 # MSG_DONTWAIT makes one send non-blocking whatever the socket's mode (a handler may send
@@ -585,6 +586,11 @@ class Driver:
                 if frame is not None:
                     conn.bytes_received += count
                     conn.frames_received += 1
+                    if frame.kind is _DATA:  # a request or a reply: the common read
+                        self._deliver([frame])
+                        if not self._tls or not self._reading:
+                            return
+                        continue
                     frames = [frame]
                 else:
                     frames = conn.feed(_read_view[:count], now)

@@ -174,9 +174,13 @@ class IOLoop:
     def _run(self) -> None:
         selector = self.selector
         scheduler = self.scheduler
+        ready, timers = scheduler._ready, scheduler._timers
+        select = selector.select
         monotonic = time.monotonic
         while True:
-            timeout = scheduler.timeout(monotonic())
+            # Most turns have no callback and no timer: skip the scheduler's lock then.
+            busy = ready or timers
+            timeout = scheduler.timeout(monotonic()) if busy else None
             if timeout is None and len(selector.get_map()) == 1:
                 # Nothing registered, nothing due: end, unless work came meanwhile.
                 with self._lock:
@@ -185,7 +189,7 @@ class IOLoop:
                         self._woken = False
                         return
                 continue
-            for key, mask in selector.select(timeout):
+            for key, mask in select(timeout):
                 if key.data is None:
                     self._drain_waker()
                     continue
@@ -193,6 +197,8 @@ class IOLoop:
                     key.data(mask)
                 except Exception:
                     _logger.exception("an I/O callback failed")
+            if not (ready or timers):
+                continue
             for callback in scheduler.due(monotonic()):
                 try:
                     callback()

@@ -318,11 +318,16 @@ class SocketHandler(threading.Thread):
 
     def _take(self, frames: list[Frame]) -> None:
         """Frames from the I/O thread: deliver them, or hand them to the delivery thread."""
-        if not self._own_thread:
-            for frame in frames:
-                self._receive(frame)
+        if self._own_thread:
+            self._inbox.put(frames)
             return
-        self._inbox.put(frames)
+        on_receive = self.on_receive
+        for frame in frames:
+            try:
+                on_receive(frame)
+            except Exception:
+                # The application's bug must not cut the game's connection.
+                self._log.exception("on_receive failed for a frame from %s", self.peer_id)
 
     def _receive(self, frame: Frame) -> None:
         try:
