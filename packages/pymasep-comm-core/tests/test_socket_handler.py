@@ -914,3 +914,36 @@ def test_the_handlers_records_carry_the_peer(
         peer.send_bye()
         handler.join(5)
     assert {getattr(r, "peer", None) for r in caplog.records} == {"interface-7"}
+
+
+@pytest.mark.timeout(30)
+def test_a_handler_delivered_from_the_io_thread_may_send_and_close_there(
+    connect: Connect,
+) -> None:
+    """``receive_may_block = False``: on_receive runs in the I/O thread, which it must
+    not block; it may still send (the I/O thread writes what waits at its next turn)
+    and close."""
+    ended: queue.Queue[str] = queue.Queue()
+
+    class InlineEcho(SocketHandler):
+        receive_may_block = False
+
+        def on_receive(self, frame: Frame) -> None:
+            if frame.message == b"quit":
+                self.close()
+            else:
+                self.send_frame_async(frame)
+
+        def on_disconnect(self, reason: str) -> None:
+            ended.put(reason)
+
+    handler, peer = connect(InlineEcho)
+    assert handler.ident is None  # no thread of its own
+    big = os.urandom(4 << 20)  # more than the kernel takes at once
+    for payload in (b"ping", big, b"pong"):
+        peer.send(payload)
+        assert peer.recv_data() == payload
+    peer.send(b"quit")
+    assert peer.recv_frame() == Frame.bye_frame()
+    peer.sock.close()
+    assert ended.get(timeout=5) == CLOSED_LOCALLY

@@ -306,7 +306,9 @@ class Driver:
         self._want_write = True
         if not self._write_requested and self._started:
             self._write_requested = True
-            self.loop.run_in_loop(self._update_events)
+            # Always at the loop's next turn, even from the loop itself: the caller
+            # holds the lock, which _update_events takes.
+            self.loop.call_soon_threadsafe(self._update_events)
 
     def _tls_send(self, buffers: Iterable[Buffer]) -> int:
         """One non-blocking SSL write of the first bytes of ``buffers``; 0 if it would
