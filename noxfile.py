@@ -357,7 +357,8 @@ def pymasep(session: nox.Session) -> None:
 
     pymasep 0.2 from PyPI, then our three wheels over it (docs/migration.md); ``python -m
     pymasep.comm.core`` checks that no 0.2 code is left in pymasep.communication; then
-    whole games across processes. pytest runs with core alone (for the test helpers).
+    whole games across processes, also with keys and TLS from a settings file
+    (PYMASEP_COMM_CONFIG). pytest runs with core alone (for the test helpers).
     """
     if _pymasep02(session) is None:  # PyPI unreachable (the venv is interop's, cached)
         if os.environ.get("CI"):

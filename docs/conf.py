@@ -63,9 +63,12 @@ autodoc_type_aliases = {"_T": "type"}
 nitpick_ignore_regex = [
     (
         r"py:.*",
-        r"(_thread|collections|enum|logging|queue|selectors|socket|ssl|sys|threading|typing|xml)\..+",
+        r"(_thread|collections|enum|logging|pathlib|queue|selectors|socket|ssl|sys|threading"
+        r"|typing|xml)\..+",
     ),
     (r"py:.*", r"(lxml\.)?etree\..+"),
+    # The ParamSpec of a decorator's signature (settings.configurable).
+    (r"py:class", r"~?_P"),
 ]
 
 # -- HTML --------------------------------------------------------------------------

@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--host", help="the engine's host (the interface searches without it)")
     parser.add_argument("--port", type=int, default=60123, help="the engine's port")
     parser.add_argument("--slow", type=float, default=0.0, help="seconds per interface frame")
+    parser.add_argument("--id", help="the interface's id (pymasep draws a random one)")
     parser.add_argument("--log-level", default="WARNING", help="pymasep's own log level")
     parser.add_argument(
         "--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
@@ -65,13 +66,15 @@ def main() -> None:
     _, interface_class = GAMES[args.game]
     if args.role == "engine":
         register_games()
-        app = App(interface_class, root_path=".", launch=App.LAUNCH_SERVER_STANDALONE)
-        # The engine's communication logs (a connection that ends, for instance) on stderr.
+        # The engine's communication logs (its settings, a connection that ends or is
+        # refused) on stderr, from its construction on.
         comm = logging.getLogger("pymasep.comm")
         comm.addHandler(logging.StreamHandler(sys.stderr))
+        app = App(interface_class, root_path=".", launch=App.LAUNCH_SERVER_STANDALONE)
         print(f"engine ready {app.engine.id}", flush=True)
     else:
         interface_class.slow = args.slow
+        interface_class.fixed_id = args.id
         host, port = (args.host, args.port) if args.host else (None, None)
         app = App(
             interface_class,

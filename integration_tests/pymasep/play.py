@@ -3,7 +3,11 @@
 Run inside a network namespace that the caller made (pymasep's Engine joins a multicast
 group at start): ``play.py PYTHON GAME CASE WORKDIR [--set KEY=VALUE ...]``, where PYTHON
 has pymasep installed, CASE is one of :data:`CASES` and WORKDIR an empty folder (each
-process writes its logs/ under it). Prints, as its last line, a JSON report of both sides:
+process writes its logs/ under it). ``--config FILE`` gives both processes pymasep-comm's
+settings file (PYMASEP_COMM_CONFIG), ``--interface-env NAME=VALUE`` sets a variable for
+the interface alone, ``--interface-id ID`` names the interface. In the ``refused`` case
+the engine must refuse the interface: the report holds the line of the engine's log that
+says so. Prints, as its last line, a JSON report of both sides:
 exit codes, stdout, stderr, the observations the engine logged as sent and those the
 interface got, and pymasep's log files that hold a traceback.
 
@@ -28,7 +32,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 LAUNCH = HERE / "launch.py"
 PORT = 60123
-CASES = ("normal", "slow", "discovery", "killed")
+CASES = ("normal", "slow", "discovery", "killed", "refused")
 START_TIMEOUT = 90.0  # importing pymasep (pygame, opencv, scipy...) on a busy machine
 GAME_TIMEOUT = 150.0
 KILL_AFTER = 3  # observations the interface gets before it is killed
@@ -119,7 +123,16 @@ def _sent_observations(folder: Path) -> int:
     )
 
 
-def play(python: str, game: str, case: str, workdir: Path, settings: list[str]) -> dict[str, Any]:
+def play(
+    python: str,
+    game: str,
+    case: str,
+    workdir: Path,
+    settings: list[str],
+    config: Path | None = None,
+    interface_env: dict[str, str] | None = None,
+    interface_id: str | None = None,
+) -> dict[str, Any]:
     env = dict(
         os.environ,
         SDL_VIDEODRIVER="dummy",
@@ -127,6 +140,8 @@ def play(python: str, game: str, case: str, workdir: Path, settings: list[str]) 
         PYGAME_HIDE_SUPPORT_PROMPT="1",
         PYTHONPATH=str(HERE),
     )
+    if config is not None:
+        env["PYMASEP_COMM_CONFIG"] = str(config)
     options = [f"--set={setting}" for setting in settings]
     folders = {side: workdir / side for side in ("engine", "interface")}
     for folder in folders.values():
@@ -145,31 +160,61 @@ def play(python: str, game: str, case: str, workdir: Path, settings: list[str]) 
         engine.wait_line("stdout", r"^engine ready", START_TIMEOUT)
         where = [] if case == "discovery" else ["--host=127.0.0.1", f"--port={PORT}"]
         slow = ["--slow=0.1"] if case == "slow" else []
+        named = [f"--id={interface_id}"] if interface_id else []
         interface = Child(
             "interface",
-            [python, str(LAUNCH), "interface", game, *where, *slow, *options],
+            [python, str(LAUNCH), "interface", game, *where, *slow, *named, *options],
             folders["interface"],
-            env,
+            {**env, **(interface_env or {})},
         )
-        interface_id = interface.wait_line("stdout", r"^interface ready (\S+)", START_TIMEOUT)[1]
-        result["interface_id"] = interface_id
-        game_started = time.monotonic()
-        if case == "killed":
-            interface.wait_line("stdout", r"^observation \d+$", 60, count=KILL_AFTER)
-            interface.kill()
-            # The engine notices: its communication logs the lost connection.
-            noticed = engine.wait_line("stderr", rf"{re.escape(interface_id)}.*disconnected", 30)
-            result["engine_noticed"] = noticed.string
-            engine.kill()  # pymasep's engine waits for the gone player's action forever
+        if case == "refused":
+            codes["interface"] = interface.wait(START_TIMEOUT)
+            refused = engine.wait_line("stderr", r"refusing .*authentication failed", 30)
+            result["engine_refused"] = refused.string
+            engine.kill()  # it waits for an interface for ever
         else:
-            codes["interface"] = interface.wait(GAME_TIMEOUT)
-            # From the interface's start to its end: what a player waits for.
-            result["game_seconds"] = time.monotonic() - game_started
-            codes["engine"] = engine.wait(GAME_TIMEOUT)
+            _play(engine, interface, case, result, codes)
     finally:
         for child in (interface, engine):
             if child is not None and child.process.poll() is None:
                 child.kill()
+    return _finish(result, engine, interface, codes, folders, started)
+
+
+def _play(
+    engine: Child,
+    interface: Child,
+    case: str,
+    result: dict[str, Any],
+    codes: dict[str, int | None],
+) -> None:
+    """Play the game to its end, or kill the interface in the middle (case killed)."""
+    interface_id = interface.wait_line("stdout", r"^interface ready (\S+)", START_TIMEOUT)[1]
+    result["interface_id"] = interface_id
+    game_started = time.monotonic()
+    if case == "killed":
+        interface.wait_line("stdout", r"^observation \d+$", 60, count=KILL_AFTER)
+        interface.kill()
+        # The engine notices: its communication logs the lost connection.
+        noticed = engine.wait_line("stderr", rf"{re.escape(interface_id)}.*disconnected", 30)
+        result["engine_noticed"] = noticed.string
+        engine.kill()  # pymasep's engine waits for the gone player's action forever
+    else:
+        codes["interface"] = interface.wait(GAME_TIMEOUT)
+        # From the interface's start to its end: what a player waits for.
+        result["game_seconds"] = time.monotonic() - game_started
+        codes["engine"] = engine.wait(GAME_TIMEOUT)
+
+
+def _finish(
+    result: dict[str, Any],
+    engine: Child,
+    interface: Child | None,
+    codes: dict[str, int | None],
+    folders: dict[str, Path],
+    started: float,
+) -> dict[str, Any]:
+    """Complete the report once both processes have ended."""
     result["seconds"] = time.monotonic() - started
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # both processes, once ended
     result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
@@ -187,8 +232,22 @@ def main() -> None:
     parser.add_argument("case", choices=CASES)
     parser.add_argument("workdir", type=Path)
     parser.add_argument("--set", action="append", default=[], dest="settings")
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--interface-env", action="append", default=[])
+    parser.add_argument("--interface-id")
     args = parser.parse_args()
-    print(json.dumps(play(args.python, args.game, args.case, args.workdir, args.settings)))
+    interface_env = dict(item.split("=", 1) for item in args.interface_env)
+    report = play(
+        args.python,
+        args.game,
+        args.case,
+        args.workdir,
+        args.settings,
+        args.config,
+        interface_env,
+        args.interface_id,
+    )
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,18 @@ class HeadlessInterface(Interface):
     game_class: Any = None
     controller_class: Any = None
     slow = 0.0  # seconds each frame takes; the launch script sets it
+    fixed_id: str | None = None  # the launch script's --id
+
+    # pymasep 0.2 names every sub-application with a random id (uuid4), and its
+    # interface connects within its constructor: per-interface keys need an id the
+    # engine's keys file can name, so this interface keeps the one it is given.
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self._id = self.fixed_id or value
 
     def __init__(
         self,

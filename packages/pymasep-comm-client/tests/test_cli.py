@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import sys
 from typing import Any
@@ -50,6 +51,13 @@ def scenario_servers() -> dict[str, Any]:
 
 def scenario_nobody() -> dict[str, Any]:
     return _main("discover", "--timeout", "0.2")
+
+
+def scenario_settings() -> dict[str, Any]:
+    """The port of an interface's settings; the group of the command line wins."""
+    os.environ["PYMASEP_COMM_DISCOVERY_PORT"] = "10123"
+    os.environ["PYMASEP_COMM_DISCOVERY_GROUP"] = "239.9.9.9"
+    return _main("discover", "--timeout", "0.2", "--group", "239.1.1.1")
 
 
 def scenario_foreign_interface() -> dict[str, Any]:
@@ -95,6 +103,18 @@ def test_usage_errors_exit_2(argv: list[str]) -> None:
     assert result["status"] == 2
     assert result["out"] == ""
     assert "usage:" in result["err"]
+
+
+def test_a_wrong_setting_is_a_usage_error_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYMASEP_COMM_DISCOVERY_GROUP", "10.0.0.1")
+    result = _main("discover", "--timeout", "0.2")
+    assert result["status"] == 2
+    assert (
+        "PYMASEP_COMM_DISCOVERY_GROUP: discovery_group: must be an IPv4 multicast address"
+        in result["err"]
+    )
 
 
 def test_help_exits_0() -> None:
@@ -146,6 +166,13 @@ def test_exit_1_with_advice_when_nobody_answers() -> None:
     assert "no pymasep server answered on 224.3.29.71:10000 within 0.2 s" in result["err"]
     assert "firewall" in result["err"]
     assert "(--interface)" in result["err"] and "interface=" not in result["err"]
+
+
+@requires_netns
+def test_discovery_settings_fill_what_the_command_line_leaves_out() -> None:
+    result = run_isolated(HERE, "scenario_settings")
+    assert result["status"] == 1
+    assert "no pymasep server answered on 239.1.1.1:10123 within 0.2 s" in result["err"]
 
 
 @requires_netns

@@ -50,6 +50,17 @@ def test_the_same_key_authenticates_both_sides() -> None:
     assert client.server_ident == "engine"
 
 
+def test_the_server_knows_which_id_it_challenged_until_the_proof_comes() -> None:
+    client, server = ClientHandshake("p1", authkey=OTHER), ServerHandshake("engine", authkey=KEY)
+    assert not server.receive_data(client.bytes_to_send())
+    assert server.challenged == "p1"  # a client leaving now holds another key
+    with pytest.raises(ConnectionRejectedError):
+        client.receive_data(server.data_to_send())
+    client, server = ClientHandshake("p1", authkey=KEY), ServerHandshake("engine", authkey=KEY)
+    run(client, server)
+    assert server.challenged is None
+
+
 @pytest.mark.parametrize("key", [b"\0" * 32, OTHER])
 def test_a_wrong_key_is_refused_by_the_client_and_the_reason_says_nothing_more(
     key: bytes,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import socket
 import ssl
 from typing import Any
@@ -71,6 +72,10 @@ def test_a_wrong_key_or_none_is_refused_never_registered_and_others_still_connec
     honest.sock.close()
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert KEY.decode("latin-1") not in logged and repr(KEY) not in logged
+    # At the default level (WARNING), with the address the attempt came from.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    refused = rf"refusing \('{LOOPBACK}', \d+\): .*{AUTH_FAILED}"
+    assert any(re.match(refused, warning) for warning in warnings), warnings
 
 
 def test_a_forged_proof_is_refused_with_the_same_reason(

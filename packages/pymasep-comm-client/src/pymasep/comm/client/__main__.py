@@ -1,7 +1,10 @@
 """Command line of pymasep-comm-client: ``python -m pymasep.comm.client discover``.
 
 Installed as the ``pymasep-comm`` command. Exit status: 0 when servers were found, 1 when
-none answered (or the query could not be sent), 2 for a usage error.
+none answered (or the query could not be sent), 2 for a usage error (or a wrong setting).
+The group, port and interface not given on the command line are an interface's settings
+(``PYMASEP_COMM_DISCOVERY_*``, the ``[client]`` table of ``PYMASEP_COMM_CONFIG``; see
+:mod:`pymasep.comm.core.settings`), as :class:`~pymasep.comm.client.Client` takes them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pymasep.comm.core.discovery import (
     ServerInfo,
 )
 from pymasep.comm.core.exceptions import ServerNotFoundError
+from pymasep.comm.core.settings import resolve
 
 from .discovery import _search_servers, not_found_hint
 
@@ -49,10 +53,15 @@ def _parser() -> argparse.ArgumentParser:
         help=f"seconds to wait for answers (default {DEFAULT_TIMEOUT:g})",
     )
     discover.add_argument(
-        "--group", default=DEFAULT_GROUP, metavar="G", help=f"group (default {DEFAULT_GROUP})"
+        "--group",
+        metavar="G",
+        help=f"group (default: PYMASEP_COMM_DISCOVERY_GROUP, the file, or {DEFAULT_GROUP})",
     )
     discover.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, metavar="P", help=f"port (default {DEFAULT_PORT})"
+        "--port",
+        type=int,
+        metavar="P",
+        help=f"port (default: PYMASEP_COMM_DISCOVERY_PORT, the file, or {DEFAULT_PORT})",
     )
     discover.add_argument(
         "--ttl", type=int, default=DEFAULT_TTL, help=f"multicast TTL (default {DEFAULT_TTL})"
@@ -60,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     discover.add_argument(
         "--interface",
         metavar="IP",
-        help="local IPv4 address of the interface to query from (default: the routing table's)",
+        help="local IPv4 address of the interface to query from (default: "
+        "PYMASEP_COMM_DISCOVERY_INTERFACE, the file, or the routing table's)",
     )
     discover.add_argument(
         "--id", dest="server_id", metavar="ID", help="only the server with this id"
@@ -93,6 +103,13 @@ def _table(servers: Sequence[ServerInfo]) -> str:
 
 
 def _discover(args: argparse.Namespace) -> int:
+    # What the command line leaves out comes from the settings, as for a Client.
+    passed = {f"discovery_{name}" for name in ("group", "port", "interface")}
+    passed = {name for name in passed if getattr(args, name[len("discovery_") :]) is not None}
+    settings = resolve("client", arguments=passed)
+    for name in ("group", "port", "interface"):
+        if getattr(args, name) is None:
+            setattr(args, name, settings[f"discovery_{name}"])
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     try:

@@ -25,6 +25,7 @@ from pymasep.comm.core.exceptions import (
     ServerNotFoundError,
 )
 from pymasep.comm.core.handshake import ClientHandshake
+from pymasep.comm.core.settings import configurable
 
 from .discovery import _search_servers, not_found_hint
 
@@ -50,6 +51,13 @@ def _time_left(sock: socket.socket, deadline: float | None) -> None:
 
 class Client(BaseThreadedCommunication):
     """Base class for Client.
+
+    The options not passed (``log_level`` and those after it) come from the environment
+    (``PYMASEP_COMM_<NAME>``) or the TOML file that ``PYMASEP_COMM_CONFIG`` names, its
+    ``[client."ID"]`` then ``[client]`` table, else their default: code that builds
+    its Client with the seed's arguments only, as pymasep's interfaces do, is configured
+    without a change (``docs/configuration.md``; keys and certificates as files there).
+    A wrong setting raises :class:`~pymasep.comm.core.ConfigurationError` here.
 
     Args:
         ident: String id of the client.
@@ -86,6 +94,7 @@ class Client(BaseThreadedCommunication):
 
     _logger_kind = "client"
 
+    @configurable("client")
     def __init__(
         self,
         ident: str,

@@ -13,6 +13,7 @@ process boundary, as in a ``multiprocessing`` pool)::
     │   └── UnknownTypeError                     a class name that is not in the allowlist
     ├── FrameTooLargeError (ValueError)          a frame above the size limit, refused on send
     ├── InvalidArgumentError (ValueError)        a parameter out of range (max_connection=0)
+    │   └── ConfigurationError                   a setting of the environment or the TOML file
     ├── InvalidStateError (RuntimeError)         a call the object's state forbids (a closed server)
     ├── SendBufferFullError (BufferError)        send_policy="raise": the peer reads too slowly
     ├── CommunicationTimeoutError (TimeoutError) a deadline passed (connect, handshake, search)
@@ -38,6 +39,7 @@ __all__ = [
     "CommunicationConnectionError",
     "CommunicationError",
     "CommunicationTimeoutError",
+    "ConfigurationError",
     "ConnectionClosedError",
     "ConnectionRejectedError",
     "DecodeError",
@@ -114,6 +116,27 @@ class FrameTooLargeError(CommunicationError, ValueError):
 
 class InvalidArgumentError(CommunicationError, ValueError):
     """A parameter is out of its range (``max_connection=0``, a negative size)."""
+
+
+class ConfigurationError(InvalidArgumentError):
+    """A setting read from the environment or the TOML file is wrong: an unknown name, a
+    value of the wrong type, a missing file, a key file that others may read (see
+    :mod:`pymasep.comm.core.settings`). Raised when the server or client is built.
+
+    Attributes:
+        detail: What is wrong.
+        option: The option concerned (``""`` when none is, as for an unknown variable).
+        source: Where it was read: the variable, or the file and its line.
+    """
+
+    def __init__(self, detail: str, option: str = "", source: str = "") -> None:
+        super().__init__(": ".join(part for part in (source, option, detail) if part))
+        self.detail = detail
+        self.option = option
+        self.source = source
+
+    def __reduce__(self) -> tuple[type[ConfigurationError], tuple[str, str, str]]:
+        return type(self), (self.detail, self.option, self.source)
 
 
 class InvalidStateError(CommunicationError, RuntimeError):

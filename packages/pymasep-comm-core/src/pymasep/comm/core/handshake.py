@@ -322,6 +322,15 @@ class ServerHandshake(_Side):
         """True if clients must prove they hold a key."""
         return self._lookup is not None
 
+    @property
+    def challenged(self) -> str | None:
+        """The id a client claimed while its proof is awaited, else None.
+
+        A client checks the server's proof first: one that leaves at this point holds
+        another key than the server's for that id (or none is known for it).
+        """
+        return self._claimed_ident if self.client_ident is None else None
+
     def receive_data(self, data: BytesLike) -> bool:
         """Feed bytes received from the client.
 

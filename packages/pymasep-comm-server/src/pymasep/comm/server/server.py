@@ -32,6 +32,7 @@ from pymasep.comm.core.exceptions import (
 )
 from pymasep.comm.core.handshake import ServerHandshake
 from pymasep.comm.core.ioloop import Timer, io_loop
+from pymasep.comm.core.settings import configurable
 
 from .announcer import Announcer
 
@@ -374,19 +375,22 @@ class _WaitConnection(threading.Thread):
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError as error:
-            self.server.logger.info("%s failed during the handshake: %s", item.addr, error)
+            self._log_departure(item, f"failed during the handshake: {error}")
             self._drop(item, selector, pending)
             return
         if not data:
-            self.server.logger.info("%s closed during the handshake", item.addr)
+            self._log_departure(item, "closed during the handshake")
             self._drop(item, selector, pending)
             return
         try:
             complete = item.handshake.receive_data(data)
         except CommunicationError as error:
             # The error says what broke the protocol, or "authentication failed" and no
-            # more: never a key.
-            self.server.logger.info("refusing %s: %s", item.addr, error)
+            # more: never a key. A failed authentication is logged at the default level
+            # (WARNING): someone tried a key the server does not hold.
+            rejected = isinstance(error, ConnectionRejectedError)
+            level = logging.WARNING if rejected else logging.INFO
+            self.server.logger.log(level, "refusing %s: %s", item.addr, error)
             reason = error.reason if isinstance(error, ConnectionRejectedError) else str(error)
             self._refuse(item, reason)
             self._drop(item, selector, pending)
@@ -401,6 +405,19 @@ class _WaitConnection(threading.Thread):
             selector.unregister(item.conn)
             del pending[item.conn]
             self.server._admit(item.conn, item.addr, item.handshake)
+
+    def _log_departure(self, item: _Pending, what: str) -> None:
+        claimed = item.handshake.challenged
+        if claimed is None:
+            self.server.logger.info("%s %s", item.addr, what)
+        else:  # at the default level (WARNING): someone holds a key the server does not
+            self.server.logger.warning(
+                "refusing %s: authentication failed (it %s instead of proving that it "
+                "holds the key of %r)",
+                item.addr,
+                what,
+                claimed,
+            )
 
     def _send_now(self, item: _Pending, data: bytes) -> bool:
         try:
@@ -437,6 +454,13 @@ class Server(BaseThreadedCommunication):
     Binds at construction (``port=0`` picks a free port, then ``port`` tells which).
     :meth:`wait_connection` starts accepting interfaces; :meth:`close` (or leaving a
     ``with`` block) ends everything the server started.
+
+    The options not passed (``log_level`` and those after it) come from the environment
+    (``PYMASEP_COMM_<NAME>``) or the TOML file that ``PYMASEP_COMM_CONFIG`` names, its
+    ``[server."ID"]`` then ``[server]`` table, else their default: code that builds
+    its Server with the seed's arguments only, as pymasep's engine does, is configured
+    without a change (``docs/configuration.md``; keys and certificates as files there).
+    A wrong setting raises :class:`~pymasep.comm.core.ConfigurationError` here.
 
     Args:
         ident: String id of the server.
@@ -481,6 +505,7 @@ class Server(BaseThreadedCommunication):
 
     _logger_kind = "server"
 
+    @configurable("server")
     def __init__(
         self,
         ident: str,
