@@ -44,6 +44,7 @@ from pymasep.comm.core.connection import (
     CONNECTION_LOST,
     STREAM_AFTER,
 )
+from pymasep.comm.core.inbox import RECEIVE_LIMIT
 from pymasep.comm.core.testing.peers import (
     LOOPBACK,
     Echo,
@@ -947,3 +948,50 @@ def test_a_handler_delivered_from_the_io_thread_may_send_and_close_there(
     assert peer.recv_frame() == Frame.bye_frame()
     peer.sock.close()
     assert ended.get(timeout=5) == CLOSED_LOCALLY
+
+
+@pytest.mark.timeout(60)
+def test_send_frame_to_a_peer_that_reads_nothing_raises_after_the_drain_timeout(
+    connect: Connect,
+) -> None:
+    """send_frame() waits until the kernel has the frame: with the default limits, a
+    peer that takes no byte meanwhile is cut after the drain timeout, not waited for
+    for ever."""
+    handler, _ = connect()
+    start = time.monotonic()
+    with pytest.raises(ConnectionClosedError, match="slow consumer"):
+        handler.send_frame(Frame(bytes(32 << 20)))  # far more than the kernel holds
+    assert SendLimits().drain_timeout <= time.monotonic() - start < 10
+    assert handler.join(5) is None and not handler.is_alive()
+
+
+@pytest.mark.timeout(60)
+def test_a_handler_that_falls_behind_stops_its_connection_being_read_then_catches_up(
+    connect: Connect,
+) -> None:
+    """A handler with a delivery thread holds at most RECEIVE_LIMIT bytes undelivered:
+    past it, the connection is not read and the peer's sends back up into its own
+    buffers; once the handler catches up, every frame arrives, in order."""
+    release = threading.Event()
+    received: queue.Queue[int] = queue.Queue()
+
+    class Slow(SocketHandler):
+        def on_receive(self, frame: Frame) -> None:
+            release.wait(30)
+            received.put(struct.unpack_from("!I", frame.message)[0])
+
+    handler, peer = connect(Slow)
+    count, size = 64, 1 << 20  # 64 MiB: four times the limit
+
+    def send_all() -> None:
+        for number in range(count):
+            peer.send(struct.pack("!I", number) + bytes(size - 4))
+
+    sender = in_thread(send_all)
+    # The peer's sends stop once its buffers and ours are full: the rest waits for us.
+    with pytest.raises(AssertionError, match="in time"):
+        sender(2)
+    assert RECEIVE_LIMIT < handler.stats.bytes_received < count * size
+    release.set()
+    sender(30)
+    assert [received.get(timeout=30) for _ in range(count)] == list(range(count))
