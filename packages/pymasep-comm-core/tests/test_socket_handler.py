@@ -995,3 +995,28 @@ def test_a_handler_that_falls_behind_stops_its_connection_being_read_then_catche
     release.set()
     sender(30)
     assert [received.get(timeout=30) for _ in range(count)] == list(range(count))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_drives_its_connections_with_an_io_thread_of_its_own(
+    connect: Connect,
+) -> None:
+    inbox: queue.Queue[bytes] = queue.Queue()
+    _, peer = connect(SocketHandlerQueue, inbox)
+    peer.send(b"parent")  # the parent's I/O thread runs
+    assert inbox.get(timeout=5) == b"parent"
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child's coverage is not collected)
+        code = 1
+        try:
+            theirs: queue.Queue[bytes] = queue.Queue()
+            conn, other = socket.socketpair()
+            with SocketHandlerQueue(conn, "child", LOGGER, theirs) as handler:
+                handler.start()
+                RawPeer(other).send(b"child")
+                code = 0 if theirs.get(timeout=10) == b"child" else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -24,6 +24,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import os
 import selectors
 import socket
 import threading
@@ -221,8 +222,19 @@ _loop: IOLoop | None = None
 _loop_lock = threading.Lock()
 
 
+def _forget_in_child() -> None:
+    # A forked child has none of its parent's threads: its connections (if it uses any)
+    # get a loop of their own.
+    global _loop
+    _loop = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def io_loop() -> IOLoop:
-    """The process's I/O loop, made at first use."""
+    """The process's I/O loop, made at first use (a forked child makes its own)."""
     global _loop
     loop = _loop
     if loop is None:
