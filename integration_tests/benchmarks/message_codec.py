@@ -1,8 +1,17 @@
 """pymasep-comm's Message against pymasep 0.2's, on the same pymasep objects, in one process.
 
-Both Messages encode and decode the very same objects, built with pymasep 0.2's own
-classes (:mod:`workloads`): a ``State`` of 30 objects and one of 300 in an OBSERVATION,
-as pymasep's engine sends them, and an ``Action`` in an ACTION, as its interfaces do.
+Both Messages encode and decode the very same objects, pymasep 0.2's own: in an
+OBSERVATION, as pymasep's engine sends them,
+
+* a ``State`` of 30 objects and one of 300, without agents (:mod:`workloads`);
+* a ``State`` of 30 objects and 2 agents, whose Beliefs pymasep writes as GraphML text,
+  and whose strings (labels, beliefs, the additional information) hold markup, quotes,
+  newlines, tabs and non-ASCII text (:mod:`gameobjects`);
+* the observations captured from ``nox -s pymasep``'s games (``captured/``: the duel's,
+  2 agents; the crowd's, 300 tokens and an agent), read back into pymasep's objects as
+  its interface reads them (:mod:`gameobjects`);
+
+and an ``Action`` in an ACTION, as its interfaces send it.
 0.2's ``Message`` is loaded from its own file in pymasep 0.2's virtualenv
 (``PYMASEP02_PYTHON``) under another module name, so both run in this interpreter, which
 needs pymasep 0.2 installed beside our distributions (the bench session installs it
@@ -18,7 +27,7 @@ Each round times, ours then 0.2's:
 * **from_xml**: pymasep's own ``Environment.create_object()`` (``create_action()``) on
   the element that decode returned.
 
-The targets (issue 10), as speed ratios (0.2's time over ours): **our share** (encode
+The targets (issues 10 and 20), as speed ratios (0.2's time over ours): **our share** (encode
 without ``to_xml`` plus decode) at least 2x, that is at most half 0.2's time; and
 pymasep's **from_xml** on our elements at least 1/1.05x of its speed on 0.2's.
 
@@ -55,10 +64,20 @@ from typing import Any
 
 STEADY_HEAP = {"MALLOC_TRIM_THRESHOLD_": str(256 * 1024 * 1024), "MALLOC_TOP_PAD_": str(16 << 20)}
 HEAPS = {"default heap": {}, "steady heap": STEADY_HEAP}
-WORKLOADS = {"State of 30 objects": 30, "State of 300 objects": 300, "Action": None}
+WORKLOADS = {
+    "State of 30 objects": 30,
+    "State of 300 objects": 300,
+    "Action": None,
+    "State of 30 objects and 2 agents": 30,
+    "duel observation (captured)": None,
+    "crowd observation (captured)": None,
+}
+"""The workloads, and the objects of their state. Agents' states hold marked-up strings
+and GraphML beliefs (:mod:`gameobjects`); captured ones come from pymasep's games."""
+AGENTS = 2
 MEASURES = ("encode", "encode without to_xml", "decode", "our share", "from_xml")
 TARGETS = {"our share": 2.0, "from_xml": 1 / 1.05}
-"""Lowest acceptable speed ratio (0.2's time / ours) per measure, from issue 10."""
+"""Lowest acceptable speed ratio (0.2's time / ours) per measure, from issues 10 and 20."""
 AGAINST = "pymasep 0.2"
 SECONDS_PER_SAMPLE = 0.05
 CODEC_ROUNDS = 10
@@ -111,25 +130,61 @@ def _count(operation: Callable[[], object]) -> int:
     return max(1, min(10_000, int(SECONDS_PER_SAMPLE / max(once, 1e-7))))
 
 
-def _cases(workload: str, environment: Any, ours: Any, legacy: Any) -> dict[str, Any]:
+Rebuild = Callable[[Any], Any]
+
+
+def _simple_state(workload: str) -> tuple[Any, Rebuild, dict[str, Any]]:
+    import workloads
+
+    environment = workloads.pymasep_environment()
+    thing = workloads.pymasep_state(environment, WORKLOADS[workload] or 0)
+
+    def rebuild(element: Any) -> Any:
+        return environment.create_object(name=None, xml_node=element, parent=None)
+
+    return thing, rebuild, {"additional_information": {"reward": 1, "log": "step 7"}}
+
+
+def _game_state(workload: str) -> tuple[Any, Rebuild, dict[str, Any]]:
+    """A state with agents: built (marked-up strings), or captured from a game."""
+    import gameobjects
+
+    if "agents" in workload:
+        environment = gameobjects.agents_environment()
+        thing = gameobjects.agents_state(environment, WORKLOADS[workload] or 0, AGENTS)
+        information: dict[str, Any] = {"reward": 1, "log": gameobjects.FACT.format(index=7)}
+    else:
+        game = workload.split()[0]
+        environment = gameobjects.captured_environment(game)
+        thing, information = gameobjects.captured_state(environment, game)
+
+    def rebuild(element: Any) -> Any:
+        # As pymasep's interface takes an observation in (update_current_next).
+        environment.clear_all_state_elements()
+        return environment.create_object(xml_node=element, parent=None)
+
+    return thing, rebuild, {"additional_information": information}
+
+
+def _cases(workload: str, ours: Any, legacy: Any) -> dict[str, Any]:
     """For one workload: per side, the operations to time (same objects on both sides)."""
     import workloads
 
-    objects = WORKLOADS[workload]
-    if objects is None:
+    if workload == "Action":
+        environment = workloads.pymasep_environment()
         thing = workloads.pymasep_action(environment)
         msg_type, key = "action", "action"
-        rebuild: Callable[[Any], Any] = lambda element: environment.create_action(  # noqa: E731
-            xml_node=element
-        )
+        rebuild: Rebuild = lambda element: environment.create_action(xml_node=element)  # noqa: E731
+        extra: dict[str, Any] = {}
     else:
-        thing = workloads.pymasep_state(environment, objects)
         msg_type, key = "observation", "observation"
-        rebuild = lambda element: environment.create_object(  # noqa: E731
-            name=None, xml_node=element, parent=None
-        )
-    extra = {"additional_information": {"reward": 1, "log": "step 7"}} if objects else {}
+        simple = "agents" not in workload and "captured" not in workload
+        thing, rebuild, extra = (_simple_state if simple else _game_state)(workload)
     built = workloads.Built(thing.to_xml())
+    # What pymasep reads from the tree itself, without any codec: each side must give
+    # the same (not the object itself: reading a state appends its agents to the
+    # AgentOrder it already holds, a pymasep quirk).
+    expected = rebuild(built.element).id_str()
     sides = {}
     for side, message_class in (("ours", ours), ("0.2", legacy)):
         full = message_class(msg_type, {key: thing, **extra}, "engine")
@@ -139,7 +194,7 @@ def _cases(workload: str, environment: Any, ours: Any, legacy: Any) -> dict[str,
         decoded.from_bytes(data)
         element = decoded.params[key]
         rebuilt = rebuild(element)
-        if rebuilt.id_str() != thing.id_str():  # both sides must carry the object intact
+        if rebuilt.id_str() != expected:  # both sides must carry the object intact
             raise AssertionError(f"{side}: {workload} does not come back as it left")
 
         def decode(message_class: Any = message_class, data: bytes = data) -> Any:
@@ -170,11 +225,9 @@ def _measure(rounds: int) -> list[dict[str, Any]]:
     from pymasep.comm.core import Message
 
     legacy = _load_message02(os.environ["PYMASEP02_MESSAGE"])
-    import workloads
 
     rows = []
-    environment = workloads.pymasep_environment()
-    cases = {workload: _cases(workload, environment, Message, legacy) for workload in WORKLOADS}
+    cases = {workload: _cases(workload, Message, legacy) for workload in WORKLOADS}
     # The objects built for the workloads live as long as the run: frozen, a full
     # collection skips them, so it costs what the operation allocated, whichever side
     # happens to trigger it (without this, that decides a round).
@@ -236,13 +289,19 @@ def run(rounds: int = 5) -> list[dict[str, Any]]:
         failure = None
     except (LookupError, subprocess.SubprocessError) as error:
         path, failure = "", str(error)
+    # The captured observations' game classes (mygames), for pymasep to read them back.
+    import gameobjects
+
+    games = os.pathsep.join(
+        filter(None, [str(gameobjects.GAMES_FOLDER), os.environ.get("PYTHONPATH")])
+    )
     for heap, extra in HEAPS.items():
         measured: list[dict[str, Any]] = []
         if failure is None:
             with tempfile.TemporaryDirectory() as scratch:  # pymasep writes logs/ there
                 result = subprocess.run(
                     [sys.executable, str(Path(__file__).resolve()), "--rounds", str(codec_rounds)],
-                    env={**os.environ, **extra, "PYMASEP02_MESSAGE": path},
+                    env={**os.environ, **extra, "PYMASEP02_MESSAGE": path, "PYTHONPATH": games},
                     cwd=scratch,
                     capture_output=True,
                     text=True,

@@ -8,7 +8,8 @@ import importlib
 import inspect
 import math
 import sys
-import time
+import threading
+import tracemalloc
 import xml.etree.ElementTree as ElementTree
 from typing import Any
 
@@ -29,6 +30,7 @@ from pymasep.comm.core import (
     registered_types,
     unregister_type,
 )
+from pymasep.comm.core.message import MAX_ENVELOPE_VALUE
 from pymasep.comm.core.xmlvalues import MAX_DEPTH
 
 pytestmark = pytest.mark.disable_socket  # sans-I/O: a socket fails the test
@@ -511,13 +513,21 @@ HOSTILE = {
 
 @pytest.mark.parametrize("lxml_elements", [False, True], ids=["elementtree", "lxml"])
 @pytest.mark.parametrize("data", list(HOSTILE.values()), ids=list(HOSTILE))
-def test_entities_and_dtds_are_refused_fast(data: bytes, lxml_elements: bool) -> None:
+def test_entities_and_dtds_are_refused_before_anything_is_expanded(
+    data: bytes, lxml_elements: bool
+) -> None:
     message = Message("x", None, None)
     message.lxml_elements = lxml_elements
-    start = time.monotonic()
-    with pytest.raises(DecodeError):
-        message.from_bytes(data)
-    assert time.monotonic() - start < 1.0
+    tracemalloc.start()
+    try:
+        with pytest.raises(DecodeError):
+            message.from_bytes(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # An expanded bomb would be a string of a billion characters, a followed entity
+    # another document: neither was built.
+    assert peak < 1_000_000
     assert message.msg_type == "x"
 
 
@@ -590,3 +600,134 @@ def test_random_bytes_inside_a_message_only_raise_decode_error(data: bytes) -> N
     document = b'<Message msg_type="a"><dict>' + data + b"</dict></Message>"
     with contextlib.suppress(DecodeError):
         Message("x", None, None).from_bytes(document)
+
+
+# -- the envelope's limits -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("lxml_elements", [False, True], ids=["elementtree", "lxml"])
+@pytest.mark.parametrize("attribute", ["msg_type", "src_sub_app", "other"])
+def test_a_50_mb_envelope_attribute_is_refused_before_it_is_parsed(
+    attribute: str, lxml_elements: bool
+) -> None:
+    # As pymasep-comm and 0.2 write a start tag (double quotes, msg_type first), or not.
+    first = b'msg_type="a" ' if attribute != "msg_type" else b""
+    data = b'<Message %s%s="%s"><dict /></Message>' % (
+        first,
+        attribute.encode(),
+        b"x" * 50_000_000,
+    )
+    message = Message("x", None, None)
+    message.lxml_elements = lxml_elements
+    tracemalloc.start()
+    try:
+        with pytest.raises(DecodeError, match="at most 10240 bytes"):
+            message.from_bytes(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Refused before parsing: expat and lxml would have built the 50 MB value, and
+    # neither the bytes nor any part of them was copied.
+    assert peak < 1_000_000
+    assert message.msg_type == "x"
+
+
+def test_envelope_values_up_to_the_limit_are_read_longer_ones_refused() -> None:
+    # However it is written: escaped, as 0.2 writes non-ASCII, in single quotes.
+    for longest in ("é" * MAX_ENVELOPE_VALUE, '"' * MAX_ENVELOPE_VALUE):
+        sent = Message(longest, {"a": 1}, longest)
+        received = Message("x", None, None)
+        received.from_bytes(sent.to_bytes())
+        assert received == sent
+    written = b"&#233;" * MAX_ENVELOPE_VALUE
+    for raw in (written, b">" * MAX_ENVELOPE_VALUE, b'"' * MAX_ENVELOPE_VALUE):
+        data = b"<Message msg_type='%s'/>" % raw
+        received = Message("x", None, None)
+        received.from_bytes(data)
+        received.to_bytes()  # what decodes encodes again
+    longer = "a" * (MAX_ENVELOPE_VALUE + 1)
+    for msg_type, source in ((longer, "engine"), ("a", longer)):
+        with pytest.raises(EncodeError, match="1024 characters"):
+            Message(msg_type, None, source).to_bytes()
+        data = f'<Message msg_type="{msg_type}" src_sub_app="{source}"/>'.encode()
+        with pytest.raises(DecodeError, match="1024 characters"):
+            Message("x", None, None).from_bytes(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # More attributes than the limit, a long name, a long element name.
+        b"<Message msg_type='a'" + b"".join(b" a%d='x'" % i for i in range(16)) + b"/>",
+        b"<Message msg_type='a' " + b"n" * 257 + b"='x'/>",
+        b"<" + b"M" * 257 + b" msg_type='a'/>",
+        # Too many comments before the start tag, and one too long.
+        b"<!-- c -->" * 17 + b"<Message msg_type='a'/>",
+        b"<!--" + b"c" * 10_241 + b"--><Message msg_type='a'/>",
+        # A comment too long to be read as one is not read as a start tag either.
+        b"<!-- a='b'>" + b"c" * 10_241 + b"--><Message msg_type='" + b"x" * 20_000 + b"'/>",
+    ],
+    ids=["attributes", "attribute-name", "element-name", "comments", "comment", "not-a-tag"],
+)
+def test_an_envelope_beyond_its_limits_is_refused(data: bytes) -> None:
+    with pytest.raises(DecodeError, match="limits"):
+        Message("x", None, None).from_bytes(data)
+
+
+def test_an_envelope_within_its_limits_is_read_whatever_its_xml_style() -> None:
+    data = (
+        b"\xef\xbb\xbf<?xml version='1.0' encoding='utf-8'?>\n<!-- a comment -->\r\n"
+        b"<?game pi?>\t<Message\n msg_type = 'a&amp;b' src_sub_app=\"e&quot;1\" "
+        + b"".join(b" a%d='x'" % i for i in range(14))
+        + b" ><dict><item key='k'><int>1</int></item></dict></Message>"
+    )
+    message = Message("x", None, None)
+    message.from_bytes(data)
+    assert (message.msg_type, message.src_sub_app_id, message.params) == ("a&b", 'e"1', {"k": 1})
+
+
+@pytest.mark.parametrize("lxml_elements", [False, True], ids=["elementtree", "lxml"])
+def test_messages_decode_right_in_many_threads_at_once(lxml_elements: bool) -> None:
+    """The engine decodes on each connection's reader thread: parsers are never shared."""
+    threads = 8
+    sent = [
+        Message("observation", {"state": ElementTree.Element("State", step=str(n)), "n": n}, "e")
+        for n in range(threads)
+    ]
+    data = [message.to_bytes() for message in sent]
+    start = threading.Barrier(threads)
+    wrong: list[Any] = []
+
+    def decode(index: int) -> None:
+        start.wait()
+        for _ in range(100):
+            received = Message("x", None, None)
+            received.lxml_elements = lxml_elements
+            received.from_bytes(data[index])
+            if received != sent[index]:
+                wrong.append((index, received))
+
+    workers = [threading.Thread(target=decode, args=(index,)) for index in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert wrong == []
+
+
+@pytest.mark.parametrize("lxml_elements", [False, True], ids=["elementtree", "lxml"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"<Message msg_type='a'><!DOCTYPE m [<!ENTITY x 'y'>]><dict /></Message>",
+        b"<Message msg_type='a'><dict /></Message><!DOCTYPE m>",
+        b"<?xml version='1.0' encoding='UTF-16'?><Message msg_type='a'/><!DOCTYPE m>",
+    ],
+    ids=["in-the-element", "after-it", "declared-utf-16"],
+)
+def test_a_doctype_after_the_start_tag_is_refused(data: bytes, lxml_elements: bool) -> None:
+    message = Message("x", None, None)
+    message.lxml_elements = lxml_elements
+    with pytest.raises(DecodeError):
+        message.from_bytes(data)
+    assert message.msg_type == "x"

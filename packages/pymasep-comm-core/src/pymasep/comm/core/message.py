@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import xml.etree.ElementTree as ElementTree
 from typing import Any
 
@@ -12,7 +13,91 @@ from .elementwriter import element_xml
 from .exceptions import DecodeError, EncodeError, UnsupportedValueError
 from .xmlvalues import decode_value, encode_value, parse_xml, text_xml
 
-__all__ = ["Message"]
+__all__ = [
+    "MAX_ENVELOPE_ATTRIBUTES",
+    "MAX_ENVELOPE_BYTES",
+    "MAX_ENVELOPE_NAME",
+    "MAX_ENVELOPE_VALUE",
+    "MAX_PROLOG_ITEMS",
+    "Message",
+]
+
+MAX_ENVELOPE_VALUE = 1024
+"""Longest value of an attribute of a message's start tag (``msg_type``,
+``src_sub_app``, any other), in characters."""
+
+MAX_ENVELOPE_BYTES = 10 * MAX_ENVELOPE_VALUE
+"""Longest such value as written in the XML, in bytes, refused before parsing: no
+character takes more than ten bytes to write (``&#1114111;``), so a value within
+:data:`MAX_ENVELOPE_VALUE` passes however it is written, and nothing long is built."""
+
+MAX_ENVELOPE_NAME = 256
+"""Longest name, in bytes, of the message's element and of its attributes."""
+
+MAX_ENVELOPE_ATTRIBUTES = 16
+"""Most attributes the message's start tag may hold."""
+
+MAX_PROLOG_ITEMS = 16
+"""Most comments and processing instructions (the XML declaration is one) before the
+message's start tag; each is at most :data:`MAX_ENVELOPE_BYTES` bytes long."""
+
+# The start of a message, up to the end of its start tag, within the limits above. Each
+# piece is bounded, so a match never reads far, whatever follows: expat builds a start
+# tag's attributes before it hands them over, so a long one must be refused before.
+# No two pieces can match the same bytes (whitespace only comes before a '<' or a name,
+# a comment cannot hold "--", nor an instruction "?>"), so a failing match does not
+# backtrack far either; and what the pattern reads as a comment or an instruction is
+# what a parser reads as one (a name never starts with '!' or '?'). Nothing it matches
+# holds "<!DOCTYPE", not even a comment, as parse_xml() refuses it everywhere.
+_SPACE = rb"[ \t\r\n]"
+_NAME = rb"[^ \t\r\n/>=<\"'!?][^ \t\r\n/>=<\"']{0,%d}" % (MAX_ENVELOPE_NAME - 1)
+_VALUE = rb"(?:\"[^\"<]{0,%d}\"|'[^'<]{0,%d}')" % (MAX_ENVELOPE_BYTES, MAX_ENVELOPE_BYTES)
+_ATTRIBUTE = rb"%s+%s%s*=%s*%s" % (_SPACE, _NAME, _SPACE, _SPACE, _VALUE)
+_COMMENT = rb"<!--(?:[^-<]|-(?!-)|<(?!!DOCTYPE)){0,%d}-->" % MAX_ENVELOPE_BYTES
+_INSTRUCTION = rb"<\?(?:[^?]|\?(?!>)){0,%d}\?>" % MAX_ENVELOPE_BYTES
+_PROLOG = rb"(?:\xef\xbb\xbf)?%s*(?:(?:%s|%s)%s*){0,%d}" % (
+    _SPACE,
+    _COMMENT,
+    _INSTRUCTION,
+    _SPACE,
+    MAX_PROLOG_ITEMS,
+)
+_ENVELOPE = re.compile(
+    rb"%s<%s(?:%s){0,%d}%s*/?>" % (_PROLOG, _NAME, _ATTRIBUTE, MAX_ENVELOPE_ATTRIBUTES, _SPACE)
+)
+
+
+# The start tag as pymasep-comm and pymasep 0.2 write it, its values at most
+# MAX_ENVELOPE_VALUE bytes (so as many characters at most): checked first, in half the
+# time of the pattern above (which matches it too), and then the values need no count.
+_AS_WRITTEN = re.compile(
+    rb'<Message msg_type="[^"<]{0,%d}"(?: src_sub_app="[^"<]{0,%d}")?(?: ?/)?>'
+    % (MAX_ENVELOPE_VALUE, MAX_ENVELOPE_VALUE)
+)
+
+
+def _check_envelope(data: bytes) -> bool:
+    """Refuse bytes whose start tag breaks the envelope's limits, before any parsing;
+    return whether its values are known to be within :data:`MAX_ENVELOPE_VALUE`."""
+    if _AS_WRITTEN.match(data) is not None:
+        return True
+    if _ENVELOPE.match(data) is None:
+        raise DecodeError(
+            "not a message within the envelope's limits: a start tag first (after at most "
+            f"{MAX_PROLOG_ITEMS} comments or processing instructions), with at most "
+            f"{MAX_ENVELOPE_ATTRIBUTES} attributes, names of at most {MAX_ENVELOPE_NAME} "
+            f"bytes and values of at most {MAX_ENVELOPE_BYTES} bytes as written"
+        )
+    return False
+
+
+def _envelope_value(text: str, where: str) -> str:
+    if len(text) > MAX_ENVELOPE_VALUE:
+        raise EncodeError(
+            f"{where} is longer than {MAX_ENVELOPE_VALUE} characters: the receiver would "
+            f"refuse the message"
+        )
+    return text_xml(text, where)
 
 
 def _same(left: Any, right: Any) -> bool:
@@ -133,18 +218,20 @@ class Message:
 
         Raises:
             UnsupportedValueError: A param of a type the XML cannot carry.
-            EncodeError: A string XML 1.0 cannot carry, or a missing ``msg_type``.
+            EncodeError: A string XML 1.0 cannot carry, a missing ``msg_type``, or a
+                ``msg_type`` or ``src_sub_app_id`` longer than 1,024 characters
+                (``pymasep.comm.core.message.MAX_ENVELOPE_VALUE``).
         """
         if type(self.msg_type) is not str:
             raise EncodeError(f"msg_type must be a str, not {type(self.msg_type).__name__}")
-        head = f'<Message msg_type="{text_xml(self.msg_type, "msg_type")}"'
+        head = f'<Message msg_type="{_envelope_value(self.msg_type, "msg_type")}"'
         source = self.src_sub_app_id
         if source is not None:
             if not isinstance(source, str):
                 raise UnsupportedValueError(
                     f"src_sub_app_id must be a str or None, not {type(source).__name__}"
                 )
-            head = f'{head} src_sub_app="{text_xml(source, "src_sub_app_id")}"'
+            head = f'{head} src_sub_app="{_envelope_value(source, "src_sub_app_id")}"'
         params = self.params
         if params is not None and not isinstance(params, dict):
             raise UnsupportedValueError(
@@ -168,9 +255,17 @@ class Message:
 
         Raises:
             DecodeError: The bytes are not a valid message (malformed XML, a DOCTYPE,
-                missing attributes, malformed values, an unregistered class).
+                missing attributes, malformed values, an unregistered class), or its
+                start tag breaks the envelope's limits: an attribute value longer than
+                1,024 characters, and the others that the protocol reference lists
+                (``pymasep.comm.core.message.MAX_ENVELOPE_VALUE`` and its neighbours).
+                A value longer than 10,240 bytes as written, like every other limit of
+                the start tag, is refused before the bytes are parsed.
         """
-        self._read(parse_xml(b, lxml_elements=self.lxml_elements))
+        if type(b) is not bytes:
+            b = b.encode("utf-8") if isinstance(b, str) else bytes(b)
+        short = _check_envelope(b)  # also: no DOCTYPE before the root element
+        self._read(parse_xml(b, lxml_elements=self.lxml_elements, prolog_checked=True), short)
 
     def to_xml(self) -> ElementTree.Element:
         """Transform the Message to XML.
@@ -205,10 +300,16 @@ class Message:
             raise DecodeError(f"from_xml() takes an XML element, not {type(xml_node).__name__}")
         self._read(xml_node)
 
-    def _read(self, root: Any) -> None:
+    def _read(self, root: Any, short: bool = False) -> None:
+        """Read the message from its element (``short``: its values are known to be
+        within :data:`MAX_ENVELOPE_VALUE`)."""
         msg_type = root.get("msg_type")
         if msg_type is None:
             raise DecodeError(f"<{root.tag}> has no msg_type attribute: not a message")
+        if not short and max(map(len, root.attrib.values())) > MAX_ENVELOPE_VALUE:
+            raise DecodeError(
+                f"an attribute of <{root.tag}> is longer than {MAX_ENVELOPE_VALUE} characters"
+            )
         children = list(root)
         if len(children) > 1 or (children and type(children[0].tag) is not str):
             children = [child for child in children if isinstance(child.tag, str)]  # comments

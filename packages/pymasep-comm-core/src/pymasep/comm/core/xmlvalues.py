@@ -292,7 +292,9 @@ _parsers = threading.local()
 
 
 def _parser() -> etree.XMLParser:
-    # A parser object must not be used by two threads at once: one per thread.
+    # lxml's parsers can be reused, unlike ElementTree's, and lxml locks one while it
+    # parses: shared, it would be safe but make the connections' reader threads wait
+    # for each other. One per thread.
     parser: etree.XMLParser | None = getattr(_parsers, "parser", None)
     if parser is None:
         parser = etree.XMLParser(
@@ -307,7 +309,12 @@ def _parser() -> etree.XMLParser:
     return parser
 
 
-def parse_xml(data: bytes | bytearray | memoryview | str, *, lxml_elements: bool = False) -> Any:
+def parse_xml(
+    data: bytes | bytearray | memoryview | str,
+    *,
+    lxml_elements: bool = False,
+    prolog_checked: bool = False,
+) -> Any:
     """Parse untrusted XML: no DTD, no entity expansion, no network.
 
     By default the tree is ``xml.etree.ElementTree``'s (what pymasep's ``from_xml()``
@@ -322,12 +329,20 @@ def parse_xml(data: bytes | bytearray | memoryview | str, *, lxml_elements: bool
     the same text inside a comment). The size is bounded by the frame that carried the
     bytes.
 
+    ``prolog_checked``: the caller has made sure that ``data`` holds nothing before its
+    root element but whitespace, comments and processing instructions (as
+    ``Message.from_bytes`` does, with the envelope's limits). Then, for ElementTree, the
+    search is skipped (a fiftieth of a large message's decoding): a DOCTYPE can only
+    come before the root element, and expat, whose encoding is forced, refuses one
+    anywhere else as malformed. libxml2 may read the rest of a document in the encoding
+    its declaration names: for lxml, the search is always made.
+
     Raises:
         DecodeError: Malformed XML, or a document with a DOCTYPE (where entities live).
     """
     if type(data) is not bytes:
         data = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    if b"<!DOCTYPE" in data:
+    if (lxml_elements or not prolog_checked) and b"<!DOCTYPE" in data:
         raise DecodeError("a message may not have a DOCTYPE (entities are refused)")
     if lxml_elements:
         try:
@@ -338,6 +353,12 @@ def parse_xml(data: bytes | bytearray | memoryview | str, *, lxml_elements: bool
             raise DecodeError("a message may not have a DOCTYPE (entities are refused)")
         return root
     # Forcing UTF-8 (what both 0.2 and we write) makes the DOCTYPE check above complete.
+    # A parser per document: creating one costs about a quarter of parsing a small
+    # message (an ACTION), but ElementTree's parser is spent once closed, and expat
+    # cannot be reset from Python. Feeding many documents to one long-lived parser
+    # inside a wrapper element would accept what a document alone is refused for (text
+    # around its element, a document cut short swallowing the next) unless a Python
+    # target watched every event, which costs more than the parser's creation.
     parser = ElementTree.XMLParser(encoding="utf-8")
     try:
         parser.feed(data)
