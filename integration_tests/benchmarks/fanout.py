@@ -92,6 +92,8 @@ class _Tally:
 
 
 class _Counter(SocketHandler):
+    receive_may_block = False  # it never waits: no delivery thread (the documented opt-in)
+
     def __init__(self, conn: socket.socket, addr: Any, logger: Any, tally: _Tally) -> None:
         super().__init__(conn, addr, logger)
         self.tally = tally

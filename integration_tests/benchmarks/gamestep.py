@@ -115,6 +115,8 @@ def _check(action: Any, expected: bytes) -> None:
 
 
 class _Player(SocketHandler):
+    receive_may_block = False  # it never waits: no delivery thread (the documented opt-in)
+
     def __init__(
         self, conn: socket.socket, addr: Any, logger: Any, observation: bytes, action: Frame
     ) -> None:

@@ -89,6 +89,7 @@ def _queued_echo(conn: socket.socket) -> None:
 class _Sink(SocketHandler):
     """Counts data frames and sets ``done`` at the expected count."""
 
+    receive_may_block = False  # it never waits: no delivery thread (the documented opt-in)
     expected = 0
     done: Event
 
@@ -108,6 +109,8 @@ class _QueueUntilClosed(SocketHandlerQueue):
 
 
 class _Echo(SocketHandler):
+    receive_may_block = False  # it never waits: no delivery thread (the documented opt-in)
+
     def on_receive(self, frame: Frame) -> None:
         self.send_frame_async(frame)
 
