@@ -322,13 +322,13 @@ class Driver:
 
     # -- closing (any thread) -----------------------------------------------------------
 
-    def begin_close(self) -> bool:
-        """Start a graceful close; True if this call started it."""
+    def begin_close(self) -> None:
+        """Start a graceful close (idempotent)."""
         with self.lock:
             if not self.connection.close():
-                return False
+                return
             self._request_write()  # the queue, then the bye
-        return True
+        self.log.debug("closing connection to %s", self.peer)
 
     def close_by(self, deadline: float) -> None:
         """Cut the connection at ``deadline`` unless it has ended by then (a close that
@@ -365,9 +365,18 @@ class Driver:
         else:
             self._end(reason)
 
-    def drain_unstarted(self, timeout: float) -> bool:
-        """A handler never started has no place in the loop: write its queue and the bye
-        from the caller's thread, ``timeout`` seconds at most; True if all went out."""
+    def wait_ended(self, timeout: float | None) -> bool:
+        """Wait until the connection has ended, ``timeout`` seconds at most; True if it
+        has. Never started, it has no place in the loop: its queue and the bye are written
+        from the caller's thread (``timeout`` or 60 s at most), then the socket is freed."""
+        if self._started or self.finished.is_set():
+            return self.finished.wait(timeout)
+        if not self._drain_unstarted(60.0 if timeout is None else timeout):
+            return False
+        self.abort(DisconnectReason(CLOSED_LOCALLY))
+        return True
+
+    def _drain_unstarted(self, timeout: float) -> bool:
         deadline = _monotonic() + timeout
         with self.lock:
             conn = self.connection

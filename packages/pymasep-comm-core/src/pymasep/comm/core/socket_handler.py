@@ -42,7 +42,7 @@ from .connection import (
 from .driver import Driver
 from .exceptions import InvalidStateError
 from .frame import Frame, FrameKind
-from .inbox import RECEIVE_LIMIT, Inbox
+from .inbox import RECEIVE_LIMIT, Delivery
 from .wire import Wire
 
 __all__ = [
@@ -70,8 +70,7 @@ class SocketHandler(threading.Thread):
     :class:`~pymasep.comm.server.Server` and :class:`~pymasep.comm.client.Client` build
     handlers as ``socket_handler_class(conn, addr, logger, *socket_handler_args)``, hand
     them the connection their handshake opened (:meth:`attach`), then ``start()`` them.
-    Use it as a context manager, or call :meth:`close`. See the module docstring for
-    which thread runs :meth:`on_receive`.
+    Use it as a context manager, or call :meth:`close`.
 
     Args:
         conn: Connected socket.
@@ -81,9 +80,7 @@ class SocketHandler(threading.Thread):
 
     receive_may_block: bool | None = None
     """Whether :meth:`on_receive` may block, so that the handler needs a delivery thread
-    of its own; None (default): True for a class that overrides it, except the queues'
-    own on an unbounded ``queue.Queue`` or ``queue.SimpleQueue``. Set it False on a
-    subclass whose ``on_receive`` never waits, to spare the thread."""
+    (see the module docstring); None: the class tells. False spares the thread."""
 
     def __init__(self, conn: socket.socket, addr: Any, logger: logging.Logger) -> None:
         super().__init__(name=f"pymasep-comm-handler-{addr}", daemon=True)
@@ -98,13 +95,10 @@ class SocketHandler(threading.Thread):
         self.disconnect_reason: DisconnectReason | None = None
         """Why the connection ended, once it has (see :meth:`on_disconnect`)."""
         # The library's own records carry the peer (record.peer), whatever the logger.
-        self._log = logging.LoggerAdapter(logger, {"peer": str(addr)})
-        self._driver = Driver(conn, addr, self.lock, self._log, self._take, self._ended)
-        self._on_closed: Callable[[SocketHandler, DisconnectReason], None] | None = None
+        log = logging.LoggerAdapter(logger, {"peer": str(addr)})
+        delivery = self._delivery = Delivery(self, log)
+        self._driver = Driver(conn, addr, self.lock, log, delivery.take, delivery.ended)
         self._launched = False
-        self._own_thread = False
-        self._inbox = Inbox(self._driver.pause_reading)
-        self._callbacks_done = threading.Event()
 
     def attach(
         self,
@@ -117,21 +111,19 @@ class SocketHandler(threading.Thread):
             connection: The connection, usually what
                 :meth:`~pymasep.comm.core.Connection.from_handshake` made.
             on_closed: Called once when the connection ends, before :meth:`on_disconnect`
-                (what :class:`~pymasep.comm.core.BaseThreadedCommunication` uses to
-                unregister it).
+                (the communication unregisters the connection with it).
         """
         self._driver.connection = connection
-        self._on_closed = on_closed
+        self._delivery.on_closed = on_closed
         if connection.peer_id is not None:
             self.name = f"pymasep-comm-handler-{connection.peer_id}"
-            self._log = self._driver.log = logging.LoggerAdapter(
+            self._driver.log = self._delivery.log = logging.LoggerAdapter(
                 self.logger, {"peer": connection.peer_id}
             )
 
     @property
     def connection(self) -> Connection:
-        """The state of the connection (see :class:`~pymasep.comm.core.connection.Connection`);
-        read it under :attr:`lock`."""
+        """The state of the connection; read it under :attr:`lock`."""
         return self._driver.connection
 
     @property
@@ -147,7 +139,7 @@ class SocketHandler(threading.Thread):
     @property
     def send_queue(self) -> SendQueue:
         """Encoded bytes waiting for the socket, oldest first (empty when all is sent);
-        pymasep 0.2's message queue. See :class:`~pymasep.comm.core.connection.SendQueue`."""
+        pymasep 0.2's message queue."""
         return self.connection.send_queue
 
     @property
@@ -161,13 +153,11 @@ class SocketHandler(threading.Thread):
         """True once the connection has ended, whichever side ended it."""
         return self._driver.finished.is_set()
 
-    # -- sending ---------------------------------------------------------------------
-
     def send_frame(self, frame: Frame) -> None:
         """Send a frame through the socket, and return once the kernel has all of it.
 
-        Frames queued before it by :meth:`send_frame_async` go first. Sending
-        :meth:`Frame.bye_frame` closes the connection, as :meth:`close` does.
+        Frames queued before it by :meth:`send_frame_async` go first; a bye frame closes
+        the connection, as :meth:`close` does.
 
         Args:
             frame: Frame to send.
@@ -186,23 +176,21 @@ class SocketHandler(threading.Thread):
     def send_frame_async(self, frame: Frame) -> None:
         """Send a frame without waiting for the peer.
 
-        Written at once while the kernel takes it, else queued for the I/O thread;
-        frames from one thread arrive in order. Past the connection's
-        :class:`~pymasep.comm.core.connection.SendLimits` it waits as their policy says
-        (``docs/protocol.md``, Slow interfaces). :meth:`Frame.bye_frame` closes the
-        connection gracefully, after the queued frames.
+        Frames from one thread arrive in order. Past the connection's ``SendLimits`` it
+        waits as their policy says (``docs/protocol.md``, Slow interfaces). A bye frame
+        closes the connection gracefully, after the queued frames.
 
         Args:
             frame: Frame to send.
 
         Raises:
-            ConnectionClosedError: The connection is closed or closing, or (send policy
+            ConnectionClosedError: The connection is closed or closing, or (policy
                 ``"wait"``) the peer took no byte for the drain timeout while this call
                 waited, and is disconnected (``SLOW_CONSUMER``).
             FrameTooLargeError: The wire cannot carry a frame this large.
-            SendBufferFullError: Send policy ``"raise"``: too many bytes wait already.
-            CommunicationTimeoutError: Send policy ``"block"``: they still wait after
-                the block timeout.
+            SendBufferFullError: Policy ``"raise"``: too many bytes wait already.
+            CommunicationTimeoutError: Policy ``"block"``: they still wait after the
+                block timeout.
         """
         if frame.kind is FrameKind.BYE:
             self.begin_close()
@@ -210,10 +198,8 @@ class SocketHandler(threading.Thread):
             self._driver.send(frame)
 
     def flush(self, timeout: float | None = None) -> None:
-        """Wait until every queued frame is in the kernel's hands.
-
-        With send policy ``"wait"`` (the default), a peer that takes no byte for the
-        limits' ``drain_timeout`` meanwhile is cut, and this raises.
+        """Wait until every queued frame is in the kernel's hands (policy ``"wait"``: a
+        peer that takes no byte for the drain timeout meanwhile is cut).
 
         Args:
             timeout: Seconds to wait at most; None waits as long as the peer drains.
@@ -225,8 +211,6 @@ class SocketHandler(threading.Thread):
         """
         self._driver.flush(timeout)
 
-    # -- receiving -------------------------------------------------------------------
-
     def receive_frame(self) -> Frame:
         """Wait for receiving a frame from the socket (before the handler is started).
 
@@ -235,19 +219,15 @@ class SocketHandler(threading.Thread):
 
         Raises:
             ConnectionClosedError: The connection ended before a whole frame arrived.
-            InvalidStateError: The handler is started; the I/O thread reads (also a
-                ``RuntimeError``).
+            InvalidStateError: The handler is started; the I/O thread reads.
         """
         if self._launched:
             raise InvalidStateError("receive_frame() cannot be used once the handler runs")
         return self._driver.receive_blocking()
 
     def on_receive(self, frame: Frame) -> None:
-        """Callback when a data frame is received (never for control frames).
-
-        It runs in the handler's delivery thread, or in the I/O thread when the handler
-        needs none (see ``receive_may_block``): it may send, on this connection or any
-        other, and close.
+        """Callback when a data frame is received (never for control frames). It may
+        send, on this connection or any other, and close.
 
         Args:
             frame: Frame received.
@@ -263,8 +243,6 @@ class SocketHandler(threading.Thread):
                 ``"<code>: <detail>"``) that also carries ``code`` and ``detail``.
         """
 
-    # -- the thread API --------------------------------------------------------------
-
     def start(self) -> None:
         """Hand the connection to the I/O thread; start the delivery thread if the
         handler needs one.
@@ -275,8 +253,9 @@ class SocketHandler(threading.Thread):
         if self._launched:
             raise RuntimeError("threads can only be started once")
         self._launched = True
-        self._own_thread = self._may_block()
-        if self._own_thread:
+        flag = self.receive_may_block
+        if self._blocks_by_default() if flag is None else flag:
+            self._delivery.begin(self._driver.pause_reading)
             super().start()
         self._driver.start()
 
@@ -285,83 +264,28 @@ class SocketHandler(threading.Thread):
         delivery thread's body; called without ``start()``, it delivers in the caller's
         thread)."""
         if not self._launched:
-            self._launched = self._own_thread = True
+            self._launched = True
+            self._delivery.begin(self._driver.pause_reading)
             self._driver.start()
-        while True:
-            for item in self._inbox.take():
-                if isinstance(item, DisconnectReason):
-                    self._run_callbacks(item)
-                    return
-                self._receive(item)
+        self._delivery.run()
 
     def is_alive(self) -> bool:
         """True from ``start()`` until the connection has ended and its callbacks ran."""
-        if self._own_thread:
+        if self._delivery.threaded:
             return super().is_alive()
-        return self._launched and not self._callbacks_done.is_set()
+        return self._launched and not self._delivery.done.is_set()
 
     def join(self, timeout: float | None = None) -> None:
         """Wait until the handler is no longer alive (see :meth:`is_alive`)."""
         if not self._launched:
             raise RuntimeError("cannot join thread before it is started")
-        if self._own_thread:
+        if self._delivery.threaded:
             super().join(timeout)
         else:
-            self._callbacks_done.wait(timeout)
-
-    def _may_block(self) -> bool:
-        flag = self.receive_may_block
-        return self._blocks_by_default() if flag is None else flag
+            self._delivery.done.wait(timeout)
 
     def _blocks_by_default(self) -> bool:
         return type(self).on_receive is not SocketHandler.on_receive
-
-    def _take(self, frames: list[Frame]) -> None:
-        """Frames from the I/O thread: deliver them, or hand them to the delivery thread."""
-        if self._own_thread:
-            self._inbox.put(frames)
-            return
-        on_receive = self.on_receive
-        for frame in frames:
-            try:
-                on_receive(frame)
-            except Exception:
-                # The application's bug must not cut the game's connection.
-                self._log.exception("on_receive failed for a frame from %s", self.peer_id)
-
-    def _receive(self, frame: Frame) -> None:
-        try:
-            self.on_receive(frame)
-        except Exception:
-            # The application's bug must not cut the game's connection.
-            self._log.exception("on_receive failed for a frame from %s", self.peer_id)
-
-    def _ended(self, reason: DisconnectReason) -> None:
-        self.disconnect_reason = reason
-        if self._own_thread:
-            self._inbox.end(reason)
-        else:
-            self._run_callbacks(reason)
-
-    def _run_callbacks(self, reason: DisconnectReason) -> None:
-        self._log.info("connection to %s ended: %s", self.peer_id or self.addr, reason)
-        try:
-            if self._on_closed is not None:
-                self._on_closed(self, reason)
-        except Exception:
-            self._log.exception("on_closed failed for %s", self.peer_id)
-        try:
-            self.on_disconnect(reason)
-        except Exception:
-            self._log.exception("on_disconnect failed for %s", self.peer_id)
-        self._callbacks_done.set()
-
-    def _in_delivery(self) -> bool:
-        """True in a thread that must not wait for this connection: its delivery thread,
-        or the I/O thread."""
-        return threading.current_thread() is self or self._driver.loop.in_loop()
-
-    # -- closing ---------------------------------------------------------------------
 
     def close(self, timeout: float = 0.5) -> None:
         """Close the connection: send every queued frame, then the bye, then wait for the
@@ -373,15 +297,8 @@ class SocketHandler(threading.Thread):
                 from ``on_receive`` (or the I/O thread), close() returns at once and the
                 connection is cut if it has not ended after ``timeout``.
         """
-        if self.closed:
-            return
-        self.begin_close()
-        if self._launched and self._in_delivery():
-            self._driver.close_by(_monotonic() + timeout)
-            return
-        if not self.wait_closed(timeout):
-            self.abort()
-        self.join_closed(_JOIN_GRACE)
+        if not self.closed:
+            close_handlers((self,), timeout)
 
     def __enter__(self: _Self) -> _Self:
         return self
@@ -391,38 +308,18 @@ class SocketHandler(threading.Thread):
 
     def begin_close(self) -> None:
         """Start a graceful close and return at once: queued frames, then the bye.
-
-        Idempotent. New frames are refused from now on.
-        """
-        if self._driver.begin_close():
-            self._log.debug("closing connection to %s", self.peer_id)
+        Idempotent. New frames are refused from now on."""
+        self._driver.begin_close()
 
     def wait_closed(self, timeout: float | None) -> bool:
-        """Wait until the connection has ended, ``timeout`` seconds at most.
-
-        Returns:
-            True if it has ended.
-        """
-        if not self._launched and not self.closed:
-            # Never started: nobody reads, so wait only for the queue and the bye.
-            if not self._driver.drain_unstarted(60.0 if timeout is None else timeout):
-                return False
-            self._driver.abort(DisconnectReason(CLOSED_LOCALLY))
-            return True
-        return self._driver.finished.wait(timeout)
+        """Wait until the connection has ended, ``timeout`` seconds at most; True if it
+        has."""
+        return self._driver.wait_ended(timeout)
 
     def abort(self) -> None:
         """Cut the connection now, without waiting for the peer (queued frames are
         dropped). The reason is ``CLOSED_LOCALLY``. Idempotent."""
         self._driver.abort(DisconnectReason(CLOSED_LOCALLY))
-
-    def join_closed(self, timeout: float) -> None:
-        """Wait for the handler's callbacks to run, ``timeout`` seconds at most (no wait
-        from its own delivery thread or the I/O thread)."""
-        if not self._launched:
-            self.abort()
-        elif not self._in_delivery():
-            self._callbacks_done.wait(timeout)
 
 
 def close_handlers(handlers: Iterable[SocketHandler], timeout: float) -> None:
@@ -438,19 +335,27 @@ def close_handlers(handlers: Iterable[SocketHandler], timeout: float) -> None:
     deadline = _monotonic() + timeout
     waited = []
     for handler in handlers:
-        if handler._launched and handler._in_delivery():
-            handler.close(timeout)
+        handler.begin_close()
+        if _in_delivery(handler):
+            handler._driver.close_by(deadline)
         else:
-            handler.begin_close()
             waited.append(handler)
     for handler in waited:
         handler.wait_closed(max(0.0, deadline - _monotonic()))
     for handler in waited:
-        if not handler.closed:
-            handler.abort()
+        handler.abort()  # idempotent: nothing for those that have ended
     grace = _monotonic() + _JOIN_GRACE
     for handler in waited:
-        handler.join_closed(max(0.0, grace - _monotonic()))
+        # Then the callbacks: a handler never started runs them as it is cut.
+        handler._delivery.done.wait(max(0.0, grace - _monotonic()))
+
+
+def _in_delivery(handler: SocketHandler) -> bool:
+    """True in a thread that must not wait for ``handler``'s connection: its delivery
+    thread, or the I/O thread."""
+    return handler._launched and (
+        threading.current_thread() is handler or handler._driver.loop.in_loop()
+    )
 
 
 def _never_blocks(receive_queue: Any) -> bool:
