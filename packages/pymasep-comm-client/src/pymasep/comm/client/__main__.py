@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pymasep.comm.core import CommunicationError, DecodeError, Frame, SocketHandlerQueue
+from pymasep.comm.core import CommunicationError, DecodeError, SocketHandlerQueue
 from pymasep.comm.core.discovery import (
     DEFAULT_GROUP,
     DEFAULT_PORT,
@@ -35,7 +35,8 @@ from pymasep.comm.core.discovery import (
 )
 from pymasep.comm.core.exceptions import ServerNotFoundError
 from pymasep.comm.core.recording import Recording
-from pymasep.comm.core.replay import connection_records, replay
+from pymasep.comm.core.replay import connection_records
+from pymasep.comm.core.replay_command import add_pace_options, replay_live, report
 from pymasep.comm.core.settings import resolve
 
 from .client import Client
@@ -105,27 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     command.add_argument(
         "--server", required=True, metavar="HOST:PORT", help="the live engine's address"
     )
-    command.add_argument(
-        "--speed",
-        type=_speed,
-        default=1.0,
-        metavar="X",
-        help="'max', or how many times the recorded pace (default 1)",
-    )
-    command.add_argument(
-        "--timeout", type=float, default=10.0, metavar="S", help="seconds to wait for each answer"
-    )
+    add_pace_options(command)
     return parser
-
-
-def _speed(value: str) -> float | None:
-    """``--speed``: ``max`` (None) or a positive factor."""
-    if value == "max":
-        return None
-    factor = float(value)
-    if factor <= 0:
-        raise ValueError("the speed must be positive, or max")
-    return factor
 
 
 class _ReplayClient(Client):
@@ -169,21 +151,13 @@ def _replay(args: argparse.Namespace) -> int:
             except queue.Empty:
                 return None
 
-        result = replay(
-            records,
-            lambda payload: client.send_frame_to(server, Frame(payload)),
-            receive,
-            speed=args.speed,
-            timeout=args.timeout,
-            close=lambda: client.send_frame_to(server, Frame.bye_frame()),
-            # An engine's id may be new at each run (pymasep's is): the live one stands
-            # for the recorded one.
-            rename=None if server == recorded_server else (recorded_server, server),
+        # An engine's id may be new at each run (pymasep's is): the live one stands for
+        # the recorded one.
+        rename = None if server == recorded_server else (recorded_server, server)
+        result = replay_live(
+            records, lambda frame: client.send_frame_to(server, frame), receive, args, rename
         )
-    if result.divergence is not None:
-        print(result.divergence.report())
-    print(result.summary())
-    return 0 if result.matched else 1
+    return report(result)
 
 
 def _table(servers: Sequence[ServerInfo]) -> str:

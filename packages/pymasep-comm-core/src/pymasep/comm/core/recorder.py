@@ -275,31 +275,13 @@ class Recorder(Tap):
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
     ) -> None:
         """Record a frame sent (see :meth:`~pymasep.comm.core.tap.Tap.frame_sent`)."""
-        # Once per frame: _put inlined.
-        with self._lock:
-            if self._closed or self.error is not None:
-                self.dropped += 1
-                return
-            self._pending.append(("sent", peer_id, monotonic, wall, payload, size))
-            self._pending_bytes += len(payload) + _EVENT_COST
-            full = self._pending_bytes > self.max_pending_bytes
-        if full:
-            self._wait_for_room()
+        self._put(("sent", peer_id, monotonic, wall, payload, size), len(payload))
 
     def frame_received(
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
     ) -> None:
         """Record a frame received (see :meth:`~pymasep.comm.core.tap.Tap.frame_received`)."""
-        # Once per frame: _put inlined.
-        with self._lock:
-            if self._closed or self.error is not None:
-                self.dropped += 1
-                return
-            self._pending.append(("received", peer_id, monotonic, wall, payload, size))
-            self._pending_bytes += len(payload) + _EVENT_COST
-            full = self._pending_bytes > self.max_pending_bytes
-        if full:
-            self._wait_for_room()
+        self._put(("received", peer_id, monotonic, wall, payload, size), len(payload))
 
     def bye(self, peer_id: str, direction: Direction, monotonic: float, wall: float) -> None:
         """Record a bye (see :meth:`~pymasep.comm.core.tap.Tap.bye`)."""

@@ -17,25 +17,16 @@ import queue
 import sys
 from typing import Any
 
-from pymasep.comm.core import DecodeError, Frame, SocketHandlerPeerQueue
+from pymasep.comm.core import DecodeError, SocketHandlerPeerQueue
 from pymasep.comm.core.recording import Recording
-from pymasep.comm.core.replay import connection_records, replay
+from pymasep.comm.core.replay import connection_records
+from pymasep.comm.core.replay_command import add_pace_options, replay_live, report
 
 from .server import Server
 
 __all__ = ["main"]
 
 EXIT_NOT_CONNECTED = 3
-
-
-def speed(value: str) -> float | None:
-    """``--speed``: ``max`` (None) or a positive factor."""
-    if value == "max":
-        return None
-    factor = float(value)
-    if factor <= 0:
-        raise ValueError("the speed must be positive, or max")
-    return factor
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,16 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     command.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     command.add_argument("--port", type=int, default=0, help="port to listen on (0: any free one)")
-    command.add_argument(
-        "--speed",
-        type=speed,
-        default=1.0,
-        metavar="X",
-        help="'max', or how many times the recorded pace (default 1)",
-    )
-    command.add_argument(
-        "--timeout", type=float, default=10.0, metavar="S", help="seconds to wait for each answer"
-    )
+    add_pace_options(command)
     command.add_argument(
         "--connect-timeout",
         type=float,
@@ -128,19 +110,11 @@ def _replay(args: argparse.Namespace) -> int:
                 if ident == live:  # other interfaces may connect: they are not replayed
                     return payload  # type: ignore[no-any-return]
 
-        result = replay(
-            records,
-            lambda payload: server.send_frame_to(live, Frame(payload)),
-            receive,
-            speed=args.speed,
-            timeout=args.timeout,
-            close=lambda: server.send_frame_to(live, Frame.bye_frame()),
-            rename=None if live == peer else (peer, live),
+        rename = None if live == peer else (peer, live)
+        result = replay_live(
+            records, lambda frame: server.send_frame_to(live, frame), receive, args, rename
         )
-    if result.divergence is not None:
-        print(result.divergence.report())
-    print(result.summary())
-    return 0 if result.matched else 1
+    return report(result)
 
 
 def main(argv: list[str] | None = None) -> int:

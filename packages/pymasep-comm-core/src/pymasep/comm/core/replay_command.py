@@ -1,0 +1,70 @@
+"""What the ``replay`` commands of both sides share (``python -m pymasep.comm.server
+replay`` and ``pymasep-comm replay``): the pace options, and the run against a live peer
+that prints its outcome. Command-line code: it prints, as their entry points do."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+
+from .frame import Frame
+from .recording import Record
+from .replay import ReplayResult, replay
+
+__all__ = ["add_pace_options", "replay_live", "report", "speed"]
+
+
+def speed(value: str) -> float | None:
+    """``--speed``: ``max`` (None) or a positive factor."""
+    if value == "max":
+        return None
+    factor = float(value)
+    if factor <= 0:
+        raise ValueError("the speed must be positive, or max")
+    return factor
+
+
+def add_pace_options(command: argparse.ArgumentParser) -> None:
+    """Add ``--speed`` and ``--timeout`` to a replay command."""
+    command.add_argument(
+        "--speed",
+        type=speed,
+        default=1.0,
+        metavar="X",
+        help="'max', or how many times the recorded pace (default 1)",
+    )
+    command.add_argument(
+        "--timeout", type=float, default=10.0, metavar="S", help="seconds to wait for each answer"
+    )
+
+
+def replay_live(
+    records: Sequence[Record],
+    send_frame: Callable[[Frame], None],
+    receive: Callable[[float], bytes | None],
+    args: argparse.Namespace,
+    rename: tuple[str, str] | None,
+) -> ReplayResult:
+    """:func:`~pymasep.comm.core.replay.replay` to a live peer, at the pace the options
+    say, this side's bye sent as a bye frame."""
+    return replay(
+        records,
+        lambda payload: send_frame(Frame(payload)),
+        receive,
+        speed=args.speed,
+        timeout=args.timeout,
+        close=lambda: send_frame(Frame.bye_frame()),
+        rename=rename,
+    )
+
+
+def report(result: ReplayResult) -> int:
+    """Print the divergence, if any, and the summary.
+
+    Returns:
+        The exit status: 0 when the peer answered as recorded, 1 otherwise.
+    """
+    if result.divergence is not None:
+        print(result.divergence.report())
+    print(result.summary())
+    return 0 if result.matched else 1
