@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pymasep.comm.core.testing.processes import start_in_group
+
 HERE = Path(__file__).resolve().parent
 LAUNCH = HERE / "launch.py"
 PORT = 60123
@@ -48,15 +50,7 @@ class Child:
 
     def __init__(self, name: str, command: list[str], cwd: Path, env: dict[str, str]) -> None:
         self.name = name
-        self.process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
+        self.process = start_in_group(command, cwd=cwd, env=env)
         self.lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
         self._news: queue.Queue[tuple[str, str]] = queue.Queue()
         self._readers = [

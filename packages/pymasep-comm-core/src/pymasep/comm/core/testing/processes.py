@@ -12,7 +12,32 @@ import os
 import signal
 import subprocess
 
-__all__ = ["run_in_group"]
+__all__ = ["run_in_group", "start_in_group"]
+
+
+def start_in_group(
+    command: list[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    """Start ``command`` in a session (process group) of its own, its standard output and
+    error piped as text: ``os.killpg(process.pid, ...)`` then reaches all it started.
+
+    Args:
+        command: The program and its arguments.
+        cwd: Its working directory; None keeps this process's.
+        env: Its whole environment; None passes this process's.
+    """
+    return subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def run_in_group(
@@ -38,15 +63,7 @@ def run_in_group(
     Raises:
         subprocess.TimeoutExpired: The command ran past ``timeout`` (it is killed first).
     """
-    process = subprocess.Popen(
-        command,
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    process = start_in_group(command, cwd=cwd, env=env)
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     finally:
