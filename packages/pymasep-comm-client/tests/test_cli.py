@@ -208,16 +208,14 @@ if __name__ == "__main__":
     child_main(globals())
 
 
-def test_replay_takes_the_server_as_host_and_port(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["replay", str(tmp_path / "p1.jsonl"), "--server", "localhost"]) == 2
-    assert "--server takes HOST:PORT" in capsys.readouterr().err
-
-
-def test_replay_refuses_an_engine_s_recording(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("server", "error"),
+    [("localhost", "--server takes HOST:PORT"), ("127.0.0.1:1", "recorded by an engine")],
+    ids=["no port", "an engine's recording"],
+)
+def test_a_replay_usage_error_exits_with_2_and_says_why(
+    server: str, error: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     Recorder(tmp_path / "engine.jsonl", "server", "engine").close()
-    assert main(["replay", str(tmp_path / "engine.jsonl"), "--server", "127.0.0.1:1"]) == 2
-    assert "recorded by an engine" in capsys.readouterr().err
+    assert main(["replay", str(tmp_path / "engine.jsonl"), "--server", server]) == 2
+    assert error in capsys.readouterr().err

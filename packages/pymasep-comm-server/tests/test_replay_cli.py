@@ -11,27 +11,28 @@ from pymasep.comm.core.recorder import Recorder
 from pymasep.comm.server.__main__ import main
 
 
-def test_a_missing_file_is_a_usage_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("recorded", "options", "error"),
+    [
+        (None, [], "none.jsonl"),
+        (("client", "p1"), [], "recorded by a client"),
+        (("server", "engine"), ["--peer", "p9"], "no connection with 'p9'"),
+    ],
+    ids=["a missing file", "an interface's recording", "no such interface in it"],
+)
+def test_a_usage_error_exits_with_2_and_says_why(
+    recorded: tuple[str, str] | None,
+    options: list[str],
+    error: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["replay", str(tmp_path / "none.jsonl")]) == 2
-    assert "none.jsonl" in capsys.readouterr().err
-
-
-def test_an_interface_s_recording_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    Recorder(tmp_path / "p1.jsonl", "client", "p1").close()
-    assert main(["replay", str(tmp_path / "p1.jsonl")]) == 2
-    assert "recorded by a client" in capsys.readouterr().err
-
-
-def test_a_recording_without_the_interface_asked_for_is_a_usage_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    Recorder(tmp_path / "engine.jsonl", "server", "engine").close()
-    assert main(["replay", str(tmp_path / "engine.jsonl"), "--peer", "p9"]) == 2
-    assert "no connection with 'p9'" in capsys.readouterr().err
+    path = tmp_path / ("none" if recorded is None else recorded[1])
+    path = path.with_suffix(".jsonl")
+    if recorded is not None:
+        Recorder(path, *recorded).close()
+    assert main(["replay", str(path), *options]) == 2
+    assert error in capsys.readouterr().err
 
 
 def test_the_speed_is_max_or_a_positive_factor() -> None:
