@@ -38,9 +38,12 @@ from pymasep.comm.core import (
     Wire,
     encode_frame,
 )
-from pymasep.comm.core.communication import BaseThreadedCommunication
 from pymasep.comm.core.handshake import ServerHandshake
 from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
+from pymasep.comm.core.testing.contract import (
+    assert_logged_only_to_the_package,
+    assert_seed_constructor,
+)
 from pymasep.comm.core.testing.peers import (
     LOOPBACK,
     Join,
@@ -214,20 +217,18 @@ def connected(
 
 
 def test_the_constructor_takes_the_parameters_of_pymasep_02() -> None:
-    parameters = list(inspect.signature(Client).parameters.values())
-    positional = [(p.name, p.default) for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
     empty = inspect.Parameter.empty
-    assert positional == [
-        ("ident", empty),
-        ("socket_handler_class", empty),
-        ("socket_handler_args", empty),
-        ("host", None),
-        ("port", None),
-        ("log_level", logging.WARNING),
-    ]
-    for extra in parameters[len(positional) :]:
-        assert extra.kind is extra.KEYWORD_ONLY and extra.default is not empty, extra
-    assert issubclass(Client, BaseThreadedCommunication)
+    assert_seed_constructor(
+        Client,
+        [
+            ("ident", empty),
+            ("socket_handler_class", empty),
+            ("socket_handler_args", empty),
+            ("host", None),
+            ("port", None),
+            ("log_level", logging.WARNING),
+        ],
+    )
     assert callable(Client.connect) and callable(Client.search_server)
 
 
@@ -632,10 +633,4 @@ def test_logs_go_to_pymasep_comm_loggers_and_nothing_to_disk(
         read = answer_the_bye(peer)
         client.close()
         read()
-    assert list(tmp_path.iterdir()) == []  # no logs/ directory, no file at all
-    assert {r.name for r in caplog.records} <= {"pymasep.comm.client"}
-    assert {getattr(r, "comm_id", None) for r in caplog.records} <= {"logged"}
-    if level == "ERROR":
-        assert caplog.records == []
-    else:
-        assert any(ENGINE in r.getMessage() for r in caplog.records)
+    assert_logged_only_to_the_package(caplog, tmp_path, "pymasep.comm.client", level, ENGINE)

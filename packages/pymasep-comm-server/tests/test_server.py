@@ -37,9 +37,12 @@ from pymasep.comm.core import (
     Wire,
     encode_frame,
 )
-from pymasep.comm.core.communication import BaseThreadedCommunication
 from pymasep.comm.core.handshake import ClientHandshake
 from pymasep.comm.core.socket_handler import CLOSED_BY_PEER, CLOSED_LOCALLY, CONNECTION_LOST
+from pymasep.comm.core.testing.contract import (
+    assert_logged_only_to_the_package,
+    assert_seed_constructor,
+)
 from pymasep.comm.core.testing.peers import (
     LOOPBACK,
     PeerRecorder,
@@ -96,23 +99,20 @@ def raw_clients() -> Iterator[Connect]:
 
 
 def test_the_constructor_takes_the_parameters_of_pymasep_02() -> None:
-    parameters = list(inspect.signature(Server).parameters.values())
-    positional = [(p.name, p.default) for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
     empty = inspect.Parameter.empty
-    assert positional == [
-        ("ident", empty),
-        ("max_connection", empty),
-        ("socket_handler_class", empty),
-        ("socket_handler_args", empty),
-        ("host", empty),
-        ("port", empty),
-        ("wait_announcement", False),
-        ("log_level", logging.WARNING),
-    ]
-    # Whatever else there is comes after, by keyword only, with a default.
-    for extra in parameters[len(positional) :]:
-        assert extra.kind is extra.KEYWORD_ONLY and extra.default is not empty, extra
-    assert issubclass(Server, BaseThreadedCommunication)
+    assert_seed_constructor(
+        Server,
+        [
+            ("ident", empty),
+            ("max_connection", empty),
+            ("socket_handler_class", empty),
+            ("socket_handler_args", empty),
+            ("host", empty),
+            ("port", empty),
+            ("wait_announcement", False),
+            ("log_level", logging.WARNING),
+        ],
+    )
     for name in ("wait_connection", "stop_wait_connection", "wait_announcement"):
         assert callable(getattr(Server, name)), name
     assert callable(Server.stop_wait_announcement)
@@ -988,10 +988,4 @@ def test_logs_go_to_pymasep_comm_loggers_and_nothing_to_disk(
             assert inbox.get(timeout=5) == b"hello"
             read = answer_the_bye(client)
         read()
-    assert list(tmp_path.iterdir()) == []  # no logs/ directory, no file at all
-    assert {r.name for r in caplog.records} <= {"pymasep.comm.server"}
-    assert {getattr(r, "comm_id", None) for r in caplog.records} <= {"logged"}
-    if level == "ERROR":
-        assert caplog.records == []
-    else:
-        assert any("chatty" in r.getMessage() for r in caplog.records)
+    assert_logged_only_to_the_package(caplog, tmp_path, "pymasep.comm.server", level, "chatty")

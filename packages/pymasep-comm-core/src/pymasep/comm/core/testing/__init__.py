@@ -6,6 +6,7 @@ distributions and the integration tests load :mod:`.plugin` through their
 the helpers by name: :mod:`.peers` (raw-socket peers, recording handlers, streams that
 test the framing) and :mod:`.netns` (network namespaces for the tests that send
 multicast), :mod:`.processes` (children run in a process group of their own, killed
-with all they started) and :mod:`.tls` (throwaway TLS contexts, with trustme). Nothing here
+with all they started), :mod:`.tls` (throwaway TLS contexts, with trustme) and
+:mod:`.contract` (what the server's and the client's suites check alike). Nothing here
 loads unless a test suite asks for it.
 """
