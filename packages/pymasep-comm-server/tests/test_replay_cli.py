@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pymasep.comm.core.recorder import Recorder
+from pymasep.comm.core.recorder import Recorder, Side
 from pymasep.comm.server.__main__ import main
 
 
@@ -21,7 +21,7 @@ from pymasep.comm.server.__main__ import main
     ids=["a missing file", "an interface's recording", "no such interface in it"],
 )
 def test_a_usage_error_exits_with_2_and_says_why(
-    recorded: tuple[str, str] | None,
+    recorded: tuple[Side, str] | None,
     options: list[str],
     error: str,
     tmp_path: Path,

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pymasep.comm.core import CommunicationError, DecodeError, SocketHandlerQueue
+from pymasep.comm.core import CommunicationError, SocketHandlerQueue
 from pymasep.comm.core.discovery import (
     DEFAULT_GROUP,
     DEFAULT_PORT,
@@ -34,9 +34,12 @@ from pymasep.comm.core.discovery import (
     ServerInfo,
 )
 from pymasep.comm.core.exceptions import ServerNotFoundError
-from pymasep.comm.core.recording import Recording
-from pymasep.comm.core.replay import connection_records
-from pymasep.comm.core.replay_command import add_pace_options, replay_live, report
+from pymasep.comm.core.replay_command import (
+    add_pace_options,
+    read_connection,
+    replay_live,
+    report,
+)
 from pymasep.comm.core.settings import resolve
 
 from .client import Client
@@ -122,17 +125,11 @@ def _replay(args: argparse.Namespace) -> int:
     if not host or not port.isdigit():
         print(f"replay: --server takes HOST:PORT, not {args.server!r}", file=sys.stderr)
         return 2
-    try:
-        with Recording(args.file) as recording:
-            if recording.side != "client":
-                print(f"{args.file} was recorded by an engine, not an interface", file=sys.stderr)
-                return 2
-            ident = recording.id
-            records = connection_records(recording)
-            recorded_server = records[0].peer
-    except (OSError, DecodeError, LookupError) as error:
-        print(f"replay: {error}", file=sys.stderr)
+    read = read_connection(args.file, "client", None, "an engine, not an interface")
+    if read is None:
         return 2
+    ident, records = read
+    recorded_server = records[0].peer
     inbox: queue.Queue[Any] = queue.Queue()
     client = _ReplayClient(ident, SocketHandlerQueue, (inbox,), host.strip("[]"), int(port))
     client.inbox = inbox

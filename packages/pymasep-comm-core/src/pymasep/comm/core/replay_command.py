@@ -5,13 +5,15 @@ that prints its outcome. Command-line code: it prints, as their entry points do.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
 
+from .exceptions import DecodeError
 from .frame import Frame
-from .recording import Record
-from .replay import ReplayResult, replay
+from .recording import Record, Recording
+from .replay import ReplayResult, connection_records, replay
 
-__all__ = ["add_pace_options", "replay_live", "report", "speed"]
+__all__ = ["add_pace_options", "read_connection", "replay_live", "report", "speed"]
 
 
 def speed(value: str) -> float | None:
@@ -22,6 +24,23 @@ def speed(value: str) -> float | None:
     if factor <= 0:
         raise ValueError("the speed must be positive, or max")
     return factor
+
+
+def read_connection(
+    path: str, side: str, peer: str | None, other_side: str
+) -> tuple[str, list[Record]] | None:
+    """The id of a recording made by ``side`` and the records of its connection with
+    ``peer`` (None: the first one), or None once the usage error is printed: the file
+    cannot be read, or was recorded by the other side (``other_side`` names it)."""
+    try:
+        with Recording(path) as recording:
+            if recording.side != side:
+                print(f"{path} was recorded by {other_side}", file=sys.stderr)
+                return None
+            return recording.id, connection_records(recording, peer)
+    except (OSError, DecodeError, LookupError) as error:
+        print(f"replay: {error}", file=sys.stderr)
+        return None
 
 
 def add_pace_options(command: argparse.ArgumentParser) -> None:

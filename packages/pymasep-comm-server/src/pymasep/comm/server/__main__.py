@@ -17,10 +17,13 @@ import queue
 import sys
 from typing import Any
 
-from pymasep.comm.core import DecodeError, SocketHandlerPeerQueue
-from pymasep.comm.core.recording import Recording
-from pymasep.comm.core.replay import connection_records
-from pymasep.comm.core.replay_command import add_pace_options, replay_live, report
+from pymasep.comm.core import SocketHandlerPeerQueue
+from pymasep.comm.core.replay_command import (
+    add_pace_options,
+    read_connection,
+    replay_live,
+    report,
+)
 
 from .server import Server
 
@@ -74,16 +77,10 @@ class _ReplayServer(Server):
 
 
 def _replay(args: argparse.Namespace) -> int:
-    try:
-        with Recording(args.file) as recording:
-            if recording.side != "server":
-                print(f"{args.file} was recorded by a client, not an engine", file=sys.stderr)
-                return 2
-            engine_id = recording.id
-            records = connection_records(recording, args.peer)
-    except (OSError, DecodeError, LookupError) as error:
-        print(f"replay: {error}", file=sys.stderr)
+    read = read_connection(args.file, "server", args.peer, "a client, not an engine")
+    if read is None:
         return 2
+    engine_id, records = read
     peer = records[0].peer
     inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
     server = _ReplayServer(engine_id, 64, SocketHandlerPeerQueue, (inbox,), args.host, args.port)
