@@ -14,16 +14,19 @@ from hypothesis import strategies as st
 from pymasep.comm.core import (
     ConnectionRejectedError,
     DecodeError,
+    Frame,
     FrameDecoder,
     InvalidArgumentError,
     InvalidStateError,
     ProtocolError,
 )
 from pymasep.comm.core.auth import MAC_SIZE, NONCE_SIZE
+from pymasep.comm.core.handshake import ServerHandshake
 from pymasep.comm.core.resume import (
     ACK_EVERY_FRAMES,
     ACK_KIND,
     DEFAULT_ACK_EVERY_BYTES,
+    EXTENDED_VERSION,
     MAX_COUNT,
     MAX_RESUME_PAYLOAD,
     MAX_WINDOW,
@@ -49,7 +52,7 @@ from pymasep.comm.core.resume import (
     encode_resume,
     resume_frame,
 )
-from pymasep.comm.core.wire import V1_HEADER
+from pymasep.comm.core.wire import MAGIC, PREAMBLE, V1_HEADER, encode_frame
 
 pytestmark = pytest.mark.disable_socket  # sans-I/O: a socket fails the test
 
@@ -181,6 +184,24 @@ def test_new_kinds_are_refused_cleanly_by_a_decoder_that_does_not_know_them() ->
     for frame in (ack_frame(3), resume_frame(ResumeDecline())):
         with pytest.raises(ProtocolError, match="unknown frame kind"):
             FrameDecoder().feed(b"\0\0\0\0\0" + frame)
+
+
+@pytest.mark.parametrize("authkey", [None, KEY])
+def test_a_server_built_before_refuses_the_offer_before_reading_a_frame(
+    authkey: bytes | None,
+) -> None:
+    # Pins what the negotiation relies on, with the handshake of servers built before
+    # resuming (today's ServerHandshake; once it learns version 2, this test keeps its
+    # point only with such a server's recorded bytes): version byte 2 is refused before
+    # any frame is read, whatever follows, and the refusal starts with version byte 1,
+    # which tells a new client to connect again without the offer.
+    server = ServerHandshake("engine", authkey=authkey)
+    offer = resume_frame(ResumeOffer.new(30.0))
+    first_flight = MAGIC + bytes([EXTENDED_VERSION]) + encode_frame(Frame.hello_frame("a"))
+    with pytest.raises(ProtocolError, match="speaks protocol version 2"):
+        server.receive_data(first_flight + offer)
+    assert server.client_ident is None and server.data_to_send() == b""
+    assert server.refuse_bytes("version").startswith(PREAMBLE)  # MAGIC, then 01
 
 
 @pytest.mark.parametrize(
