@@ -13,8 +13,7 @@ and in order, in both directions, for as long as both processes live. A process 
 restarts loses its sessions: the other side is refused with
 :attr:`RefusalReason.UNKNOWN_SESSION` and ends its session, saying why.
 
-Negotiation: why a preamble version 2
-=====================================
+**Negotiation: why a preamble version 2.**
 
 Resuming must never reach a peer that does not know it: pymasep 0.2, ``wire="legacy"``,
 and pymasep-comm v1 peers built before it. A v1 peer of today refuses every byte it does
@@ -42,8 +41,7 @@ refuses it *cleanly, before anything else*: the version byte of the preamble.
 The frame header, kinds 0 to 4 and the shared-key proofs (whose transcript holds the
 protocol version 1, which stays 1) are unchanged on a version-2 connection.
 
-Frames
-======
+**Frames.**
 
 Two new v1 frame kinds, only ever sent on a connection whose both sides negotiated
 resuming. Their values follow :class:`~pymasep.comm.core.FrameKind`'s, because
@@ -80,8 +78,7 @@ server's HELLO. A resuming connection opens with ``MAGIC 02`` + REQUEST instead 
 hello (with a key as without: the proof covers the key); the server answers ``MAGIC 02``
 + ACCEPTED, then frames flow, or ``MAGIC 02`` + REFUSED and closes.
 
-Sequence numbers and acknowledgements
-=====================================
+**Sequence numbers and acknowledgements.**
 
 Every data frame sent in a session has a number, implicit by count as in MQTT's packet
 ids or TCP's sequence numbers: the first is 0, and the session's numbers go on across its
@@ -121,8 +118,7 @@ The resend buffer is memory the engine holds: it is counted against the same
 resend buffer (the same ``bytes`` objects: no copy), so the bytes a connection holds are
 ``max(queued_bytes, log.unacked_bytes)``, which is what the limits compare.
 
-Secrets and proofs
-==================
+**Secrets and proofs.**
 
 The OFFER and the ACCEPT each carry a fresh 32-byte nonce; the server picks a random
 16-byte session id. Both sides derive the session's secret::
@@ -150,8 +146,7 @@ REQUEST cannot be replayed (and an accepted attempt whose answer was lost is fol
 a higher one, which is accepted). Proofs are compared with :func:`hmac.compare_digest`;
 a refusal carries a reason code and never a secret, a proof or a count.
 
-State machines
-==============
+**State machines.**
 
 Client (:class:`ClientSession`)::
 
@@ -169,51 +164,63 @@ Server (:class:`SessionTable`, one :class:`ServerSession` per client)::
                                  |     break yet: the old connection is dropped)
                                  '--bye, close(), protocol error--> ENDED
 
-How the handshake, the Connection and the driver will call it
-=============================================================
+**How the handshake, the Connection and the driver will call it.**
 
-* **Handshake** (``handshake.py``): a :class:`~pymasep.comm.core.handshake.ClientHandshake`
-  with ``resume_window > 0`` sends ``MAGIC 02`` and, after its HELLO,
-  ``offer = ResumeOffer.new(window, ack_every_bytes(limits.hard_limit))`` as
-  ``resume_frame(offer)``. The server's handshake accepts version 1 or 2; on 2 it reads
-  the OFFER after the HELLO (``decode_resume(frame.message)``) and, once the client is
-  admitted, calls ``session, accept = table.open(client_id, server_id, offer, key)``
-  and sends ``resume_frame(accept)`` after its HELLO (``resume_frame(ResumeDecline())``
-  with ``resume_window=0``). The client then calls ``ClientSession.start(...)`` with both
-  messages. A handshake that reads ``MAGIC 02`` + RESUME(REQUEST) instead of a HELLO
-  calls ``table.resume(request, now)`` and sends its ``answer`` (no AUTH exchange: the
-  proof covers the key). The client builds the request with
-  ``session.request()`` and reads the answer with ``session.answer(payload)``.
-* **Connection** (``connection.py``): gets ``resume: ResumeState | None``. In ``encode``
-  of a data frame, ``resume.log.record(frame.message)`` (before the bytes go out: a frame
-  is in the log from the moment it may reach the peer). In ``control_frame``, an ACK
-  calls ``resume.log.ack(decode_ack(frame.message))`` and counts as the peer's progress
-  (``_drained_at``); an ACK or a RESUME on a connection without ``resume`` stays a
-  protocol error. Data frames received call ``resume.acks.received(frames, size)``.
-  ``room_for`` compares ``max(queued_bytes, resume.log.unacked_bytes)`` to the limits.
-  ``receive_eof`` and the driver's reset/error/stall paths return a *broken* outcome
-  instead of ending when ``resume`` is set and no bye was seen.
-  :class:`~pymasep.comm.core.DisconnectCode` gains
-  ``RESUME_EXPIRED = "resume window expired"`` (:data:`RESUME_EXPIRED`).
-* **Driver** (``driver.py``): at the end of each read turn,
-  ``ack = resume.acks.take_ack()``, written if not None (13 bytes, ahead of nothing:
-  it joins the queue's next write when one is pending). A read that brought only ACKs
-  must not count as "something arrived" for
+* **Handshake** (``handshake.py``). The client, with ``resume_window > 0``, sends
+  ``MAGIC 02`` and, right after its HELLO, ``resume_frame(offer)`` where
+  ``offer = ResumeOffer.new(resume_window, ack_every_bytes(limits.hard_limit))``. If
+  the answer's version byte is 1 (an older server, whose REFUSE follows), it connects
+  again with ``MAGIC 01`` and no offer. The server's handshake accepts version 1 or 2;
+  on 2 it reads the OFFER after the HELLO (``decode_resume(frame.message)``, a RESUME
+  frame above :data:`MAX_RESUME_PAYLOAD` refused at its header as an oversized hello
+  is) and, once it admits the client, calls ``session, accept = table.open(client_id,
+  server_id, offer, ack_every_bytes(limits.hard_limit))`` and sends
+  ``resume_frame(accept)`` right after its HELLO (``resume_frame(ResumeDecline())``
+  with ``resume_window=0``). The client then builds its session with
+  ``ClientSession.start(offer, accept, client_id, server_id, authkey)``. A server
+  handshake that reads ``MAGIC 02`` then a RESUME frame instead of a HELLO decodes the
+  REQUEST, calls ``decision = table.resume(request, now)``, sends ``MAGIC 02`` +
+  ``decision.answer``, and closes if ``decision.refusal`` is set (logging the reason
+  and the address); no AUTH exchange, since the proof covers the key. The client sends
+  ``MAGIC 02`` + ``session.request()`` and reads the answer with
+  ``resend = session.answer(frame.message)``; :class:`ResumeRefusedError` ends its
+  session.
+* **Connection** (``connection.py``) gets ``resume: ResumeState | None`` (the session,
+  which outlives the connection). Sending: ``resume.log.record(frame.message)`` for
+  every *new* data frame, under the owner's lock, in the same critical section that
+  writes or queues its bytes, so that numbers follow the order of the bytes on the
+  socket (the driver's ``send`` encodes small frames inline before taking the lock:
+  the call goes after ``lock.acquire()``); resent frames are written without being
+  recorded again. Receiving: every whole data frame counted with
+  ``resume.acks.count(frames, size)`` where it is counted in ``frames_received``
+  (``feed`` and the driver's whole-frame shortcut). ``control_frame``: an ACK calls
+  ``resume.log.ack(decode_ack(frame.message))`` and counts as the peer's progress (as
+  the kernel taking bytes does, for the ``"wait"`` policy); ACK and RESUME on a
+  connection without ``resume`` stay protocol errors. Limits: ``room_for`` and the
+  driver's check compare ``max(queued_bytes, resume.log.unacked_bytes)``, since every
+  queued data frame is also in the log. :class:`~pymasep.comm.core.DisconnectCode`
+  gains ``RESUME_EXPIRED = "resume window expired"`` (:data:`RESUME_EXPIRED`).
+* **Driver** (``driver.py``). At the end of each read turn, under the lock,
+  ``ack = resume.acks.take_ack()``; if not None, the 13 bytes are written or queued as
+  a control frame (not recorded, not counted in ``frames_sent``). A read that brought
+  only ACKs must not count as "something arrived" for
   :meth:`~pymasep.comm.core.Connection.write_directly`, or a stream would stop being
-  batched. On a break it discards the send queue (every data frame in it is in the log),
-  keeps accepting ``send_frame_to`` (frames are recorded in the log only, under the same
-  limits and policy; a ``"wait"`` sender waits for the resume or the window's end), logs
-  a WARNING, and: on the client, ``session.broke(now)``, then reconnects with backoff
-  until ``session.expired(now)``, when ``detail = session.end()``; on the server,
-  ``evicted = table.broke(session_id, now)`` and a timer at ``table.next_deadline()``
-  that calls ``table.expire(now)``, both lists of ``(session, detail)``. Each ended
-  session gets ``on_disconnect`` with ``DisconnectReason(RESUME_EXPIRED, detail)``; its
-  frames are dropped (``end`` clears the log) and later sends raise
-  ``ConnectionClosedError``. A bye, ``close()`` or a protocol error calls
-  ``table.close(session_id)``: that session is never resumed. On a resume, the new socket
-  writes ``resend`` (what ``table.resume`` or ``session.answer`` returned) first, as
-  data frames, then what is sent afterwards; an INFO gives the time it took and
-  ``len(resend)``, and ``stats`` counts the resumes.
+  batched. A break (end of stream, reset, error, stall, with no bye seen and
+  ``resume`` set) does not end the handler: the driver drops the socket and the send
+  queue (every data frame in it is in the log), logs a WARNING, and keeps accepting
+  sends, which are recorded in the log only, under the same limits and policy (a
+  ``"wait"`` sender waits for the resume or the window's end). On the client:
+  ``session.broke(now)``, reconnection with backoff until ``session.expired(now)``, then
+  ``detail = session.end()``. On the server: ``evicted = table.broke(session_id, now)``
+  and a timer at ``table.next_deadline()`` calling ``table.expire(now)``, both lists
+  of ``(session, detail)``. Each ended session gets ``on_disconnect`` with
+  ``DisconnectReason(RESUME_EXPIRED, detail)``; its frames are dropped and later sends
+  raise ``ConnectionClosedError``. A bye, ``close()`` or a protocol error calls
+  ``table.close(session_id)``: that session is never resumed. On a resume, the new
+  socket's driver writes ``resend`` first, as data frames, then what is sent afterwards;
+  ``decision.was_live`` tells the server to drop the old connection without a word; an
+  INFO gives the outage's length and ``len(resend)``, and ``stats`` counts the resumes
+  (``session.resumes``).
 """
 
 from __future__ import annotations
@@ -223,7 +230,7 @@ import hashlib
 import hmac
 import secrets
 import struct
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -403,7 +410,7 @@ class ResumeOffer:
 
     window: float
     ack_bytes: int
-    nonce: bytes
+    nonce: bytes = field(repr=False)  # without a key, the secret is made of the nonces
 
     @classmethod
     def new(cls, window: float, ack_bytes: int = DEFAULT_ACK_EVERY_BYTES) -> ResumeOffer:
@@ -425,7 +432,7 @@ class ResumeAccept:
     window: float
     ack_bytes: int
     session_id: bytes
-    nonce: bytes
+    nonce: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -714,22 +721,33 @@ class SendLog:
 
     Frames ``acked`` to ``sent - 1`` are held, oldest first. The payloads are the
     caller's own ``bytes`` objects: holding them copies nothing.
+
+    It is on the send path of every data frame of a resumable connection, so it costs
+    little: :meth:`record` is one append and two additions, and an ACK releases its
+    frames by moving an index (the list is compacted once its released head is the
+    larger half), not by removing them one by one.
     """
 
-    __slots__ = ("_frames", "acked", "sent", "unacked_bytes")
+    __slots__ = ("_acked_bytes", "_frames", "_head", "_recorded_bytes", "acked", "sent")
 
     def __init__(self) -> None:
-        self._frames: deque[bytes] = deque()
+        self._frames: list[bytes] = []
+        self._head = 0  # index in _frames of frame number `acked`
+        self._recorded_bytes = 0  # payload bytes of every frame recorded
+        self._acked_bytes = 0  # payload bytes of every frame released
         self.sent = 0
         """Data frames numbered so far: the number the next one gets."""
         self.acked = 0
         """Data frames the peer acknowledged (cumulatively)."""
-        self.unacked_bytes = 0
-        """Bytes held, headers included: what the send limits count."""
 
     def __len__(self) -> int:
         """Frames held (sent and not acknowledged)."""
-        return len(self._frames)
+        return self.sent - self.acked
+
+    @property
+    def unacked_bytes(self) -> int:
+        """Bytes held, headers included: what the send limits count."""
+        return self._recorded_bytes - self._acked_bytes + _HEADER_SIZE * (self.sent - self.acked)
 
     def record(self, payload: bytes) -> int:
         """Hold a data frame about to be sent; return its number.
@@ -742,7 +760,7 @@ class SendLog:
         if number == MAX_COUNT:
             raise InvalidStateError("this session has sent 2**64 - 1 frames: it cannot number more")
         self._frames.append(payload)
-        self.unacked_bytes += len(payload) + _HEADER_SIZE
+        self._recorded_bytes += len(payload)
         self.sent = number + 1
         return number
 
@@ -762,10 +780,16 @@ class SendLog:
                 f"the peer acknowledged {count} frames after acknowledging {self.acked}"
             )
         released = count - self.acked
-        frames = self._frames
-        for _ in range(released):
-            self.unacked_bytes -= len(frames.popleft()) + _HEADER_SIZE
-        self.acked = count
+        if released:
+            frames = self._frames
+            head = self._head
+            self._acked_bytes += sum(map(len, frames[head : head + released]))
+            head += released
+            if head * 2 > len(frames):  # amortised: each frame is moved at most once
+                del frames[:head]
+                head = 0
+            self._head = head
+            self.acked = count
         return released
 
     def resume(self, peer_received: int) -> list[bytes]:
@@ -779,13 +803,15 @@ class SendLog:
             ProtocolError: As :meth:`ack`.
         """
         self.ack(peer_received)
-        return list(self._frames)
+        return self._frames[self._head :]
 
     def clear(self) -> int:
         """Drop every frame held (the session ended); return how many were dropped."""
-        dropped = len(self._frames)
+        dropped = len(self)
         self._frames.clear()
-        self.unacked_bytes = 0
+        self._head = 0
+        self._acked_bytes = self._recorded_bytes
+        self.acked = self.sent
         return dropped
 
 
@@ -1101,6 +1127,9 @@ class SessionTable:
         Returns:
             Sessions evicted to stay within ``max_held`` (oldest break first), each with
             the detail of the ``RESUME_EXPIRED`` reason the caller ends it with.
+
+        Raises:
+            KeyError: No session has this id (it ended already).
         """
         session = self._sessions[session_id]
         if session_id in self._held:
