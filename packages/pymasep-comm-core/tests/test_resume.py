@@ -278,6 +278,23 @@ def test_an_ack_that_goes_backwards_is_a_protocol_error() -> None:
     assert len(log) == 1  # nothing released by the refused counts
 
 
+def test_the_resend_log_counts_against_the_send_limit_but_never_waits_for_an_ack() -> None:
+    session = negotiate(SessionTable())
+    session.log.record(b"x" * 95)  # 100 bytes held, not acknowledged
+    # Connected: an empty send queue takes any frame, however much waits for an ACK.
+    assert session.room_for(500, queued_bytes=0, hard_limit=200)
+    # Bytes queued: the bytes held are the larger of the queue and the log.
+    assert session.room_for(100, queued_bytes=50, hard_limit=200)
+    assert not session.room_for(101, queued_bytes=50, hard_limit=200)
+    assert not session.room_for(1, queued_bytes=250, hard_limit=200)
+    # During an outage the log is the queue.
+    session.broke(0.0)
+    assert session.room_for(100, queued_bytes=0, hard_limit=200)
+    assert not session.room_for(101, queued_bytes=0, hard_limit=200)
+    session.log.ack(1)
+    assert session.room_for(500, queued_bytes=0, hard_limit=200)
+
+
 def test_counters_never_wrap() -> None:
     log = SendLog()
     log.sent = log.acked = MAX_COUNT - 1
