@@ -383,10 +383,12 @@ def test_a_resume_without_the_secret_is_refused() -> None:
     assert table.resume(request_of(victim.request()), 2.0).refusal is None
 
 
-def test_a_resume_without_the_key_is_refused_even_with_the_secret() -> None:
+@pytest.mark.parametrize("client_key", [None, b"another key"])
+def test_a_resume_without_the_key_is_refused(client_key: bytes | None) -> None:
     table = SessionTable(key_lookup=lambda ident: KEY)
-    # Same secret derivation, other key: the proof key differs.
-    client = negotiate(table, client_key=b"another key")
+    # The same negotiation, without the server's key: neither the secret nor the proof
+    # key is the server's.
+    client = negotiate(table, client_key=client_key)
     table.broke(client.session_id, 0.0)
     assert table.resume(request_of(client.request()), 1.0).refusal is RefusalReason.BAD_PROOF
 
@@ -482,6 +484,19 @@ def test_a_held_session_expires_after_its_window_with_a_reason() -> None:
     assert (len(table), table.held, table.next_deadline(), len(server.log)) == (0, 0, None, 0)
     late = table.resume(request_of(client.request()), 111.0)
     assert late.refusal is RefusalReason.EXPIRED
+
+
+def test_a_client_gives_up_when_its_window_passes_and_says_what_it_drops() -> None:
+    client = negotiate(SessionTable(window=5.0))
+    client.log.record(b"unsent")
+    assert client.broke(10.0) == 15.0
+    assert client.broke(12.0) == 15.0  # the first break counts
+    assert not client.expired(14.9)
+    assert client.expired(15.0)
+    assert client.end() == (
+        "not resumed within 5 s; 1 frames (11 bytes) not acknowledged were dropped"
+    )
+    assert len(client.log) == 0
 
 
 def test_a_resume_after_the_window_is_refused_even_before_expire_runs() -> None:

@@ -1082,7 +1082,7 @@ class ResumeDecision:
 
 class SessionTable:
     """The server's resumable sessions: live ones, and those of broken connections held
-    for their window.
+    for their window. Not thread-safe: the server calls it under its own lock.
 
     Args:
         window: The server's ``resume_window``, in seconds.
