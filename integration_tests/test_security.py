@@ -127,27 +127,31 @@ def client_tls(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
-def test_tls_with_a_test_ca_exchanges(
+@pytest.fixture
+def over_tls(
     made: list[Any],
     inbox: queue.Queue[bytes],
     server_tls: ssl.SSLContext,
     client_tls: ssl.SSLContext,
-) -> None:
+) -> tuple[Server, Client]:
+    """The engine, and the interface p1 connected to it over TLS, both using the test CA."""
     server = start_server(made, inbox, ssl_context=server_tls)
-    client = connect(made, server, "p1", ssl_context=client_tls)
+    return server, connect(made, server, "p1", ssl_context=client_tls)
+
+
+def test_tls_with_a_test_ca_exchanges(
+    over_tls: tuple[Server, Client], inbox: queue.Queue[bytes]
+) -> None:
+    server, client = over_tls
     exchange(server, client, inbox)
     assert isinstance(server.get_connection("p1").socket, ssl.SSLSocket)
     assert isinstance(client.get_connection("engine").socket, ssl.SSLSocket)
 
 
 def test_tls_carries_large_frames_and_streams_in_order(
-    made: list[Any],
-    inbox: queue.Queue[bytes],
-    server_tls: ssl.SSLContext,
-    client_tls: ssl.SSLContext,
+    over_tls: tuple[Server, Client], inbox: queue.Queue[bytes]
 ) -> None:
-    server = start_server(made, inbox, ssl_context=server_tls)
-    client = connect(made, server, "p1", ssl_context=client_tls)
+    server, client = over_tls
     wait_registered(server, "p1")
     big = bytes(range(256)) * (4 * 1024 * 1024 // 256)  # 4 MiB: many TLS records
     handler = client.get_connection("engine")

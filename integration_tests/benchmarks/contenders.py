@@ -19,11 +19,9 @@ all on a few frames).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import resource
-import signal
 import statistics
 import subprocess
 import sys
@@ -36,6 +34,8 @@ import fanout
 import gamestep
 import transport
 import workloads
+
+from pymasep.comm.core.testing.processes import run_in_group
 
 HERE = Path(__file__).resolve().parent
 PYMASEP02 = os.environ.get("PYMASEP02_PYTHON")
@@ -92,28 +92,15 @@ def _in_process(
     env["LEGACY02_LIMIT"] = str(timeout - 10)  # legacy02 reports a hang itself, first
     env.pop("PYTHONPATH", None)
     with tempfile.TemporaryDirectory() as cwd:  # 0.2 writes logs/ in its directory
-        # A session of its own: whatever the run forks is ended with it, by group id.
-        process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
+        # A group of its own: whatever the run forks is ended with it.
         try:
-            stdout, stderr = process.communicate(timeout=timeout)
+            process = run_in_group(command, timeout, cwd=cwd, env=env)
         except subprocess.TimeoutExpired:
-            stdout, stderr = "", ""
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-    lines = stdout.strip().splitlines()
+            raise NotMeasuredError(f"hung: killed after {timeout:g} s") from None
+    lines = process.stdout.strip().splitlines()
     if not lines:
         raise NotMeasuredError(
-            f"hung or crashed (exit {process.returncode}): {stderr.strip()[-200:]}"
+            f"no result (exit {process.returncode}): {process.stderr.strip()[-200:]}"
         )
     result = json.loads(lines[-1])
     if "failure" in result:

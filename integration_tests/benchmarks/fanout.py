@@ -19,6 +19,8 @@ import threading
 import time
 from typing import Any
 
+from bareframes import Frames
+
 from pymasep.comm.client import Client
 from pymasep.comm.core import CommunicationError, Frame, SocketHandler, UnknownConnectionError
 from pymasep.comm.server import Server
@@ -154,27 +156,6 @@ def _bare_engine(interfaces: int, broadcasts: int, payload: bytes, signals: dict
     signals["finished"].wait(TIMEOUT)
     for conn in conns:
         conn.close()
-
-
-class Frames:
-    """The length-prefixed frames out of one socket's bytes, as they arrive."""
-
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """Add ``data``; return the frames it completed (their payloads)."""
-        buffer = self.buffer
-        buffer += data
-        frames, position = [], 0
-        while len(buffer) - position >= 4:
-            (size,) = _LENGTH.unpack_from(buffer, position)
-            if len(buffer) - position - 4 < size:
-                break
-            frames.append(bytes(buffer[position + 4 : position + 4 + size]))
-            position += 4 + size
-        del buffer[:position]
-        return frames
 
 
 def _bare_receive(socks: list[socket.socket], broadcasts: int, payload: bytes) -> bool:

@@ -31,7 +31,7 @@ import struct
 import time
 from typing import Any
 
-from fanout import Frames
+from bareframes import Frames
 
 from pymasep.comm.client import Client
 from pymasep.comm.core import (

@@ -22,7 +22,7 @@ from pymasep.comm.core import (
 )
 from pymasep.comm.core.auth import AUTH_FAILED
 from pymasep.comm.core.handshake import ServerHandshake
-from pymasep.comm.core.testing.peers import LOOPBACK
+from pymasep.comm.core.testing.peers import LOOPBACK, serve_one_client
 
 pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
 
@@ -80,18 +80,7 @@ def test_a_client_with_a_key_refuses_a_server_that_cannot_prove_it(
 
 
 def test_an_honest_server_with_the_key_is_accepted(listener: socket.socket) -> None:
-    def serve() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            conn.settimeout(10)
-            handshake = ServerHandshake("engine", authkey=KEY)
-            while not handshake.receive_data(conn.recv(65536)):
-                conn.sendall(handshake.data_to_send())
-            conn.sendall(handshake.accept_bytes() + encode_frame(Frame(b"welcome")))
-            conn.recv(65536)  # the client's bye
-
-    thread = threading.Thread(target=serve)
-    thread.start()
+    served = serve_one_client(listener, ServerHandshake("engine", authkey=KEY), Frame(b"welcome"))
     inbox: queue.Queue[bytes] = queue.Queue()
     client = Client(
         "p1", SocketHandlerQueue, (inbox,), LOOPBACK, listener.getsockname()[1], authkey=KEY
@@ -100,7 +89,7 @@ def test_an_honest_server_with_the_key_is_accepted(listener: socket.socket) -> N
     assert client.server_id == "engine"
     assert inbox.get(timeout=5) == b"welcome"
     client.close()
-    thread.join(5)
+    served(5)
 
 
 @pytest.mark.parametrize(

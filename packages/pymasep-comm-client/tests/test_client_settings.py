@@ -3,56 +3,25 @@ code that builds its Client with the seed's arguments only, as pymasep's interfa
 
 from __future__ import annotations
 
-import inspect
-import logging
-import os
 import queue
 import socket
 import ssl
-import threading
 from pathlib import Path
 
 import pytest
 
 from pymasep.comm.client import Client
-from pymasep.comm.core import ConfigurationError, Frame, SocketHandlerQueue, Wire, encode_frame
+from pymasep.comm.core import ConfigurationError, Frame, SocketHandlerQueue, Wire
 from pymasep.comm.core.handshake import ServerHandshake
-from pymasep.comm.core.settings import OPTIONS, Option
-from pymasep.comm.core.testing.peers import LOOPBACK
+from pymasep.comm.core.testing.peers import LOOPBACK, serve_one_client
 
-pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind", "no_settings_of_the_developer")
 
 KEY = bytes(range(32))
-PARAMETERS = inspect.signature(Client.__init__).parameters
-
-
-@pytest.fixture(autouse=True)
-def no_settings_of_the_developer(monkeypatch: pytest.MonkeyPatch) -> None:
-    for variable in list(os.environ):
-        if variable.startswith("PYMASEP_COMM_"):
-            monkeypatch.delenv(variable)
 
 
 def make_client(port: int = 1, **options: object) -> Client:
     return Client("p1", SocketHandlerQueue, (queue.Queue(),), LOOPBACK, port, **options)  # type: ignore[arg-type]
-
-
-def test_every_option_beyond_the_seeds_arguments_has_a_setting() -> None:
-    # The seed's arguments come before the bare *; every keyword-only one is settable.
-    added = {p.name for p in PARAMETERS.values() if p.kind is p.KEYWORD_ONLY}
-    settable = {o.argument for o in OPTIONS if "client" in o.sides}
-    assert added - settable == set()
-
-
-@pytest.mark.parametrize(
-    "option", [o for o in OPTIONS if "client" in o.sides], ids=lambda option: option.name
-)
-def test_every_client_option_feeds_a_parameter_with_the_same_default(option: Option) -> None:
-    parameter = PARAMETERS[option.argument]
-    if option.argument == "log_level":
-        assert logging.getLevelName(str(option.default)) == parameter.default
-    elif option.argument == option.name:
-        assert option.default == parameter.default
 
 
 def test_variables_set_what_the_code_does_not_pass(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,26 +52,19 @@ def test_tls_and_a_key_from_one_config_file(
     monkeypatch.setenv("PYMASEP_COMM_CONFIG", str(tmp_path / "comm.toml"))
 
     with socket.create_server((LOOPBACK, 0)) as listener:
-
-        def serve() -> None:
-            conn, _ = listener.accept()
-            with server_context.wrap_socket(conn, server_side=True) as tls:
-                tls.settimeout(10)
-                handshake = ServerHandshake("engine", authkey=KEY)
-                while not handshake.receive_data(tls.recv(65536)):
-                    tls.sendall(handshake.data_to_send())
-                tls.sendall(handshake.accept_bytes() + encode_frame(Frame(b"welcome")))
-                tls.recv(65536)  # the client's bye
-
-        thread = threading.Thread(target=serve)
-        thread.start()
+        served = serve_one_client(
+            listener,
+            ServerHandshake("engine", authkey=KEY),
+            Frame(b"welcome"),
+            ssl_context=server_context,
+        )
         inbox: queue.Queue[bytes] = queue.Queue()
         client = Client("p1", SocketHandlerQueue, (inbox,), LOOPBACK, listener.getsockname()[1])
         client.connect(timeout=5)
         assert isinstance(client.socket, ssl.SSLSocket)
         assert inbox.get(timeout=5) == b"welcome"
         client.close()
-        thread.join(5)
+        served(5)
 
 
 def test_a_key_file_others_may_read_fails_the_construction(

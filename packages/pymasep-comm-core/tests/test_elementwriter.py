@@ -43,12 +43,16 @@ _NAME = st.sampled_from(["State", "Object", "a", "x.y", "b-c", "_u", "état"])
 
 
 @st.composite
-def _trees(draw: Any, depth: int = 0) -> ElementTree.Element:
-    element = ElementTree.Element(draw(_NAME), draw(st.dictionaries(_NAME, _TEXT, max_size=3)))
-    element.text = draw(st.none() | _TEXT)
-    if depth < 3:
-        for child in draw(st.lists(_trees(depth + 1), max_size=3)):
-            child.tail = draw(st.none() | _TEXT)
+def _trees(
+    draw: Any, strings: st.SearchStrategy[str] = _TEXT, deepest: int = 3, depth: int = 0
+) -> ElementTree.Element:
+    """Trees at most ``deepest`` levels below the root; attributes, texts and tails from
+    ``strings``."""
+    element = ElementTree.Element(draw(_NAME), draw(st.dictionaries(_NAME, strings, max_size=3)))
+    element.text = draw(st.none() | strings)
+    if depth < deepest:
+        for child in draw(st.lists(_trees(strings, deepest, depth + 1), max_size=3)):
+            child.tail = draw(st.none() | strings)
             element.append(child)
     return element
 
@@ -69,17 +73,8 @@ _MARKED = st.lists(
 ).map("".join)
 
 
-@st.composite
-def _marked_trees(draw: Any, depth: int = 0) -> ElementTree.Element:
-    attributes = draw(st.dictionaries(_NAME, _MARKED, max_size=3))
-    element = ElementTree.Element(draw(_NAME), attributes)
-    element.text = draw(st.none() | _MARKED)
-    if depth < 2:
-        # Leaves and one-leaf elements too: the writer has a short way for each.
-        for child in draw(st.lists(_marked_trees(depth + 1), max_size=3)):
-            child.tail = draw(st.none() | _MARKED)
-            element.append(child)
-    return element
+# Shallower: more leaves and one-leaf elements, for which the writer has a short way each.
+_MARKED_TREES = _trees(_MARKED, deepest=2)
 
 
 _CR = "\ue000"  # stands for a text's carriage return in ElementTree's output
@@ -98,7 +93,7 @@ def _elementtree_xml(tree: ElementTree.Element) -> str:
 
 
 @settings(max_examples=150, deadline=None)
-@given(_marked_trees())
+@given(_MARKED_TREES)
 def test_the_same_document_as_elementtree_writes(tree: ElementTree.Element) -> None:
     """Compared with ElementTree's own serializer, as XML (canonical form, which is
     blind to which character references are used and how empty elements are written)."""

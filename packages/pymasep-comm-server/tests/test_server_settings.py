@@ -3,9 +3,7 @@ code that builds its Server with the seed's arguments only, as pymasep's engine 
 
 from __future__ import annotations
 
-import inspect
 import logging
-import os
 import socket
 from pathlib import Path
 
@@ -18,39 +16,12 @@ from pymasep.comm.core import (
     SendLimits,
     SocketHandler,
 )
-from pymasep.comm.core.settings import OPTIONS, Option
 from pymasep.comm.core.testing.peers import LOOPBACK, RawClient, wait_registered
 from pymasep.comm.server import Server
 
-pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind", "no_settings_of_the_developer")
 
 KEY = bytes(range(32))
-PARAMETERS = inspect.signature(Server.__init__).parameters
-
-
-@pytest.fixture(autouse=True)
-def no_settings_of_the_developer(monkeypatch: pytest.MonkeyPatch) -> None:
-    for variable in list(os.environ):
-        if variable.startswith("PYMASEP_COMM_"):
-            monkeypatch.delenv(variable)
-
-
-def test_every_option_beyond_the_seeds_arguments_has_a_setting() -> None:
-    # The seed's arguments come before the bare *; every keyword-only one is settable.
-    added = {p.name for p in PARAMETERS.values() if p.kind is p.KEYWORD_ONLY}
-    settable = {o.argument for o in OPTIONS if "server" in o.sides}
-    assert added - settable == set()
-
-
-@pytest.mark.parametrize(
-    "option", [o for o in OPTIONS if "server" in o.sides], ids=lambda option: option.name
-)
-def test_every_server_option_feeds_a_parameter_with_the_same_default(option: Option) -> None:
-    parameter = PARAMETERS[option.argument]
-    if option.argument == "log_level":
-        assert logging.getLevelName(str(option.default)) == parameter.default
-    elif option.argument == option.name:
-        assert option.default == parameter.default
 
 
 def test_variables_set_what_the_code_does_not_pass(

@@ -32,6 +32,8 @@ from typing import Any
 
 import pytest
 
+from .processes import run_in_group
+
 __all__ = [
     "CHILD_TIMEOUT",
     "LOOPBACK_SETUP",
@@ -151,14 +153,14 @@ def run_isolated(
         What the function returned, through JSON.
     """
     command = _child_command(script, function, args)
-    process = _run_in_group(namespace_command(*command, multicast_route=multicast_route), timeout)
+    process = run_in_group(namespace_command(*command, multicast_route=multicast_route), timeout)
     return _decode(process, f"{function}{args} in a fresh namespace")
 
 
 def run_in_namespace(*command: str, timeout: float = CHILD_TIMEOUT) -> Any:
     """Run ``command`` in a fresh namespace holding only ``lo`` (multicast routed to it)
     and return the JSON of its last line of output, as :func:`run_isolated` does."""
-    process = _run_in_group(namespace_command(*command), timeout)
+    process = run_in_group(namespace_command(*command), timeout)
     return _decode(process, f"{command!r} in a fresh namespace")
 
 
@@ -168,25 +170,6 @@ def namespace_command(*command: str, multicast_route: bool = True) -> list[str]:
     the command. For a test that runs the command itself (its own cwd, env, output)."""
     setup = LOOPBACK_SETUP if multicast_route else "ip link set lo up"
     return [*unshare_command(), "sh", "-c", f'{setup} && exec "$@"', "sh", *command]
-
-
-def _run_in_group(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    """Run ``command`` in a process group of its own; past ``timeout``, kill the whole
-    group (the child and every process it started, the namespace with them) and raise."""
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    finally:
-        if process.poll() is None:  # timed out: kill the child and all it started
-            os.killpg(process.pid, 9)
-            process.communicate()
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def wait_line(process: subprocess.Popen[str], timeout: float = 10.0) -> str:

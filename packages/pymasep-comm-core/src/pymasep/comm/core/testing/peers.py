@@ -13,6 +13,7 @@ import os
 import queue
 import random
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -31,7 +32,7 @@ from pymasep.comm.core import (
     Wire,
     encode_frame,
 )
-from pymasep.comm.core.handshake import ClientHandshake
+from pymasep.comm.core.handshake import ClientHandshake, ServerHandshake
 from pymasep.comm.core.wire import encode_header
 
 LOOPBACK = "127.0.0.1"
@@ -244,6 +245,29 @@ def in_thread(target: Callable[..., Any], *args: Any) -> Join:
         return result[0]
 
     return join
+
+
+def serve_one_client(
+    listener: socket.socket,
+    handshake: ServerHandshake,
+    *frames: Frame,
+    ssl_context: ssl.SSLContext | None = None,
+) -> Join:
+    """Play a pymasep-comm server for one client, in a thread: accept it on ``listener``
+    (over TLS with ``ssl_context``), carry ``handshake`` to its end, send the acceptance
+    and ``frames`` in one write, then wait for the client's bye and close."""
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.settimeout(10)
+        sock = conn if ssl_context is None else ssl_context.wrap_socket(conn, server_side=True)
+        with sock:
+            while not handshake.receive_data(sock.recv(65536)):
+                sock.sendall(handshake.data_to_send())
+            sock.sendall(handshake.accept_bytes() + b"".join(map(encode_frame, frames)))
+            sock.recv(65536)  # the client's bye
+
+    return in_thread(serve)
 
 
 def answer_the_bye(peer: RawPeer) -> Join:

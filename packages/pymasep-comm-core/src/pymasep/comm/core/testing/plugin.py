@@ -11,7 +11,8 @@ fail the test::
     pytestmark = pytest.mark.disable_socket
 
 A module that wants every test checked for threads left behind says
-``pytestmark = pytest.mark.usefixtures("no_thread_left_behind")``.
+``pytestmark = pytest.mark.usefixtures("no_thread_left_behind")``; one that tests
+settings read from the environment adds ``"no_settings_of_the_developer"``.
 
 A test that drives code other tests cover through millions of iterations (a linearity
 guard, say) is marked ``@pytest.mark.no_cover``: coverage pauses while it runs, which
@@ -20,6 +21,7 @@ would otherwise multiply its time several times over.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -65,6 +67,14 @@ def no_thread_left_behind() -> Iterator[None]:
     for thread in set(threading.enumerate()) - before:
         thread.join(max(0.0, deadline - time.monotonic()))
     assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
+
+
+@pytest.fixture
+def no_settings_of_the_developer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``PYMASEP_COMM_*`` variable of the developer's environment reaches the test."""
+    for variable in list(os.environ):
+        if variable.startswith("PYMASEP_COMM_"):
+            monkeypatch.delenv(variable)
 
 
 @pytest.fixture
