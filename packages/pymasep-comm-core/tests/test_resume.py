@@ -50,6 +50,7 @@ from pymasep.comm.core.resume import (
     decode_ack,
     decode_resume,
     encode_resume,
+    preamble_version,
     resume_frame,
 )
 from pymasep.comm.core.wire import MAGIC, PREAMBLE, V1_HEADER, encode_frame
@@ -201,7 +202,18 @@ def test_a_server_built_before_refuses_the_offer_before_reading_a_frame(
     with pytest.raises(ProtocolError, match="speaks protocol version 2"):
         server.receive_data(first_flight + offer)
     assert server.client_ident is None and server.data_to_send() == b""
-    assert server.refuse_bytes("version").startswith(PREAMBLE)  # MAGIC, then 01
+    answer = server.refuse_bytes("version")
+    assert answer.startswith(PREAMBLE)  # MAGIC, then 01
+    assert preamble_version(answer[:4]) is None
+    assert preamble_version(answer) == 1  # the new client connects again, without offer
+
+
+def test_the_preamble_version_tells_an_older_server_from_a_new_one() -> None:
+    assert preamble_version(MAGIC + bytes([EXTENDED_VERSION]) + b"more") == EXTENDED_VERSION
+    with pytest.raises(ProtocolError, match="does not speak the v1 wire"):
+        preamble_version(b"\x06\x00engine")  # a pymasep 0.2 server's hello
+    with pytest.raises(ProtocolError, match="protocol version 3"):
+        preamble_version(MAGIC + b"\x03")
 
 
 @pytest.mark.parametrize(

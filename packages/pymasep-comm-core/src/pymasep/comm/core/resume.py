@@ -249,7 +249,7 @@ from .exceptions import (
     InvalidStateError,
     ProtocolError,
 )
-from .wire import PROTOCOL_VERSION, V1_HEADER
+from .wire import MAGIC, PROTOCOL_VERSION, V1_HEADER
 
 __all__ = [
     "ACK_EVERY_FRAMES",
@@ -285,6 +285,7 @@ __all__ = [
     "decode_ack",
     "decode_resume",
     "encode_resume",
+    "preamble_version",
     "resume_frame",
     "session_secret",
 ]
@@ -612,6 +613,29 @@ def _decode_ack_bytes(value: int) -> int:
     if value == 0:
         raise DecodeError("ack every 0 bytes")
     return value
+
+
+def preamble_version(prefix: bytes) -> int | None:
+    """The version byte of a v1 preamble, once its 5 bytes have arrived.
+
+    The client that offered resuming reads the server's answer with it: 1 means a server
+    built before resuming (its REFUSE follows: connect again with version 1 and no
+    offer), :data:`EXTENDED_VERSION` a server that knows it.
+
+    Returns:
+        1 or 2, or None while fewer than 5 bytes have arrived.
+
+    Raises:
+        ProtocolError: The bytes are not a v1 preamble of either version.
+    """
+    if prefix[: len(MAGIC)] != MAGIC[: len(prefix)]:
+        raise ProtocolError("the server does not speak the v1 wire")
+    if len(prefix) <= len(MAGIC):
+        return None
+    version = prefix[len(MAGIC)]
+    if version not in (PROTOCOL_VERSION, EXTENDED_VERSION):
+        raise ProtocolError(f"the server speaks protocol version {version}")
+    return version
 
 
 def resume_frame(message: ResumeMessage) -> bytes:
