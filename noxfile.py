@@ -33,7 +33,10 @@ TEST_REQUIREMENTS = (
     "trustme",
 )
 LINT_REQUIREMENTS = ("ruff",)
-TYPECHECK_REQUIREMENTS = ("mypy", "lxml-stubs", "nox", *TEST_REQUIREMENTS)
+# The watch page's browser tests: playwright drives the system's Chromium (apt-get
+# install chromium; .ci/run installs it), so no browser is downloaded.
+WATCH_REQUIREMENTS = ("playwright",)
+TYPECHECK_REQUIREMENTS = ("mypy", "lxml-stubs", "nox", *TEST_REQUIREMENTS, *WATCH_REQUIREMENTS)
 BUILD_REQUIREMENTS = ("build", "hatchling", "twine")
 DOCS_REQUIREMENTS = ("sphinx", "furo", "myst-parser")
 # What nox -s lock resolves: every tool, and the documentation's held at the releases it
@@ -43,6 +46,7 @@ LOCKED = (
     *LINT_REQUIREMENTS,
     *TYPECHECK_REQUIREMENTS,
     *BUILD_REQUIREMENTS,
+    *WATCH_REQUIREMENTS,
     "sphinx==8.1.3",
     "furo==2025.12.19",
     "myst-parser==4.0.1",
@@ -66,6 +70,7 @@ nox.options.sessions = [
     "interop",
     "games",
     "pymasep",
+    "watch",
     "fuzz",
     "soak",
     "coverage",
@@ -208,7 +213,7 @@ def integration(session: nox.Session) -> None:
     """Run the tests that need the three distributions together (not the interop ones)."""
     # pyzmq: the benchmarks' delivery tests run every contender, pyzmq's too.
     _install(session, *DISTRIBUTIONS, requirements=(*TEST_REQUIREMENTS, "nox", "pyzmq"))
-    apart = ("interop", "games", "pymasep")  # their own sessions
+    apart = ("interop", "games", "pymasep", "watch")  # their own sessions
     ignore = [arg for name in apart for arg in ("--ignore", str(ROOT / "integration_tests" / name))]
     _pytest(session, str(ROOT / "integration_tests"), *ignore, *session.posargs)
 
@@ -234,6 +239,7 @@ TYPED_TEST_GROUPS = (
     (("integration_tests/games",), ""),
     (("integration_tests/benchmarks",), ""),
     (("integration_tests/pymasep",), ""),
+    (("integration_tests/watch",), ""),
     (("integration_tests/fuzz",), ""),
     (("integration_tests/soak",), ""),
 )
@@ -367,6 +373,22 @@ def pymasep(session: nox.Session) -> None:
     _install(session, "core", requirements=TEST_REQUIREMENTS)
     env = {"PYMASEP_ON_COMM_PYTHON": _pymasep_on_comm(session)}
     _pytest(session, "--timeout", "600", str(PYMASEP_ON_COMM), *session.posargs, env=env)
+
+
+WATCH = ROOT / "integration_tests" / "watch"
+
+
+@nox.session
+def watch(session: nox.Session) -> None:
+    """The watch page (python -m pymasep.comm.core watch) in a real headless Chromium.
+
+    Debian's ``chromium`` (``apt-get install chromium``; another with WATCH_CHROMIUM),
+    driven by playwright. The screenshot the tests take lands in .nox/.cache/watch/
+    (docs/_static/watch.png is a copy).
+    """
+    _install(session, *DISTRIBUTIONS, requirements=(*TEST_REQUIREMENTS, *WATCH_REQUIREMENTS))
+    env = {"WATCH_SCREENSHOTS": str(ROOT / ".nox" / ".cache" / "watch")}
+    _pytest(session, str(WATCH), *session.posargs, env=env)
 
 
 FUZZ = ROOT / "integration_tests" / "fuzz"

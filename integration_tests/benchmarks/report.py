@@ -375,8 +375,40 @@ def _scale(rows: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def _sections(rows: list[dict[str, Any]], target_of: Any) -> list[str]:
+    """Rows with a ``section`` (a workload against itself under another setting, such
+    as recording on and off): a table of their own, with the time ratio beside."""
+    lines: list[str] = []
+    for section in dict.fromkeys(str(r["section"]) for r in rows):
+        lines += [
+            f"## {section}",
+            "",
+            "| workload | vs | ratio | time | target | verdict |",
+            "| --- | --- | ---: | ---: | ---: | --- |",
+        ]
+        for row in (r for r in rows if r["section"] == section):
+            target = target_of(row)
+            wanted = "" if target is None else f"at most {1 / target:.2f}x the time"
+            if row.get("ratio") is None:
+                lines.append(f"| {_workload(row)} | {row['against']} | - | - | {wanted} | "
+                             f"not measured: {row.get('note', '')} |")  # fmt: skip
+                continue
+            ratio = row["ratio"]
+            verdict = "" if target is None else ("met" if ratio >= target else "**missed**")
+            lines.append(f"| {_workload(row)} | {row['against']} | {ratio:.2f}x | "
+                         f"{1 / ratio:.2f}x | {wanted} | {verdict} |")  # fmt: skip
+        lines.append("")
+        for row in (r for r in rows if r["section"] == section and r.get("why")):
+            target = target_of(row)
+            if target is not None and row.get("ratio") is not None and row["ratio"] < target:
+                lines += [f"* **{_workload(row)}, missed**: {row['why']}", ""]
+    return lines
+
+
 def write(rows: list[dict[str, Any]], page: Path, chart: Path, rounds: int, target_of: Any) -> None:
     """Write the page and the chart for ``rows`` (``target_of(row)``: its target or None)."""
+    sectioned = [row for row in rows if row.get("section")]
+    rows = [row for row in rows if not row.get("section")]
     table = _pivot(rows)
     no_chart = _chart(table, chart, target_of)
     lines = [
@@ -421,6 +453,7 @@ def write(rows: list[dict[str, Any]], page: Path, chart: Path, rounds: int, targ
         "tables for the code of the day.",
         "",
         *_scale(rows),
+        *_sections(sectioned, target_of),
         "## The workloads",
         "",
         "* **message codec**: pymasep-comm's `Message` and pymasep 0.2's, in one process,",
@@ -471,6 +504,9 @@ def write(rows: list[dict[str, Any]], page: Path, chart: Path, rounds: int, targ
         "  on pymasep-comm installed over pymasep 0.2 and on 0.2 alone; at most 3 rounds.",
         "  Ratios of the game's wall time and of both processes' CPU time. pymasep paces",
         "  its loops (60 frames/s in the interface), so most of the time is pymasep's.",
+        "* **recording on** (integration_tests/benchmarks/recording.py): the stream and",
+        "  the pymasep game with both processes recording (`PYMASEP_COMM_RECORD`), against",
+        "  themselves with recording off; *time* is the time with recording over without.",
         "",
         "Contenders: *bare Python* is plain `socket` code (one `sendall` per frame, one",
         "`selectors` loop reading every interface's socket, in each process; *bare +",

@@ -18,6 +18,7 @@ from typing import Any
 import contenders
 import message_codec
 import pymasep_game
+import recording
 import report
 import transport
 
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += transport.run_tls(rounds)
         rows += contenders.run(rounds)
         rows += pymasep_game.run(min(rounds, 3))  # a game takes seconds: 3 rounds at most
+        rows += recording.run(rounds)  # what recording costs (a section of its own)
         page, chart = DOCS / "benchmarks.md", DOCS / "_static" / "benchmarks.png"
     _print(rows)
     report.write(rows, page, chart, rounds, _target)

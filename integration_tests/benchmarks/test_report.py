@@ -138,6 +138,26 @@ def test_the_committed_page_has_every_workload_and_a_reason_for_each_miss() -> N
             assert len(line.partition("— missed.**")[2].strip()) > 40, line
 
 
+def test_rows_of_a_section_get_a_table_of_their_own_with_the_time_ratio(tmp_path: Path) -> None:
+    rows = [
+        _row("stream of 1 KiB frames vs bare sockets", 30.0, 100.0, target=0.5),
+        _row("a game, recording on vs recording off", 98.0, 100.0, target=1 / 1.05,
+             section="Recording overhead", against="recording off", workload="a game"),
+        _row("a stream, recording on vs recording off", 50.0, 100.0, target=1 / 1.3,
+             section="Recording overhead", against="recording off", workload="a stream",
+             why="the writer's CPU time"),
+    ]  # fmt: skip
+    text = _page(tmp_path, rows)
+    main_table = text.partition("## Targets")[0]
+    assert "| a game" not in main_table and "| stream of 1 KiB frames" in main_table
+    section = text.partition("## Recording overhead")[2]
+    assert "| a game | recording off | 0.98x | 1.02x | at most 1.05x the time | met |" in section
+    assert "| a stream | recording off | 0.50x | 2.00x | at most 1.30x the time | **missed** |" in (
+        section
+    )
+    assert "* **a stream, missed**: the writer's CPU time" in section
+
+
 def test_a_growth_target_is_a_ceiling_and_stays_out_of_the_table(tmp_path: Path) -> None:
     growth = {"kind": "growth", "target": 40.0, "workload": "time per broadcast, growth"}
     rows = [

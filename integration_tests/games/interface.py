@@ -8,7 +8,9 @@ picks one engine, ``--discovery-interface`` the interface to query on, required 
 reads OBSERVATIONs; an actor answers ACTION when the state says it is its turn. On
 END_GAME it sends QUIT_GAME, then bye, and closes, as pymasep's interface does.
 ``--quit-at-step K`` leaves early the same way at step K; ``--stall-at-step K`` stops
-answering at step K (for a test to kill it). ``--lifetime`` bounds the whole run.
+answering at step K (for a test to kill it); ``--change-policy-at-step K`` plays another
+legal action than the usual one from step K on (an agent whose policy changed, for the
+replay tests). ``--lifetime`` bounds the whole run.
 
 It prints its transcript on stdout, one JSON object per line (``{"event": ...}``).
 """
@@ -188,6 +190,8 @@ class Interface:
                 signal.pause()  # until killed, or the lifetime alarm
             if args.role == rules.ROLE_ACTOR and game.to_play == args.id and not game.over:
                 action = game.choose(args.id)
+                if args.change_policy_at_step is not None and step >= args.change_policy_at_step:
+                    action = game.choose_otherwise(args.id, action)
                 self.send(Message.MESSAGE_TYPE_ACTION, {"action": action})
                 emit("action", step=step, action=action.as_dict())
 
@@ -204,6 +208,7 @@ def main() -> int:
     parser.add_argument("--discover-timeout", type=float, default=10.0)
     parser.add_argument("--quit-at-step", type=int, default=None)
     parser.add_argument("--stall-at-step", type=int, default=None)
+    parser.add_argument("--change-policy-at-step", type=int, default=None)
     parser.add_argument("--lifetime", type=int, default=60, help="seconds before giving up")
     args = parser.parse_args()
 

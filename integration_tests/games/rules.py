@@ -153,6 +153,10 @@ class TurnGame:
         """The action ``me`` plays now (deterministic)."""
         raise NotImplementedError
 
+    def choose_otherwise(self, me: str, usual: Action) -> Action:
+        """A legal action other than ``usual`` when there is one (another policy)."""
+        raise NotImplementedError
+
     def picture(self) -> list[str]:
         """The board as a few lines of text, for people to read."""
         raise NotImplementedError
@@ -242,6 +246,11 @@ class TicTacToe(TurnGame):
                     return Action("mark", cell=line[cells.index(".")])
         return Action("mark", cell=next(i for i in self.PREFERENCE if self.board[i] == "."))
 
+    def choose_otherwise(self, me: str, usual: Action) -> Action:
+        free = [i for i in reversed(range(9)) if self.board[i] == "."]
+        other = [i for i in free if i != usual.values.get("cell")]
+        return Action("mark", cell=(other or free)[0])
+
     def picture(self) -> list[str]:
         return [" ".join(self.board[row * 3 : row * 3 + 3]) for row in range(3)]
 
@@ -293,6 +302,9 @@ class Race(TurnGame):
             if here + steps >= self.LENGTH or here + steps not in taken:
                 return Action("move", steps=steps)
         return Action("move", steps=1)
+
+    def choose_otherwise(self, me: str, usual: Action) -> Action:
+        return Action("move", steps=2 if usual.values.get("steps") == 1 else 1)
 
     def picture(self) -> list[str]:
         lines = []

@@ -46,6 +46,10 @@ def main() -> None:
     parser.add_argument("--id", help="the interface's id (pymasep draws a random one)")
     parser.add_argument("--log-level", default="WARNING", help="pymasep's own log level")
     parser.add_argument(
+        "--change-policy-at-step", type=int, default=None, metavar="K",
+        help="from step K the interface's agent plays otherwise (the replay tests)",
+    )  # fmt: skip
+    parser.add_argument(
         "--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
         help="a configuration value, as game.target=30",
     )  # fmt: skip
@@ -74,6 +78,7 @@ def main() -> None:
         print(f"engine ready {app.engine.id}", flush=True)
     else:
         interface_class.slow = args.slow
+        interface_class.controller_class.change_at = args.change_policy_at_step
         interface_class.fixed_id = args.id
         host, port = (args.host, args.port) if args.host else (None, None)
         app = App(

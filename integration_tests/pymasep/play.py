@@ -11,6 +11,11 @@ says so. Prints, as its last line, a JSON report of both sides:
 exit codes, stdout, stderr, the observations the engine logged as sent and those the
 interface got, and pymasep's log files that hold a traceback.
 
+``--record DIR`` makes both processes record (``PYMASEP_COMM_RECORD``). Case ``replay``
+plays the engine's recording ``--recording FILE`` to a fresh interface instead of
+running an engine (``python -m pymasep.comm.server replay --any-id``; pymasep's ids are
+new at each run), the interface launched with ``--interface-option``s.
+
 Standard library only: it runs under any interpreter.
 """
 
@@ -32,7 +37,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 LAUNCH = HERE / "launch.py"
 PORT = 60123
-CASES = ("normal", "slow", "discovery", "killed", "refused")
+CASES = ("normal", "slow", "discovery", "killed", "refused", "replay")
 START_TIMEOUT = 90.0  # importing pymasep (pygame, opencv, scipy...) on a busy machine
 GAME_TIMEOUT = 150.0
 KILL_AFTER = 3  # observations the interface gets before it is killed
@@ -123,6 +128,56 @@ def _sent_observations(folder: Path) -> int:
     )
 
 
+def _environment() -> dict[str, str]:
+    return dict(
+        os.environ,
+        SDL_VIDEODRIVER="dummy",
+        SDL_AUDIODRIVER="dummy",
+        PYGAME_HIDE_SUPPORT_PROMPT="1",
+        PYTHONPATH=str(HERE),
+    )
+
+
+def replay(
+    python: str,
+    game: str,
+    recording: Path,
+    workdir: Path,
+    settings: list[str],
+    interface_options: list[str],
+) -> dict[str, Any]:
+    """The engine's side of ``recording`` replayed to a fresh interface."""
+    env = _environment()
+    folder = workdir / "interface"
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [python, "-m", "pymasep.comm.server", "replay", str(recording), "--any-id"]
+    command += [f"--port={PORT}", "--speed=max", "--timeout=30", "--connect-timeout=90"]
+    replayer = Child("replay", command, workdir, env)
+    interface: Child | None = None
+    codes: dict[str, int | None] = {"replay": None, "interface": None}
+    try:
+        replayer.wait_line("stdout", r"waiting for", START_TIMEOUT)
+        options = [f"--set={setting}" for setting in settings]
+        where = ["--host=127.0.0.1", f"--port={PORT}"]
+        interface = Child(
+            "interface",
+            [python, str(LAUNCH), "interface", game, *where, *interface_options, *options],
+            folder,
+            env,
+        )
+        codes["replay"] = replayer.wait(GAME_TIMEOUT)
+        # A diverging interface may wait for the engine for ever: it gets a moment.
+        codes["interface"] = interface.wait(15)
+    finally:
+        for child in (interface, replayer):
+            if child is not None and child.process.poll() is None:
+                child.kill()
+    return {
+        "replay": replayer.report(codes["replay"]),
+        "interface": interface.report(codes["interface"]) if interface else None,
+    }
+
+
 def play(
     python: str,
     game: str,
@@ -132,16 +187,13 @@ def play(
     config: Path | None = None,
     interface_env: dict[str, str] | None = None,
     interface_id: str | None = None,
+    record: Path | None = None,
 ) -> dict[str, Any]:
-    env = dict(
-        os.environ,
-        SDL_VIDEODRIVER="dummy",
-        SDL_AUDIODRIVER="dummy",
-        PYGAME_HIDE_SUPPORT_PROMPT="1",
-        PYTHONPATH=str(HERE),
-    )
+    env = _environment()
     if config is not None:
         env["PYMASEP_COMM_CONFIG"] = str(config)
+    if record is not None:
+        env["PYMASEP_COMM_RECORD"] = str(record)
     options = [f"--set={setting}" for setting in settings]
     folders = {side: workdir / side for side in ("engine", "interface")}
     for folder in folders.values():
@@ -235,7 +287,21 @@ def main() -> None:
     parser.add_argument("--config", type=Path)
     parser.add_argument("--interface-env", action="append", default=[])
     parser.add_argument("--interface-id")
+    parser.add_argument("--record", type=Path, default=None)
+    parser.add_argument("--recording", type=Path, default=None)
+    parser.add_argument("--interface-option", action="append", default=[])
     args = parser.parse_args()
+    if args.case == "replay":
+        report = replay(
+            args.python,
+            args.game,
+            args.recording,
+            args.workdir,
+            args.settings,
+            args.interface_option,
+        )
+        print(json.dumps(report))
+        return
     interface_env = dict(item.split("=", 1) for item in args.interface_env)
     report = play(
         args.python,
@@ -246,6 +312,7 @@ def main() -> None:
         args.config,
         interface_env,
         args.interface_id,
+        args.record,
     )
     print(json.dumps(report))
 

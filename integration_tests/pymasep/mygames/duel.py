@@ -94,13 +94,17 @@ class BotController(Controller):
 
 
 class AutoPlayer(InterfaceController):
-    """The interface's agent, played by a program: adds 2 when it is its turn."""
+    """The interface's agent, played by a program: adds 2 when it is its turn (3 from
+    step ``change_at`` on, when it is set: an agent whose policy changed)."""
+
+    change_at: int | None = None
 
     def action_choice(self, observation: Any, agent: Any) -> Any:
         state = self.environment.current_state
         if Game.get_system_value(state, "AgentOrder").head != agent.get_fullname():
             return None
-        return add_action(self.environment, 2)
+        changed = self.change_at is not None and self.environment.current_step >= self.change_at
+        return add_action(self.environment, 3 if changed else 2)
 
 
 class DuelInterface(HeadlessInterface):

@@ -11,12 +11,14 @@ import io
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fakeserver import pymasep_02_server, responding, v1_server
 
 from pymasep.comm.client.__main__ import main
+from pymasep.comm.core.recorder import Recorder
 from pymasep.comm.core.testing.netns import child_main, requires_netns, run_isolated
 
 HERE = __file__
@@ -204,3 +206,18 @@ def test_python_dash_m_entry_point() -> None:
 
 if __name__ == "__main__":
     child_main(globals())
+
+
+def test_replay_takes_the_server_as_host_and_port(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", str(tmp_path / "p1.jsonl"), "--server", "localhost"]) == 2
+    assert "--server takes HOST:PORT" in capsys.readouterr().err
+
+
+def test_replay_refuses_an_engine_s_recording(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Recorder(tmp_path / "engine.jsonl", "server", "engine").close()
+    assert main(["replay", str(tmp_path / "engine.jsonl"), "--server", "127.0.0.1:1"]) == 2
+    assert "recorded by an engine" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from pymasep.comm.core import ConfigurationError, Frame, SocketHandlerQueue, Wir
 from pymasep.comm.core.handshake import ServerHandshake
 from pymasep.comm.core.testing.peers import LOOPBACK, serve_one_client
 
-pytestmark = pytest.mark.usefixtures("no_thread_left_behind", "no_settings_of_the_developer")
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
 
 KEY = bytes(range(32))
 

@@ -49,17 +49,10 @@ SAMPLES: dict[str, tuple[str, str, Callable[[Path], object]]] = {
     "discovery_port": ("10001", "10001", lambda base: 10001),
     "discovery_interface": ('"127.0.0.1"', "127.0.0.1", lambda base: "127.0.0.1"),
     "log_level": ('"debug"', "DEBUG", lambda base: "DEBUG"),
+    "record": ('"records"', "records", lambda base: base / "records"),
 }
 
 PER_SIDE = [(option, side) for option in OPTIONS for side in sorted(option.sides)]
-
-
-@pytest.fixture(autouse=True)
-def no_settings_of_the_developer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The commands read os.environ: none of the machine's own settings reach them."""
-    for variable in list(os.environ):
-        if variable.startswith("PYMASEP_COMM_"):
-            monkeypatch.delenv(variable)
 
 
 def _id(value: object) -> str:

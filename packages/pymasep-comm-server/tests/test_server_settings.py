@@ -19,7 +19,7 @@ from pymasep.comm.core import (
 from pymasep.comm.core.testing.peers import LOOPBACK, RawClient, wait_registered
 from pymasep.comm.server import Server
 
-pytestmark = pytest.mark.usefixtures("no_thread_left_behind", "no_settings_of_the_developer")
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
 
 KEY = bytes(range(32))
 

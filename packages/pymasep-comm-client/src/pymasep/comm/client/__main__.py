@@ -1,19 +1,31 @@
-"""Command line of pymasep-comm-client: ``python -m pymasep.comm.client discover``.
+"""Command line of pymasep-comm-client: ``python -m pymasep.comm.client discover`` and
+``python -m pymasep.comm.client replay FILE --server HOST:PORT``.
 
-Installed as the ``pymasep-comm`` command. Exit status: 0 when servers were found, 1 when
-none answered (or the query could not be sent), 2 for a usage error (or a wrong setting).
-The group, port and interface not given on the command line are an interface's settings
-(``PYMASEP_COMM_DISCOVERY_*``, the ``[client]`` table of ``PYMASEP_COMM_CONFIG``; see
-:mod:`pymasep.comm.core.settings`), as :class:`~pymasep.comm.client.Client` takes them.
+Installed as the ``pymasep-comm`` command. ``discover`` exits with 0 when servers were
+found, 1 when none answered (or the query could not be sent), 2 for a usage error (or a
+wrong setting). The group, port and interface not given on the command line are an
+interface's settings (``PYMASEP_COMM_DISCOVERY_*``, the ``[client]`` table of
+``PYMASEP_COMM_CONFIG``; see :mod:`pymasep.comm.core.settings`), as
+:class:`~pymasep.comm.client.Client` takes them.
+
+``replay`` plays the interface's side of a recording (``record=`` or
+``PYMASEP_COMM_RECORD``) to a live engine: it connects under the recorded interface's id,
+sends the recorded frames in order and compares the engine's observations with the
+recorded ones (:mod:`pymasep.comm.core.replay`). It exits with 0 when the engine answered
+as recorded, 1 at the first divergence (printed with both XMLs), 2 for a usage error, 3
+when it could not connect.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import queue
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+from pymasep.comm.core import CommunicationError, DecodeError, Frame, SocketHandlerQueue
 from pymasep.comm.core.discovery import (
     DEFAULT_GROUP,
     DEFAULT_PORT,
@@ -22,8 +34,11 @@ from pymasep.comm.core.discovery import (
     ServerInfo,
 )
 from pymasep.comm.core.exceptions import ServerNotFoundError
+from pymasep.comm.core.recording import Recording
+from pymasep.comm.core.replay import connection_records, replay
 from pymasep.comm.core.settings import resolve
 
+from .client import Client
 from .discovery import _search_servers, not_found_hint
 
 __all__ = ["main"]
@@ -78,7 +93,97 @@ def _parser() -> argparse.ArgumentParser:
     discover.add_argument(
         "-v", "--verbose", action="store_true", help="log each datagram sent and received"
     )
+    command = commands.add_parser(
+        "replay",
+        help="play a recording's interface side to a live engine and compare its answers",
+        description=(
+            "Connect under the recorded interface's id, send the recorded frames in "
+            "order and compare what the engine sends with the recording."
+        ),
+    )
+    command.add_argument("file", help="a recording (.jsonl or .jsonl.gz) made by an interface")
+    command.add_argument(
+        "--server", required=True, metavar="HOST:PORT", help="the live engine's address"
+    )
+    command.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        metavar="X",
+        help="'max', or how many times the recorded pace (default 1)",
+    )
+    command.add_argument(
+        "--timeout", type=float, default=10.0, metavar="S", help="seconds to wait for each answer"
+    )
     return parser
+
+
+def _speed(value: str) -> float | None:
+    """``--speed``: ``max`` (None) or a positive factor."""
+    if value == "max":
+        return None
+    factor = float(value)
+    if factor <= 0:
+        raise ValueError("the speed must be positive, or max")
+    return factor
+
+
+class _ReplayClient(Client):
+    inbox: queue.Queue[Any]
+
+    def on_disconnect(self, ident: str, reason: str) -> None:
+        self.inbox.put(None)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    host, _, port = args.server.rpartition(":")
+    if not host or not port.isdigit():
+        print(f"replay: --server takes HOST:PORT, not {args.server!r}", file=sys.stderr)
+        return 2
+    try:
+        with Recording(args.file) as recording:
+            if recording.side != "client":
+                print(f"{args.file} was recorded by an engine, not an interface", file=sys.stderr)
+                return 2
+            ident = recording.id
+            records = connection_records(recording)
+            recorded_server = records[0].peer
+    except (OSError, DecodeError, LookupError) as error:
+        print(f"replay: {error}", file=sys.stderr)
+        return 2
+    inbox: queue.Queue[Any] = queue.Queue()
+    client = _ReplayClient(ident, SocketHandlerQueue, (inbox,), host.strip("[]"), int(port))
+    client.inbox = inbox
+    with client:
+        try:
+            client.connect()
+        except CommunicationError as error:
+            print(f"replay: {error}", file=sys.stderr)
+            return 3
+        server = client.server_id
+        assert server is not None
+
+        def receive(timeout: float) -> bytes | None:
+            try:
+                return inbox.get(timeout=timeout)  # type: ignore[no-any-return]
+            except queue.Empty:
+                return None
+
+        result = replay(
+            records,
+            lambda payload: client.send_frame_to(server, Frame(payload)),
+            receive,
+            speed=args.speed,
+            timeout=args.timeout,
+            close=lambda: client.send_frame_to(server, Frame.bye_frame()),
+            # An engine's id may be new at each run (pymasep's is): the live one stands
+            # for the recorded one.
+            rename=None if server == recorded_server else (recorded_server, server),
+        )
+    if result.divergence is not None:
+        print(result.divergence.report())
+    print(result.summary())
+    return 0 if result.matched else 1
 
 
 def _table(servers: Sequence[ServerInfo]) -> str:
@@ -155,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "replay":
+            return _replay(args)
         return _discover(args)
     except ValueError as error:  # an argument out of range: a usage error
         parser.error(str(error))  # exits with status 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import ssl
 import time
@@ -26,6 +27,7 @@ from pymasep.comm.core.exceptions import (
     ServerNotFoundError,
 )
 from pymasep.comm.core.handshake import ClientHandshake
+from pymasep.comm.core.recorder import recorder_for
 from pymasep.comm.core.settings import configurable
 
 from .discovery import _search_servers, not_found_hint
@@ -91,6 +93,11 @@ class Client(BaseThreadedCommunication):
             present one to the server). v1 wire only.
         server_hostname: The name the server's certificate must carry; by default
             ``host``.
+        record: Record every frame and connection event: to this file when its name
+            ends with ``.jsonl`` (``.jsonl.gz``: gzip), else to a new file in this
+            directory named by the id and the start time. Also a setting
+            (``PYMASEP_COMM_RECORD``, ``record`` in the TOML file). See
+            :mod:`pymasep.comm.core.recorder` and ``docs/recording.md``.
     """
 
     _logger_kind = "client"
@@ -116,6 +123,7 @@ class Client(BaseThreadedCommunication):
         authkey: bytes | None = None,
         ssl_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
+        record: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(
             ident=ident,
@@ -146,6 +154,7 @@ class Client(BaseThreadedCommunication):
         self.server_hostname = server_hostname
         if ssl_context is not None and self.wire is Wire.LEGACY:
             raise InvalidArgumentError("the legacy wire (pymasep 0.2) cannot speak TLS")
+        self.recorder = self.tap = recorder_for(record, "client", ident)
 
     def connect(self, timeout: float | None = 10.0) -> None:
         """Connect the client to a server. Create the handler and register the connection.

@@ -1,5 +1,6 @@
 """``python -m pymasep.comm.core``: which code serves ``pymasep.communication``;
-``python -m pymasep.comm.core config``: the effective settings and where each comes from."""
+``python -m pymasep.comm.core config``: the effective settings and where each comes from;
+``python -m pymasep.comm.core watch PATH``: a recording in the browser."""
 
 from __future__ import annotations
 
@@ -33,7 +34,35 @@ def _parser() -> argparse.ArgumentParser:
     which = config.add_mutually_exclusive_group()
     which.add_argument("--server", metavar="ID", help="the settings of the server with this id")
     which.add_argument("--client", metavar="ID", help="the settings of the client with this id")
+    watch = commands.add_parser(
+        "watch",
+        help="serve a page that shows a recording (or a directory of them), live",
+        description="Serve a page showing a recording (record= or PYMASEP_COMM_RECORD) "
+        "or every recording in a directory, following them while they grow.",
+    )
+    watch.add_argument("path", help="a recording (.jsonl, .jsonl.gz) or a directory of them")
+    watch.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    watch.add_argument("--port", type=int, default=0, help="port (0, the default: any free one)")
     return parser
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from .watch import WatchServer
+
+    try:
+        server = WatchServer(args.path, args.host, args.port)
+    except OSError as error:
+        print(f"{_PROG} watch: {error}", file=sys.stderr)
+        return 2
+    with server:
+        print(f"watching {args.path} at {server.url} (Ctrl-C stops)", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.stopping.set()
+    return 0
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -64,11 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status. Without a command: 0 when every file of
         ``pymasep.communication`` is pymasep-comm-core's, 1 otherwise. ``config``: 0 when
-        the settings are valid, 1 otherwise (the error on stderr).
+        the settings are valid, 1 otherwise (the error on stderr). ``watch``: 0 when
+        stopped, 2 when PATH cannot be served.
     """
     args = _parser().parse_args(argv)
     if args.command == "config":
         return _config(args)
+    if args.command == "watch":
+        return _watch(args)
     installation = inspect_environment()
     print(describe(installation))
     return 0 if installation.verdict is Verdict.OURS else 1

@@ -13,6 +13,7 @@ from .connection import CLOSED_BY_PEER, DisconnectReason
 from .exceptions import ConnectionClosedError, UnknownConnectionError
 from .frame import Frame
 from .linger import track
+from .recorder import Recorder
 from .socket_handler import SocketHandler, close_handlers
 from .tap import Tap
 
@@ -115,6 +116,9 @@ class BaseThreadedCommunication:
         self._connections_changed = threading.Condition(self._current_connections_lock)
         self._said_bye: OrderedDict[str, None] = OrderedDict()
         self._adding = True
+        self.recorder: Recorder | None = None
+        """What records this communication's connections (``record=``), closed by
+        :meth:`close`; None when nothing records."""
         self.tap: Tap | None = None
         """Told of every connection's events (:mod:`pymasep.comm.core.tap`): the server
         and the client pass it to each connection they open from then on."""
@@ -346,6 +350,8 @@ class BaseThreadedCommunication:
         with self._current_connections_lock:
             handlers = list(self._current_connections.values())
         close_handlers(handlers, timeout)
+        if self.recorder is not None:
+            self.recorder.close()
 
     def __enter__(self: _Self) -> _Self:
         return self

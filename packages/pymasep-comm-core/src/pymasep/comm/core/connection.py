@@ -99,6 +99,8 @@ _V1_HEADER_SIZE = V1_HEADER.size
 _JOIN_LIMIT = 16 * 1024
 _MIB = 1024 * 1024
 _log = logging.getLogger("pymasep.comm.core")
+_monotonic = time.monotonic
+_time = time.time
 
 STREAM_AFTER = 16
 """Frames sent in a row, with nothing received and without the queue running dry, after
@@ -425,11 +427,17 @@ class Connection:
 
     def _tap_received(self, frames: Iterable[Frame]) -> None:
         header = _V1_HEADER_SIZE if self.wire is Wire.V1 else 2
+        peer = self.peer_id or ""
+        tell = self.tap.frame_received  # type: ignore[union-attr]
         for frame in frames:
             if frame.kind is FrameKind.BYE:
                 break  # control_frame() reports it; what follows is not delivered
             if frame.kind is FrameKind.DATA:
-                self._tap("frame_received", frame.message, frame.size + header)
+                # Called per frame: inline, not through _tap.
+                try:
+                    tell(peer, frame.message, frame.size + header, _monotonic(), _time())
+                except Exception:
+                    _log.exception("the tap failed on frame_received of %s", peer)
 
     # -- monitoring ------------------------------------------------------------------
 
@@ -460,7 +468,13 @@ class Connection:
         else:
             buffers = [encode_header(frame.kind, frame.size, Wire.V1), frame.message]
         if self.tap is not None and frame.kind is FrameKind.DATA:
-            self._tap("frame_sent", frame.message, sum(map(len, buffers)))
+            header = _V1_HEADER_SIZE if self.wire is Wire.V1 else 2
+            try:
+                self.tap.frame_sent(
+                    self.peer_id or "", frame.message, frame.size + header, _monotonic(), _time()
+                )
+            except Exception:
+                _log.exception("the tap failed on frame_sent of %s", self.peer_id)
         return buffers
 
     def check_open(self) -> None:

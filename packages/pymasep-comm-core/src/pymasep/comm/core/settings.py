@@ -87,6 +87,7 @@ CONFIG_VARIABLE = PREFIX + "CONFIG"
 OTHER_VARIABLES: Mapping[str, str] = {
     CONFIG_VARIABLE: "the TOML file of settings",
     PREFIX + "REQUIRE_NETNS": "the test suites: fail, not skip, without network namespaces",
+    PREFIX + "REQUIRE_BROWSER": "the watch tests: fail, not skip, without Chromium",
 }
 """Variables of pymasep-comm that are not options: known, so never "unknown"."""
 
@@ -451,6 +452,14 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "log_level", _LogLevel(), "WARNING", BOTH, "log_level",
         "Level of the server's or client's logger.",
+    ),
+    # Recording (docs/recording.md).
+    Option(
+        "record", _FilePath(), None, BOTH, "record",
+        "Record every frame and connection event: a directory, where each server and "
+        "client writes a file named by its id and start time, or a `.jsonl` / "
+        "`.jsonl.gz` file.",
+        default_text="none (no recording)",
     ),
 )  # fmt: skip
 """Every option, in the order the documentation and ``config`` show them."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import selectors
 import socket
 import ssl
@@ -31,6 +32,7 @@ from pymasep.comm.core.exceptions import (
     InvalidStateError,
 )
 from pymasep.comm.core.handshake import ServerHandshake
+from pymasep.comm.core.recorder import recorder_for
 from pymasep.comm.core.settings import configurable
 
 from .announcer import Announcer
@@ -441,6 +443,11 @@ class Server(BaseThreadedCommunication):
             ssl.Purpose.CLIENT_AUTH)`` with a certificate loaded; set ``verify_mode`` to
             ``CERT_REQUIRED`` to require client certificates). The TLS handshake runs
             under ``handshake_timeout`` too. pymasep 0.2 interfaces cannot speak TLS.
+        record: Record every frame and connection event: to this file when its name
+            ends with ``.jsonl`` (``.jsonl.gz``: gzip), else to a new file in this
+            directory named by the id and the start time. Also a setting
+            (``PYMASEP_COMM_RECORD``, ``record`` in the TOML file). See
+            :mod:`pymasep.comm.core.recorder` and ``docs/recording.md``.
     """
 
     _logger_kind = "server"
@@ -469,6 +476,7 @@ class Server(BaseThreadedCommunication):
         discovery_interface: str | None = None,
         authkey: AuthKey | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        record: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(
             ident=ident,
@@ -516,6 +524,7 @@ class Server(BaseThreadedCommunication):
         """Thread that answers discovery queries (None unless ``wait_announcement``)."""
         if wait_announcement:
             self.wait_announcement_thread = self._make_announcer()
+        self.recorder = self.tap = recorder_for(record, "server", ident)
         self.logger.info("listening on %s:%d", host, self.port)
 
     def _make_announcer(self) -> Announcer:

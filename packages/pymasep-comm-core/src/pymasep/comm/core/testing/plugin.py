@@ -11,8 +11,10 @@ fail the test::
     pytestmark = pytest.mark.disable_socket
 
 A module that wants every test checked for threads left behind says
-``pytestmark = pytest.mark.usefixtures("no_thread_left_behind")``; one that tests
-settings read from the environment adds ``"no_settings_of_the_developer"``.
+``pytestmark = pytest.mark.usefixtures("no_thread_left_behind")``. No test sees the
+``PYMASEP_COMM_*`` variables of the developer's environment (an autouse fixture): a
+``PYMASEP_COMM_RECORD`` or a key file set for one's own games would change what every
+Server and Client under test does.
 
 A test that drives code other tests cover through millions of iterations (a linearity
 guard, say) is marked ``@pytest.mark.no_cover``: coverage pauses while it runs, which
@@ -69,7 +71,7 @@ def no_thread_left_behind() -> Iterator[None]:
     assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def no_settings_of_the_developer(monkeypatch: pytest.MonkeyPatch) -> None:
     """No ``PYMASEP_COMM_*`` variable of the developer's environment reaches the test."""
     for variable in list(os.environ):
