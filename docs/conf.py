@@ -63,7 +63,8 @@ autodoc_type_aliases = {"_T": "type"}
 nitpick_ignore_regex = [
     (
         r"py:.*",
-        r"(collections|enum|http|logging|os|pathlib|queue|selectors|socket|ssl|sys|threading|typing|xml)\..+",
+        r"(_thread|collections|enum|http|logging|pathlib|queue|selectors|socket|ssl|sys|threading"
+        r"|typing|xml)\..+",
     ),
     (r"py:.*", r"(lxml\.)?etree\..+"),
     # The ParamSpec of a decorator's signature (settings.configurable).

@@ -44,6 +44,7 @@ from pymasep.comm.core.connection import (
     CONNECTION_LOST,
     STREAM_AFTER,
 )
+from pymasep.comm.core.inbox import RECEIVE_LIMIT
 from pymasep.comm.core.testing.peers import (
     LOOPBACK,
     Echo,
@@ -856,46 +857,52 @@ def test_a_silent_peer_between_frames_is_never_stalled(connect: Connect) -> None
 # --- threads -------------------------------------------------------------------------------
 
 
-def _writers() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("pymasep-comm-writer")]
+def _ours() -> list[str]:
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith("pymasep-comm"))
 
 
 @pytest.mark.timeout(60)
-def test_the_writer_thread_ends_once_nothing_is_left_to_write(connect: Connect) -> None:
-    handler, peer = connect()
-    handler.send_frame(Frame(b"small"))  # written at once: no writer at all
-    assert peer.recv_data() == b"small"
-    assert _writers() == []
-    payload = os.urandom(8 << 20)
-    handler.send_frame_async(Frame(payload))  # the kernel cannot take it at once
-    assert len(_writers()) == 1
-    assert peer.recv_data() == payload
-    for writer in _writers():
-        writer.join(10)
-        assert not writer.is_alive()
-    assert handler.stats.frames_sent == 2
-
-
-@pytest.mark.timeout(60)
-def test_a_streams_writer_waits_for_its_next_frames_and_ends_with_the_stream(
+def test_a_queue_handler_has_no_thread_large_frames_and_streams_included(
     connect: Connect,
 ) -> None:
+    """Everything is written and read by the process's one I/O thread: a frame the
+    kernel cannot take at once, and a stream, start no thread."""
     inbox: queue.Queue[bytes] = queue.Queue()
     handler, peer = connect(SocketHandlerQueue, inbox)
-    frames = [b"%d" % number for number in range(STREAM_AFTER + 1)]
-    for payload in frames:  # one way, the last one past STREAM_AFTER: a stream
-        handler.send_frame_async(Frame(payload))
+    payload = os.urandom(8 << 20)
+    handler.send_frame_async(Frame(payload))  # the kernel cannot take it at once
+    assert _ours() == ["pymasep-comm-io"]
+    assert peer.recv_data() == payload
+    frames = [b"%d" % number for number in range(STREAM_AFTER * 4)]
+    for data in frames:  # one way, past STREAM_AFTER: a stream
+        handler.send_frame_async(Frame(data))
     assert [peer.recv_data() for _ in frames] == frames
-    # All written, yet the writer stays for the stream's next frames (a broadcast to
-    # many interfaces would otherwise start a thread every STREAM_AFTER + 1 frames).
-    assert len(_writers()) == 1
     peer.send(b"an answer")  # something received: the stream is over
     assert inbox.get(timeout=5) == b"an answer"
     handler.send_frame_async(Frame(b"a reply"))  # written at once
     assert peer.recv_data() == b"a reply"
-    for writer in _writers():
-        writer.join(10)
-        assert not writer.is_alive()
+    assert _ours() == ["pymasep-comm-io"]
+    assert handler.is_alive()  # started and not ended, with no thread of its own
+    assert handler.ident is None
+
+
+def test_a_handler_whose_on_receive_may_block_gets_a_delivery_thread(connect: Connect) -> None:
+    release = threading.Event()
+    received: queue.Queue[bytes] = queue.Queue()
+
+    class Blocking(SocketHandler):
+        def on_receive(self, frame: Frame) -> None:
+            release.wait(10)
+            received.put(frame.message)
+
+    blocked, blocked_peer = connect(Blocking)
+    _, other_peer = connect(SocketHandlerQueue, received)
+    assert blocked.ident is not None and blocked.is_alive()
+    blocked_peer.send(b"held")
+    other_peer.send(b"not delayed")  # the blocked handler delays no other connection
+    assert received.get(timeout=5) == b"not delayed"
+    release.set()
+    assert received.get(timeout=5) == b"held"
 
 
 def test_the_handlers_records_carry_the_peer(
@@ -908,3 +915,108 @@ def test_the_handlers_records_carry_the_peer(
         peer.send_bye()
         handler.join(5)
     assert {getattr(r, "peer", None) for r in caplog.records} == {"interface-7"}
+
+
+@pytest.mark.timeout(30)
+def test_a_handler_delivered_from_the_io_thread_may_send_and_close_there(
+    connect: Connect,
+) -> None:
+    """``receive_may_block = False``: on_receive runs in the I/O thread, which it must
+    not block; it may still send (the I/O thread writes what waits at its next turn)
+    and close."""
+    ended: queue.Queue[str] = queue.Queue()
+
+    class InlineEcho(SocketHandler):
+        receive_may_block = False
+
+        def on_receive(self, frame: Frame) -> None:
+            if frame.message == b"quit":
+                self.close()
+            else:
+                self.send_frame_async(frame)
+
+        def on_disconnect(self, reason: str) -> None:
+            ended.put(reason)
+
+    handler, peer = connect(InlineEcho)
+    assert handler.ident is None  # no thread of its own
+    big = os.urandom(4 << 20)  # more than the kernel takes at once
+    for payload in (b"ping", big, b"pong"):
+        peer.send(payload)
+        assert peer.recv_data() == payload
+    peer.send(b"quit")
+    assert peer.recv_frame() == Frame.bye_frame()
+    peer.sock.close()
+    assert ended.get(timeout=5) == CLOSED_LOCALLY
+
+
+@pytest.mark.timeout(60)
+def test_send_frame_to_a_peer_that_reads_nothing_raises_after_the_drain_timeout(
+    connect: Connect,
+) -> None:
+    """send_frame() waits until the kernel has the frame: with the default limits, a
+    peer that takes no byte meanwhile is cut after the drain timeout, not waited for
+    for ever."""
+    handler, _ = connect()
+    start = time.monotonic()
+    with pytest.raises(ConnectionClosedError, match="slow consumer"):
+        handler.send_frame(Frame(bytes(32 << 20)))  # far more than the kernel holds
+    assert SendLimits().drain_timeout <= time.monotonic() - start < 10
+    assert handler.join(5) is None and not handler.is_alive()
+
+
+@pytest.mark.timeout(60)
+def test_a_handler_that_falls_behind_stops_its_connection_being_read_then_catches_up(
+    connect: Connect,
+) -> None:
+    """A handler with a delivery thread holds at most RECEIVE_LIMIT bytes undelivered:
+    past it, the connection is not read and the peer's sends back up into its own
+    buffers; once the handler catches up, every frame arrives, in order."""
+    release = threading.Event()
+    received: queue.Queue[int] = queue.Queue()
+
+    class Slow(SocketHandler):
+        def on_receive(self, frame: Frame) -> None:
+            release.wait(30)
+            received.put(struct.unpack_from("!I", frame.message)[0])
+
+    handler, peer = connect(Slow)
+    count, size = 64, 1 << 20  # 64 MiB: four times the limit
+
+    def send_all() -> None:
+        for number in range(count):
+            peer.send(struct.pack("!I", number) + bytes(size - 4))
+
+    sender = in_thread(send_all)
+    # The peer's sends stop once its buffers and ours are full: the rest waits for us.
+    with pytest.raises(AssertionError, match="in time"):
+        sender(2)
+    assert RECEIVE_LIMIT < handler.stats.bytes_received < count * size
+    release.set()
+    sender(30)
+    assert [received.get(timeout=30) for _ in range(count)] == list(range(count))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_drives_its_connections_with_an_io_thread_of_its_own(
+    connect: Connect,
+) -> None:
+    inbox: queue.Queue[bytes] = queue.Queue()
+    _, peer = connect(SocketHandlerQueue, inbox)
+    peer.send(b"parent")  # the parent's I/O thread runs
+    assert inbox.get(timeout=5) == b"parent"
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child's coverage is not collected)
+        code = 1
+        try:
+            theirs: queue.Queue[bytes] = queue.Queue()
+            conn, other = socket.socketpair()
+            with SocketHandlerQueue(conn, "child", LOGGER, theirs) as handler:
+                handler.start()
+                RawPeer(other).send(b"child")
+                code = 0 if theirs.get(timeout=10) == b"child" else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

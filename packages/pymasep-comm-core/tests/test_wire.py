@@ -499,3 +499,44 @@ def test_memoryview_of_wide_items_is_read_as_bytes() -> None:
     items.frombytes(encoded)
     frames = FrameDecoder(Wire.V1).feed(memoryview(items))
     assert [frame.message for frame in frames[:2]] == [b"abc", b"defg"]
+
+
+def test_a_large_frame_is_read_in_place_into_one_buffer_of_its_size() -> None:
+    payload = os.urandom(3 << 20)
+    after = encode_frame(Frame(b"next"))
+    data = encode_frame(Frame(payload)) + after
+    decoder = FrameDecoder(Wire.V1)
+    assert decoder.direct_view(1 << 20) is None  # nothing yet
+    assert decoder.feed(data[:1000]) == []  # the header and a little
+    view = decoder.direct_view(1 << 20)
+    assert view is not None and len(view) == len(data) - len(after) - 1000
+    first = 1 << 20
+    view[:first] = data[1000 : 1000 + first]  # what recv_into would do
+    assert decoder.direct_filled(first) == []
+    assert decoder.buffered == 1000 + first
+    rest = decoder.direct_view(1 << 20)
+    assert rest is not None
+    rest[:] = data[1000 + first : len(data) - len(after)]
+    assert decoder.direct_filled(len(rest)) == [Frame(payload)]
+    assert decoder.buffered == 0
+    assert decoder.feed(after) == [Frame(b"next")]
+
+
+def test_bytes_fed_while_a_frame_is_read_in_place_complete_it_first() -> None:
+    payload = os.urandom(2 << 20)
+    data = encode_frame(Frame(payload)) + encode_frame(Frame(b"next"))
+    decoder = FrameDecoder(Wire.V1)
+    decoder.feed(data[:100])
+    assert decoder.direct_view(1 << 20) is not None
+    assert decoder.incoming_frame_size == len(payload)
+    assert decoder.feed(data[100:]) == [Frame(payload), Frame(b"next")]
+    assert decoder.buffered == 0
+
+
+def test_small_frames_and_the_legacy_wire_are_never_read_in_place() -> None:
+    small = FrameDecoder(Wire.V1)
+    small.feed(encode_frame(Frame(bytes(1000)))[:10])
+    assert small.direct_view(1 << 20) is None
+    legacy = FrameDecoder(Wire.LEGACY)
+    legacy.feed(encode_frame(Frame(bytes(60000)), Wire.LEGACY)[:10])
+    assert legacy.direct_view(1000) is None

@@ -15,7 +15,6 @@ from pymasep.comm.core.communication import BaseThreadedCommunication, LogLevel
 from pymasep.comm.core.connection import (
     DEFAULT_SEND_LIMITS,
     DEFAULT_STALL_TIMEOUT,
-    Connection,
     SendLimits,
 )
 from pymasep.comm.core.discovery import DEFAULT_GROUP, DEFAULT_PORT, DEFAULT_TIMEOUT, ServerInfo
@@ -125,24 +124,17 @@ class Client(BaseThreadedCommunication):
         server_hostname: str | None = None,
         record: str | os.PathLike[str] | None = None,
     ) -> None:
-        super().__init__(
-            ident=ident,
-            socket_handler_class=socket_handler_class,
-            socket_handler_args=socket_handler_args,
-            host=host,
-            port=port,
-            log_level=log_level,
-        )
+        super().__init__(ident, socket_handler_class, socket_handler_args, host, port, log_level)
+        self.max_frame_size = max_frame_size
+        self.send_limits = send_limits
+        self.stall_timeout = stall_timeout
+        self.linger = linger
         self.server_id: str | None = None
         """Id of the server to connect to (set by :meth:`connect`)."""
         self.auto_wire = wire == "auto"
         """True when the wire follows what discovery reports (``wire="auto"``)."""
         self.wire = Wire.V1 if self.auto_wire else Wire(wire)
         """Wire format spoken to the server (with ``"auto"``, set by :meth:`search_server`)."""
-        self.max_frame_size = max_frame_size
-        self.send_limits = send_limits
-        self.stall_timeout = stall_timeout
-        self.linger = linger
         self.discovery_group = discovery_group
         self.discovery_port = discovery_port
         self.discovery_interface = discovery_interface
@@ -204,22 +196,11 @@ class Client(BaseThreadedCommunication):
                 sock = self._start_tls(sock, deadline)
             handshake = self._handshake(sock, deadline)
             sock.settimeout(None)
-            handler = self.socket_handler_class(
-                sock, sock.getpeername(), self.logger, *self.socket_handler_args
-            )
+            handler = self.open_handler(sock, sock.getpeername(), handshake)
         except BaseException:
             sock.close()
             raise
         assert handshake.server_ident is not None
-        handler.attach(
-            Connection.from_handshake(
-                handshake,
-                limits=self.send_limits,
-                stall_timeout=self.stall_timeout,
-                tap=self.tap,
-            ),
-            on_closed=self._connection_closed,
-        )
         self.socket = sock
         self.server_id = handshake.server_ident
         self.add_connection(self.server_id, handler)

@@ -9,13 +9,21 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .connection import CLOSED_BY_PEER, DisconnectReason
+from .connection import (
+    CLOSED_BY_PEER,
+    DEFAULT_SEND_LIMITS,
+    DEFAULT_STALL_TIMEOUT,
+    Connection,
+    DisconnectReason,
+)
 from .exceptions import ConnectionClosedError, UnknownConnectionError
 from .frame import Frame
+from .handshake import ClientHandshake, ServerHandshake
 from .linger import track
 from .recorder import Recorder
 from .socket_handler import SocketHandler, close_handlers
 from .tap import Tap
+from .wire import DEFAULT_MAX_FRAME_SIZE
 
 __all__ = ["BaseThreadedCommunication"]
 
@@ -125,7 +133,34 @@ class BaseThreadedCommunication:
         self.linger: float | None = None
         """Seconds to deliver queued frames and close gracefully at interpreter exit if
         this is still open then; None: :data:`pymasep.comm.core.linger.DEFAULT_LINGER`."""
+        self.max_frame_size = DEFAULT_MAX_FRAME_SIZE
+        """Largest frame accepted from a peer, in bytes (Server and Client set it)."""
+        self.send_limits = DEFAULT_SEND_LIMITS
+        """What may wait for a peer that reads slowly (see :class:`SendLimits`)."""
+        self.stall_timeout: float | None = DEFAULT_STALL_TIMEOUT
+        """Seconds a peer may stay silent in the middle of a frame; None never cuts."""
         track(self)
+
+    def open_handler(
+        self, conn: socket.socket, addr: Any, handshake: ClientHandshake | ServerHandshake
+    ) -> SocketHandler:
+        """Build the application's handler for a connection whose handshake is complete,
+        attached to the :class:`~pymasep.comm.core.Connection` it opened (with this
+        communication's limits and tap); the caller registers it and starts it.
+
+        Args:
+            conn: The connected socket.
+            addr: The peer's address.
+            handshake: The completed handshake.
+        """
+        handler = self.socket_handler_class(conn, addr, self.logger, *self.socket_handler_args)
+        handler.attach(
+            Connection.from_handshake(
+                handshake, limits=self.send_limits, stall_timeout=self.stall_timeout, tap=self.tap
+            ),
+            on_closed=self._connection_closed,
+        )
+        return handler
 
     def add_connection(self, ident: str, sh: SocketHandler) -> None:
         """Add a connection to the client or server.
@@ -310,7 +345,8 @@ class BaseThreadedCommunication:
     def on_disconnect(self, ident: str, reason: str) -> None:
         """Callback when a connection ends, after it is unregistered. Override it.
 
-        It runs in the connection's own thread (or in the one that closed it).
+        It runs where the handler's ``on_disconnect`` runs: its delivery thread, or the
+        process's I/O thread for a handler with none (or in the thread that closed it).
 
         Args:
             ident: ID of the peer.

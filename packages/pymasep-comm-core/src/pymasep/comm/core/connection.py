@@ -18,7 +18,7 @@ the rules that every transport must agree on:
 * **Writing at once or in batches.** A frame is written at once by its sender when
   nothing waits before it, unless the connection is streaming: :data:`STREAM_AFTER`
   frames sent in a row with nothing received and without the queue running dry. Then
-  frames are queued and a writer writes them in large writes, which is what makes a
+  frames are queued and the I/O thread writes them in large writes, which is what makes a
   stream fast at the receiver (few reads of many frames each). A request, a reply, a
   step's observation is written at once. The rule counts events; it reads no clock.
 * **Send-side memory and progress** (:class:`SendLimits`): the bytes the kernel has not
@@ -29,8 +29,9 @@ the rules that every transport must agree on:
 * **Receive-side stall**: a peer that stops in the middle of a frame is cut once
   ``stall_timeout`` seconds pass without a byte, which frees the partial frame.
 
-The driver (:class:`~pymasep.comm.core.SocketHandler`) moves bytes and runs callbacks;
-it calls a connection under its own lock, since a connection is not thread-safe.
+The driver (:class:`~pymasep.comm.core.driver.Driver`, in the process's I/O thread and
+the senders' threads) moves the bytes; it calls a connection under its owner's lock,
+since a connection is not thread-safe.
 """
 
 from __future__ import annotations
@@ -101,6 +102,10 @@ _MIB = 1024 * 1024
 _log = logging.getLogger("pymasep.comm.core")
 _monotonic = time.monotonic
 _time = time.time
+
+DIRECT_READ_SIZE = 1024 * 1024
+"""Frames of at least this many bytes are read straight into a buffer of their own size
+(zero-copy receive); smaller ones come many to a read."""
 
 STREAM_AFTER = 16
 """Frames sent in a row, with nothing received and without the queue running dry, after
@@ -211,7 +216,7 @@ class SendLimits:
         soft_seconds: See ``soft_limit`` (10 s).
         block_timeout: Seconds a ``"block"`` sender waits at most (None: no limit).
         drain_timeout: Seconds a waiting sender gives the peer to take a byte before it
-            is cut, policy ``"wait"`` (1 s, :data:`DEFAULT_DRAIN_TIMEOUT`).
+            is cut, policy ``"wait"`` (1 s, ``DEFAULT_DRAIN_TIMEOUT``).
     """
 
     policy: SendPolicy = "wait"
@@ -529,7 +534,7 @@ class Connection:
         self.reads += 1
 
     def ran_dry(self) -> None:
-        """The writer found the queue empty: the next frames are written at once again."""
+        """The driver found the queue empty: the next frames are written at once again."""
         self.one_way_sends = 0
 
     def wrote(self, size: int) -> None:
@@ -702,6 +707,24 @@ class Connection:
         self.frames_received += len(frames)
         if self.tap is not None:
             self._tap_received(frames)
+        return frames
+
+    def direct_view(self) -> memoryview | None:
+        """Where the driver reads the rest of a large frame straight into (see
+        :meth:`FrameDecoder.direct_view <pymasep.comm.core.FrameDecoder.direct_view>`);
+        None when no large frame is being received."""
+        return self.decoder.direct_view(DIRECT_READ_SIZE)
+
+    def direct_filled(self, count: int, now: float) -> list[Frame]:
+        """Count ``count`` bytes read into :meth:`direct_view`, as :meth:`feed` does;
+        return the frame once it is whole."""
+        self.bytes_received += count
+        self._last_receive = now
+        frames = self.decoder.direct_filled(count)
+        if frames:
+            self.frames_received += 1
+            if self.tap is not None:
+                self._tap_received(frames)
         return frames
 
     def control_frame(self, frame: Frame) -> None:

@@ -11,7 +11,7 @@ connections open: the server and the client pass it to each
 :class:`~pymasep.comm.core.Connection` they create. A connection without a tap (the
 default) pays nothing for the hook but one ``is None`` test where frames come and go.
 
-The methods are called from the connection's own threads, the reader's and any sender's,
+The methods are called from the process's I/O thread (which reads) and any sender's,
 possibly at the same time, for one connection or many: a tap must be thread-safe, quick
 (the game waits while it runs) and must not raise. An exception it raises is logged and
 otherwise ignored: the connection goes on.
@@ -20,13 +20,13 @@ When each event fires:
 
 * :meth:`Tap.connected`: once, when the connection starts to be driven, before any frame
   received on it is reported. A frame sent in the moment between the server registering
-  a connection and its reader starting can be reported just before it.
+  a connection and starting it can be reported just before it.
 * :meth:`Tap.frame_sent`: a data frame is handed to the connection to be sent, in the
   sender's thread, before it is written (so a frame the connection then drops, because
   the connection ends before the kernel takes it, is reported as sent: the
   :meth:`Tap.closed` that follows says why). Handshake and control frames are not
   data frames.
-* :meth:`Tap.frame_received`: a data frame is decoded, in the reader's thread, before
+* :meth:`Tap.frame_received`: a data frame is decoded, in the I/O thread, before
   the application's ``on_receive`` runs.
 * :meth:`Tap.bye`: this side wrote its bye (``"out"``), or the peer's arrived (``"in"``).
 * :meth:`Tap.closed`: once, when the connection ends, with its

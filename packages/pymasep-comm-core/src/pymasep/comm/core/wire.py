@@ -157,15 +157,62 @@ class FrameDecoder:
         self.wire = Wire(wire)
         self.max_frame_size = max_frame_size
         self._buffer = bytearray()
+        # A large frame read in place (see direct_view): the whole frame, and how many
+        # of its bytes are there.
+        self._large: bytearray | None = None
+        self._large_filled = 0
 
     @property
     def buffered(self) -> int:
         """Number of bytes held that do not make a complete frame yet."""
-        return len(self._buffer)
+        return len(self._buffer) + self._large_filled
+
+    def direct_view(self, threshold: int) -> memoryview | None:
+        """Where to read the rest of a large frame straight into (zero-copy receive).
+
+        Once the header of a v1 data frame of at least ``threshold`` bytes has arrived,
+        the frame gets one buffer of its own size, holding what is here already; the
+        reader then reads the missing bytes into the returned view (``recv_into``) and
+        calls :meth:`direct_filled`, instead of :meth:`feed`: no payload is copied
+        between reads nor concatenated.
+
+        Returns:
+            The view of the bytes still missing, or None when no such frame is being
+            received.
+        """
+        if self._large is None:
+            buffer = self._buffer
+            if self.wire is not Wire.V1 or len(buffer) < _V1_HEADER_SIZE:
+                return None
+            kind, size = _V1_UNPACK_FROM(buffer)
+            total = _V1_HEADER_SIZE + size
+            if size < threshold or kind != FrameKind.DATA or len(buffer) >= total:
+                return None
+            if size > self.max_frame_size:
+                return None  # feed() raises on it
+            self._large = bytearray(total)
+            self._large[: len(buffer)] = buffer
+            self._large_filled = len(buffer)
+            self._buffer = bytearray()
+        return memoryview(self._large)[self._large_filled :]
+
+    def direct_filled(self, count: int) -> list[Frame]:
+        """Count ``count`` bytes read into :meth:`direct_view`; return the frame once
+        it is whole (a copy of its payload into ``bytes``, the only one)."""
+        large = self._large
+        assert large is not None, "direct_filled() without direct_view()"
+        self._large_filled += count
+        if self._large_filled < len(large):
+            return []
+        self._large = None
+        self._large_filled = 0
+        return [_make_frame(bytes(memoryview(large)[_V1_HEADER_SIZE:]), FrameKind.DATA)]
 
     @property
     def incoming_frame_size(self) -> int | None:
         """Payload size announced by the frame being received, or None before its header."""
+        if self._large is not None:
+            return len(self._large) - _V1_HEADER_SIZE
         header = _V1_HEADER if self.wire is Wire.V1 else _LEGACY_HEADER
         if len(self._buffer) < header.size:
             return None
@@ -184,6 +231,12 @@ class FrameDecoder:
 
         After an error the decoder is unusable: the stream cannot be resynchronised.
         """
+        if self._large is not None:  # a large frame read in place: fill it first
+            view = memoryview(self._large)[self._large_filled :]
+            take = min(len(view), len(data))
+            view[:take] = memoryview(data).cast("B")[:take]
+            frames = self.direct_filled(take)
+            return frames + self.feed(memoryview(data).cast("B")[take:]) if frames else frames
         buffer = self._buffer
         source: BytesLike
         if buffer:
@@ -221,7 +274,9 @@ class FrameDecoder:
         Returns:
             The frame, or None when the bytes are anything else.
         """
-        if self._buffer or count < _V1_HEADER_SIZE or self.wire is not Wire.V1:
+        if self._buffer or self._large is not None or count < _V1_HEADER_SIZE:
+            return None
+        if self.wire is not Wire.V1:
             return None
         kind, size = _V1_UNPACK_FROM(data)
         if size != count - _V1_HEADER_SIZE or kind >= _KIND_COUNT or size > self.max_frame_size:

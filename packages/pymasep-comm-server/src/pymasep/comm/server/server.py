@@ -11,6 +11,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,6 @@ from pymasep.comm.core.communication import BaseThreadedCommunication, LogLevel
 from pymasep.comm.core.connection import (
     DEFAULT_SEND_LIMITS,
     DEFAULT_STALL_TIMEOUT,
-    Connection,
     DisconnectReason,
     SendLimits,
 )
@@ -32,6 +32,7 @@ from pymasep.comm.core.exceptions import (
     InvalidStateError,
 )
 from pymasep.comm.core.handshake import ServerHandshake
+from pymasep.comm.core.ioloop import Timer, io_loop
 from pymasep.comm.core.recorder import recorder_for
 from pymasep.comm.core.settings import configurable
 
@@ -79,109 +80,170 @@ class _Pending:
     tls_done: bool = True  # False while a TLS handshake runs
 
 
+class _Watch:
+    """The I/O loop's selector, as the accept loop uses it: each socket's events come
+    back to :meth:`_WaitConnection._event` with the socket."""
+
+    def __init__(self, owner: _WaitConnection) -> None:
+        self.owner = owner
+        self.selector = io_loop().selector
+
+    def register(self, sock: socket.socket, events: int) -> None:
+        self.selector.register(sock, events, lambda _mask: self.owner._event(sock))
+
+    def modify(self, sock: socket.socket, events: int) -> None:
+        self.selector.modify(sock, events, lambda _mask: self.owner._event(sock))
+
+    def unregister(self, sock: socket.socket) -> None:
+        self.selector.unregister(sock)
+
+
 class _WaitConnection(threading.Thread):
-    """Accepts connections and runs their handshakes, all in one selector loop.
+    """Accepts connections and runs their handshakes, in the process's I/O loop.
 
     Handshakes are non-blocking and each has a deadline, so a client that never says
     hello, or says garbage, is closed on its own and never delays anyone else. With TLS
     the TLS handshake runs first, non-blocking in the same loop and under the same
     deadline (a thread per connection would let a flood of connections cost a thread
     each, which the limit on handshakes in progress exists to prevent).
+
+    It is the server's ``wait_connection_thread`` and still a ``threading.Thread``, with
+    no thread of its own: ``start()`` hands the listener to the I/O loop, ``is_alive()``
+    is true until it stops accepting, ``join()`` waits for that.
     """
 
     def __init__(self, server: Server) -> None:
         super().__init__(name=f"pymasep-comm-accept-{server.id}", daemon=True)
         self.server = server
+        self._loop = io_loop()
+        self._selector = _Watch(self)
+        self._pending: dict[socket.socket, _Pending] = {}
+        self._launched = False
+        self._stopped = threading.Event()
         self._stop_requested = threading.Event()
-        self._wake_reader, self._wake_writer = socket.socketpair()
         self._paused_until: float | None = None  # set while accept() is backing off
         self._retry_delay = _ACCEPT_RETRY_FIRST
         self._descriptor_freed = threading.Event()
+        self._timer: Timer | None = None
+
+    def start(self) -> None:
+        """Start accepting, in the I/O loop."""
+        if self._launched:
+            raise RuntimeError("threads can only be started once")
+        self._launched = True
+        self._loop.run_in_loop(self._begin)
+
+    def is_alive(self) -> bool:
+        """True from ``start()`` until it stops accepting."""
+        return self._launched and not self._stopped.is_set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until it has stopped accepting."""
+        if not self._launched:
+            raise RuntimeError("cannot join thread before it is started")
+        if not self._loop.in_loop():
+            self._stopped.wait(timeout)
 
     def stop(self, timeout: float = 1.0) -> None:
         """Stop accepting; connections already made stay. Idempotent."""
         self._stop_requested.set()
-        if self.ident is None:  # never started: nobody else will close the wake pair
-            self._wake_reader.close()
-            self._wake_writer.close()
+        if not self._launched:
             return
-        with contextlib.suppress(OSError):  # already closed: the loop has ended
-            self._wake_writer.send(b"\0")
-        if self.is_alive() and threading.current_thread() is not self:
-            self.join(timeout)
+        self._loop.run_in_loop(self._end)
+        self.join(timeout)
 
     def descriptor_freed(self) -> None:
         """A connection has closed: if accepting is backing off, try again now."""
         self._descriptor_freed.set()
         if self._paused_until is not None:
-            # OSError: closed (the loop has ended), or full (a wake-up is pending).
-            with contextlib.suppress(OSError):
-                self._wake_writer.send(b"\0")
+            self._loop.run_in_loop(self._tidy)
 
     def run(self) -> None:
-        server = self.server
-        listener = server.socket
-        assert listener is not None
-        pending: dict[socket.socket, _Pending] = {}
+        """Nothing to run: the I/O loop accepts (see the class docstring)."""
+
+    def _begin(self) -> None:
+        listener = self.server.socket
+        if self._stop_requested.is_set() or listener is None or listener.fileno() == -1:
+            self._stopped.set()
+            return
+        self._guarded(lambda: self._selector.register(listener, selectors.EVENT_READ))
+
+    def _end(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self._timer is not None:
+            self._timer.cancel()
+        listener = self.server.socket
+        if listener is not None and self._paused_until is None:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(listener)
+        for item in list(self._pending.values()):
+            self._drop(item, self._selector, self._pending)
+
+    def _guarded(self, step: Callable[[], object]) -> None:
+        """Run a step of the accept loop; a bug there stops accepting, never half."""
         try:
-            with selectors.DefaultSelector() as selector:
-                selector.register(listener, selectors.EVENT_READ)
-                selector.register(self._wake_reader, selectors.EVENT_READ)
-                try:
-                    self._loop(listener, selector, pending)
-                finally:
-                    for item in list(pending.values()):
-                        self._drop(item, selector, pending)
+            step()
         except Exception:
             # Never a half-alive server: with no loop to accept, the listener is closed,
             # so that clients are refused at once instead of hanging in connect().
-            server.logger.exception(
+            self.server.logger.exception(
                 "the accept loop failed; the server accepts no more connections"
             )
-            server._stop_listening()
-        finally:
-            self._wake_reader.close()
-            self._wake_writer.close()
+            self._end()
+            self.server._stop_listening()
 
-    def _loop(
-        self,
-        listener: socket.socket,
-        selector: selectors.BaseSelector,
-        pending: dict[socket.socket, _Pending],
-    ) -> None:
-        server = self.server
-        while not self._stop_requested.is_set():
-            now = time.monotonic()
-            wake_at = min((p.deadline for p in pending.values()), default=now + 3600)
-            if self._paused_until is not None:
-                wake_at = min(wake_at, self._paused_until)
-            for key, _ in selector.select(max(0.0, wake_at - now)):
-                if key.fileobj is listener:
-                    self._accept(listener, selector, pending)
-                elif key.fileobj is self._wake_reader:
-                    self._wake_reader.recv(64)
-                else:
-                    # Accepting above may have dropped this one (the oldest) to make room
-                    # during this very batch: its event is stale.
-                    item = pending.get(key.fileobj)  # type: ignore[call-overload]
-                    if item is not None:
-                        self._handle_hello(item, selector, pending)
-            now = time.monotonic()
-            if self._paused_until is not None and (
-                now >= self._paused_until or self._descriptor_freed.is_set()
-            ):
-                self._paused_until = None
-                selector.register(listener, selectors.EVENT_READ)
-            for item in [p for p in pending.values() if p.deadline <= now]:
-                server.logger.info(
-                    "%s did not complete its handshake in time; closing it", item.addr
-                )
-                self._drop(item, selector, pending)
+    def _event(self, sock: socket.socket) -> None:
+        if self._stopped.is_set():
+            return
+        listener = self.server.socket
+        if sock is listener:
+            assert listener is not None
+            self._guarded(lambda: self._accept(listener, self._selector, self._pending))
+        else:
+            item = self._pending.get(sock)
+            if item is not None:
+                self._handle_hello(item, self._selector, self._pending)
+        self._tidy()
+
+    def _tidy(self) -> None:
+        """Resume a paused listener, close handshakes past their deadline, and set the
+        timer for the next of these."""
+        if self._stopped.is_set():
+            return
+        now = time.monotonic()
+        listener = self.server.socket
+        if self._paused_until is not None and (
+            now >= self._paused_until or self._descriptor_freed.is_set()
+        ):
+            self._paused_until = None
+            if listener is not None:
+                self._guarded(lambda: self._selector.register(listener, selectors.EVENT_READ))
+        for item in [p for p in self._pending.values() if p.deadline <= now]:
+            self.server.logger.info(
+                "%s did not complete its handshake in time; closing it", item.addr
+            )
+            self._drop(item, self._selector, self._pending)
+        wake_at = min((p.deadline for p in self._pending.values()), default=None)
+        if self._paused_until is not None:
+            wake_at = min(wake_at or self._paused_until, self._paused_until)
+        if self._timer is not None:
+            if wake_at is not None and self._timer.when <= wake_at:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if wake_at is not None:
+            self._timer = self._loop.call_at(wake_at, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        self._tidy()
 
     def _handle_hello(
         self,
         item: _Pending,
-        selector: selectors.BaseSelector,
+        selector: _Watch,
         pending: dict[socket.socket, _Pending],
     ) -> None:
         """Go on with a handshake; a bug met on the way ends that connection only."""
@@ -199,7 +261,7 @@ class _WaitConnection(threading.Thread):
     def _accept(
         self,
         listener: socket.socket,
-        selector: selectors.BaseSelector,
+        selector: _Watch,
         pending: dict[socket.socket, _Pending],
     ) -> None:
         server = self.server
@@ -249,9 +311,7 @@ class _WaitConnection(threading.Thread):
             selector.register(conn, selectors.EVENT_READ)
             server.logger.debug("accepted %s", addr)
 
-    def _back_off(
-        self, listener: socket.socket, selector: selectors.BaseSelector, error: OSError
-    ) -> None:
+    def _back_off(self, listener: socket.socket, selector: _Watch, error: OSError) -> None:
         """Stop watching the listener for a while: accept() fails for want of a resource."""
         delay = self._retry_delay
         self._retry_delay = min(delay * 2, _ACCEPT_RETRY_LAST)
@@ -268,7 +328,7 @@ class _WaitConnection(threading.Thread):
     def _tls_step(
         self,
         item: _Pending,
-        selector: selectors.BaseSelector,
+        selector: _Watch,
         pending: dict[socket.socket, _Pending],
     ) -> bool:
         """Drive the TLS handshake as far as the bytes at hand allow; True once done."""
@@ -295,7 +355,7 @@ class _WaitConnection(threading.Thread):
     def _read_hello(
         self,
         item: _Pending,
-        selector: selectors.BaseSelector,
+        selector: _Watch,
         pending: dict[socket.socket, _Pending],
     ) -> None:
         # Over TLS, one record may hold more than a read takes: the rest waits in the
@@ -309,7 +369,7 @@ class _WaitConnection(threading.Thread):
     def _read_some(
         self,
         item: _Pending,
-        selector: selectors.BaseSelector,
+        selector: _Watch,
         pending: dict[socket.socket, _Pending],
     ) -> None:
         try:
@@ -381,7 +441,7 @@ class _WaitConnection(threading.Thread):
     def _drop(
         self,
         item: _Pending,
-        selector: selectors.BaseSelector,
+        selector: _Watch,
         pending: dict[socket.socket, _Pending],
     ) -> None:
         selector.unregister(item.conn)
@@ -478,14 +538,11 @@ class Server(BaseThreadedCommunication):
         ssl_context: ssl.SSLContext | None = None,
         record: str | os.PathLike[str] | None = None,
     ) -> None:
-        super().__init__(
-            ident=ident,
-            socket_handler_class=socket_handler_class,
-            socket_handler_args=socket_handler_args,
-            host=host,
-            port=port,
-            log_level=log_level,
-        )
+        super().__init__(ident, socket_handler_class, socket_handler_args, host, port, log_level)
+        self.max_frame_size = max_frame_size
+        self.send_limits = send_limits
+        self.stall_timeout = stall_timeout
+        self.linger = linger
         if max_connection < 1:
             raise InvalidArgumentError(f"max_connection must be at least 1, not {max_connection}")
         self.max_connection = max_connection
@@ -496,10 +553,6 @@ class Server(BaseThreadedCommunication):
             )
         self.handshake_timeout = handshake_timeout
         self.max_pending_handshakes = max_pending_handshakes
-        self.max_frame_size = max_frame_size
-        self.send_limits = send_limits
-        self.stall_timeout = stall_timeout
-        self.linger = linger
         self.name = name
         self.discovery_group = discovery_group
         self.discovery_port = discovery_port
@@ -548,7 +601,7 @@ class Server(BaseThreadedCommunication):
         if self._closed:
             raise InvalidStateError("the server is closed")
         if not self.wait_connection_thread.is_alive():
-            if self.wait_connection_thread.ident is not None:  # a stopped thread
+            if self.wait_connection_thread._launched:  # a stopped one
                 self.wait_connection_thread = _WaitConnection(self)
             self.wait_connection_thread.start()
 
@@ -598,16 +651,7 @@ class Server(BaseThreadedCommunication):
             self._refuse_hello(conn, addr, handshake, reason)
             return
         try:
-            handler = self.socket_handler_class(conn, addr, self.logger, *self.socket_handler_args)
-            handler.attach(
-                Connection.from_handshake(
-                    handshake,
-                    limits=self.send_limits,
-                    stall_timeout=self.stall_timeout,
-                    tap=self.tap,
-                ),
-                on_closed=self._connection_closed,
-            )
+            handler = self.open_handler(conn, addr, handshake)
         except Exception:
             self.logger.exception("could not admit %s from %s", ident, addr)
             conn.close()
