@@ -198,9 +198,13 @@ Server (:class:`SessionTable`, one :class:`ServerSession` per client)::
   writes or queues its bytes, so that numbers follow the order of the bytes on the
   socket (the driver's ``send`` encodes small frames inline before taking the lock:
   the call goes after ``lock.acquire()``); resent frames are written without being
-  recorded again. Receiving: every whole data frame counted with
-  ``resume.acks.count(frames, size)`` where it is counted in ``frames_received``
-  (``feed`` and the driver's whole-frame shortcut). ``control_frame``: an ACK calls
+  recorded again. Receiving: every whole *data* frame handed on is counted once with
+  ``resume.acks.count(frames, size)``, on each path that adds to ``frames_received``
+  (which also counts control frames): ``Connection.feed``, ``direct_filled`` (large
+  frames read in place), the driver's whole-frame shortcut in ``_read``, and the
+  pending frames that came in the same read as the peer's HELLO (or as the RESUME
+  answer); a frame missed or counted twice here is a frame lost or delivered twice
+  after the next resume. ``control_frame``: an ACK calls
   ``resume.log.ack(decode_ack(frame.message))`` and counts as the peer's progress (as
   the kernel taking bytes does, for the ``"wait"`` policy); ACK and RESUME on a
   connection without ``resume`` stay protocol errors. Limits: ``room_for`` and the
