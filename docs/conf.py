@@ -63,7 +63,7 @@ autodoc_type_aliases = {"_T": "type"}
 nitpick_ignore_regex = [
     (
         r"py:.*",
-        r"(_thread|collections|enum|http|logging|pathlib|queue|selectors|socket|ssl|sys|threading"
+        r"(_thread|collections|enum|http|logging|os|pathlib|queue|selectors|socket|ssl|sys|threading"
         r"|typing|xml)\..+",
     ),
     (r"py:.*", r"(lxml\.)?etree\..+"),
