@@ -195,6 +195,35 @@ def test_the_accept_thread_restarts_after_stop_wait_connection(
     assert server.wait_for_connections(1, 5)
 
 
+def test_wait_connection_thread_keeps_the_rules_of_a_thread(inbox: queue.Queue[bytes]) -> None:
+    # pymasep 0.2's wait_connection_thread was a threading.Thread: code that joins it or
+    # starts it again gets what a Thread gives, though it no longer runs a thread.
+    with Server(ENGINE, 1, SocketHandlerQueue, (inbox,), LOOPBACK, 0) as server:
+        accepting = server.wait_connection_thread
+        assert isinstance(accepting, threading.Thread)
+        with pytest.raises(RuntimeError, match="before it is started"):
+            accepting.join()
+        server.wait_connection()
+        with pytest.raises(RuntimeError, match="only be started once"):
+            accepting.start()
+        server.stop_wait_connection()
+        accepting.join(5)
+        assert not accepting.is_alive()
+
+
+def test_a_client_reset_during_the_handshake_costs_only_its_own_connection(
+    server: Engine, raw_clients: Connect, inbox: queue.Queue[bytes]
+) -> None:
+    with socket.create_connection((LOOPBACK, server.port), timeout=5) as quitter:
+        quitter.sendall(PREAMBLE)  # half a hello, then a reset (RST, not FIN)
+        quitter.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client = raw_clients(server, "honest")
+    assert server.connection_ids() == ["honest"]
+    client.send(b"served")
+    assert inbox.get(timeout=5) == b"served"
+    assert server.ended.empty()  # the quitter never became a connection
+
+
 # --- no frame lost, no deadlock ------------------------------------------------------------
 
 
