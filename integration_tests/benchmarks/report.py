@@ -64,8 +64,7 @@ EXPLANATIONS = [
         "profile (`--wall`), 10 ms of it preparing the buffer's views for 148 reads of about "
         "110 KiB each, one I/O-loop turn per read; the rest is waiting for the sender and "
         "for the hand-over to the thread that takes the frame. The payload is still copied "
-        "once into `bytes` (`Frame.message` is `bytes`); pyzmq hands the buffer over. "
-        + PROFILED,
+        "once into `bytes` (`Frame.message` is `bytes`); pyzmq hands the buffer over. " + PROFILED,
     ),
     (
         ("stream of 1 KiB frames", "length-prefixed"),
