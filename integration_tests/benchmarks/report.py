@@ -18,16 +18,15 @@ from typing import Any
 COLUMNS = ("bare Python", "pymasep 0.2", "pyzmq")
 _COLORS = {"bare Python": "#4C72B0", "pymasep 0.2": "#DD8452", "pyzmq": "#55A868"}
 
-# Where the profiles behind the explanations of issue 17's targets come from. They were
-# taken on the transport of one reader thread per connection and one writer thread per
-# streaming connection; once the one-I/O-thread engine lands, profile again and rewrite
-# them (cpuprofile.py WORKLOAD prints the same tables).
+# Where the profiles behind the explanations of issue 17's targets come from: the engine
+# of one I/O thread per process (re-profile when the transport changes: cpuprofile.py
+# WORKLOAD prints the same tables).
 PROFILED = (
     "Profiled with `integration_tests/benchmarks/cpuprofile.py` (cProfile in every thread "
     "of both processes, timed by each thread's CPU time, kernel time included) on the "
-    "transport of a reader thread per connection and a writer thread per streaming "
-    "connection (main at 87bd04a), on the 2-core machine while shared: the seconds are "
-    "CPU seconds of one run, to compare with each other, not with this page's ratios."
+    "engine of one I/O thread per process (this page's code), on the 2-core machine: the "
+    "seconds are CPU seconds of one run under the profiler, to compare with each other, "
+    "not with this page's ratios."
 )
 
 # Why a target is missed, by the words of the row's name (the first entry whose words are
@@ -36,91 +35,69 @@ PROFILED = (
 EXPLANATIONS = [
     (
         ("broadcast of 1 KiB to 256 interfaces",),
-        "The engine's threads. In the profile of 240 broadcasts to 256 interfaces (61,440 "
-        "frames) the engine's process spent 15.8 s of CPU, the bare engine's loop 0.64 s: 10.0 s "
-        "ran in the 256 writer threads (`SocketHandler._write_loop`), 6.4 s of it inside "
-        "`lock.acquire`, that is waking writer threads and passing the GIL among 256 of "
-        "them; the writes themselves (`socket.send`) took 1.9 s, at under two frames per "
-        "write (39,368 writes). The interfaces' process spent 3.9 s (bare: 0.7 s): each "
-        "reader thread wakes for about 1.5 frames (41,509 `recv_into`), where the bare "
-        "loop reads 17 frames per `recv`. pyzmq does this work from one I/O thread per "
-        "process. The cure is issue 17's one I/O thread per process. " + PROFILED,
+        "The connections' locks. In the profile of 240 broadcasts to 256 interfaces (61,440 "
+        "frames) the engine's process spent 5.2 s of CPU (15.8 s on the transport of a "
+        "thread per connection), 2.2 s of it inside `lock.acquire` (69,028 acquires): the "
+        "broadcasting thread queues most frames (57,600 of 61,440, a stream of one-way "
+        "frames being coalesced) and the I/O thread drains them (2,029 `sendmsg`), each "
+        "taking every connection's lock in turn, and each contended hand-over costs a GIL "
+        "switch. The send path itself is about 25 us of Python a frame under the profiler "
+        "(`Driver.send`). pyzmq queues in C, without the GIL. " + PROFILED,
     ),
     (
         ("growth from",),
-        "The cost of a frame grows with the interfaces. In the profiles the engine spent "
-        "81 us of CPU per frame with 8 interfaces (1.9 s for 24,000 frames) and 256 us "
-        "with 256 (15.8 s for 61,440): with more connections each writer thread finds "
-        "fewer frames queued when it wakes (about 16 per write with 8 interfaces, 1.6 with "
-        "256), so nearly every frame pays a thread wake-up (time in `lock.acquire`: 0.9 s "
-        "with 8, 6.4 s with 256). 32 times the frames at 3.2 times the cost each. " + PROFILED,
+        "The cost of a frame grows with the interfaces, less than it did. Under the "
+        "profiler the engine's CPU per frame went from 77 us with 8 interfaces (1.85 s for "
+        "24,000 frames) to 85 us with 256 (5.2 s for 61,440), the interfaces' process's "
+        "from 19 us to 28 us; the rest of the growth is time spent waiting for the other "
+        "process, which the profile of CPU time does not show. " + PROFILED,
     ),
     (
         ("fan-out of one observation", "bare"),
-        "The engine's writer threads. In the profile of 100 fan-outs of the 52 KB "
-        "observation to 64 interfaces, the engine's process spent 1.09 s of CPU, the bare "
-        "engine's loop 0.29 s (its `sendall` 0.28 s): 0.43 s ran in the 64 writer threads, "
-        "0.38 s of it in `lock.acquire` (27,370 waits and wake-ups, four per frame). The "
-        "interfaces' process spent 0.45 s, the bare loop's 0.26 s (3,984 reader wake-ups, "
-        "the bare loop's 1,392 `recv`). Both processes share the two cores, so the CPU is "
-        "the time. " + PROFILED,
+        "The send path's Python and the connections' locks, as for the broadcasts above; "
+        "not profiled separately on this engine. " + PROFILED,
     ),
     (
         ("16 MiB", "pyzmq"),
-        "Copies of the frame. In a wall-clock profile the engine's reader took 65 ms for "
-        "the 16 MiB frame: 14 ms in 68 `recv_into` calls of 256 KiB, and 45 ms framing "
-        "(`wire.FrameDecoder.feed`, `_split_v1`), which copies each chunk into a "
-        "reassembly buffer and the whole frame out of it again. pyzmq receives into one "
-        "buffer of the message's size. Issue 17's zero-copy receive (`recv_into` a "
-        "memoryview of one buffer of the frame's size) removes the copies. " + PROFILED,
-    ),
-    (
-        ("stream of 1 KiB frames", "length-prefixed"),
-        "The hand-off to the writer thread. In the profile of 50,000 frames the sending "
-        "process spent 2.0 s of CPU, the bare loop's 0.4 s: `send_frame_to` took 1.5 s, "
-        "1.3 s of it in `send_frame_async`, which queues each frame for the connection's "
-        "writer thread (`Connection.enqueue`, and a `Condition.notify_all` for most "
-        "frames: 37,563 of them, 0.3 s), where the bare loop's `sendall` costs 0.18 s in "
-        "all. The receiving engine spent 0.8 s (the bare loop 0.36 s), 0.6 s of it splitting "
-        "frames (`wire._split_v1`, one `Frame` object each). Issue 17's fast path (the "
-        "caller's thread writes while the socket takes the bytes) removes the hand-off. "
+        "Not the receive's copies any more: with the frame read straight into one buffer of "
+        "its size, the receiving process spent 0.12 s in all its threads under a wall-clock "
+        "profile (`--wall`), 10 ms of it preparing the buffer's views for 148 reads of about "
+        "110 KiB each, one I/O-loop turn per read; the rest is waiting for the sender and "
+        "for the hand-over to the thread that takes the frame. The payload is still copied "
+        "once into `bytes` (`Frame.message` is `bytes`); pyzmq hands the buffer over. "
         + PROFILED,
     ),
     (
+        ("stream of 1 KiB frames", "length-prefixed"),
+        "The send path's Python: a frame goes through `send_frame_to`, the handler and the "
+        "driver under the connection's lock. " + PROFILED,
+    ),
+    (
         ("bare + queue",),
-        "Not the CPU. In the profile of 5,000 round trips, pymasep-comm spent about what "
-        "bare + queue spent, on each side: the engine 1.36 s of CPU against 1.43 s (7 lock "
-        "waits per round trip against 6, `queue.Queue` on both), the interface 0.83 s "
-        "against 0.98 s. A round trip is two wake-ups of a waiting thread on each side in "
-        "both contenders; a miss with the same CPU is time spent waiting for those "
-        "wake-ups, which a machine under load stretches: measure it again idle before "
-        "reading more into it. " + PROFILED,
+        "Thread hand-overs. In the profile of 5,000 round trips pymasep-comm's engine "
+        "spent 1.62 s of CPU against bare + queue's 0.82 s, and its interface 1.00 s "
+        "against 0.54 s: 35,040 lock acquires on the engine's side (7 a round trip, 0.66 s), "
+        "as each frame passes from the I/O thread to the application's queue and each "
+        "reply from the application's thread through the connection's lock to the "
+        "socket, where bare + queue has one reader thread and one queue a side. " + PROFILED,
     ),
     (
         ("round trip",),
-        "A round trip crosses threads that the bare loop does not: the engine's reader "
-        "thread decodes the request and calls `on_receive`, which sends the echo; the "
-        "interface's reader thread reads the reply and hands it to the thread waiting on "
-        "its queue. That hand-off, one thread wake-up per round trip (about 10 us here, "
-        "measured with two threads passing an item through a `queue.SimpleQueue`), is "
-        "the price of a connection that never blocks the game loop; the rest is the "
-        "Python of framing on each side. The bare loop sends and receives in the one "
-        "thread that waits and does no framing. pyzmq, whose I/O threads hand messages "
-        "over the same way, is slower still (its column).",
+        "A round trip crosses threads that the bare loop does not: the I/O thread reads "
+        "the request and calls `on_receive`, which sends the echo; the interface's I/O "
+        "thread reads the reply and hands it to the thread waiting on its queue. That "
+        "hand-off is the price of a connection that never blocks the game loop; the rest "
+        "is the Python of framing on each side. The bare loop sends and receives in the "
+        "one thread that waits and does no framing.",
     ),
 ]
 
 
 # Why pymasep-comm's first step of the scale table can be steeper than its later ones.
 SCALE_NOTE = (
-    "pymasep-comm reads each connection in a thread of its own. With few interfaces, a "
-    "connection can get frames faster than its thread wakes up, and one wake-up then reads "
-    "several: with 8, from one to three frames per wake-up in the runs measured (the "
-    "interfaces' voluntary context switches against the frames received), which is also "
-    "why its 8-interface time varies from run to run. From 64 on, every frame costs a "
-    "wake-up of its own, so the first step can lose that batching and grow faster than "
-    "linear; the later steps show the growth once it is gone. (The bare loop reads about "
-    "five frames per `recv` at every size measured.)"
+    "pymasep-comm moves every connection's bytes in one I/O thread per process; with more "
+    "connections, each read and each write finds fewer frames to batch, so the cost of a "
+    "frame grows with the interfaces (see the growth row's note)."
 )
 
 
@@ -517,19 +494,19 @@ def write(rows: list[dict[str, Any]], page: Path, chart: Path, rounds: int, targ
         "",
         "## Reading the table",
         "",
-        "* pymasep-comm gives each connection a reader thread, so that a slow interface",
-        "  never blocks the engine; the bare broadcast baseline reads every socket from one",
-        "  loop in one thread. With many interfaces in one process, as in the broadcasts",
-        "  here, those threads take turns on the GIL and wake up once per frame, which",
-        "  the one-loop baseline does not pay. A real interface is a process of its own.",
+        "* pymasep-comm moves every connection's bytes in one I/O thread per process",
+        "  (selectors), as the bare broadcast baseline reads every socket from one loop;",
+        "  the sender's thread writes directly while the kernel takes the bytes. A handler",
+        "  whose `on_receive` may block gets a delivery thread; the benchmarks' handlers",
+        "  say they never block (`receive_may_block = False`), as `SocketHandlerQueue` is.",
         "* Where pymasep 0.2 has no number, the note says why: it cannot carry the frame,",
         "  or it garbled frames or stalled (its receiver reads a frame with one `recv()`",
         "  and never asks for the rest). 0.2 is not run again for a workload once it failed.",
         "  Its round trip waits for TCP's delayed acknowledgement (it writes a frame in two",
         "  pieces without `TCP_NODELAY`), hence its outsized ratio.",
         "* The broadcasts send one-way frames to each connection, as a stream: after 16 in a",
-        "  row, a connection queues them for a writer thread, which coalesces them into large",
-        "  writes and stays for the stream's next frames until something is received.",
+        "  row, a connection queues them for the I/O thread, which coalesces them into large",
+        "  writes (`sendmsg`) until something is received.",
         "",
         "## Run",
         "",

@@ -23,6 +23,13 @@ WORKLOADS = [
     "broadcast of 1 KiB to 8 interfaces",
     "broadcast of 1 KiB to 64 interfaces",
     "broadcast of 1 KiB to 256 interfaces",
+    "message codec: State of 30 objects and 2 agents, our share, steady heap",
+    "message codec: duel observation (captured), our share, steady heap",
+    "message codec: crowd observation (captured), our share, steady heap",
+    "round trip of a small frame, a queue on each side",
+    "game step, 8 interfaces in 4 processes",
+    "game step, 64 interfaces in 4 processes",
+    "game step, 256 interfaces in 4 processes",
 ]
 
 
