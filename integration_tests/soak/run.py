@@ -49,7 +49,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from soakanalysis import FrameOrder, Sample, chart, growths, read_sample, report
+from soakanalysis import (
+    FrameOrder,
+    Sample,
+    chart,
+    growths,
+    read_sample,
+    report,
+    tracing_problem,
+)
 from soaklayout import Layout, layout
 
 from pymasep.comm.core import (
@@ -650,6 +658,9 @@ def main(argv: list[str]) -> int:
         "--no-stalled", action="store_true", help="diagnosis: run without the stalled interface"
     )
     options = parser.parse_args(argv)
+    problem = tracing_problem()
+    if problem:
+        parser.error(problem)
     try:
         options.slots = layout(options.interfaces, options.processes)
     except ValueError as error:

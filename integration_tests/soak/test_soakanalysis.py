@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import random
+import threading
 from pathlib import Path
 
 import pytest
-from soakanalysis import FrameOrder, Growth, growth, read_sample, report
+from soakanalysis import FrameOrder, Growth, growth, read_sample, report, tracing_problem
 
 
 def _noisy(values: list[float], spread: float, seed: int = 1) -> list[float]:
@@ -116,3 +117,17 @@ def test_the_report_says_why_it_failed() -> None:
     assert "- rss_mib keeps growing" in page
     assert "| resident memory (MiB) | 30.0 | 40.0 | 50.0 | +20.0 | 8 | +5.0 | **yes** |" in page
     assert "](soak.png)" in page
+
+
+def test_memory_is_not_judged_under_a_tracer_that_every_new_thread_gets() -> None:
+    # coverage.py's, before Python 3.12, keeps a tracer per thread started: the soak's
+    # engine starts one per connection and its memory grew by the tracers.
+    saved = threading.gettrace()  # coverage's own, when this test runs under it
+    try:
+        threading.settrace(None)
+        assert tracing_problem() is None
+        threading.settrace(lambda *args: None)
+        problem = tracing_problem()
+        assert problem is not None and "tracer" in problem
+    finally:
+        threading.settrace(saved)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import inspect
 import logging
 import os
@@ -17,6 +18,7 @@ import socket
 import struct
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -942,6 +944,61 @@ def test_50_connect_close_cycles_leave_no_thread_and_no_descriptor(
     wait_registered(server, "cycle-49", present=False)
     assert_settles(threads, fds)
     assert server.connection_ids() == []
+
+
+class _MayBlock(PeerRecorder):
+    """A handler with a delivery thread of its own."""
+
+    receive_may_block = True
+
+
+def _still_alive(refs: list[weakref.ref[Any]], seconds: float = 5) -> list[Any]:
+    """The objects of ``refs`` still alive after ``seconds`` at most (the last one ends
+    in the I/O thread, which returns from its callbacks a moment later)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        gc.collect()
+        left = [obj for obj in (ref() for ref in refs) if obj is not None]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("handler_class", [PeerRecorder, _MayBlock])
+def test_connections_that_come_and_go_leave_nothing_of_theirs_alive(
+    make_server: MakeServer,
+    inbox: queue.Queue[bytes],
+    ended: queue.Queue[tuple[str | None, str]],
+    raw_clients: Connect,
+    handler_class: type[SocketHandler],
+) -> None:
+    # An engine meets thousands of connections (15,000 in the 30-minute soak): each one's
+    # handler and connection must be freed once it has ended, however it ended.
+    server = make_server(handler_class, (inbox, ended))
+    refs: list[weakref.ref[Any]] = []
+    for cycle in range(40):
+        ident = f"cycle-{cycle}"
+        client = raw_clients(server, ident)
+        handler = server.get_connection(ident)
+        refs += [weakref.ref(handler), weakref.ref(handler.connection)]
+        server.send_frame_to(ident, Frame(b"x" * 100_000))  # part of it may wait queued
+        client.send(b"hi")
+        how = cycle % 4
+        if how == 0:
+            client.leave()
+        elif how == 1:  # bye at once, reading nothing
+            client.send_bye()
+            client.sock.close()
+        elif how == 2:  # reset
+            client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.sock.close()
+        else:  # the engine sends it away
+            server.send_frame_to(ident, Frame.bye_frame())
+            answer_the_bye(client)()
+        assert ended.get(timeout=5)[0] == ident  # its on_disconnect has run
+        del handler
+    assert server.connection_ids() == []
+    assert _still_alive(refs) == []
 
 
 # --- both wires on one port ---------------------------------------------------------------

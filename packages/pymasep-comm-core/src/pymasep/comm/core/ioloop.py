@@ -190,21 +190,30 @@ class IOLoop:
                         self._woken = False
                         return
                 continue
-            for key, mask in select(timeout):
-                if key.data is None:
-                    self._drain_waker()
-                    continue
-                try:
-                    key.data(mask)
-                except Exception:
-                    _logger.exception("an I/O callback failed")
-            if not (ready or timers):
+            # Run in helpers: a loop variable outlives its loop, and in this frame the
+            # last one (a connection's driver, its handler) would stay alive while the
+            # loop sleeps, until the next event, maybe long after that connection ended.
+            self._dispatch(select(timeout))
+            if ready or timers:
+                self._run_due(scheduler.due(monotonic()))
+
+    def _dispatch(self, events: list[tuple[selectors.SelectorKey, int]]) -> None:
+        for key, mask in events:
+            if key.data is None:
+                self._drain_waker()
                 continue
-            for callback in scheduler.due(monotonic()):
-                try:
-                    callback()
-                except Exception:
-                    _logger.exception("a callback of the I/O loop failed")
+            try:
+                key.data(mask)
+            except Exception:
+                _logger.exception("an I/O callback failed")
+
+    @staticmethod
+    def _run_due(callbacks: list[Callback]) -> None:
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                _logger.exception("a callback of the I/O loop failed")
 
     def _drain_waker(self) -> None:
         # Drained before the flag is cleared: a byte sent once it is clear stays for the
