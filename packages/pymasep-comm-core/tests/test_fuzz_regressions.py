@@ -44,6 +44,24 @@ def test_a_list_holding_nan_and_an_element_equals_its_round_trip() -> None:
     assert _round_trip(sent) == sent
 
 
+# Found by the message target: an element name that is a valid XML name but not a plain
+# one (a combining mark after its first letter) takes the writer's careful path, where
+# ElementTree wrote it as US-ASCII, turning the mark into a character reference inside
+# the tag, which no parser reads: a received message could not be sent on. The careful
+# path now writes text.
+
+
+def test_an_element_named_with_a_combining_mark_encodes_again() -> None:
+    data = (
+        '<Message msg_type="observation" src_sub_app="engine"><dict>'
+        '<item key="log"><s\u0316 content="empty" /></item></dict></Message>'
+    ).encode()
+    received = Message("", None, None)
+    received.from_bytes(data)
+    assert received.params["log"].tag == "s\u0316"
+    assert _round_trip(received) == received
+
+
 # Found by probing what the discovery target's parser accepts: parse_reply takes any
 # JSON string as a server's id or name, so one datagram from anyone on the network
 # puts a lone surrogate or terminal control codes into ServerInfo. A surrogate makes

@@ -249,7 +249,9 @@ def _careful(element: ElementTree.Element) -> str:
     tail = element.tail
     element.tail = None
     try:
-        data = ElementTree.tostring(element)
+        # As text: in US-ASCII (tostring's default) a name's non-ASCII letters would
+        # become character references, which a name cannot hold.
+        data = ElementTree.tostring(element, encoding="unicode")
         parsed = etree.fromstring(data)
     except (TypeError, etree.XMLSyntaxError) as error:
         raise EncodeError(
