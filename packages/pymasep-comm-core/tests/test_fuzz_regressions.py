@@ -58,7 +58,7 @@ def test_an_element_named_with_a_combining_mark_encodes_again() -> None:
     ).encode()
     received = Message("", None, None)
     received.from_bytes(data)
-    assert received.params["log"].tag == "s\u0316"
+    assert received.params is not None and received.params["log"].tag == "s\u0316"
     assert _round_trip(received) == received
 
 

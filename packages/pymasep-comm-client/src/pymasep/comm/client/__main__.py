@@ -34,7 +34,7 @@ from pymasep.comm.core.discovery import (
     ServerInfo,
 )
 from pymasep.comm.core.exceptions import ServerNotFoundError
-from pymasep.comm.core.replay_command import (
+from pymasep.comm.core.replay_cli import (
     add_pace_options,
     read_connection,
     replay_live,

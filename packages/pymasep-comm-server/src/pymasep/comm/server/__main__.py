@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from pymasep.comm.core import SocketHandlerPeerQueue
-from pymasep.comm.core.replay_command import (
+from pymasep.comm.core.replay_cli import (
     add_pace_options,
     read_connection,
     replay_live,
