@@ -181,13 +181,20 @@ def _pytest(
     _measured(session, "-m", "pytest", *workers, *args, env=env)
 
 
-def _measured(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> None:
-    """Run ``python *args`` under coverage; this session's data (and its subprocesses')
-    replace what its previous run left in COVERAGE_DATA."""
+def _forget_coverage(session: nox.Session) -> str:
+    """Delete what this session's previous runs left in COVERAGE_DATA; return the name
+    its data goes under."""
     name = re.sub(r"[^\w-]+", "-", session.name).strip("-")
     COVERAGE_DATA.mkdir(parents=True, exist_ok=True)
     for stale in COVERAGE_DATA.glob(f".coverage.{name}.*"):
         stale.unlink()
+    return name
+
+
+def _measured(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> None:
+    """Run ``python *args`` under coverage; this session's data (and its subprocesses')
+    replace what its previous run left in COVERAGE_DATA."""
+    name = _forget_coverage(session)
     env = {
         **(env or {}),
         "COVERAGE_FILE": str(COVERAGE_DATA / f".coverage.{name}"),
@@ -422,6 +429,7 @@ def soak(session: nox.Session) -> None:
     # keeps it until the process ends (about 1 KiB each), and the engine starts a delivery
     # thread per connection, so the run would measure coverage's memory, not the engine's
     # (run.py refuses to run under such a tracer).
+    _forget_coverage(session)  # measured by earlier versions: that data no longer counts
     session.run("python", str(soak_run), "--out", str(out), *session.posargs)
 
 
