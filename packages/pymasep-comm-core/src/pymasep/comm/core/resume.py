@@ -253,6 +253,7 @@ from .exceptions import (
     InvalidStateError,
     ProtocolError,
 )
+from .frame import FrameKind
 from .wire import MAGIC, PROTOCOL_VERSION, V1_HEADER
 
 __all__ = [
@@ -294,10 +295,10 @@ __all__ = [
     "session_secret",
 ]
 
-ACK_KIND = 5
+ACK_KIND = FrameKind.ACK
 """Frame kind of an acknowledgement (the next after ``FrameKind.AUTH``)."""
 
-RESUME_KIND = 6
+RESUME_KIND = FrameKind.RESUME
 """Frame kind of every message of the resume negotiation and exchange."""
 
 EXTENDED_VERSION = 2
