@@ -1,8 +1,9 @@
-"""Resuming a broken connection, as sans-I/O parts (issue 18): not enabled yet.
+"""Resuming a broken connection, as sans-I/O parts.
 
-Nothing here is wired into the handshake, the :class:`~pymasep.comm.core.Connection` or
-the driver yet; this module is the groundwork they will call. It holds no socket and
-reads no clock: every method that needs the time takes ``now`` (``time.monotonic()``
+The handshake (:mod:`~pymasep.comm.core.handshake`), the
+:class:`~pymasep.comm.core.Connection`, the driver, the server and the client call what
+is here (see "How the handshake, the Connection and the driver call it" below). It
+holds no socket and reads no clock: every method that needs the time takes ``now`` (``time.monotonic()``
 in the driver), so that everything here is tested without sockets and without sleeps.
 
 What it gives a connection that breaks without a bye (a reset, an abort, a stall, an
@@ -171,7 +172,7 @@ Server (:class:`SessionTable`, one :class:`ServerSession` per client)::
                                  |     break yet: the old connection is dropped)
                                  '--bye, close(), protocol error--> ENDED
 
-**How the handshake, the Connection and the driver will call it.**
+**How the handshake, the Connection and the driver call it.**
 
 * **Handshake** (``handshake.py``). The client, with ``resume_window > 0``, sends
   ``MAGIC 02`` and, right after its HELLO, ``resume_frame(offer)`` where
@@ -379,8 +380,8 @@ _REFUSAL_TEXT = {
 
 
 class ResumeRefusedError(ConnectionRejectedError):
-    """The server refused to resume the session (a ConnectionRejectedError; to join the
-    tree in ``exceptions.py`` when resuming is wired).
+    """The server refused to resume the session (a ConnectionRejectedError; the client
+    ends its session with it, ``DisconnectCode.RESUME_REFUSED``).
 
     Attributes:
         refusal: Why, as a :class:`RefusalReason`.
