@@ -18,7 +18,8 @@ The rules (states, bye, limits, stall, reasons) live in the sans-I/O
   loop reads until the peer ends too, then frees the socket and tells the owner once.
 * **Resuming** (a connection whose :attr:`Connection.resume
   <pymasep.comm.core.Connection.resume>` is set): a socket that breaks without a bye
-  (an end of stream, a reset, an error, a stall) is dropped, but the connection is not
+  (a reset, an abort, an error, a stall; not an end of stream, which is the peer's
+  process closing or dying) is dropped, but the connection is not
   ended: the owner is told (``on_break``), sends go on into the session's log, and
   :meth:`Driver.resume` later carries the connection on a new socket. An ACK is written
   at the end of the read turn that made one due.
@@ -172,6 +173,9 @@ class Driver:
         self._stall_timer: Timer | None = None
         self._soft_timer: Timer | None = None
         self._close_timer: Timer | None = None
+        # A send that failed on a resumable connection: the kernel reports a socket's
+        # error once, so the loop's next read may then see a mere end of stream.
+        self._send_failed: OSError | None = None
         self.on_break: Callable[[DisconnectReason], None] | None = None
         """Called in the loop when a resumable connection's socket breaks (the owner
         then resumes it or, in the end, :meth:`expire` s it); None: a break ends it."""
@@ -224,6 +228,7 @@ class Driver:
                     # it for a resume (this frame is in the log then).
                     if resume is None:
                         raise ConnectionClosedError(f"send failed: {error}") from error
+                    self._send_failed = error
                     sent = 0
                 if sent == size:
                     conn.frames_sent += 1
@@ -231,9 +236,14 @@ class Driver:
                     return
             else:
                 queued = conn.queued_bytes
+                limit = conn.limits.hard_limit
                 if (
                     (queued or conn.broken)
-                    and (queued + size > conn.limits.hard_limit or resume is not None)
+                    and (
+                        queued + size > limit
+                        # The frames held for a resume count too (every queued one is).
+                        or (resume is not None and resume.log.unacked_bytes + size > limit)
+                    )
                     and not conn.room_for(size, _monotonic())
                 ):
                     cut = self._wait_for_room(size)
@@ -538,6 +548,8 @@ class Driver:
         and the socket takes it, else queued (it is not a frame of the application)."""
         conn = self.connection
         assert conn.resume is not None
+        if not conn.resume.acks.ack_due:  # counted by this thread alone: no lock needed
+            return
         with self.lock:
             if conn.state is _CLOSED or conn.broken or conn.bye_sent:
                 return
@@ -550,8 +562,9 @@ class Driver:
                     sent = self._tls_send((ack,)) if self._tls else self.socket.send(ack, _DONTWAIT)
                 except _WOULD_BLOCK:
                     sent = 0
-                except OSError:
-                    return  # the loop reads the failure next and breaks the connection
+                except OSError as error:
+                    self._send_failed = error  # the read that follows breaks it
+                    return
                 conn.bytes_sent += sent
                 if sent == len(ack):
                     return
@@ -647,9 +660,16 @@ class Driver:
                     except _WOULD_BLOCK:
                         return
                 if not count:
+                    # An end of stream without a bye is the peer's process closing (or
+                    # dying: its kernel closes its sockets): never resumed. A network
+                    # that breaks resets, aborts or stalls instead.
                     with self.lock:
                         reason = conn.receive_eof()
-                    self._lost(reason)
+                    failed = self._send_failed
+                    if failed is None or reason.code is not DisconnectCode.CONNECTION_LOST:
+                        self._end(reason)
+                    else:  # the reset that a send saw first
+                        self._lost(DisconnectReason(CONNECTION_LOST, str(failed)))
                     return
                 now = _monotonic()
                 if direct is not None:
@@ -707,9 +727,7 @@ class Driver:
         conn = self.connection
         data = [f for f in frames if f.kind is FrameKind.DATA]
         if len(data) != len(frames):
-            with self.lock:  # an ACK releases frames of the log, which senders fill
-                data = conn.receive_frames(frames)
-                self.changed.notify_all()
+            data = conn.receive_frames(frames)
         if data:
             self._deliver(data)
         if conn.bye_received:
@@ -813,6 +831,7 @@ class Driver:
             prefix, resend = decided
             old = None if conn.broken else self.socket
             conn.resumed(decoder, pending_frames)
+            self._send_failed = None
             self.socket, self.address = sock, address
             self._tls = isinstance(sock, ssl.SSLSocket)
             if prefix:

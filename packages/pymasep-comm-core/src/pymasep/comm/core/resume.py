@@ -3,8 +3,9 @@
 The handshake (:mod:`~pymasep.comm.core.handshake`), the
 :class:`~pymasep.comm.core.Connection`, the driver, the server and the client call what
 is here (see "How the handshake, the Connection and the driver call it" below). It
-holds no socket and reads no clock: every method that needs the time takes ``now`` (``time.monotonic()``
-in the driver), so that everything here is tested without sockets and without sleeps.
+holds no socket and reads no clock: every method that needs the time takes ``now``
+(``time.monotonic()`` in the driver), so that everything here is tested without sockets
+and without sleeps.
 
 What it gives a connection that breaks without a bye (a reset, an abort, a stall, an
 error on the socket): both sides keep their session for ``resume_window`` seconds; the
@@ -763,6 +764,15 @@ class SendLog:
     little: :meth:`record` is one append and two additions, and an ACK releases its
     frames by moving an index (the list is compacted once its released head is the
     larger half), not by removing them one by one.
+
+    Threads: the senders call :meth:`record` (and the driver :meth:`resume` and
+    :meth:`clear`) under the connection's lock; the I/O thread calls :meth:`ack` without
+    it, so that an ACK never makes a streaming sender hand its lock over. That is safe
+    because each writes fields the other only reads (``record``: ``sent`` and the
+    recorded bytes, appending at the list's end; ``ack``: the head, ``acked`` and the
+    released bytes), each list operation is atomic, and :attr:`unacked_bytes`, which may
+    read a moment's mix of both, only feeds the send limits. ``resume`` runs while no
+    socket is read (or in the I/O thread itself).
     """
 
     __slots__ = ("_acked_bytes", "_frames", "_head", "_recorded_bytes", "acked", "sent")
