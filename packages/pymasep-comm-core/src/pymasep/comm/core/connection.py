@@ -680,12 +680,14 @@ class Connection:
 
     # -- resuming --------------------------------------------------------------------
 
-    def broke(self, now: float) -> None:
-        """The socket broke without a bye and the session is held (:attr:`resume` is
-        set): drop the bytes in flight on it, each way. Every data frame among those
-        queued is still held by the session, and the peer's partial frame, which the
-        peer counts as not received, comes again whole."""
+    def broke(self, now: float, reason: DisconnectReason) -> None:
+        """The socket broke without a bye (``reason``) and the session is held
+        (:attr:`resume` is set): drop the bytes in flight on it, each way. Every data
+        frame among those queued is still held by the session, and the peer's partial
+        frame, which the peer counts as not received, comes again whole."""
         assert self.resume is not None
+        if self.tap is not None:
+            self._tap("broken", reason)
         self.broken = True
         self.resume.broke(now)
         self._drop_queue()

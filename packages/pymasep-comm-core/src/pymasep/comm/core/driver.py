@@ -121,6 +121,24 @@ def _tls_chunk(buffers: Iterable[Buffer]) -> Buffer:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_TCP_CLOSE = 7  # tcpi_state of a connection that ended by a reset (Linux's TCP_CLOSE)
+
+
+def was_reset(sock: socket.socket) -> bool:
+    """Whether the kernel says the connection was reset: over TLS (whose socket reports
+    a reset as an end of stream) or after a send took the reset's error, a read then
+    sees a mere end of stream. Linux tells by the TCP state (CLOSE after a reset,
+    CLOSE_WAIT after the peer's FIN); elsewhere it cannot tell, and says False."""
+    if _TCP_INFO is None:
+        return False
+    try:
+        info = socket.socket.getsockopt(sock, socket.IPPROTO_TCP, _TCP_INFO, 1)
+    except OSError:
+        return False
+    return info[0] == _TCP_CLOSE
+
+
 def shutdown(sock: socket.socket, how: int) -> None:
     """The plain socket's shutdown, also for an SSLSocket: its own shutdown() drops the
     SSL object, which the loop may still be reading."""
@@ -665,11 +683,14 @@ class Driver:
                     # that breaks resets, aborts or stalls instead.
                     with self.lock:
                         reason = conn.receive_eof()
-                    failed = self._send_failed
-                    if failed is None or reason.code is not DisconnectCode.CONNECTION_LOST:
+                    if reason.code is not DisconnectCode.CONNECTION_LOST:
                         self._end(reason)
-                    else:  # the reset that a send saw first
-                        self._lost(DisconnectReason(CONNECTION_LOST, str(failed)))
+                    elif self._send_failed is not None:  # the reset that a send saw first
+                        self._lost(DisconnectReason(CONNECTION_LOST, str(self._send_failed)))
+                    elif conn.resume is not None and was_reset(sock):
+                        self._lost(DisconnectReason(CONNECTION_LOST, "reset by the peer"))
+                    else:
+                        self._end(reason)
                     return
                 now = _monotonic()
                 if direct is not None:
@@ -719,6 +740,9 @@ class Driver:
                 closing = conn.state is not _OPEN
             if closing:
                 self._end(DisconnectReason(CLOSED_LOCALLY))
+            elif isinstance(error, ssl.SSLEOFError) and not was_reset(sock):
+                # A TLS peer gone without a bye, its socket closed: its process ended.
+                self._end(DisconnectReason(CONNECTION_LOST, str(error)))
             else:
                 self._lost(DisconnectReason(CONNECTION_LOST, str(error)))
 
@@ -766,7 +790,7 @@ class Driver:
                 and not self.finished.is_set()
             )
             if hold:
-                conn.broke(_monotonic())
+                conn.broke(_monotonic(), reason)
                 self.changed.notify_all()  # a flush() returns, a waiting sender looks again
             elif conn.broken:
                 return  # the same break, seen twice

@@ -32,6 +32,8 @@ When each event fires:
 * :meth:`Tap.closed`: once, when the connection ends, with its
   :class:`~pymasep.comm.core.DisconnectReason` (``reason.graceful`` is False when the
   connection broke).
+* :meth:`Tap.broken`: a connection that may resume broke without a bye, and is held
+  for its resume window (it has not ended: no :meth:`Tap.closed` yet).
 * :meth:`Tap.resumed`: a connection that broke without a bye was resumed on a new
   socket (frames sent again are not reported again: they were reported when first sent).
 """
@@ -116,6 +118,17 @@ class Tap:
         Args:
             peer_id: Id of the peer.
             reason: Why; ``reason.graceful`` is False when it broke.
+            monotonic: ``time.monotonic()`` then.
+            wall: ``time.time()`` then.
+        """
+
+    def broken(self, peer_id: str, reason: DisconnectReason, monotonic: float, wall: float) -> None:
+        """The connection broke without a bye and is held for a resume: it has not
+        ended (:meth:`resumed` or :meth:`closed` follows).
+
+        Args:
+            peer_id: Id of the peer.
+            reason: What broke it.
             monotonic: ``time.monotonic()`` then.
             wall: ``time.time()`` then.
         """
