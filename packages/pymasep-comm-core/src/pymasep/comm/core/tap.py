@@ -32,8 +32,8 @@ When each event fires:
 * :meth:`Tap.closed`: once, when the connection ends, with its
   :class:`~pymasep.comm.core.DisconnectReason` (``reason.graceful`` is False when the
   connection broke).
-* :meth:`Tap.resumed`: reserved for resuming a connection after it broke, which
-  pymasep-comm does not do yet: nothing calls it today.
+* :meth:`Tap.resumed`: a connection that broke without a bye was resumed on a new
+  socket (frames sent again are not reported again: they were reported when first sent).
 """
 
 from __future__ import annotations
@@ -121,6 +121,5 @@ class Tap:
         """
 
     def resumed(self, peer_id: str, monotonic: float, wall: float) -> None:
-        """Reserved: a broken connection to ``peer_id`` was resumed. pymasep-comm does
-        not resume connections yet, so nothing calls this today; a tap that records
-        events should still accept it, so that it keeps working once resuming exists."""
+        """A connection to ``peer_id`` that broke without a bye was resumed on a new
+        socket; the frames it sends again are not reported again."""
