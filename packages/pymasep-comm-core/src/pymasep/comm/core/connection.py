@@ -495,15 +495,21 @@ class Connection:
             buffers = [_V1_PACK(frame.kind, frame.size) + frame.message]
         else:
             buffers = [encode_header(frame.kind, frame.size, Wire.V1), frame.message]
-        if self.tap is not None and frame.kind is FrameKind.DATA:
+        if self.tap is not None:
+            self.tap_sent(frame)
+        return buffers
+
+    def tap_sent(self, frame: Frame) -> None:
+        """Tell the tap (set) of ``frame`` sent, if it is a data frame: :meth:`encode`
+        does; a caller that encodes a frame itself calls this instead."""
+        if frame.kind is FrameKind.DATA:
             header = _V1_HEADER_SIZE if self.wire is Wire.V1 else 2
             try:
-                self.tap.frame_sent(
+                self.tap.frame_sent(  # type: ignore[union-attr]
                     self.peer_id or "", frame.message, frame.size + header, _monotonic(), _time()
                 )
             except Exception:
                 _log.exception("the tap failed on frame_sent of %s", self.peer_id)
-        return buffers
 
     def check_open(self) -> None:
         """Raise unless frames may be sent.

@@ -215,9 +215,11 @@ class Driver:
         # A small v1 frame, as a round trip's are, is encoded inline into one buffer.
         buffers: list[Buffer] | None = None
         data = b""
-        if size <= _JOIN_LIMIT and conn.wire is Wire.V1 and conn.tap is None:
+        if size <= _JOIN_LIMIT and conn.wire is Wire.V1:
             data = _V1_PACK(frame.kind, size) + frame.message
             size += _V1_HEADER_SIZE
+            if conn.tap is not None:
+                conn.tap_sent(frame)
         else:
             buffers = conn.encode(frame)
             size = sum(map(len, buffers))
