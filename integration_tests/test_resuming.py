@@ -15,6 +15,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from pymasep.comm.core import (
     SendLimits,
     SocketHandlerQueue,
 )
+from pymasep.comm.core.recording import Recording
 from pymasep.comm.core.tap import Tap
 from pymasep.comm.core.testing.proxy import CuttableProxy
 from pymasep.comm.core.testing.tls import loopback_contexts
@@ -39,20 +41,37 @@ WAIT = 10.0
 
 
 class Events(Tap):
-    """A tap that queues the connection events a test waits for."""
+    """A tap that queues the connection events a test waits for, and passes every
+    event on to the communication's own tap (its recorder), if any."""
 
-    def __init__(self) -> None:
+    def __init__(self, inner: Tap | None) -> None:
+        self.inner = inner or Tap()
         self.resumed_peers: queue.Queue[str] = queue.Queue()
         self.broken_peers: queue.Queue[str] = queue.Queue()
         self.closed_reasons: queue.Queue[tuple[str, DisconnectReason]] = queue.Queue()
 
+    def connected(self, *args: Any) -> None:
+        self.inner.connected(*args)
+
+    def frame_sent(self, *args: Any) -> None:
+        self.inner.frame_sent(*args)
+
+    def frame_received(self, *args: Any) -> None:
+        self.inner.frame_received(*args)
+
+    def bye(self, *args: Any) -> None:
+        self.inner.bye(*args)
+
     def broken(self, peer_id: str, reason: DisconnectReason, monotonic: float, wall: float) -> None:
+        self.inner.broken(peer_id, reason, monotonic, wall)
         self.broken_peers.put(peer_id)
 
     def resumed(self, peer_id: str, monotonic: float, wall: float) -> None:
+        self.inner.resumed(peer_id, monotonic, wall)
         self.resumed_peers.put(peer_id)
 
     def closed(self, peer_id: str, reason: DisconnectReason, monotonic: float, wall: float) -> None:
+        self.inner.closed(peer_id, reason, monotonic, wall)
         self.closed_reasons.put((peer_id, reason))
 
 
@@ -90,7 +109,7 @@ def game(
     with Server(
         ENGINE, 4, SocketHandlerQueue, (engine_inbox,), "127.0.0.1", 0, **(server_options or {})
     ) as server:
-        server.tap = Events()
+        server.tap = Events(server.tap)
         server.wait_connection()
         assert server.port is not None
         with CuttableProxy(("127.0.0.1", server.port)) as proxy:
@@ -103,7 +122,7 @@ def game(
                 proxy.port,
                 **(client_options or {}),
             ) as client:
-                client.tap = Events()
+                client.tap = Events(client.tap)
                 client.connect()
                 assert server.wait_for_peer("p1", WAIT)
                 yield Game(server, client, proxy)
@@ -220,3 +239,20 @@ def test_an_interface_that_connects_anew_replaces_its_held_session() -> None:
             assert match.server.wait_for_peer("p1", WAIT)
             match.server.send_frame_to("p1", Frame(b"welcome back"))
             assert inbox.get(timeout=WAIT) == b"welcome back"
+
+
+def test_a_recording_holds_the_break_and_the_resume_and_each_frame_once(tmp_path: Path) -> None:
+    with game({"record": tmp_path / "engine.jsonl"}, {"record": tmp_path / "p1.jsonl"}) as match:
+        match.break_down()
+        for payload in numbered("up", 50):  # held during the outage, sent after it
+            match.client.send_frame_to(ENGINE, Frame(payload))
+        match.proxy.refuse(False)
+        match.wait_resumed()
+        assert drain(match.engine_inbox, 50) == numbered("up", 50)
+    for name, peer, direction in (("p1", ENGINE, "out"), ("engine", "p1", "in")):
+        records = list(Recording(tmp_path / f"{name}.jsonl"))
+        events = [r.event for r in records if not r.is_frame]
+        assert events == ["connected", "broken", "resumed", "bye", "closed"], name
+        frames = [r.payload for r in records if r.is_frame and r.direction == direction]
+        assert frames == numbered("up", 50), name
+        assert all(r.peer == peer for r in records)

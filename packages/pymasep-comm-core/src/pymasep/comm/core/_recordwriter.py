@@ -89,6 +89,8 @@ class Formatter:
             extra = {"dir": event[4]}
         elif kind == "closed":
             extra = {"reason": event[4], "code": event[5], "graceful": event[6]}
+        elif kind == "broken":
+            extra = {"reason": event[4], "code": event[5]}
         else:
             extra = {}
         if not extra:

@@ -367,8 +367,13 @@ class Recorder(Tap):
             ("closed", peer_id, monotonic, wall, str(reason), reason.code.name, reason.graceful)
         )
 
+    def broken(self, peer_id: str, reason: DisconnectReason, monotonic: float, wall: float) -> None:
+        """Record a connection that broke and is held for a resume (see
+        :meth:`~pymasep.comm.core.tap.Tap.broken`)."""
+        self._put(("broken", peer_id, monotonic, wall, str(reason), reason.code.name))
+
     def resumed(self, peer_id: str, monotonic: float, wall: float) -> None:
-        """Record a connection resumed (reserved: nothing resumes connections yet)."""
+        """Record a connection resumed (see :meth:`~pymasep.comm.core.tap.Tap.resumed`)."""
         self._put(("resumed", peer_id, monotonic, wall))
 
     # -- the writer thread ---------------------------------------------------------------
