@@ -263,7 +263,8 @@ class ConnectionStats:
     """Counters of one connection, for monitoring (a snapshot; it does not change).
 
     Attributes:
-        frames_sent: Data frames handed to the kernel whole.
+        frames_sent: Data frames handed to the kernel whole (after a resume, those sent
+            again count again).
         bytes_sent: Bytes (headers included) handed to the kernel.
         frames_queued: Frames waiting, whole or in part, for the kernel now.
         bytes_queued: Bytes waiting for the kernel now.

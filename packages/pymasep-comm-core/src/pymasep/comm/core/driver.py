@@ -299,12 +299,8 @@ class Driver:
         conn = self.connection
         if self.loop.in_loop():
             # The loop is what drains the queue: it cannot wait for itself (a callback
-            # that sends from the loop queues past the limit).
-            if conn.broken and conn.limits.policy in ("wait", "block"):
-                raise CommunicationTimeoutError(
-                    f"the send buffer for {conn.peer_id} is full while it resumes; the "
-                    "I/O thread cannot wait for the resume"
-                )
+            # that sends from the loop queues past the limit, or holds it past the limit
+            # during an outage).
             return None
         since = _monotonic()
         timeout = conn.limits.block_timeout if conn.limits.policy == "block" else None
