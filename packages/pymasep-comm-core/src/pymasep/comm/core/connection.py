@@ -784,19 +784,18 @@ class Connection:
         self._last_receive = now
         frames = self.decoder.feed(data)
         self.frames_received += len(frames)
-        if self.resume is not None:
-            self.count_received(frames)
         if self.tap is not None:
             self._tap_received(frames)
         return frames
 
-    def count_received(self, frames: Iterable[Frame]) -> None:
-        """Count the data frames among ``frames`` for the session's acknowledgements (the
-        driver calls it where it decodes frames without :meth:`feed`)."""
+    def count_received(self, frames: list[Frame], size: int | None = None) -> None:
+        """Count ``frames``, data frames handed on, for the session's acknowledgements
+        (:meth:`receive_frames` does; the driver, where it hands data frames on without
+        it). ``size``: their bytes on the wire, if the caller knows them."""
         assert self.resume is not None
-        header = _V1_HEADER_SIZE
-        data = [frame.size + header for frame in frames if frame.kind is FrameKind.DATA]
-        self.resume.acks.count(len(data), sum(data))
+        if size is None:
+            size = sum(frame.size for frame in frames) + _V1_HEADER_SIZE * len(frames)
+        self.resume.acks.count(len(frames), size)
 
     def direct_view(self) -> memoryview | None:
         """Where the driver reads the rest of a large frame straight into (see
@@ -812,8 +811,6 @@ class Connection:
         frames = self.decoder.direct_filled(count)
         if frames:
             self.frames_received += 1
-            if self.resume is not None:
-                self.count_received(frames)
             if self.tap is not None:
                 self._tap_received(frames)
         return frames
@@ -850,6 +847,8 @@ class Connection:
                 self.control_frame(frame)
                 if self.bye_received:
                     break
+        if self.resume is not None:
+            self.count_received(data)
         return data
 
     def bye_reason(self) -> DisconnectReason:

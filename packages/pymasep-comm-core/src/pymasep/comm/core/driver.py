@@ -261,8 +261,13 @@ class Driver:
                     (queued or conn.broken)
                     and (
                         queued + size > limit
-                        # The frames held for a resume count too (every queued one is).
-                        or (resume is not None and resume.log.unacked_bytes + size > limit)
+                        # The frames held for a resume count too (every queued one is):
+                        # SendLog.unacked_bytes, inline on this path of every frame.
+                        or (
+                            resume is not None
+                            and resume.log.recorded_bytes - resume.log.released_bytes + size
+                            > limit
+                        )
                     )
                     and not conn.room_for(size, _monotonic())
                 ):
@@ -501,8 +506,6 @@ class Driver:
         pending = list(conn.pending_frames)
         conn.pending_frames.clear()
         conn.frames_received += len(pending)
-        if conn.resume is not None:
-            conn.count_received(pending)
         try:
             if pending and not self._take(pending):
                 return
@@ -718,7 +721,7 @@ class Driver:
                 # A read of ACKs alone is not the peer talking: a stream stays batched.
                 if not frames or any(f.kind is not _ACK for f in frames):
                     conn.reads += 1
-                if frames and not self._take(frames):
+                if frames and not self._take(frames, count):
                     return
                 if conn.decoder.buffered and self._stall_timer is None:
                     deadline = conn.receive_deadline()
@@ -744,12 +747,15 @@ class Driver:
             else:
                 self._lost(DisconnectReason(CONNECTION_LOST, str(error)))
 
-    def _take(self, frames: list[Frame]) -> bool:
-        """Hand data frames to the owner; a bye ends the connection. False once ended."""
+    def _take(self, frames: list[Frame], size: int | None = None) -> bool:
+        """Hand data frames to the owner (``size``: the bytes read that brought them,
+        if known); a bye ends the connection. False once ended."""
         conn = self.connection
         data = [f for f in frames if f.kind is FrameKind.DATA]
         if len(data) != len(frames):
-            data = conn.receive_frames(frames)
+            data = conn.receive_frames(frames)  # counts them for the session
+        elif conn.resume is not None:
+            conn.count_received(data, size)
         if data:
             self._deliver(data)
         if conn.bye_received:
