@@ -17,7 +17,7 @@ from .tablegame import TableGame
 MOVE = 1
 """The only action: move token ``params['token']`` one square right."""
 
-TEMPLATES = [
+TEMPLATES: list[dict[str, Any]] = [
     {"name": "X", "created_class": "Characteristic", "value_type": "int", "default_value": 0},
     {"name": "Y", "created_class": "Characteristic", "value_type": "int", "default_value": 0},
     {"name": "Moves", "created_class": "Characteristic", "value_type": "int", "default_value": 0},

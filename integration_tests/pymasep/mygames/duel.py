@@ -17,7 +17,7 @@ from .tablegame import TableGame
 ADD = 1
 """The only action: add ``params['add']`` to the pile."""
 
-TEMPLATES = [
+TEMPLATES: list[dict[str, Any]] = [
     {"name": "Total", "created_class": "Characteristic", "value_type": "int", "default_value": 0},
     {"name": "Score", "created_class": "Characteristic", "value_type": "int", "default_value": 0},
     {"name": "PileState", "created_class": "ObjectState", "subclass_templates": ["Total"]},
