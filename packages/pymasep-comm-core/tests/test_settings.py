@@ -42,6 +42,7 @@ SAMPLES: dict[str, tuple[str, str, Callable[[Path], object]]] = {
     "send_block_timeout": ('"none"', "None", lambda base: None),
     "send_drain_timeout": ("0.25", "0.25", lambda base: 0.25),
     "stall_timeout": ('"none"', "none", lambda base: None),
+    "resume_window": ("0", "0", lambda base: 0.0),
     "linger": ("0.5", "0.5", lambda base: 0.5),
     "wire": ('"legacy"', "legacy", lambda base: "legacy"),
     "name": ('"lab engine"', "lab engine", lambda base: "lab engine"),

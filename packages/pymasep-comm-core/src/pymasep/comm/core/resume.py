@@ -1,9 +1,11 @@
-"""Resuming a broken connection, as sans-I/O parts (issue 18): not enabled yet.
+"""Resuming a broken connection, as sans-I/O parts.
 
-Nothing here is wired into the handshake, the :class:`~pymasep.comm.core.Connection` or
-the driver yet; this module is the groundwork they will call. It holds no socket and
-reads no clock: every method that needs the time takes ``now`` (``time.monotonic()``
-in the driver), so that everything here is tested without sockets and without sleeps.
+The handshake (:mod:`~pymasep.comm.core.handshake`), the
+:class:`~pymasep.comm.core.Connection`, the driver, the server and the client call what
+is here (see "How the handshake, the Connection and the driver call it" below). It
+holds no socket and reads no clock: every method that needs the time takes ``now``
+(``time.monotonic()`` in the driver), so that everything here is tested without sockets
+and without sleeps.
 
 What it gives a connection that breaks without a bye (a reset, an abort, a stall, an
 error on the socket): both sides keep their session for ``resume_window`` seconds; the
@@ -171,7 +173,7 @@ Server (:class:`SessionTable`, one :class:`ServerSession` per client)::
                                  |     break yet: the old connection is dropped)
                                  '--bye, close(), protocol error--> ENDED
 
-**How the handshake, the Connection and the driver will call it.**
+**How the handshake, the Connection and the driver call it.**
 
 * **Handshake** (``handshake.py``). The client, with ``resume_window > 0``, sends
   ``MAGIC 02`` and, right after its HELLO, ``resume_frame(offer)`` where
@@ -253,6 +255,7 @@ from .exceptions import (
     InvalidStateError,
     ProtocolError,
 )
+from .frame import FrameKind
 from .wire import MAGIC, PROTOCOL_VERSION, V1_HEADER
 
 __all__ = [
@@ -294,10 +297,10 @@ __all__ = [
     "session_secret",
 ]
 
-ACK_KIND = 5
+ACK_KIND = FrameKind.ACK
 """Frame kind of an acknowledgement (the next after ``FrameKind.AUTH``)."""
 
-RESUME_KIND = 6
+RESUME_KIND = FrameKind.RESUME
 """Frame kind of every message of the resume negotiation and exchange."""
 
 EXTENDED_VERSION = 2
@@ -378,8 +381,8 @@ _REFUSAL_TEXT = {
 
 
 class ResumeRefusedError(ConnectionRejectedError):
-    """The server refused to resume the session (a ConnectionRejectedError; to join the
-    tree in ``exceptions.py`` when resuming is wired).
+    """The server refused to resume the session (a ConnectionRejectedError; the client
+    ends its session with it, ``DisconnectCode.RESUME_REFUSED``).
 
     Attributes:
         refusal: Why, as a :class:`RefusalReason`.
@@ -761,6 +764,15 @@ class SendLog:
     little: :meth:`record` is one append and two additions, and an ACK releases its
     frames by moving an index (the list is compacted once its released head is the
     larger half), not by removing them one by one.
+
+    Threads: the senders call :meth:`record` (and the driver :meth:`resume` and
+    :meth:`clear`) under the connection's lock; the I/O thread calls :meth:`ack` without
+    it, so that an ACK never makes a streaming sender hand its lock over. That is safe
+    because each writes fields the other only reads (``record``: ``sent`` and the
+    recorded bytes, appending at the list's end; ``ack``: the head, ``acked`` and the
+    released bytes), each list operation is atomic, and :attr:`unacked_bytes`, which may
+    read a moment's mix of both, only feeds the send limits. ``resume`` runs while no
+    socket is read (or in the I/O thread itself).
     """
 
     __slots__ = ("_acked_bytes", "_frames", "_head", "_recorded_bytes", "acked", "sent")
