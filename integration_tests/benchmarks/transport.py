@@ -324,16 +324,24 @@ def _over_tls(workload: Callable[[], float]) -> Callable[[], float]:
     return run
 
 
-def run_tls(rounds: int = 5) -> list[dict[str, Any]]:
-    """What TLS costs: each workload over TLS against itself in plaintext (no target)."""
+def _stream_and_round_trip() -> list[tuple[str, Callable[[], float], str]]:
+    """Our stream of 1 KiB frames and our round trip: (name, workload, unit) each, the
+    workloads that the TLS and the resuming sections both measure."""
     payload = bytes(STREAM_PAYLOAD)
-    workloads = [
+    return [
         ("stream of 1 KiB frames", lambda: ours_stream(STREAM_FRAMES, payload), "frames/s"),
         (
             "round trip of a small frame",
             lambda: ours_round_trip(ROUND_TRIPS, b"ping"),
             "round trips/s",
         ),
+    ]
+
+
+def run_tls(rounds: int = 5) -> list[dict[str, Any]]:
+    """What TLS costs: each workload over TLS against itself in plaintext (no target)."""
+    workloads = [
+        *_stream_and_round_trip(),
         ("one 16 MiB frame", lambda: ours_big_frame(BIG_FRAME), "bytes/s"),
     ]
     rows = []
@@ -359,14 +367,8 @@ def _without_resuming(workload: Callable[[], float]) -> Callable[[], float]:
 def run_resume(rounds: int = 5) -> list[dict[str, Any]]:
     """What resuming costs (on by default): the stream and the round trip against
     themselves with ``resume_window=0``; target: at most 5% more time."""
-    payload = bytes(STREAM_PAYLOAD)
     workloads = [
-        ("stream of 1 KiB frames", lambda: ours_stream(STREAM_FRAMES, payload), "frames/s"),
-        (
-            "round trip of a small frame",
-            lambda: ours_round_trip(ROUND_TRIPS, b"ping"),
-            "round trips/s",
-        ),
+        *_stream_and_round_trip(),
         (
             "round trip of a small frame, a queue on each side",
             lambda: ours_round_trip(ROUND_TRIPS, b"ping", queued=True),
