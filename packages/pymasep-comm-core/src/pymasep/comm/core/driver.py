@@ -229,11 +229,13 @@ class Driver:
             if conn.state is not _OPEN:
                 conn.check_open()
             resume = conn.resume
+            if resume is not None:
+                log = resume.log
             sent = 0
             direct = not conn.broken and conn.write_directly()
             if direct:
                 if resume is not None:  # numbered in the order its bytes go out
-                    resume.log.record(frame.message)
+                    log.record(frame.message)
                 try:
                     if self._tls:
                         sent = self._tls_send((data,) if buffers is None else buffers)
@@ -265,8 +267,7 @@ class Driver:
                         # SendLog.unacked_bytes, inline on this path of every frame.
                         or (
                             resume is not None
-                            and resume.log.recorded_bytes - resume.log.released_bytes + size
-                            > limit
+                            and log.recorded_bytes - log.released_bytes + size > limit
                         )
                     )
                     and not conn.room_for(size, _monotonic())
@@ -280,13 +281,14 @@ class Driver:
                             lock.acquire()
                         raise ConnectionClosedError(f"connection to {conn.peer_id} is {cut}")
                 if resume is not None:
-                    resume.log.record(frame.message)
+                    log.record(frame.message)
                     if conn.broken:  # held in the log until the resume sends it
                         return
             slow = conn.enqueue(buffers or (data,), size, sent, _monotonic())
             if slow is None:
                 self._request_write()
-                self._arm_soft_timer()
+                if conn.limits.policy == "disconnect":  # the only one with a soft limit
+                    self._arm_soft_timer()
         finally:
             lock.release()
         if slow is not None:
