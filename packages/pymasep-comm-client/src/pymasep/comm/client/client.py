@@ -440,10 +440,19 @@ class Client(BaseThreadedCommunication):
         """One attempt: find the server again if discovery found it, connect, prove the
         session, and carry the connection on the new socket."""
         if self._discovered:
-            self.search_server(
-                timeout=max(0.05, min(DEFAULT_TIMEOUT, deadline - time.monotonic())),
+            # The same server id, wherever it answers now; the first answer will do.
+            found = _search_servers(
+                max(0.05, min(DEFAULT_TIMEOUT, deadline - time.monotonic())),
+                group=self.discovery_group,
+                port=self.discovery_port,
+                interface=self.discovery_interface,
                 server_id=self.server_id,
+                logger=self.logger,
+                option="discovery_interface=",
             )
+            if not found:
+                raise ServerNotFoundError(f"{self.server_id!r} did not answer discovery")
+            self.host, self.port = found[0].host, found[0].port
         sock = self._connect_socket(deadline - time.monotonic(), deadline)
         try:
             handshake = ResumeHandshake(session, self.max_frame_size)
