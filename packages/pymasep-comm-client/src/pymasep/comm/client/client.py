@@ -404,7 +404,7 @@ class Client(BaseThreadedCommunication):
             now = time.monotonic()
             if session.expired(now):
                 detail = session.end(f"not resumed within {session.window:g} s ({failure})")
-                handler.expire(DisconnectReason(DisconnectCode.RESUME_EXPIRED, detail))
+                handler.abort(DisconnectReason(DisconnectCode.RESUME_EXPIRED, detail))
                 return
             assert session.deadline is not None
             try:
@@ -415,7 +415,7 @@ class Client(BaseThreadedCommunication):
                 # session in silence.
                 self.logger.warning("the server refused to resume the connection: %s", error)
                 detail = session.end(f"the server refused to resume: {error}")
-                handler.expire(DisconnectReason(DisconnectCode.RESUME_REFUSED, detail))
+                handler.abort(DisconnectReason(DisconnectCode.RESUME_REFUSED, detail))
                 return
             except (CommunicationError, OSError) as error:
                 failure = f"last attempt: {error}"

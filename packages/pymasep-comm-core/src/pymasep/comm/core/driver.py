@@ -897,10 +897,6 @@ class Driver:
         self._events = 0
         self._register()
 
-    def expire(self, reason: DisconnectReason) -> None:
-        """End a connection that was not resumed (any thread); see :meth:`abort`."""
-        self.abort(reason)
-
     def _end(self, reason: DisconnectReason) -> None:
         """End the connection once: free the socket, then tell the owner."""
         with self.lock:
