@@ -58,7 +58,7 @@ from pymasep.comm.core.testing.peers import (
     read_exactly,
     read_to_eof,
 )
-from pymasep.comm.core.wire import PREAMBLE, encode_header
+from pymasep.comm.core.wire import MAGIC, PREAMBLE, encode_header
 
 ENGINE = "engine"
 # Every thread a test starts (handlers, helpers) has ended after it.
@@ -343,7 +343,7 @@ def test_connect_times_out_when_the_server_accepts_and_never_answers_the_hello(
     served = raw_server.serve(silent)
     with pytest.raises(CommunicationTimeoutError, match="handshake"):
         client.connect(timeout=0.2)
-    assert served().startswith(PREAMBLE)  # the hello went out, no answer came
+    assert served().startswith(MAGIC)  # the hello went out, no answer came
     assert client.connection_ids() == [] and client.server_id is None
 
 

@@ -71,6 +71,7 @@ def test_a_client_with_a_key_refuses_a_server_that_cannot_prove_it(
         LOOPBACK,
         listener.getsockname()[1],
         authkey=KEY,
+        resume_window=0,  # the bytes of a client that offers nothing, which it answers
     )
     with pytest.raises(ConnectionRejectedError) as raised:
         client.connect(timeout=5)

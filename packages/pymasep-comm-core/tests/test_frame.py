@@ -19,6 +19,8 @@ def test_frame_kinds_have_the_wire_values() -> None:
         ("BYE", 2),
         ("REFUSE", 3),
         ("AUTH", 4),
+        ("ACK", 5),
+        ("RESUME", 6),
     ]
 
 

@@ -344,8 +344,8 @@ def test_v1_client_on_a_0_2_server_fails_on_the_first_byte() -> None:
 
 def test_wrong_version_byte_on_the_server() -> None:
     server = ServerHandshake("engine")
-    data = b"\x89PMC\x02" + encode_frame(Frame.hello_frame("alice"))
-    with pytest.raises(ProtocolError, match="version 2"):
+    data = b"\x89PMC\x03" + encode_frame(Frame.hello_frame("alice"))
+    with pytest.raises(ProtocolError, match="version 3"):
         server.receive_data(data)
 
 

@@ -21,7 +21,8 @@ from pymasep.comm.core import (
     ProtocolError,
 )
 from pymasep.comm.core.auth import MAC_SIZE, NONCE_SIZE
-from pymasep.comm.core.handshake import ServerHandshake
+from pymasep.comm.core.connection import Connection, DisconnectCode, DisconnectReason
+from pymasep.comm.core.handshake import ClientHandshake, ResumeHandshake, ServerHandshake
 from pymasep.comm.core.resume import (
     ACK_EVERY_FRAMES,
     ACK_KIND,
@@ -179,33 +180,29 @@ def test_an_ack_is_eight_bytes_of_count() -> None:
         ack_frame(MAX_COUNT + 1)
 
 
-def test_new_kinds_are_refused_cleanly_by_a_decoder_that_does_not_know_them() -> None:
-    # What a v1 peer built before resuming does if it ever got one: a protocol error,
-    # not a misread frame.
+def test_the_new_kinds_are_protocol_errors_on_a_connection_that_did_not_negotiate_them() -> None:
+    # A peer that never offered (or was declined) must not get them: an ACK or a RESUME
+    # frame after its handshake ends the connection as a protocol error.
     for frame in (ack_frame(3), resume_frame(ResumeDecline())):
-        with pytest.raises(ProtocolError, match="unknown frame kind"):
-            FrameDecoder().feed(b"\0\0\0\0\0" + frame)
+        connection = Connection(peer_id="p")
+        with pytest.raises(ProtocolError, match="unexpected"):
+            connection.receive_data(frame, 0.0)
+
+
+# What a server built before resuming answers a client's version byte 2, recorded: its
+# handshake refuses the preamble before reading any frame.
+OLDER_SERVER_ANSWER = PREAMBLE + encode_frame(
+    Frame.refuse_frame("the peer speaks protocol version 2, this side speaks 1")
+)
 
 
 @pytest.mark.parametrize("authkey", [None, KEY])
-def test_a_server_built_before_refuses_the_offer_before_reading_a_frame(
-    authkey: bytes | None,
-) -> None:
-    # Pins what the negotiation relies on, with the handshake of servers built before
-    # resuming (today's ServerHandshake; once it learns version 2, this test keeps its
-    # point only with such a server's recorded bytes): version byte 2 is refused before
-    # any frame is read, whatever follows, and the refusal starts with version byte 1,
-    # which tells a new client to connect again without the offer.
-    server = ServerHandshake("engine", authkey=authkey)
-    offer = resume_frame(ResumeOffer.new(30.0))
-    first_flight = MAGIC + bytes([EXTENDED_VERSION]) + encode_frame(Frame.hello_frame("a"))
-    with pytest.raises(ProtocolError, match="speaks protocol version 2"):
-        server.receive_data(first_flight + offer)
-    assert server.client_ident is None and server.data_to_send() == b""
-    answer = server.refuse_bytes("version")
-    assert answer.startswith(PREAMBLE)  # MAGIC, then 01
-    assert preamble_version(answer[:4]) is None
-    assert preamble_version(answer) == 1  # the new client connects again, without offer
+def test_a_client_sees_an_older_server_refuse_its_offer(authkey: bytes | None) -> None:
+    client = ClientHandshake("a", authkey=authkey, resume_offer=ResumeOffer.new(30.0))
+    assert client.bytes_to_send().startswith(MAGIC + bytes([EXTENDED_VERSION]))
+    assert client.receive_data(OLDER_SERVER_ANSWER) is False
+    assert client.older_server and client.server_ident is None
+    assert preamble_version(OLDER_SERVER_ANSWER) == 1
 
 
 def test_the_preamble_version_tells_an_older_server_from_a_new_one() -> None:
@@ -674,3 +671,129 @@ def test_every_frame_arrives_once_and_in_order_across_breaks_and_resumes(
         # What stays held is what the peer received but had no reason to acknowledge yet.
         unacked = states[other(name)].acks
         assert len(states[name].log) == unacked.received - unacked.acked < ACK_EVERY_FRAMES
+
+
+# -- the negotiation and the resume, through the handshakes (no sockets) ---------------
+
+
+def _negotiate(authkey: bytes | None, table: SessionTable | None) -> ClientHandshake:
+    """Run a client's and a server's handshakes against each other, the client
+    offering to resume; the server opens a session in ``table`` (None: it declines)."""
+    client = ClientHandshake("alice", authkey=authkey, resume_offer=ResumeOffer.new(30.0))
+    server = ServerHandshake("engine", authkey=authkey)
+    data = client.bytes_to_send()
+    while not server.receive_data(data):
+        assert client.receive_data(server.data_to_send()) is False
+        data = client.data_to_send()
+    assert server.client_ident == "alice" and server.offer is not None
+    answer: ResumeAccept | ResumeDecline = ResumeDecline()
+    if table is not None:
+        _, answer = table.open("alice", "engine", server.offer, DEFAULT_ACK_EVERY_BYTES)
+    # The server's first data frame may come in the same read as its answer.
+    first = encode_frame(Frame(b"first"))
+    assert client.receive_data(server.accept_bytes(answer) + first) is True
+    return client
+
+
+@pytest.mark.parametrize("authkey", [None, KEY])
+def test_an_offer_accepted_in_the_handshake_starts_the_same_session_on_both_sides(
+    authkey: bytes | None,
+) -> None:
+    table = SessionTable(30.0, None if authkey is None else (lambda ident: authkey))
+    client = _negotiate(authkey, table)
+    assert isinstance(client.resume_answer, ResumeAccept)
+    assert [f.message for f in client.pending_frames] == [b"first"]
+    assert client.offer is not None
+    session = ClientSession.start(client.offer, client.resume_answer, "alice", "engine", authkey)
+    # The session resumes on a new connection: its request opens it, with no hello.
+    resume = ResumeHandshake(session)
+    server2 = ServerHandshake("engine", authkey=authkey)
+    assert server2.receive_data(resume.bytes_to_send()) is True
+    assert server2.resume_request is not None and server2.client_ident is None
+    decision = table.resume(server2.resume_request, 1.0)
+    assert decision.refusal is None
+    again = encode_frame(Frame(b"sent again"))
+    assert resume.receive_data(server2.resume_answer_bytes(decision.answer) + again) is True
+    assert resume.answer is not None
+    assert session.answer(resume.answer) == []
+    assert [f.message for f in resume.pending_frames] == [b"sent again"]
+
+
+def test_a_server_that_does_not_resume_declines_and_the_connection_goes_on() -> None:
+    client = _negotiate(None, None)
+    assert isinstance(client.resume_answer, ResumeDecline)
+    assert client.server_ident == "engine"
+    assert [f.message for f in client.pending_frames] == [b"first"]
+
+
+def test_a_client_that_does_not_offer_sends_todays_bytes() -> None:
+    client = ClientHandshake("alice")
+    assert client.bytes_to_send() == PREAMBLE + encode_frame(Frame.hello_frame("alice"))
+    server = ServerHandshake("engine")
+    assert server.receive_data(client.bytes_to_send()) is True
+    assert server.offer is None and server.accept_bytes().startswith(PREAMBLE)
+
+
+def test_a_resume_request_followed_by_more_bytes_is_a_protocol_error() -> None:
+    server = ServerHandshake("engine")
+    request = ResumeRequest(bytes(16), 1, bytes(32), 0, bytes(32))
+    data = MAGIC + bytes([EXTENDED_VERSION]) + resume_frame(request)
+    with pytest.raises(ProtocolError, match="nothing before its answer"):
+        server.receive_data(data + encode_frame(Frame(b"x")))
+
+
+@pytest.mark.parametrize(
+    "message",
+    [ResumeDecline(), ResumeRequest(bytes(16), 1, bytes(32), 0, bytes(32))],
+)
+def test_a_hello_followed_by_anything_but_an_offer_is_a_protocol_error(
+    message: ResumeMessage,
+) -> None:
+    server = ServerHandshake("engine")
+    hello = MAGIC + bytes([EXTENDED_VERSION]) + encode_frame(Frame.hello_frame("a"))
+    with pytest.raises(ProtocolError, match="no place"):
+        server.receive_data(hello + resume_frame(message))
+
+
+# -- the connection's side: numbering, acknowledgements, a break ------------------------
+
+
+def _resumable() -> Connection:
+    connection = Connection(peer_id="p")
+    connection.resume = ClientSession(
+        ResumeAccept(30.0, DEFAULT_ACK_EVERY_BYTES, bytes(16), bytes(32)), bytes(32), None
+    )
+    return connection
+
+
+def test_an_ack_releases_what_it_acknowledges_and_a_wrong_one_is_a_protocol_error() -> None:
+    connection = _resumable()
+    assert connection.resume is not None
+    for payload in (b"a", b"b", b"c"):
+        connection.resume.log.record(payload)
+    connection.receive_data(ack_frame(2), 0.0)
+    assert connection.resume.log.acked == 2 and len(connection.resume.log) == 1
+    with pytest.raises(ProtocolError, match="acknowledged 9 frames"):
+        connection.receive_data(ack_frame(9), 0.0)
+
+
+def test_data_frames_received_are_counted_for_the_acknowledgements() -> None:
+    connection = _resumable()
+    assert connection.resume is not None
+    frames = b"".join(encode_frame(Frame(b"x" * 10)) for _ in range(ACK_EVERY_FRAMES))
+    assert len(connection.receive_data(frames, 0.0)) == ACK_EVERY_FRAMES
+    assert connection.resume.acks.received == ACK_EVERY_FRAMES
+    assert connection.resume.acks.take_ack() == ack_frame(ACK_EVERY_FRAMES)
+
+
+def test_a_break_drops_what_was_in_flight_and_a_resume_reads_the_new_socket() -> None:
+    connection = _resumable()
+    connection.enqueue([b"queued"], 6, 0, 0.0)
+    connection.receive_data(encode_frame(Frame(b"partial"))[:7], 0.0)
+    connection.broke(1.0, DisconnectReason(DisconnectCode.CONNECTION_LOST, "reset"))
+    assert connection.broken and connection.stats.bytes_queued == 0
+    assert connection.resume is not None and connection.resume.broken_at == 1.0
+    decoder = FrameDecoder()
+    connection.resumed(decoder, [Frame(b"pending")])
+    assert not connection.broken and connection.decoder is decoder
+    assert [f.message for f in connection.pending_frames] == [b"pending"]

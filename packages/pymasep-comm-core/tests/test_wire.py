@@ -344,7 +344,7 @@ def test_just_above_default_limit_is_refused() -> None:
         FrameDecoder().feed(encode_header(FrameKind.DATA, DEFAULT_MAX_FRAME_SIZE + 1, Wire.V1))
 
 
-@pytest.mark.parametrize("kind", [5, 6, 0x7F, 0xFF])
+@pytest.mark.parametrize("kind", [7, 8, 0x7F, 0xFF])
 def test_unknown_v1_kind_is_a_protocol_error(kind: int) -> None:
     decoder = FrameDecoder()
     with pytest.raises(ProtocolError, match=f"kind {kind}"):

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import ssl
+import threading
 import time
 from typing import Any
 
@@ -15,18 +16,30 @@ from pymasep.comm.core.communication import BaseThreadedCommunication, LogLevel
 from pymasep.comm.core.connection import (
     DEFAULT_SEND_LIMITS,
     DEFAULT_STALL_TIMEOUT,
+    DisconnectCode,
+    DisconnectReason,
     SendLimits,
 )
 from pymasep.comm.core.discovery import DEFAULT_GROUP, DEFAULT_PORT, DEFAULT_TIMEOUT, ServerInfo
 from pymasep.comm.core.exceptions import (
     CommunicationConnectionError,
+    CommunicationError,
     CommunicationTimeoutError,
+    ConnectionRejectedError,
     HandshakeError,
     InvalidArgumentError,
     ServerNotFoundError,
 )
-from pymasep.comm.core.handshake import ClientHandshake
+from pymasep.comm.core.handshake import ClientHandshake, ResumeHandshake
 from pymasep.comm.core.recorder import recorder_for
+from pymasep.comm.core.resume import (
+    DEFAULT_RESUME_WINDOW,
+    ClientSession,
+    ResumeAccept,
+    ResumeOffer,
+    ResumeRefusedError,
+    ack_every_bytes,
+)
 from pymasep.comm.core.settings import configurable
 
 from .discovery import _search_servers, not_found_hint
@@ -34,6 +47,12 @@ from .discovery import _search_servers, not_found_hint
 __all__ = ["Client"]
 
 _HANDSHAKE_READ_SIZE = 64 * 1024
+# Reconnecting after a break: the first retry soon (a reset on a live network is over
+# at once), then doubling up to a second, until the window passes.
+_RETRY_FIRST = 0.05
+_RETRY_LAST = 1.0
+# One attempt's connect and handshake, at most (a network that is down fails sooner).
+_ATTEMPT_TIMEOUT = 5.0
 
 
 def _time_left(sock: socket.socket, deadline: float | None) -> None:
@@ -97,6 +116,12 @@ class Client(BaseThreadedCommunication):
             directory named by the id and the start time. Also a setting
             (``PYMASEP_COMM_RECORD``, ``record`` in the TOML file). See
             :mod:`pymasep.comm.core.recorder` and ``docs/recording.md``.
+        resume_window: Seconds within which a connection that broke without a bye (a
+            reset, a stall, a network down) is resumed: the client reconnects with
+            backoff (to the same address, or by discovering the same server id again)
+            and nothing is lost either way; meanwhile frames sent wait. 0 turns
+            resuming off. Offered to the server, which may choose less; pymasep 0.2
+            and ``wire="legacy"`` never resume. See ``docs/protocol.md`` (Resuming).
     """
 
     _logger_kind = "client"
@@ -123,8 +148,15 @@ class Client(BaseThreadedCommunication):
         ssl_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
         record: str | os.PathLike[str] | None = None,
+        resume_window: float = DEFAULT_RESUME_WINDOW,
     ) -> None:
         super().__init__(ident, socket_handler_class, socket_handler_args, host, port, log_level)
+        if resume_window < 0:
+            raise InvalidArgumentError(f"resume_window must not be negative, not {resume_window}")
+        self.resume_window = resume_window
+        """Seconds within which a broken connection is resumed (0: never)."""
+        self._discovered = False  # the server was found by discovery: found again so
+        self._older_servers: set[tuple[str, int]] = set()  # refused the offer once
         self.max_frame_size = max_frame_size
         self.send_limits = send_limits
         self.stall_timeout = stall_timeout
@@ -172,8 +204,8 @@ class Client(BaseThreadedCommunication):
             )
         if self.host is None or self.port is None:
             self.search_server()
+            self._discovered = True
         assert self.host is not None and self.port is not None
-        address = (self.host, self.port)
         if timeout is not None and timeout <= 0:
             # create_connection would take 0 as "non-blocking" and fail with
             # EINPROGRESS, or reject a negative timeout with ValueError.
@@ -181,22 +213,28 @@ class Client(BaseThreadedCommunication):
                 f"no time left to connect to {self.host}:{self.port} (timeout={timeout})"
             )
         deadline = None if timeout is None else time.monotonic() + timeout
+        offer = None
+        older = (self.host, self.port) in self._older_servers
+        if self.resume_window > 0 and self.wire is Wire.V1 and not older:
+            ack_bytes = ack_every_bytes(self.send_limits.hard_limit)
+            offer = ResumeOffer.new(self.resume_window, ack_bytes)
+        sock = self._connect_socket(timeout, deadline)
         try:
-            sock = socket.create_connection(address, timeout=timeout)
-        except TimeoutError as error:
-            raise CommunicationTimeoutError(
-                f"no answer from {self.host}:{self.port} within {timeout} s"
-            ) from error
-        except OSError as error:
-            raise CommunicationConnectionError(
-                f"cannot connect to {self.host}:{self.port}: {error.strerror or error}"
-            ) from error
-        try:
-            if self.ssl_context is not None:
-                sock = self._start_tls(sock, deadline)
-            handshake = self._handshake(sock, deadline)
+            handshake = self._handshake(sock, deadline, offer)
+            if handshake.older_server:
+                # A server built before resuming refused the offer: again, without it.
+                self._older_servers.add((self.host, self.port))
+                sock.close()
+                sock = self._connect_socket(timeout, deadline)
+                handshake = self._handshake(sock, deadline, None)
+            session = None
+            if offer is not None and isinstance(handshake.resume_answer, ResumeAccept):
+                assert handshake.server_ident is not None
+                session = ClientSession.start(
+                    offer, handshake.resume_answer, self.id, handshake.server_ident, self._authkey
+                )
             sock.settimeout(None)
-            handler = self.open_handler(sock, sock.getpeername(), handshake)
+            handler = self.open_handler(sock, sock.getpeername(), handshake, resume=session)
         except BaseException:
             sock.close()
             raise
@@ -205,7 +243,32 @@ class Client(BaseThreadedCommunication):
         self.server_id = handshake.server_ident
         self.add_connection(self.server_id, handler)
         handler.start()
-        self.logger.info("connected to %s at %s:%s", self.server_id, self.host, self.port)
+        self.logger.info(
+            "connected to %s at %s:%s%s",
+            self.server_id,
+            self.host,
+            self.port,
+            f" (may resume within {session.window:g} s)" if session is not None else "",
+        )
+
+    def _connect_socket(self, timeout: float | None, deadline: float | None) -> socket.socket:
+        """A connected socket to ``host:port`` (TLS done, if any)."""
+        assert self.host is not None and self.port is not None
+        if deadline is not None:
+            timeout = max(0.001, deadline - time.monotonic())
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        except TimeoutError as error:
+            raise CommunicationTimeoutError(
+                f"no answer from {self.host}:{self.port} within {timeout} s"
+            ) from error
+        except OSError as error:
+            raise CommunicationConnectionError(
+                f"cannot connect to {self.host}:{self.port}: {error.strerror or error}"
+            ) from error
+        if self.ssl_context is not None:
+            sock = self._start_tls(sock, deadline)
+        return sock
 
     def _start_tls(self, sock: socket.socket, deadline: float | None) -> ssl.SSLSocket:
         """Run the TLS handshake on ``sock`` (closed if it fails)."""
@@ -224,8 +287,23 @@ class Client(BaseThreadedCommunication):
             sock.close()
             raise HandshakeError(f"TLS with {self.host}:{self.port} failed: {error}") from error
 
-    def _handshake(self, sock: socket.socket, deadline: float | None) -> ClientHandshake:
-        handshake = ClientHandshake(self.id, self.wire, self.max_frame_size, authkey=self._authkey)
+    def _handshake(
+        self, sock: socket.socket, deadline: float | None, offer: ResumeOffer | None
+    ) -> ClientHandshake:
+        """A new session's opening exchange (it stops early for an older server)."""
+        handshake = ClientHandshake(
+            self.id, self.wire, self.max_frame_size, authkey=self._authkey, resume_offer=offer
+        )
+        self._exchange(sock, deadline, handshake)
+        return handshake
+
+    def _exchange(
+        self,
+        sock: socket.socket,
+        deadline: float | None,
+        handshake: ClientHandshake | ResumeHandshake,
+    ) -> None:
+        """Send the handshake's opening bytes and feed it the answer until it is done."""
         try:
             _time_left(sock, deadline)
             sock.sendall(handshake.bytes_to_send())
@@ -242,7 +320,9 @@ class Client(BaseThreadedCommunication):
                         )
                     )
                 if handshake.receive_data(data):
-                    return handshake
+                    return
+                if isinstance(handshake, ClientHandshake) and handshake.older_server:
+                    return
                 answer = handshake.data_to_send()
                 if answer:
                     sock.sendall(answer)
@@ -299,3 +379,83 @@ class Client(BaseThreadedCommunication):
             self.wire = Wire(chosen.wire)
         self.logger.info("found %s at %s:%d", chosen.id or "a server", chosen.host, chosen.port)
         return servers
+
+    # -- resuming ------------------------------------------------------------------------
+
+    def _connection_broke(self, handler: SocketHandler, reason: DisconnectReason) -> None:
+        """The connection broke without a bye (in the I/O thread): reconnect and resume
+        it, in a thread of its own while it lasts (each attempt may wait for the network)."""
+        threading.Thread(
+            target=self._resume,
+            args=(handler,),
+            name=f"pymasep-comm-resume-{self.id}",
+            daemon=True,
+        ).start()
+
+    def _resume(self, handler: SocketHandler) -> None:
+        """Reconnect with backoff until the session resumes, is refused, or its window
+        passes; the handler is ended with the reason in the last two cases."""
+        session = handler.connection.resume
+        assert isinstance(session, ClientSession) and session.broken_at is not None
+        broke_at = session.broken_at
+        delay = _RETRY_FIRST
+        failure = "no attempt was made"
+        while not handler.closed:
+            now = time.monotonic()
+            if session.expired(now):
+                detail = session.end(f"not resumed within {session.window:g} s ({failure})")
+                handler.expire(DisconnectReason(DisconnectCode.RESUME_EXPIRED, detail))
+                return
+            assert session.deadline is not None
+            try:
+                deadline = min(session.deadline, now + _ATTEMPT_TIMEOUT)
+                resend = self._resume_once(handler, session, deadline)
+            except (ResumeRefusedError, ConnectionRejectedError) as error:
+                # The server restarted, or ended the session: say so, never start a new
+                # session in silence.
+                self.logger.warning("the server refused to resume the connection: %s", error)
+                detail = session.end(f"the server refused to resume: {error}")
+                handler.expire(DisconnectReason(DisconnectCode.RESUME_REFUSED, detail))
+                return
+            except (CommunicationError, OSError) as error:
+                failure = f"last attempt: {error}"
+                self.logger.debug("resuming %s failed: %s", self.server_id, error)
+                # Backoff, cut short by close(): the handler's end is what is waited for.
+                handler.wait_closed(min(delay, max(0.0, session.deadline - time.monotonic())))
+                delay = min(delay * 2, _RETRY_LAST)
+                continue
+            if resend is None:  # the connection ended meanwhile
+                return
+            self.logger.info(
+                "resumed the connection to %s after %.3g s; %d frames sent again",
+                self.server_id,
+                time.monotonic() - broke_at,
+                len(resend),
+            )
+            return
+
+    def _resume_once(
+        self, handler: SocketHandler, session: ClientSession, deadline: float
+    ) -> list[bytes] | None:
+        """One attempt: find the server again if discovery found it, connect, prove the
+        session, and carry the connection on the new socket."""
+        if self._discovered:
+            self.search_server(
+                timeout=max(0.05, min(DEFAULT_TIMEOUT, deadline - time.monotonic())),
+                server_id=self.server_id,
+            )
+        sock = self._connect_socket(deadline - time.monotonic(), deadline)
+        try:
+            handshake = ResumeHandshake(session, self.max_frame_size)
+            self._exchange(sock, deadline, handshake)
+            answer = handshake.answer
+            assert answer is not None
+            sock.settimeout(None)
+            resent = handler.resume_on(
+                sock, sock.getpeername(), handshake, lambda: (b"", session.answer(answer))
+            )
+        except BaseException:
+            sock.close()
+            raise
+        self.socket = sock
+        return resent

@@ -21,6 +21,7 @@ from .frame import Frame
 from .handshake import ClientHandshake, ServerHandshake
 from .linger import track
 from .recorder import Recorder
+from .resume import ResumeState
 from .socket_handler import SocketHandler, close_handlers
 from .tap import Tap
 from .wire import DEFAULT_MAX_FRAME_SIZE
@@ -142,7 +143,11 @@ class BaseThreadedCommunication:
         track(self)
 
     def open_handler(
-        self, conn: socket.socket, addr: Any, handshake: ClientHandshake | ServerHandshake
+        self,
+        conn: socket.socket,
+        addr: Any,
+        handshake: ClientHandshake | ServerHandshake,
+        resume: ResumeState | None = None,
     ) -> SocketHandler:
         """Build the application's handler for a connection whose handshake is complete,
         attached to the :class:`~pymasep.comm.core.Connection` it opened (with this
@@ -152,15 +157,25 @@ class BaseThreadedCommunication:
             conn: The connected socket.
             addr: The peer's address.
             handshake: The completed handshake.
+            resume: The session the handshake negotiated, when the connection may
+                resume: a break then calls :meth:`_connection_broke` instead of ending it.
         """
         handler = self.socket_handler_class(conn, addr, self.logger, *self.socket_handler_args)
+        connection = Connection.from_handshake(
+            handshake, limits=self.send_limits, stall_timeout=self.stall_timeout, tap=self.tap
+        )
+        connection.resume = resume
         handler.attach(
-            Connection.from_handshake(
-                handshake, limits=self.send_limits, stall_timeout=self.stall_timeout, tap=self.tap
-            ),
+            connection,
             on_closed=self._connection_closed,
+            on_break=None if resume is None else self._connection_broke,
         )
         return handler
+
+    def _connection_broke(self, handler: SocketHandler, reason: DisconnectReason) -> None:
+        """A connection that may resume broke (in the I/O thread): Server and Client
+        hold it or resume it. Without an override it ends."""
+        handler.expire(reason)
 
     def add_connection(self, ident: str, sh: SocketHandler) -> None:
         """Add a connection to the client or server.

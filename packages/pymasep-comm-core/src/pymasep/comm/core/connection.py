@@ -28,6 +28,12 @@ the rules that every transport must agree on:
   slowly is throttled, one that reads nothing is dropped.
 * **Receive-side stall**: a peer that stops in the middle of a frame is cut once
   ``stall_timeout`` seconds pass without a byte, which frees the partial frame.
+* **Resuming** (:attr:`Connection.resume`, when both sides negotiated it): every data
+  frame sent is numbered and held until the peer acknowledges it, every data frame
+  received is counted and acknowledged now and then (:mod:`pymasep.comm.core.resume`).
+  When the socket breaks without a bye, :meth:`Connection.broke` drops what was in
+  flight on it, and :meth:`Connection.resumed` takes the next socket's first bytes: the
+  frames the peer never got are sent again, so nothing is lost or delivered twice.
 
 The driver (:class:`~pymasep.comm.core.driver.Driver`, in the process's I/O thread and
 the senders' threads) moves the bytes; it calls a connection under its owner's lock,
@@ -45,6 +51,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .exceptions import (
+    CommunicationError,
     ConnectionClosedError,
     InvalidArgumentError,
     InvalidStateError,
@@ -53,6 +60,7 @@ from .exceptions import (
 )
 from .frame import Frame, FrameKind
 from .handshake import ClientHandshake, ServerHandshake
+from .resume import RESUME_EXPIRED, ResumeState, decode_ack
 from .tap import Tap
 from .wire import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -131,6 +139,13 @@ class DisconnectCode(str, enum.Enum):
     INTERNAL_ERROR = "internal error"
     """A bug in this library or in a callback it could not contain; logged with its
     traceback."""
+    RESUME_EXPIRED = RESUME_EXPIRED
+    """The connection broke and was not resumed within ``resume_window`` (or its held
+    session made room for a newer one): the frames still held were dropped."""
+    RESUME_REFUSED = "resume refused"
+    """The connection broke and the server refused to resume it (it restarted, or the
+    session ended there): the client ends the session and says why, and never starts a
+    new one in silence."""
 
     def __str__(self) -> str:
         return self.value
@@ -248,12 +263,14 @@ class ConnectionStats:
     """Counters of one connection, for monitoring (a snapshot; it does not change).
 
     Attributes:
-        frames_sent: Data frames handed to the kernel whole.
+        frames_sent: Data frames handed to the kernel whole (after a resume, those sent
+            again count again).
         bytes_sent: Bytes (headers included) handed to the kernel.
         frames_queued: Frames waiting, whole or in part, for the kernel now.
         bytes_queued: Bytes waiting for the kernel now.
         frames_received: Frames received after the handshake.
         bytes_received: Bytes received (headers included, after the handshake).
+        resumes: Times the connection broke and was resumed.
     """
 
     frames_sent: int
@@ -262,6 +279,7 @@ class ConnectionStats:
     bytes_queued: int
     frames_received: int
     bytes_received: int
+    resumes: int = 0
 
 
 class ConnectionState(enum.Enum):
@@ -375,6 +393,11 @@ class Connection:
         """Told of the connection's events; see :mod:`pymasep.comm.core.tap`."""
         self.authenticated = authenticated
         """True if the handshake proved both sides hold a key."""
+        self.resume: ResumeState | None = None
+        """The session that outlives this connection's sockets when both sides
+        negotiated resuming (set by the server or the client), else None."""
+        self.broken = False
+        """True from :meth:`broke` until :meth:`resumed`: no socket carries it."""
 
     @classmethod
     def from_handshake(
@@ -456,6 +479,7 @@ class Connection:
             bytes_queued=self.queued_bytes,
             frames_received=self.frames_received,
             bytes_received=self.bytes_received,
+            resumes=0 if self.resume is None else self.resume.resumes,
         )
 
     # -- sending ---------------------------------------------------------------------
@@ -472,15 +496,21 @@ class Connection:
             buffers = [_V1_PACK(frame.kind, frame.size) + frame.message]
         else:
             buffers = [encode_header(frame.kind, frame.size, Wire.V1), frame.message]
-        if self.tap is not None and frame.kind is FrameKind.DATA:
+        if self.tap is not None:
+            self.tap_sent(frame)
+        return buffers
+
+    def tap_sent(self, frame: Frame) -> None:
+        """Tell the tap (set) of ``frame`` sent, if it is a data frame: :meth:`encode`
+        does; a caller that encodes a frame itself calls this instead."""
+        if frame.kind is FrameKind.DATA:
             header = _V1_HEADER_SIZE if self.wire is Wire.V1 else 2
             try:
-                self.tap.frame_sent(
+                self.tap.frame_sent(  # type: ignore[union-attr]
                     self.peer_id or "", frame.message, frame.size + header, _monotonic(), _time()
                 )
             except Exception:
                 _log.exception("the tap failed on frame_sent of %s", self.peer_id)
-        return buffers
 
     def check_open(self) -> None:
         """Raise unless frames may be sent.
@@ -507,7 +537,12 @@ class Connection:
         told to wait asks :meth:`drain_deadline` how long.
         """
         limits = self.limits
-        if not self.queued_bytes or self.queued_bytes + size <= limits.hard_limit:
+        resume = self.resume
+        if resume is not None:
+            # The frames held for a resume count too (see ResumeState.room_for).
+            if resume.room_for(size, self.queued_bytes, limits.hard_limit):
+                return True
+        elif not self.queued_bytes or self.queued_bytes + size <= limits.hard_limit:
             return True
         if limits.policy == "raise":
             raise SendBufferFullError(self.queued_bytes, limits.hard_limit, self.peer_id or "")
@@ -568,6 +603,14 @@ class Connection:
         if queued > limits.hard_limit or self._soft_since is not None:
             return self.slow_consumer(now)
         return None
+
+    def enqueue_control(self, data: bytes) -> None:
+        """Queue bytes that are not a frame of the application (an ACK, a resume's
+        answer): they are not counted as frames sent."""
+        if not self.queued_bytes:
+            self._drained_at = _monotonic()
+        self.send_queue.append(data)
+        self.queued_bytes += len(data)
 
     def sent(self, count: int, now: float) -> None:
         """Count ``count`` bytes from the head of the queue that the kernel took."""
@@ -642,6 +685,44 @@ class Connection:
             return None
         return self._soft_since + self.limits.soft_seconds
 
+    # -- resuming --------------------------------------------------------------------
+
+    def broke(self, now: float, reason: DisconnectReason) -> None:
+        """The socket broke without a bye (``reason``) and the session is held
+        (:attr:`resume` is set): drop the bytes in flight on it, each way. Every data
+        frame among those queued is still held by the session, and the peer's partial
+        frame, which the peer counts as not received, comes again whole."""
+        assert self.resume is not None
+        if self.tap is not None:
+            self._tap("broken", reason)
+        self.broken = True
+        self.resume.broke(now)
+        self._drop_queue()
+        self.decoder = FrameDecoder(self.wire, self.decoder.max_frame_size)
+        self.pending_frames.clear()
+        self.one_way_sends = 0
+
+    def resumed(self, decoder: FrameDecoder, pending_frames: Iterable[Frame]) -> None:
+        """A new socket carries the session: read it with ``decoder`` (the resume
+        handshake's, which may hold bytes), after ``pending_frames``; what was queued for
+        an earlier socket is dropped (the caller then queues the answer and the frames
+        to send again)."""
+        self.broken = False
+        self._drop_queue()
+        self.decoder = decoder
+        self.pending_frames = deque(pending_frames)
+        self.one_way_sends = 0
+        if self.tap is not None:
+            self._tap("resumed")
+
+    def _drop_queue(self) -> int:
+        dropped = self.queued_bytes
+        self.send_queue.clear()
+        self._frame_ends.clear()
+        self.queued_bytes = self.queued_frames = 0
+        self._soft_since = None
+        return dropped
+
     # -- closing ---------------------------------------------------------------------
 
     def close(self) -> bool:
@@ -669,11 +750,9 @@ class Connection:
             return 0
         self.state = ConnectionState.CLOSED
         self.reason = reason
-        dropped = self.queued_bytes
-        self.send_queue.clear()
-        self._frame_ends.clear()
-        self.queued_bytes = self.queued_frames = 0
-        self._soft_since = None
+        dropped = self._drop_queue()
+        if self.resume is not None:
+            self.resume.log.clear()
         if self.tap is not None:
             self._tap("closed", reason)
         return dropped
@@ -709,6 +788,15 @@ class Connection:
             self._tap_received(frames)
         return frames
 
+    def count_received(self, frames: list[Frame], size: int | None = None) -> None:
+        """Count ``frames``, data frames handed on, for the session's acknowledgements
+        (:meth:`receive_frames` does; the driver, where it hands data frames on without
+        it). ``size``: their bytes on the wire, if the caller knows them."""
+        assert self.resume is not None
+        if size is None:
+            size = sum(frame.size for frame in frames) + _V1_HEADER_SIZE * len(frames)
+        self.resume.acks.count(len(frames), size)
+
     def direct_view(self) -> memoryview | None:
         """Where the driver reads the rest of a large frame straight into (see
         :meth:`FrameDecoder.direct_view <pymasep.comm.core.FrameDecoder.direct_view>`);
@@ -740,6 +828,11 @@ class Connection:
             self.bye_received = True
             if self.tap is not None:
                 self._tap("bye", "in")
+        elif frame.kind is FrameKind.ACK and self.resume is not None:
+            try:
+                self.resume.log.ack(decode_ack(frame.message))
+            except CommunicationError as error:  # a DecodeError, or counts gone wrong
+                raise ProtocolError(f"a wrong ACK: {error}") from None
         else:
             raise ProtocolError(f"unexpected {frame.kind.name} frame after the handshake")
 
@@ -754,6 +847,8 @@ class Connection:
                 self.control_frame(frame)
                 if self.bye_received:
                     break
+        if self.resume is not None:
+            self.count_received(data)
         return data
 
     def bye_reason(self) -> DisconnectReason:

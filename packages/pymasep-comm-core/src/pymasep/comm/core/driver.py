@@ -16,6 +16,13 @@ The rules (states, bye, limits, stall, reasons) live in the sans-I/O
   connection, its data frames handed to the owner (the handler), which delivers them.
 * **Closing**: queued frames, then the bye, then the end of the writing direction; the
   loop reads until the peer ends too, then frees the socket and tells the owner once.
+* **Resuming** (a connection whose :attr:`Connection.resume
+  <pymasep.comm.core.Connection.resume>` is set): a socket that breaks without a bye
+  (a reset, an abort, an error, a stall; not an end of stream, which is the peer's
+  process closing or dying) is dropped, but the connection is not
+  ended: the owner is told (``on_break``), sends go on into the session's log, and
+  :meth:`Driver.resume` later carries the connection on a new socket. An ACK is written
+  at the end of the read turn that made one due.
 
 Over TLS (an :class:`ssl.SSLSocket`) every call into the SSL object is made under one
 lock, since OpenSSL does not allow one object to be used by two threads at once, and the
@@ -55,7 +62,7 @@ from .exceptions import (
 )
 from .frame import Frame, FrameKind
 from .ioloop import Timer, io_loop
-from .wire import V1_HEADER, Wire
+from .wire import V1_HEADER, FrameDecoder, Wire
 
 __all__ = ["Driver"]
 
@@ -68,6 +75,7 @@ _V1_HEADER_SIZE = V1_HEADER.size
 _JOIN_LIMIT = 16 * 1024
 _OPEN = ConnectionState.OPEN
 _DATA = FrameKind.DATA
+_ACK = FrameKind.ACK
 _CLOSED = ConnectionState.CLOSED
 _monotonic = time.monotonic
 # MSG_DONTWAIT makes one send non-blocking whatever the socket's mode (a handler may send
@@ -111,6 +119,24 @@ def _tls_chunk(buffers: Iterable[Buffer]) -> Buffer:
         parts.append(buffer)
         size += len(buffer)
     return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_TCP_CLOSE = 7  # tcpi_state of a connection that ended by a reset (Linux's TCP_CLOSE)
+
+
+def was_reset(sock: socket.socket) -> bool:
+    """Whether the kernel says the connection was reset: over TLS (whose socket reports
+    a reset as an end of stream) or after a send took the reset's error, a read then
+    sees a mere end of stream. Linux tells by the TCP state (CLOSE after a reset,
+    CLOSE_WAIT after the peer's FIN); elsewhere it cannot tell, and says False."""
+    if _TCP_INFO is None:
+        return False
+    try:
+        info = socket.socket.getsockopt(sock, socket.IPPROTO_TCP, _TCP_INFO, 1)
+    except OSError:
+        return False
+    return info[0] == _TCP_CLOSE
 
 
 def shutdown(sock: socket.socket, how: int) -> None:
@@ -165,6 +191,12 @@ class Driver:
         self._stall_timer: Timer | None = None
         self._soft_timer: Timer | None = None
         self._close_timer: Timer | None = None
+        # A send that failed on a resumable connection: the kernel reports a socket's
+        # error once, so the loop's next read may then see a mere end of stream.
+        self._send_failed: OSError | None = None
+        self.on_break: Callable[[DisconnectReason], None] | None = None
+        """Called in the loop when a resumable connection's socket breaks (the owner
+        then resumes it or, in the end, :meth:`expire` s it); None: a break ends it."""
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             # Frames are whole messages: send each at once instead of waiting for more.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -183,9 +215,11 @@ class Driver:
         # A small v1 frame, as a round trip's are, is encoded inline into one buffer.
         buffers: list[Buffer] | None = None
         data = b""
-        if size <= _JOIN_LIMIT and conn.wire is Wire.V1 and conn.tap is None:
+        if size <= _JOIN_LIMIT and conn.wire is Wire.V1:
             data = _V1_PACK(frame.kind, size) + frame.message
             size += _V1_HEADER_SIZE
+            if conn.tap is not None:
+                conn.tap_sent(frame)
         else:
             buffers = conn.encode(frame)
             size = sum(map(len, buffers))
@@ -194,8 +228,12 @@ class Driver:
         try:
             if conn.state is not _OPEN:
                 conn.check_open()
+            resume = conn.resume
             sent = 0
-            if conn.write_directly():
+            direct = not conn.broken and conn.write_directly()
+            if direct:
+                if resume is not None:  # numbered in the order its bytes go out
+                    resume.log.record(frame.message)
                 try:
                     if self._tls:
                         sent = self._tls_send((data,) if buffers is None else buffers)
@@ -206,17 +244,31 @@ class Driver:
                 except _WOULD_BLOCK:
                     sent = 0
                 except OSError as error:
-                    # The loop sees the same failure and ends the connection.
-                    raise ConnectionClosedError(f"send failed: {error}") from error
+                    # The loop sees the same failure: it ends the connection, or holds
+                    # it for a resume (this frame is in the log then).
+                    if resume is None:
+                        raise ConnectionClosedError(f"send failed: {error}") from error
+                    self._send_failed = error
+                    sent = 0
                 if sent == size:
                     conn.frames_sent += 1
                     conn.bytes_sent += size
                     return
             else:
                 queued = conn.queued_bytes
+                limit = conn.limits.hard_limit
                 if (
-                    queued
-                    and queued + size > conn.limits.hard_limit
+                    (queued or conn.broken)
+                    and (
+                        queued + size > limit
+                        # The frames held for a resume count too (every queued one is):
+                        # SendLog.unacked_bytes, inline on this path of every frame.
+                        or (
+                            resume is not None
+                            and resume.log.recorded_bytes - resume.log.released_bytes + size
+                            > limit
+                        )
+                    )
                     and not conn.room_for(size, _monotonic())
                 ):
                     cut = self._wait_for_room(size)
@@ -227,6 +279,10 @@ class Driver:
                         finally:
                             lock.acquire()
                         raise ConnectionClosedError(f"connection to {conn.peer_id} is {cut}")
+                if resume is not None:
+                    resume.log.record(frame.message)
+                    if conn.broken:  # held in the log until the resume sends it
+                        return
             slow = conn.enqueue(buffers or (data,), size, sent, _monotonic())
             if slow is None:
                 self._request_write()
@@ -248,7 +304,8 @@ class Driver:
         conn = self.connection
         if self.loop.in_loop():
             # The loop is what drains the queue: it cannot wait for itself (a callback
-            # that sends from the loop queues past the limit).
+            # that sends from the loop queues past the limit, or holds it past the limit
+            # during an outage).
             return None
         since = _monotonic()
         timeout = conn.limits.block_timeout if conn.limits.policy == "block" else None
@@ -282,6 +339,8 @@ class Driver:
             while conn.bytes_sent < target:
                 if conn.state is _CLOSED:
                     raise ConnectionClosedError(f"connection ended: {conn.reason}")
+                if conn.broken:  # what was queued is held for the resume
+                    return
                 if self.loop.in_loop():
                     raise CommunicationTimeoutError("flush() cannot wait in the I/O thread")
                 now = _monotonic()
@@ -327,7 +386,12 @@ class Driver:
         with self.lock:
             if not self.connection.close():
                 return
-            self._request_write()  # the queue, then the bye
+            broken = self.connection.broken
+            if not broken:
+                self._request_write()  # the queue, then the bye
+        if broken:  # no socket to say bye on: the session ends here
+            self.abort(DisconnectReason(CLOSED_LOCALLY, "closed while the connection was resuming"))
+            return
         self.log.debug("closing connection to %s", self.peer)
 
     def close_by(self, deadline: float) -> None:
@@ -451,7 +515,9 @@ class Driver:
         self._registered = True
         self._update_events()
         if self._tls:
-            self._read()  # bytes may wait in the SSL object already
+            self._read_turn()  # bytes may wait in the SSL object already
+        elif conn.resume is not None:
+            self._acknowledge()
 
     def _update_events(self) -> None:
         """Watch for room to write while something waits, for bytes while reading (a
@@ -480,7 +546,7 @@ class Driver:
             self._reading = not paused
             self._update_events()
             if not paused and self._registered:
-                self._read()
+                self._read_turn()
 
         self.loop.run_in_loop(apply)
 
@@ -488,7 +554,41 @@ class Driver:
         if mask & _WRITE:
             self._write()
         if mask & _READ and self._registered and self._reading:
-            self._read()
+            self._read_turn()
+
+    def _read_turn(self) -> None:
+        """Read, then acknowledge what the read made due (a resumable connection)."""
+        self._read()
+        if self.connection.resume is not None and self._registered:
+            self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        """Write the session's ACK if one is due: at once when nothing waits before it
+        and the socket takes it, else queued (it is not a frame of the application)."""
+        conn = self.connection
+        assert conn.resume is not None
+        if not conn.resume.acks.ack_due:  # counted by this thread alone: no lock needed
+            return
+        with self.lock:
+            if conn.state is _CLOSED or conn.broken or conn.bye_sent:
+                return
+            ack = conn.resume.acks.take_ack()
+            if ack is None:
+                return
+            sent = 0
+            if not conn.send_queue:
+                try:
+                    sent = self._tls_send((ack,)) if self._tls else self.socket.send(ack, _DONTWAIT)
+                except _WOULD_BLOCK:
+                    sent = 0
+                except OSError as error:
+                    self._send_failed = error  # the read that follows breaks it
+                    return
+                conn.bytes_sent += sent
+                if sent == len(ack):
+                    return
+            conn.enqueue_control(ack[sent:])
+            self._request_write()
 
     def _write(self) -> None:
         """Write the queue as far as the socket takes it; then the bye when closing."""
@@ -535,7 +635,7 @@ class Driver:
         except OSError as error:
             if not self.finished.is_set():
                 self.log.info("writing to %s failed: %s", self.peer, error)
-                self.abort(DisconnectReason(CONNECTION_LOST, str(error)))
+                self._lost(DisconnectReason(CONNECTION_LOST, str(error)))
             return
         if slow is not None:
             self.abort(slow)
@@ -579,13 +679,23 @@ class Driver:
                     except _WOULD_BLOCK:
                         return
                 if not count:
+                    # An end of stream without a bye is the peer's process closing (or
+                    # dying: its kernel closes its sockets): never resumed. A network
+                    # that breaks resets, aborts or stalls instead.
                     with self.lock:
                         reason = conn.receive_eof()
-                    self._end(reason)
+                    if reason.code is not DisconnectCode.CONNECTION_LOST:
+                        self._end(reason)
+                    elif self._send_failed is not None:  # the reset that a send saw first
+                        self._lost(DisconnectReason(CONNECTION_LOST, str(self._send_failed)))
+                    elif conn.resume is not None and was_reset(sock):
+                        self._lost(DisconnectReason(CONNECTION_LOST, "reset by the peer"))
+                    else:
+                        self._end(reason)
                     return
-                conn.reads += 1  # Connection.received(), inlined
                 now = _monotonic()
                 if direct is not None:
+                    conn.reads += 1  # Connection.received(), inlined
                     frames = conn.direct_filled(count, now)
                     if frames and not self._take(frames):
                         return
@@ -598,6 +708,9 @@ class Driver:
                     conn.bytes_received += count
                     conn.frames_received += 1
                     if frame.kind is _DATA:  # a request or a reply: the common read
+                        conn.reads += 1
+                        if conn.resume is not None:
+                            conn.resume.acks.count(1, count)
                         self._deliver([frame])
                         if not self._tls or not self._reading:
                             return
@@ -605,7 +718,10 @@ class Driver:
                     frames = [frame]
                 else:
                     frames = conn.feed(_read_view[:count], now)
-                if frames and not self._take(frames):
+                # A read of ACKs alone is not the peer talking: a stream stays batched.
+                if not frames or any(f.kind is not _ACK for f in frames):
+                    conn.reads += 1
+                if frames and not self._take(frames, count):
                     return
                 if conn.decoder.buffered and self._stall_timer is None:
                     deadline = conn.receive_deadline()
@@ -623,18 +739,23 @@ class Driver:
         except OSError as error:
             with self.lock:
                 closing = conn.state is not _OPEN
-            self._end(
-                DisconnectReason(CLOSED_LOCALLY)
-                if closing
-                else DisconnectReason(CONNECTION_LOST, str(error))
-            )
+            if closing:
+                self._end(DisconnectReason(CLOSED_LOCALLY))
+            elif isinstance(error, ssl.SSLEOFError) and not was_reset(sock):
+                # A TLS peer gone without a bye, its socket closed: its process ended.
+                self._end(DisconnectReason(CONNECTION_LOST, str(error)))
+            else:
+                self._lost(DisconnectReason(CONNECTION_LOST, str(error)))
 
-    def _take(self, frames: list[Frame]) -> bool:
-        """Hand data frames to the owner; a bye ends the connection. False once ended."""
+    def _take(self, frames: list[Frame], size: int | None = None) -> bool:
+        """Hand data frames to the owner (``size``: the bytes read that brought them,
+        if known); a bye ends the connection. False once ended."""
         conn = self.connection
         data = [f for f in frames if f.kind is FrameKind.DATA]
         if len(data) != len(frames):
-            data = conn.receive_frames(frames)
+            data = conn.receive_frames(frames)  # counts them for the session
+        elif conn.resume is not None:
+            conn.count_received(data, size)
         if data:
             self._deliver(data)
         if conn.bye_received:
@@ -654,9 +775,129 @@ class Driver:
             return
         if deadline <= _monotonic():
             self.log.warning("%s stalled in the middle of a frame", self.peer)
-            self._end(conn.stalled())
+            self._lost(conn.stalled())
         else:
             self._stall_timer = self.loop.call_at(deadline, self._check_stall)
+
+    # -- resuming ------------------------------------------------------------------------
+
+    def _lost(self, reason: DisconnectReason) -> None:
+        """The socket broke without a bye (in the loop): hold a resumable connection for
+        its owner to resume, end any other."""
+        conn = self.connection
+        with self.lock:
+            hold = (
+                self.on_break is not None
+                and conn.resume is not None
+                and conn.state is _OPEN
+                and not conn.broken
+                and not self.finished.is_set()
+            )
+            if hold:
+                conn.broke(_monotonic(), reason)
+                self.changed.notify_all()  # a flush() returns, a waiting sender looks again
+            elif conn.broken:
+                return  # the same break, seen twice
+        if not hold:
+            self._end(reason)
+            return
+        for timer in (self._stall_timer, self._soft_timer):
+            if timer is not None:
+                timer.cancel()
+        self._stall_timer = self._soft_timer = None
+        self._drop_socket(self.socket)
+        assert conn.resume is not None and self.on_break is not None
+        self.log.warning(
+            "the connection to %s broke (%s); it may resume within %g s",
+            self.peer,
+            reason,
+            conn.resume.window,
+        )
+        self.on_break(reason)
+
+    def _drop_socket(self, sock: socket.socket) -> None:
+        """Stop watching ``sock`` and close it (in the loop)."""
+        if self._registered:
+            self._registered = False
+            with contextlib.suppress(KeyError, ValueError):
+                self.loop.selector.unregister(sock)
+        self._events = 0
+        shutdown(sock, socket.SHUT_RDWR)
+        sock.close()
+
+    def resume(
+        self,
+        sock: socket.socket,
+        address: Any,
+        decoder: FrameDecoder,
+        pending_frames: list[Frame],
+        decide: Callable[[], tuple[bytes, list[bytes]] | None],
+    ) -> list[bytes] | None:
+        """Carry the connection on a new socket, whose resume handshake is done (any
+        thread).
+
+        Under the lock, so that no frame is sent meanwhile: ``decide()`` checks the
+        resume and returns the bytes to write first (the server's answer) and the
+        frames to send again, or None to refuse (nothing changes). Then the new socket
+        replaces the old one (closed, if the owner had not seen it break), its
+        ``pending_frames`` are delivered first, and the loop reads it.
+
+        Returns:
+            The frames sent again, or None when ``decide`` refused.
+
+        Raises:
+            ConnectionClosedError: The connection has ended meanwhile.
+            Whatever ``decide`` raises (nothing changes then).
+        """
+        conn = self.connection
+        with self.lock:
+            if conn.state is not _OPEN or self.finished.is_set():
+                raise ConnectionClosedError(f"connection to {conn.peer_id} is {conn.reason}")
+            decided = decide()
+            if decided is None:
+                return None
+            prefix, resend = decided
+            old = None if conn.broken else self.socket
+            conn.resumed(decoder, pending_frames)
+            self._send_failed = None
+            self.socket, self.address = sock, address
+            self._tls = isinstance(sock, ssl.SSLSocket)
+            if prefix:
+                conn.enqueue_control(prefix)
+            now = _monotonic()
+            for payload in resend:  # already numbered: not recorded nor tapped again
+                size = len(payload)
+                if size <= _JOIN_LIMIT:
+                    conn.enqueue((_V1_PACK(_DATA, size) + payload,), size + _V1_HEADER_SIZE, 0, now)
+                else:
+                    header = _V1_PACK(_DATA, size)
+                    conn.enqueue((header, payload), size + _V1_HEADER_SIZE, 0, now)
+            self._want_write = bool(conn.send_queue)
+            self._write_requested = True
+            self.changed.notify_all()
+        if self._tls:
+            with self._tls_lock:
+                sock.setblocking(False)
+        else:
+            sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.loop.in_loop():
+            self._reattach(old)
+        else:
+            self.loop.run_in_loop(lambda: self._reattach(old))
+        return resend
+
+    def _reattach(self, old: socket.socket | None) -> None:
+        if old is not None:
+            self._drop_socket(old)
+        self._registered = False
+        self._events = 0
+        self._register()
+
+    def expire(self, reason: DisconnectReason) -> None:
+        """End a connection that was not resumed (any thread); see :meth:`abort`."""
+        self.abort(reason)
 
     def _end(self, reason: DisconnectReason) -> None:
         """End the connection once: free the socket, then tell the owner."""

@@ -21,6 +21,11 @@ class FrameKind(enum.IntEnum):
     AUTH = 4
     """A nonce or a proof of the authenticated handshake (see
     :mod:`pymasep.comm.core.auth`); never after the handshake."""
+    ACK = 5
+    """How many data frames the sender received in the session (resuming only, see
+    :mod:`pymasep.comm.core.resume`)."""
+    RESUME = 6
+    """A message of the resume negotiation or exchange (resuming only)."""
 
 
 _BYE_PAYLOAD = b"BYE"

@@ -15,6 +15,15 @@ prove they hold the key (:mod:`pymasep.comm.core.auth`)::
 
 A server's HELLO still means "accepted", with or without a key. A legacy client cannot
 authenticate, so a server with a key refuses it.
+
+A client that may resume a broken connection (:mod:`pymasep.comm.core.resume`) opens
+with preamble version 2 and sends its OFFER right after its HELLO; a server that knows
+resuming answers with version 2 and its ACCEPT (or DECLINE) right after its HELLO. A
+server built before refuses version 2 with a version-1 preamble before reading a frame:
+the client then sees :attr:`ClientHandshake.older_server` and connects again without
+the offer. A connection that resumes a session opens with version 2 and a REQUEST
+instead of a hello (:class:`ResumeHandshake`; the server's :attr:`ServerHandshake.
+resume_request`), and needs no AUTH exchange: the request's proof covers the key.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from .auth import (
     proofs_match,
 )
 from .exceptions import (
+    CommunicationError,
     ConnectionRejectedError,
     HandshakeError,
     InvalidArgumentError,
@@ -40,6 +50,16 @@ from .exceptions import (
     ProtocolError,
 )
 from .frame import Frame, FrameKind
+from .resume import (
+    EXTENDED_VERSION,
+    ClientSession,
+    ResumeAccept,
+    ResumeDecline,
+    ResumeOffer,
+    ResumeRequest,
+    decode_resume,
+    resume_frame,
+)
 from .wire import (
     DEFAULT_MAX_FRAME_SIZE,
     MAGIC,
@@ -51,7 +71,13 @@ from .wire import (
     encode_frame,
 )
 
-__all__ = ["MAX_IDENT_SIZE", "ClientHandshake", "ServerHandshake", "detect_wire"]
+__all__ = [
+    "MAX_IDENT_SIZE",
+    "ClientHandshake",
+    "ResumeHandshake",
+    "ServerHandshake",
+    "detect_wire",
+]
 
 MAX_IDENT_SIZE = 4096
 """Largest id, in UTF-8 bytes, that a hello may carry."""
@@ -105,6 +131,9 @@ class _Side:
         self._outgoing = b""
         self._size_limit = MAX_IDENT_SIZE  # of the frames of the handshake
         self._awaiting_preamble = False
+        self._versions: tuple[int, ...] = (PROTOCOL_VERSION,)  # preamble versions taken
+        self.version = PROTOCOL_VERSION
+        """The peer's preamble version, once read: 2 when both sides may resume."""
         if wire is not None:
             self._start(Wire(wire))
 
@@ -120,6 +149,7 @@ class _Side:
             self._check_preamble(self._prefix[: len(PREAMBLE)])
             if len(self._prefix) < len(PREAMBLE):
                 return []
+            self.version = self._prefix[len(MAGIC)]
             data, self._prefix = self._prefix[len(PREAMBLE) :], b""
             self._awaiting_preamble = False
         assert self.decoder is not None
@@ -142,7 +172,7 @@ class _Side:
         """Raise as soon as the bytes received so far cannot start a v1 preamble."""
         if received[: len(MAGIC)] != MAGIC[: len(received)]:
             raise ProtocolError(self._not_v1_message())
-        if len(received) > len(MAGIC) and received[len(MAGIC)] != PROTOCOL_VERSION:
+        if len(received) > len(MAGIC) and received[len(MAGIC)] not in self._versions:
             raise ProtocolError(
                 f"the peer speaks protocol version {received[len(MAGIC)]}, "
                 f"this side speaks {PROTOCOL_VERSION}"
@@ -163,6 +193,22 @@ class _Side:
         hello, self.pending_frames = frames[0], frames[1:]
         return _decode_ident(hello)
 
+    def _resume_message(self, frame: Frame, wanted: tuple[type, ...]) -> object:
+        """The resume message ``frame`` carries, of one of the ``wanted`` types.
+
+        Raises:
+            ProtocolError: Another frame, or another message.
+        """
+        if frame.kind is not FrameKind.RESUME:
+            raise ProtocolError(f"a {frame.kind.name} frame where a RESUME was due")
+        try:
+            message = decode_resume(frame.message)
+        except CommunicationError as error:
+            raise ProtocolError(f"a malformed RESUME frame: {error}") from None
+        if not isinstance(message, wanted):
+            raise ProtocolError(f"a RESUME {type(message).__name__} where it has no place")
+        return message
+
 
 class ClientHandshake(_Side):
     """The client's side of the handshake.
@@ -177,9 +223,12 @@ class ClientHandshake(_Side):
         max_frame_size: Largest payload the client accepts, in bytes.
         authkey: The key to prove, and that the server must prove it holds; None for
             no authentication (v1 only).
+        resume_offer: Offer the server to resume this connection if it breaks (v1
+            only); None: no offer, the bytes of a client built before resuming.
 
     Raises:
-        InvalidArgumentError: An empty id, an empty key, or a key on the legacy wire.
+        InvalidArgumentError: An empty id, an empty key, or a key or an offer on the
+            legacy wire.
     """
 
     def __init__(
@@ -189,6 +238,7 @@ class ClientHandshake(_Side):
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         *,
         authkey: bytes | None = None,
+        resume_offer: ResumeOffer | None = None,
     ) -> None:
         if not ident:
             raise InvalidArgumentError("the client id must not be empty")
@@ -199,6 +249,18 @@ class ClientHandshake(_Side):
         self._key = None if authkey is None else check_key(authkey)
         if self._key is not None and self.wire is not Wire.V1:
             raise InvalidArgumentError("the legacy wire (pymasep 0.2) cannot authenticate")
+        if resume_offer is not None and self.wire is not Wire.V1:
+            raise InvalidArgumentError("the legacy wire (pymasep 0.2) cannot resume")
+        self.offer = resume_offer
+        """What the client offered to resume, or None."""
+        self.resume_answer: ResumeAccept | ResumeDecline | None = None
+        """The server's answer to the offer, once the handshake is complete."""
+        self.older_server = False
+        """True when the client offered to resume and the server answered with version 1:
+        a server built before resuming, which refuses the offer; connect again without."""
+        self._hello_ident: str | None = None  # the server's hello, read before its answer
+        if resume_offer is not None:
+            self._versions = (PROTOCOL_VERSION, EXTENDED_VERSION)
         self._nonce = new_nonce() if self._key is not None else b""
         if self._key is not None:
             self._size_limit = _MAX_CHALLENGE_SIZE
@@ -216,9 +278,13 @@ class ClientHandshake(_Side):
         hello = encode_frame(Frame.hello_frame(self.ident), self.wire)
         if self.wire is not Wire.V1:
             return hello
+        preamble = PREAMBLE
+        if self.offer is not None:
+            preamble = MAGIC + bytes([EXTENDED_VERSION])
+            hello += resume_frame(self.offer)
         if self._key is not None:
-            return PREAMBLE + encode_frame(Frame(self._nonce, FrameKind.AUTH)) + hello
-        return PREAMBLE + hello
+            return preamble + encode_frame(Frame(self._nonce, FrameKind.AUTH)) + hello
+        return preamble + hello
 
     def receive_data(self, data: BytesLike) -> bool:
         """Feed bytes received from the server.
@@ -232,22 +298,41 @@ class ClientHandshake(_Side):
                 0.2 server answering a v1 client).
             PeerFrameTooLargeError: The server announced an oversized hello.
         """
-        if self.server_ident is not None:
+        if self.server_ident is not None or self.older_server:
             raise HandshakeError("the handshake is already complete")
         frames = self._frames(data)
+        if (
+            self.offer is not None
+            and not self._awaiting_preamble
+            and self.version != EXTENDED_VERSION
+        ):
+            self.older_server = True  # its REFUSE of version 2 follows: not read
+            return False
         if not frames:
             return False
-        if self.wire is Wire.V1 and frames[0].kind is FrameKind.REFUSE:
-            raise ConnectionRejectedError(frames[0].message.decode("utf-8", "replace"))
-        if self._key is not None and self._challenged_by is None:
-            return self._answer_challenge(frames)
-        if self.wire is Wire.V1 and frames[0].kind is not FrameKind.HELLO:
-            raise ProtocolError(f"the server opened with a {frames[0].kind.name} frame, not HELLO")
-        # On the legacy wire the first frame is the hello whatever it says, even "BYE".
-        server_ident = self._finish(frames)
-        if self._challenged_by is not None and server_ident != self._challenged_by:
-            raise ProtocolError("the server's hello and its proof name different ids")
-        self.server_ident = server_ident
+        if self._hello_ident is None:
+            if self.wire is Wire.V1 and frames[0].kind is FrameKind.REFUSE:
+                raise ConnectionRejectedError(frames[0].message.decode("utf-8", "replace"))
+            if self._key is not None and self._challenged_by is None:
+                return self._answer_challenge(frames)
+            if self.wire is Wire.V1 and frames[0].kind is not FrameKind.HELLO:
+                raise ProtocolError(
+                    f"the server opened with a {frames[0].kind.name} frame, not HELLO"
+                )
+            # On the legacy wire the first frame is the hello whatever it says, even "BYE".
+            hello_ident = self._finish(frames)
+            if self._challenged_by is not None and hello_ident != self._challenged_by:
+                raise ProtocolError("the server's hello and its proof name different ids")
+            self._hello_ident = hello_ident
+            frames = self.pending_frames
+        if self.offer is not None:
+            if not frames:  # the answer to the offer follows the hello
+                return False
+            answer = self._resume_message(frames[0], (ResumeAccept, ResumeDecline))
+            assert isinstance(answer, (ResumeAccept, ResumeDecline))
+            self.resume_answer = answer
+            self.pending_frames = frames[1:]
+        self.server_ident = self._hello_ident
         return True
 
     def _answer_challenge(self, frames: list[Frame]) -> bool:
@@ -316,6 +401,14 @@ class ServerHandshake(_Side):
         self._claimed_ident: str | None = None  # the id of a hello whose proof is awaited
         self._expected_proof: bytes | None = None  # None: no proof is good
         self._preamble_sent = False
+        self._versions = (PROTOCOL_VERSION, EXTENDED_VERSION)
+        self._hello_ident: str | None = None  # a hello read, its offer not yet
+        self._first_frame = True
+        self.offer: ResumeOffer | None = None
+        """The client's offer to resume, once the handshake is complete (version 2)."""
+        self.resume_request: ResumeRequest | None = None
+        """Set instead of :attr:`client_ident` when the connection asks to resume a
+        session: the server answers with :meth:`resume_answer_bytes`."""
 
     @property
     def authenticates(self) -> bool:
@@ -341,7 +434,7 @@ class ServerHandshake(_Side):
             ProtocolError: The client's bytes break the protocol.
             PeerFrameTooLargeError: The client announced an oversized hello.
         """
-        if self.client_ident is not None:
+        if self.client_ident is not None or self.resume_request is not None:
             raise HandshakeError("the handshake is already complete")
         if self.wire is None:
             self._prefix += bytes(data)
@@ -358,15 +451,44 @@ class ServerHandshake(_Side):
                 raise ConnectionRejectedError(AUTH_FAILED)  # 0.2 cannot authenticate
             self._start(wire)
         frames = self._frames(data)
+        if frames and self._first_frame:
+            self._first_frame = False
+            if frames[0].kind is FrameKind.RESUME and self.version == EXTENDED_VERSION:
+                return self._take_request(frames)
         if self._lookup is not None:
             return self._authenticate(frames)
-        if not frames:
-            return False
-        if self.wire is Wire.V1 and frames[0].kind is not FrameKind.HELLO:
-            if frames[0].kind is FrameKind.AUTH:  # the client wants a key this side has not
-                raise ConnectionRejectedError(AUTH_FAILED)
-            raise ProtocolError(f"the client opened with a {frames[0].kind.name} frame, not HELLO")
-        self.client_ident = self._finish(frames)
+        if self._hello_ident is None:
+            if not frames:
+                return False
+            if self.wire is Wire.V1 and frames[0].kind is not FrameKind.HELLO:
+                if frames[0].kind is FrameKind.AUTH:  # the client wants a key this side has not
+                    raise ConnectionRejectedError(AUTH_FAILED)
+                raise ProtocolError(
+                    f"the client opened with a {frames[0].kind.name} frame, not HELLO"
+                )
+            self._hello_ident = self._finish(frames)
+            frames = self.pending_frames
+        if self.version == EXTENDED_VERSION:
+            if not frames:  # the offer follows the hello
+                return False
+            self._take_offer(frames.pop(0))
+            self.pending_frames = frames
+        self.client_ident = self._hello_ident
+        return True
+
+    def _take_offer(self, frame: Frame) -> None:
+        offer = self._resume_message(frame, (ResumeOffer,))
+        assert isinstance(offer, ResumeOffer)
+        self.offer = offer
+
+    def _take_request(self, frames: list[Frame]) -> bool:
+        """A connection that opens with a resume request: nothing may follow it before
+        the server's answer."""
+        if len(frames) > 1:
+            raise ProtocolError("a resume request is followed by nothing before its answer")
+        request = self._resume_message(frames[0], (ResumeRequest,))
+        assert isinstance(request, ResumeRequest)
+        self.resume_request = request
         return True
 
     def _authenticate(self, frames: list[Frame]) -> bool:
@@ -383,6 +505,8 @@ class ServerHandshake(_Side):
                 if frame.kind is not FrameKind.HELLO:
                     raise ProtocolError(f"the client sent a {frame.kind.name} frame, not HELLO")
                 self._challenge(_decode_ident(frame))
+            elif self.version == EXTENDED_VERSION and self.offer is None:
+                self._take_offer(frame)
             else:
                 expected = self._expected_proof
                 if (
@@ -415,17 +539,28 @@ class ServerHandshake(_Side):
             server_proof = proof(key, "server", *args)
             self._expected_proof = proof(key, "client", *args)
         payload = server_nonce + server_proof + self.ident.encode("utf-8")
-        self._outgoing += PREAMBLE + encode_frame(Frame(payload, FrameKind.AUTH))
+        self._outgoing += self._preamble() + encode_frame(Frame(payload, FrameKind.AUTH))
         self._preamble_sent = True
 
-    def accept_bytes(self) -> bytes:
-        """The server's answer that accepts the client: the preamble (v1) and the hello."""
+    def accept_bytes(self, resume: ResumeAccept | ResumeDecline | None = None) -> bytes:
+        """The server's answer that accepts the client: the preamble (v1) and the hello,
+        then, to a client that offered to resume, ``resume`` (a DECLINE by default)."""
         assert self.wire is not None
         hello = encode_frame(Frame.hello_frame(self.ident), self.wire)
+        if self.offer is not None:
+            hello += resume_frame(resume or ResumeDecline())
         return self._preamble() + hello
 
+    def resume_answer_bytes(self, answer: bytes) -> bytes:
+        """The server's answer to a :attr:`resume_request`: the preamble then
+        ``answer``, the RESUME frame that :meth:`SessionTable.resume
+        <pymasep.comm.core.resume.SessionTable.resume>` decided."""
+        return self._preamble() + answer
+
     def _preamble(self) -> bytes:
-        return PREAMBLE if self.wire is Wire.V1 and not self._preamble_sent else b""
+        if self.wire is not Wire.V1 or self._preamble_sent:
+            return b""
+        return MAGIC + bytes([self.version])
 
     def refuse_bytes(self, reason: str) -> bytes:
         """The server's answer that refuses the client, with a reason.
@@ -440,3 +575,52 @@ class ServerHandshake(_Side):
             return b""
         reason = reason.encode("utf-8")[:MAX_IDENT_SIZE].decode("utf-8", "ignore")
         return self._preamble() + encode_frame(Frame.refuse_frame(reason), Wire.V1)
+
+
+class ResumeHandshake(_Side):
+    """The client's side of a connection that resumes a session.
+
+    Send :meth:`bytes_to_send` (version 2 and a fresh REQUEST), then feed what the
+    server answers to :meth:`receive_data` until it returns True: :attr:`answer` is
+    then the payload of the server's RESUME frame, for :meth:`ClientSession.answer
+    <pymasep.comm.core.resume.ClientSession.answer>`, and :attr:`pending_frames` the
+    frames that followed it (the first frames the server sends again).
+
+    Args:
+        session: The session to resume; each handshake is a new attempt.
+        max_frame_size: Largest payload the client accepts, in bytes.
+    """
+
+    def __init__(self, session: ClientSession, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE):
+        super().__init__(Wire.V1, max_frame_size)
+        self._versions = (EXTENDED_VERSION,)
+        self._request = session.request()
+        self.answer: bytes | None = None
+        """The payload of the server's answer, once it has arrived."""
+
+    def bytes_to_send(self) -> bytes:
+        """The opening bytes: the version-2 preamble and the request."""
+        return MAGIC + bytes([EXTENDED_VERSION]) + self._request
+
+    def receive_data(self, data: BytesLike) -> bool:
+        """Feed bytes received from the server.
+
+        Returns:
+            True once its answer has arrived.
+
+        Raises:
+            ConnectionRejectedError: The server refused the connection outright (it is
+                closing, for example), with a reason.
+            ProtocolError: The server's bytes break the protocol.
+        """
+        if self.answer is not None:
+            raise HandshakeError("the handshake is already complete")
+        frames = self._frames(data)
+        if not frames:
+            return False
+        if frames[0].kind is FrameKind.REFUSE:
+            raise ConnectionRejectedError(frames[0].message.decode("utf-8", "replace"))
+        if frames[0].kind is not FrameKind.RESUME:
+            raise ProtocolError(f"the server answered a resume with a {frames[0].kind.name} frame")
+        self.answer, self.pending_frames = frames[0].message, frames[1:]
+        return True

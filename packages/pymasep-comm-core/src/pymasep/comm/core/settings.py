@@ -51,6 +51,7 @@ from .connection import DEFAULT_SEND_LIMITS, DEFAULT_STALL_TIMEOUT, SendLimits, 
 from .discovery import DEFAULT_GROUP, DEFAULT_PORT
 from .exceptions import ConfigurationError
 from .linger import DEFAULT_LINGER
+from .resume import DEFAULT_RESUME_WINDOW
 from .wire import DEFAULT_MAX_FRAME_SIZE
 
 if sys.version_info >= (3, 11):
@@ -418,6 +419,11 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "stall_timeout", _Seconds(optional=True), DEFAULT_STALL_TIMEOUT, BOTH, "stall_timeout",
         'Seconds the peer may stay silent in the middle of a frame; "none" never cuts it.',
+    ),
+    Option(
+        "resume_window", _Seconds(), DEFAULT_RESUME_WINDOW, BOTH, "resume_window",
+        "Seconds within which a connection that broke without a bye resumes, nothing "
+        "lost; 0 never resumes.",
     ),
     Option(
         "linger", _Seconds(), None, BOTH, "linger",

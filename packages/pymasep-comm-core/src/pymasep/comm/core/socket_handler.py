@@ -42,6 +42,7 @@ from .connection import (
 from .driver import Driver
 from .exceptions import InvalidStateError
 from .frame import Frame, FrameKind
+from .handshake import ResumeHandshake, ServerHandshake
 from .inbox import RECEIVE_LIMIT, Delivery
 from .wire import Wire
 
@@ -104,6 +105,7 @@ class SocketHandler(threading.Thread):
         self,
         connection: Connection,
         on_closed: Callable[[SocketHandler, DisconnectReason], None] | None = None,
+        on_break: Callable[[SocketHandler, DisconnectReason], None] | None = None,
     ) -> None:
         """Take over a connection, as its handshake opened it (call before ``start()``).
 
@@ -112,9 +114,14 @@ class SocketHandler(threading.Thread):
                 :meth:`~pymasep.comm.core.Connection.from_handshake` made.
             on_closed: Called once when the connection ends, before :meth:`on_disconnect`
                 (the communication unregisters the connection with it).
+            on_break: Called in the I/O thread when the socket of a connection that may
+                resume (``connection.resume`` set) breaks without a bye: the connection
+                then waits for :meth:`resume_on` or :meth:`expire`. None: it ends.
         """
         self._driver.connection = connection
         self._delivery.on_closed = on_closed
+        if on_break is not None:
+            self._driver.on_break = lambda reason: on_break(self, reason)
         if connection.peer_id is not None:
             self.name = f"pymasep-comm-handler-{connection.peer_id}"
             self._driver.log = self._delivery.log = logging.LoggerAdapter(
@@ -147,6 +154,34 @@ class SocketHandler(threading.Thread):
         """The connection's counters (frames and bytes sent, queued, received) now."""
         with self.lock:
             return self.connection.stats
+
+    @property
+    def resuming(self) -> bool:
+        """True while the connection is broken and held for a resume: frames sent now
+        wait in its session until :meth:`resume_on` carries it on a new socket."""
+        return self.connection.broken and not self.closed
+
+    def resume_on(
+        self,
+        conn: socket.socket,
+        addr: Any,
+        handshake: ServerHandshake | ResumeHandshake,
+        decide: Callable[[], tuple[bytes, list[bytes]] | None],
+    ) -> list[bytes] | None:
+        """Carry the connection on ``conn``, whose resume handshake is done; ``decide``
+        checks the resume under the handler's lock (see the driver's ``resume``).
+
+        Returns:
+            The frames sent again, or None when ``decide`` refused.
+        """
+        assert handshake.decoder is not None
+        self.socket, self.addr = conn, addr
+        return self._driver.resume(conn, addr, handshake.decoder, handshake.pending_frames, decide)
+
+    def expire(self, reason: DisconnectReason) -> None:
+        """End a connection that was held for a resume and not resumed: its callbacks
+        run with ``reason``, as for any end."""
+        self._driver.expire(reason)
 
     @property
     def closed(self) -> bool:

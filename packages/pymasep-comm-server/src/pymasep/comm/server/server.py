@@ -21,6 +21,7 @@ from pymasep.comm.core.communication import BaseThreadedCommunication, LogLevel
 from pymasep.comm.core.connection import (
     DEFAULT_SEND_LIMITS,
     DEFAULT_STALL_TIMEOUT,
+    DisconnectCode,
     DisconnectReason,
     SendLimits,
 )
@@ -30,10 +31,22 @@ from pymasep.comm.core.exceptions import (
     ConnectionRejectedError,
     InvalidArgumentError,
     InvalidStateError,
+    ProtocolError,
+    UnknownConnectionError,
 )
 from pymasep.comm.core.handshake import ServerHandshake
 from pymasep.comm.core.ioloop import Timer, io_loop
 from pymasep.comm.core.recorder import recorder_for
+from pymasep.comm.core.resume import (
+    DEFAULT_RESUME_WINDOW,
+    ResumeAccept,
+    ResumeDecision,
+    ResumeDecline,
+    ResumeState,
+    ServerSession,
+    SessionTable,
+    ack_every_bytes,
+)
 from pymasep.comm.core.settings import configurable
 
 from .announcer import Announcer
@@ -508,6 +521,11 @@ class Server(BaseThreadedCommunication):
             directory named by the id and the start time. Also a setting
             (``PYMASEP_COMM_RECORD``, ``record`` in the TOML file). See
             :mod:`pymasep.comm.core.recorder` and ``docs/recording.md``.
+        resume_window: Seconds within which an interface whose connection broke without
+            a bye (a reset, a stall, a network down) may resume it, with nothing lost
+            either way; meanwhile it stays registered and frames sent to it wait. 0
+            turns resuming off: a broken connection then ends at once. See
+            ``docs/protocol.md`` (Resuming).
     """
 
     _logger_kind = "server"
@@ -537,8 +555,13 @@ class Server(BaseThreadedCommunication):
         authkey: AuthKey | None = None,
         ssl_context: ssl.SSLContext | None = None,
         record: str | os.PathLike[str] | None = None,
+        resume_window: float = DEFAULT_RESUME_WINDOW,
     ) -> None:
         super().__init__(ident, socket_handler_class, socket_handler_args, host, port, log_level)
+        if resume_window < 0:
+            raise InvalidArgumentError(f"resume_window must not be negative, not {resume_window}")
+        self.resume_window = resume_window
+        """Seconds within which a broken connection may be resumed (0: never)."""
         self.max_frame_size = max_frame_size
         self.send_limits = send_limits
         self.stall_timeout = stall_timeout
@@ -559,6 +582,14 @@ class Server(BaseThreadedCommunication):
         self.discovery_interface = discovery_interface
         # Checked here, so that a wrong key fails at construction, not per connection.
         self._key_lookup = None if authkey is None else key_lookup(authkey)
+        # The sessions of the connections that may resume. Their table is not
+        # thread-safe: the loop, the handlers' ends and the expiry timer all reach it.
+        self._sessions = (
+            SessionTable(resume_window, self._key_lookup) if resume_window > 0 else None
+        )
+        self._sessions_lock = threading.Lock()
+        self._session_handlers: dict[bytes, SocketHandler] = {}
+        self._expiry: Timer | None = None
         self.ssl_context = ssl_context
         """The TLS context connections are wrapped in (None: plaintext)."""
         self.requires: tuple[str, ...] = (
@@ -641,34 +672,181 @@ class Server(BaseThreadedCommunication):
 
     def _admit(self, conn: socket.socket, addr: Any, handshake: ServerHandshake) -> None:
         """Register a client whose hello has arrived, or refuse it with a reason."""
+        if handshake.resume_request is not None:
+            self._resume(conn, addr, handshake)
+            return
         ident = handshake.client_ident
         assert ident is not None
         conn.setblocking(True)
         # The answer is small and the socket new: it fits the send buffer at once.
         conn.settimeout(self.handshake_timeout)
+        self._replace_held(ident)
         reason = self.refusal_reason(ident, self.max_connection)
         if reason:  # refused before the application's handler is even built
             self._refuse_hello(conn, addr, handshake, reason)
             return
+        session, answer = self._open_session(ident, handshake)
         try:
-            handler = self.open_handler(conn, addr, handshake)
+            handler = self.open_handler(conn, addr, handshake, resume=session)
         except Exception:
             self.logger.exception("could not admit %s from %s", ident, addr)
+            self._close_session(session)
             conn.close()
             return
         reason = self.try_add_connection(
             ident,
             handler,
             max_connections=self.max_connection,
-            before_adding=lambda: self._accept_hello(conn, handshake),
+            before_adding=lambda: self._accept_hello(conn, handshake, answer),
         )
         if reason:
+            self._close_session(session)
             self._refuse_hello(conn, addr, handshake, reason)
             return
+        if session is not None:
+            with self._sessions_lock:
+                self._session_handlers[session.session_id] = handler
         if conn.fileno() == -1:  # it left while the hello was answered
             return
         handler.start()
-        self.logger.info("%s connected from %s (%s wire)", ident, addr, handshake.wire)
+        self.logger.info(
+            "%s connected from %s (%s wire%s)",
+            ident,
+            addr,
+            handshake.wire,
+            ", may resume" if session is not None else "",
+        )
+
+    # -- resuming ------------------------------------------------------------------------
+
+    def _open_session(
+        self, ident: str, handshake: ServerHandshake
+    ) -> tuple[ServerSession | None, ResumeAccept | ResumeDecline | None]:
+        """The session of a client that offered to resume, and the answer to its offer."""
+        if handshake.offer is None:
+            return None, None
+        if self._sessions is None:
+            return None, ResumeDecline()
+        with self._sessions_lock:
+            return self._sessions.open(
+                ident, self.id, handshake.offer, ack_every_bytes(self.send_limits.hard_limit)
+            )
+
+    def _close_session(self, session: ResumeState | None) -> None:
+        if session is not None and self._sessions is not None:
+            with self._sessions_lock:
+                self._sessions.close(session.session_id)
+                self._session_handlers.pop(session.session_id, None)
+
+    def _replace_held(self, ident: str) -> None:
+        """A new session from an id whose broken one is held (its process restarted, or
+        it gave up resuming): the held one ends, so that the new one is not refused as a
+        duplicate id."""
+        try:
+            held = self.get_connection(ident)
+        except UnknownConnectionError:
+            return
+        if held.resuming:
+            held.expire(
+                DisconnectReason(
+                    DisconnectCode.RESUME_EXPIRED,
+                    "a new connection came from the same id; the broken one is dropped",
+                )
+            )
+
+    def _connection_broke(self, handler: SocketHandler, reason: DisconnectReason) -> None:
+        """A resumable connection broke (in the loop): hold its session for its window."""
+        session = handler.connection.resume
+        assert session is not None and self._sessions is not None
+        with self._sessions_lock:
+            try:
+                evicted = self._sessions.broke(session.session_id, time.monotonic())
+            except KeyError:  # ended meanwhile
+                return
+            ended = [(self._session_handlers.pop(s.session_id, None), d) for s, d in evicted]
+            self._arm_expiry()
+        self._expire(ended)
+
+    def _arm_expiry(self) -> None:
+        """Set the timer for the next held session's window (sessions lock held)."""
+        assert self._sessions is not None
+        deadline = self._sessions.next_deadline()
+        if deadline is None or (self._expiry is not None and self._expiry.when <= deadline):
+            return
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry = io_loop().call_at(deadline, self._expiry_due)
+
+    def _expiry_due(self) -> None:
+        assert self._sessions is not None
+        with self._sessions_lock:
+            self._expiry = None
+            due = self._sessions.expire(time.monotonic())
+            ended = [(self._session_handlers.pop(s.session_id, None), d) for s, d in due]
+            self._arm_expiry()
+        self._expire(ended)
+
+    def _expire(self, ended: list[tuple[SocketHandler | None, str]]) -> None:
+        for handler, detail in ended:
+            if handler is not None:
+                handler.expire(DisconnectReason(DisconnectCode.RESUME_EXPIRED, detail))
+
+    def _resume(self, conn: socket.socket, addr: Any, handshake: ServerHandshake) -> None:
+        """A connection that asks to resume a session: carry the session's connection
+        on it, or refuse (logged with the address, never a secret)."""
+        request = handshake.resume_request
+        assert request is not None
+        decision: ResumeDecision | None = None
+        handler = None
+        now = time.monotonic()
+
+        def decide() -> tuple[bytes, list[bytes]] | None:
+            nonlocal decision
+            assert self._sessions is not None and request is not None
+            decision = self._sessions.resume(request, now)
+            if decision.refusal is not None:
+                return None
+            return handshake.resume_answer_bytes(decision.answer), decision.resend
+
+        try:
+            with self._sessions_lock:
+                if self._sessions is None:
+                    raise ConnectionRejectedError("this server does not resume connections")
+                session = self._sessions.get(request.session_id)
+                handler = self._session_handlers.get(request.session_id)
+                held_since = None if session is None else session.broken_at
+                if handler is None:
+                    if session is not None:  # a session whose handler is gone: ended
+                        self._sessions.close(session.session_id)
+                    decide()
+                    resend = None
+                else:
+                    resend = handler.resume_on(conn, addr, handshake, decide)
+        except CommunicationError as error:  # a proof of frames never sent, or closing
+            self.logger.warning("refusing the resume from %s: %s", addr, error)
+            self._refuse_hello(conn, addr, handshake, str(error))
+            if handler is not None and isinstance(error, ProtocolError):
+                # A proven request whose counts cannot be: the session ends, never resumed.
+                handler.expire(DisconnectReason(DisconnectCode.PROTOCOL_ERROR, str(error)))
+            return
+        if resend is None:
+            assert decision is not None and decision.refusal is not None
+            self.logger.warning("refusing the resume from %s: %s", addr, decision.refusal.text)
+            with contextlib.suppress(OSError):
+                conn.setblocking(True)
+                conn.settimeout(self.handshake_timeout)
+                conn.sendall(handshake.resume_answer_bytes(decision.answer))
+            conn.close()
+            return
+        assert handler is not None
+        outage = "" if held_since is None else f" after {now - held_since:.3g} s"
+        self.logger.info(
+            "%s resumed from %s%s; %d frames sent again",
+            handler.peer_id,
+            addr,
+            outage,
+            len(resend),
+        )
 
     def _refuse_hello(
         self, conn: socket.socket, addr: Any, handshake: ServerHandshake, reason: str
@@ -678,10 +856,16 @@ class Server(BaseThreadedCommunication):
             conn.sendall(handshake.refuse_bytes(reason))
         conn.close()
 
-    def _accept_hello(self, conn: socket.socket, handshake: ServerHandshake) -> bool:
-        """Answer a hello that is accepted; False if the client has left meanwhile."""
+    def _accept_hello(
+        self,
+        conn: socket.socket,
+        handshake: ServerHandshake,
+        answer: ResumeAccept | ResumeDecline | None = None,
+    ) -> bool:
+        """Answer a hello that is accepted (and its offer to resume, if any); False if
+        the client has left meanwhile."""
         try:
-            conn.sendall(handshake.accept_bytes())
+            conn.sendall(handshake.accept_bytes(answer))
             conn.settimeout(None)
         except OSError as error:
             self.logger.info("%s left during the handshake: %s", handshake.client_ident, error)
@@ -690,6 +874,7 @@ class Server(BaseThreadedCommunication):
         return True
 
     def _connection_closed(self, handler: SocketHandler, reason: DisconnectReason) -> None:
+        self._close_session(handler.connection.resume)  # a bye, close(): never resumed
         super()._connection_closed(handler, reason)
         # Its descriptor is free: an accept() that failed for want of one may succeed.
         self.wait_connection_thread.descriptor_freed()
