@@ -15,6 +15,7 @@ waits on those lines, never on the clock.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -275,13 +276,11 @@ class Peer:
             if len(found) >= count:
                 return found[count - 1]
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._readers[0].is_alive() and self._news.empty():
+            if remaining <= 0 or (not self._readers[0].is_alive() and self._news.empty()):
                 tail = "".join(self.stderr[-30:])
                 raise AssertionError(f"{self.role}: no {what} within {WAIT} s\n{tail}")
-            try:
+            with contextlib.suppress(queue.Empty):
                 self._news.get(timeout=remaining)
-            except queue.Empty:
-                pass
 
     def event(self, name: str, **fields: Any) -> dict[str, Any]:
         return self.wait(
@@ -689,7 +688,7 @@ def test_a_restarted_server_refuses_the_resume_and_the_client_says_why() -> None
     assert client["faults"] == [] and client["connected"] == []
     # The new engine refused the resume, and no session started there in silence.
     second = result["second_logs"]
-    assert [line for line in second if "refusing the resume from" in line][0].startswith("WARN")
+    assert next(line for line in second if "refusing the resume from" in line).startswith("WARN")
     assert not [line for line in second if re.search(r"interface (connected|resumed)", line)]
 
 
@@ -697,7 +696,9 @@ def test_a_restarted_server_refuses_the_resume_and_the_client_says_why() -> None
 @pytest.mark.parametrize("keyed", ["no key", "key"])
 def test_a_hijack_is_refused_and_the_real_session_still_resumes(keyed: str) -> None:
     result = run_isolated(HERE, "scenario_hijack", keyed, timeout=60)
-    expected = {"no secret", "zero proof"} | ({"secret without the key"} if keyed == "key" else set())
+    expected = {"no secret", "zero proof"}
+    if keyed == "key":
+        expected.add("secret without the key")
     assert set(result["answers"]) == expected
     server = result["server"]
     refusals = logged(server, "refusing the resume")

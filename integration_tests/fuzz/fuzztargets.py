@@ -42,9 +42,9 @@ from pymasep.comm.core.auth import AuthKey
 from pymasep.comm.core.exceptions import (
     ConnectionRejectedError,
     DecodeError,
-    InvalidStateError,
     EncodeError,
     FrameTooLargeError,
+    InvalidStateError,
     ProtocolError,
 )
 from pymasep.comm.core.frame import Frame, FrameKind
@@ -55,7 +55,6 @@ from pymasep.comm.core.handshake import (
     ServerHandshake,
 )
 from pymasep.comm.core.message import Message
-from pymasep.comm.core.typeregistry import register_type
 from pymasep.comm.core.resume import (
     EXTENDED_VERSION,
     MAX_RESUME_PAYLOAD,
@@ -69,6 +68,7 @@ from pymasep.comm.core.resume import (
     decode_resume,
     encode_resume,
 )
+from pymasep.comm.core.typeregistry import register_type
 from pymasep.comm.core.wire import DEFAULT_MAX_FRAME_SIZE, MAGIC, PREAMBLE, FrameDecoder, Wire
 
 __all__ = ["MAX_LEN", "TARGETS", "BrokenContractError"]

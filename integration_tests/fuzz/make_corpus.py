@@ -210,8 +210,9 @@ def _request(key: bytes | None) -> bytes:
     """A real RESUME(REQUEST) frame of the resume target's fixed session, its nonce
     fixed too, so that the seeds come out the same on every run."""
     nonce = hashlib.sha256(b"seed resume nonce").digest()
-    with mock.patch.object(resume, "new_nonce", lambda: nonce):
-        return ClientSession.start(fuzztargets.OFFER, fuzztargets.ACCEPT, "p1", "engine", key).request()
+    with mock.patch.object(resume, "new_nonce", return_value=nonce):
+        session = ClientSession.start(fuzztargets.OFFER, fuzztargets.ACCEPT, "p1", "engine", key)
+        return session.request()
 
 
 def resume_seeds() -> Iterator[tuple[str, bytes]]:
@@ -225,7 +226,7 @@ def resume_seeds() -> Iterator[tuple[str, bytes]]:
         yield f"server-{name}request", plan([0, keyed, 0, DEFAULT_LIMIT], [], request)
         yield f"server-{name}stolen-id", plan([0, keyed, 1, DEFAULT_LIMIT], [4, 60], request)
         nonce = hashlib.sha256(b"seed auth nonce").digest()  # the same seed every run
-        with mock.patch.object(handshake, "new_nonce", lambda: nonce):
+        with mock.patch.object(handshake, "new_nonce", return_value=nonce):
             offering = ClientHandshake("p1", authkey=key, resume_offer=fuzztargets.OFFER)
         opening = offering.bytes_to_send()[len(PREAMBLE) :]
         yield f"server-{name}offer", plan([0, keyed, 0, DEFAULT_LIMIT], [5], opening + behind)

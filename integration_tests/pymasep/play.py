@@ -7,10 +7,11 @@ process writes its logs/ under it). ``--config FILE`` gives both processes pymas
 settings file (PYMASEP_COMM_CONFIG), ``--interface-env NAME=VALUE`` sets a variable for
 the interface alone, ``--interface-id ID`` names the interface. In the ``refused`` case
 the engine must refuse the interface: the report holds the line of the engine's log that
-says so. In the ``reset`` case the connection is killed mid-game with ``ss -K`` (as a NAT or
-a Wi-Fi handover resets it); it resumes and the game goes on to its end. Prints, as its last line, a JSON report of both sides:
-exit codes, stdout, stderr, the observations the engine logged as sent and those the
-interface got, and pymasep's log files that hold a traceback.
+says so. In the ``reset`` case the connection is killed mid-game with ``ss -K`` (as a NAT
+or a Wi-Fi handover resets it); it resumes and the game goes on to its end. Prints, as
+its last line, a JSON report of both sides: exit codes, stdout, stderr, the observations
+the engine logged as sent and those the interface got, and pymasep's log files that hold
+a traceback.
 
 ``--record DIR`` makes both processes record (``PYMASEP_COMM_RECORD``). Case ``replay``
 plays the engine's recording ``--recording FILE`` to a fresh interface instead of
@@ -237,7 +238,7 @@ def _play(
     codes: dict[str, int | None],
 ) -> None:
     """Play the game to its end, or kill the interface in the middle (case killed); in
-case reset, kill its connection in the middle and play on."""
+    case reset, kill its connection in the middle and play on."""
     interface_id = interface.wait_line("stdout", r"^interface ready (\S+)", START_TIMEOUT)[1]
     result["interface_id"] = interface_id
     game_started = time.monotonic()

@@ -448,7 +448,8 @@ def accept_v1(conn: socket.socket) -> tuple[bytes, RawPeer]:
             break
     conn.sendall(handshake.accept_bytes())
     assert handshake.decoder is not None
-    return opening, RawPeer(conn, Wire.V1, handshake.decoder, handshake.pending_frames, timeout=None)
+    peer = RawPeer(conn, Wire.V1, handshake.decoder, handshake.pending_frames, timeout=None)
+    return opening, peer
 
 
 def older_server(raw_server: RawServer) -> Answer:
