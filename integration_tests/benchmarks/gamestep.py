@@ -259,28 +259,21 @@ def _zmq_interfaces(
     group: range, observation: bytes, action: bytes, port: Any, ready: Any, finished: Any
 ) -> None:
     import zmq
+    from zeromq import make_dealer, received
 
     port_number = port.get(timeout=TIMEOUT)
     context: zmq.Context[Any] = zmq.Context()
     try:
         poller = zmq.Poller()
         for index in group:
-            dealer = context.socket(zmq.DEALER)
-            dealer.setsockopt(zmq.IDENTITY, b"i%05d" % index)
-            dealer.setsockopt(zmq.LINGER, 0)
-            dealer.connect(f"tcp://{LOOPBACK}:{port_number}")
+            dealer = make_dealer(context, port_number, b"i%05d" % index)
             dealer.send(b"hello")  # so that the ROUTER knows whom to send to
             poller.register(dealer, zmq.POLLIN)
         ready.release()
         deadline = time.monotonic() + TIMEOUT * 4
         while not finished.is_set() and time.monotonic() < deadline:
-            for dealer, _ in poller.poll(200):
-                while True:
-                    try:
-                        frame = dealer.recv(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    dealer.send(action if frame == observation else GARBLED)
+            for dealer, frame in received(poller, 200):
+                dealer.send(action if frame == observation else GARBLED)
     finally:
         context.destroy(linger=0)
 
@@ -288,15 +281,14 @@ def _zmq_interfaces(
 def pyzmq(interfaces: int, steps: int, observation: bytes, action: bytes) -> float:
     """Steps per second, ROUTER (engine) to DEALERs (interfaces)."""
     import zmq
+    from zeromq import make_router
 
     run = _Run(_zmq_interfaces, interfaces, observation, action)
     context: zmq.Context[Any] = zmq.Context()
     try:
-        router = context.socket(zmq.ROUTER)
-        router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        router.setsockopt(zmq.LINGER, 0)
+        router, port = make_router(context)
         router.setsockopt(zmq.RCVTIMEO, int(TIMEOUT * 1000))  # zmq.Again past it: lost
-        run.publish(router.bind_to_random_port(f"tcp://{LOOPBACK}"))
+        run.publish(port)
         run.wait_ready()
         ids = [router.recv_multipart()[0] for _ in range(interfaces)]
 

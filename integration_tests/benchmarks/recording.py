@@ -39,15 +39,14 @@ SECTION = "Recording overhead"
 ENV_RECORD = "PYMASEP_COMM_RECORD"
 # Why the stream's target is missed, from the profile of the runs it was written from.
 STREAM_WHY = (
-    "recording a frame costs about as much as carrying it, and both processes record. In "
-    "the game's processes, the tap and the handover to the recorder (a tuple queued under "
-    "a lock, batches marshalled to the writer process) take 1.4 to 1.9 us a frame sent "
-    "(`Connection.encode`: 0.6 us without a tap) and 2.5 to 4 us a frame received "
-    "(`Connection.feed`: 1.25 us without; keeping each payload until it is handed over is "
-    "most of it), against 3 to 5 us for the frame's whole trip. A burst of 50,000 frames "
-    "fits the recorder's 64 MiB budget, so the sender never waits for the disk; but the "
-    "two writer processes make and write the JSON lines (5 to 10 us a line) beside the two "
-    "busy game processes, and on 2 shared cores that CPU time is taken from the game."
+    "recording a frame costs the game's processes about as much CPU as carrying it, and "
+    "both processes record. The writer processes no longer take the game's CPU (they make "
+    "the lines at nice 19, after the burst: see the next row), but in the game's processes "
+    "the tap and the queue cost about 1.6 us a frame sent and 2.5 us a frame received "
+    "(the tap's call 0.4 us, queueing the frame under the recorder's lock 1 us, handing "
+    "the batches over through the pipe 1 us), against about 2.4 and 1.3 us a frame "
+    "without recording: the two processes' CPU time doubles, and on 2 cores busy with "
+    "the stream that is what the stream's time follows."
 )
 GAME_TARGET = 1.05  # at most this many times the time without recording
 STREAM_TARGET = 1.3

@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         _quick()
         rows = transport.run(rounds) + transport.run_tls(rounds) + contenders.run(rounds)
+        rows += transport.run_resume(rounds)
         page, chart = Path("benchmarks.md").resolve(), Path("benchmarks.png").resolve()
     else:
         rows = message_codec.run(rounds) + transport.run(rounds)
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += contenders.run(rounds)
         rows += pymasep_game.run(min(rounds, 3))  # a game takes seconds: 3 rounds at most
         rows += recording.run(rounds)  # what recording costs (a section of its own)
+        rows += transport.run_resume(rounds)  # what resuming costs (a section too)
         page, chart = DOCS / "benchmarks.md", DOCS / "_static" / "benchmarks.png"
     _print(rows)
     report.write(rows, page, chart, rounds, _target)

@@ -39,6 +39,11 @@ _LENGTH = struct.Struct("!I")
 _CONTEXT = multiprocessing.get_context("fork")
 # (server, client) TLS contexts while a TLS workload runs; the forked engine inherits them.
 _TLS: tuple[ssl.SSLContext, ssl.SSLContext] | None = None
+# Keyword options of both sides' Server and Client while a workload runs (the forked
+# engine inherits them): {"resume_window": 0} measures the connection without resuming.
+_OPTIONS: dict[str, Any] = {}
+RESUME_SECTION = "What resuming costs"
+RESUME_TARGET = 1.05  # at most this many times the time without resuming
 
 
 # -- engine side (child process) -------------------------------------------------------
@@ -123,7 +128,7 @@ def _our_engine(mode: str, expected: int, ports: multiprocessing.Queue[int], don
     if mode == "queue-echo":  # the handler queues, the engine's own thread answers
         handler, args = _QueueUntilClosed, (frames,)
     tls = None if _TLS is None else _TLS[0]
-    with Server(ENGINE_ID, 4, handler, args, LOOPBACK, 0, ssl_context=tls) as server:
+    with Server(ENGINE_ID, 4, handler, args, LOOPBACK, 0, ssl_context=tls, **_OPTIONS) as server:
         server.wait_connection()
         assert server.port is not None
         ports.put(server.port)
@@ -234,7 +239,9 @@ def bare_big_frame(size: int) -> float:
 
 def _client(port: int, replies: queue.SimpleQueue[bytes] | queue.Queue[bytes]) -> Client:
     tls = None if _TLS is None else _TLS[1]
-    client = Client(INTERFACE_ID, SocketHandlerQueue, (replies,), LOOPBACK, port, ssl_context=tls)
+    client = Client(
+        INTERFACE_ID, SocketHandlerQueue, (replies,), LOOPBACK, port, ssl_context=tls, **_OPTIONS
+    )
     client.connect()
     return client
 
@@ -317,22 +324,70 @@ def _over_tls(workload: Callable[[], float]) -> Callable[[], float]:
     return run
 
 
-def run_tls(rounds: int = 5) -> list[dict[str, Any]]:
-    """What TLS costs: each workload over TLS against itself in plaintext (no target)."""
+def _stream_and_round_trip() -> list[tuple[str, Callable[[], float], str]]:
+    """Our stream of 1 KiB frames and our round trip: (name, workload, unit) each, the
+    workloads that the TLS and the resuming sections both measure."""
     payload = bytes(STREAM_PAYLOAD)
-    workloads = [
+    return [
         ("stream of 1 KiB frames", lambda: ours_stream(STREAM_FRAMES, payload), "frames/s"),
         (
             "round trip of a small frame",
             lambda: ours_round_trip(ROUND_TRIPS, b"ping"),
             "round trips/s",
         ),
+    ]
+
+
+def run_tls(rounds: int = 5) -> list[dict[str, Any]]:
+    """What TLS costs: each workload over TLS against itself in plaintext (no target)."""
+    workloads = [
+        *_stream_and_round_trip(),
         ("one 16 MiB frame", lambda: ours_big_frame(BIG_FRAME), "bytes/s"),
     ]
     rows = []
     for name, workload, unit in workloads:
         row = _compare(f"TLS: {name} vs plaintext", _over_tls(workload), workload, rounds, unit)
         rows.append({**row, "target": None})
+    return rows
+
+
+def _without_resuming(workload: Callable[[], float]) -> Callable[[], float]:
+    """``workload`` with ``resume_window=0`` on both sides: no numbers, no ACKs."""
+
+    def run() -> float:
+        _OPTIONS["resume_window"] = 0
+        try:
+            return workload()
+        finally:
+            _OPTIONS.clear()
+
+    return run
+
+
+def run_resume(rounds: int = 5) -> list[dict[str, Any]]:
+    """What resuming costs (on by default): the stream and the round trip against
+    themselves with ``resume_window=0``; target: at most 5% more time."""
+    workloads = [
+        *_stream_and_round_trip(),
+        (
+            "round trip of a small frame, a queue on each side",
+            lambda: ours_round_trip(ROUND_TRIPS, b"ping", queued=True),
+            "round trips/s",
+        ),
+    ]
+    rows = []
+    for name, workload, unit in workloads:
+        row = _compare(name, workload, _without_resuming(workload), rounds, unit)
+        rows.append(
+            {
+                **row,
+                "name": f"{name}, resuming on vs off",
+                "workload": f"{name}, resuming on (the default)",
+                "against": "resume_window=0",
+                "section": RESUME_SECTION,
+                "target": 1 / RESUME_TARGET,
+            }
+        )
     return rows
 
 

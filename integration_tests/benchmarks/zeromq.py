@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import zmq
@@ -19,7 +20,8 @@ TIMEOUT = 60.0
 _CONTEXT = multiprocessing.get_context("fork")
 
 
-def _router(context: zmq.Context[Any]) -> tuple[zmq.Socket[Any], int]:
+def make_router(context: zmq.Context[Any]) -> tuple[zmq.Socket[Any], int]:
+    """The engine's ROUTER, blocking rather than dropping, bound to a free port."""
     router = context.socket(zmq.ROUTER)
     router.setsockopt(zmq.ROUTER_MANDATORY, 1)
     router.setsockopt(zmq.LINGER, 0)
@@ -27,7 +29,8 @@ def _router(context: zmq.Context[Any]) -> tuple[zmq.Socket[Any], int]:
     return router, port
 
 
-def _dealer(context: zmq.Context[Any], port: int, identity: bytes) -> zmq.Socket[Any]:
+def make_dealer(context: zmq.Context[Any], port: int, identity: bytes) -> zmq.Socket[Any]:
+    """An interface's DEALER, named ``identity``, connected to the ROUTER on ``port``."""
     dealer = context.socket(zmq.DEALER)
     dealer.setsockopt(zmq.IDENTITY, identity)
     dealer.setsockopt(zmq.LINGER, 0)
@@ -35,10 +38,22 @@ def _dealer(context: zmq.Context[Any], port: int, identity: bytes) -> zmq.Socket
     return dealer
 
 
+def received(poller: zmq.Poller, timeout_ms: int) -> Iterator[tuple[zmq.Socket[Any], bytes]]:
+    """Every message waiting on the sockets that ``poller`` finds ready within
+    ``timeout_ms``, with its socket."""
+    for sock, _ in poller.poll(timeout_ms):
+        while True:
+            try:
+                message = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            yield sock, message
+
+
 def _engine(mode: str, args: tuple[Any, ...], signals: dict[str, Any]) -> None:
     """``sink`` counts ``args[0]`` messages; ``echo`` echoes; ``broadcast`` fans out."""
     context: zmq.Context[Any] = zmq.Context()
-    router, port = _router(context)
+    router, port = make_router(context)
     signals["port"].put(port)
     try:
         if mode == "sink":
@@ -87,7 +102,7 @@ def stream(count: int, payload: bytes) -> float:
     process, port, signals = _start("sink", count)
     context: zmq.Context[Any] = zmq.Context()
     try:
-        dealer = _dealer(context, port, b"interface")
+        dealer = make_dealer(context, port, b"interface")
         start = time.perf_counter()
         for _ in range(count):
             dealer.send(payload)
@@ -103,7 +118,7 @@ def round_trip(count: int, payload: bytes) -> float:
     process, port, signals = _start("echo")
     context: zmq.Context[Any] = zmq.Context()
     try:
-        dealer = _dealer(context, port, b"interface")
+        dealer = make_dealer(context, port, b"interface")
         dealer.send(payload)  # the first round trip connects: not timed
         dealer.recv()
         start = time.perf_counter()
@@ -121,7 +136,7 @@ def big_frame(size: int) -> float:
     process, port, signals = _start("sink", 1)
     context: zmq.Context[Any] = zmq.Context()
     try:
-        dealer = _dealer(context, port, b"interface")
+        dealer = make_dealer(context, port, b"interface")
         payload = bytes(size)
         start = time.perf_counter()
         dealer.send(payload, copy=False)
@@ -137,7 +152,7 @@ def fan_out(interfaces: int, broadcasts: int, payload: bytes) -> float:
     process, port, signals = _start("broadcast", interfaces, broadcasts, payload)
     context: zmq.Context[Any] = zmq.Context()
     try:
-        dealers = [_dealer(context, port, b"i%05d" % index) for index in range(interfaces)]
+        dealers = [make_dealer(context, port, b"i%05d" % index) for index in range(interfaces)]
         poller = zmq.Poller()
         for dealer in dealers:
             dealer.send(b"hello")
@@ -152,17 +167,12 @@ def fan_out(interfaces: int, broadcasts: int, payload: bytes) -> float:
         while waiting:
             if time.monotonic() > deadline:
                 raise RuntimeError("broadcast messages were lost")
-            for dealer, _ in poller.poll(1000):
-                while True:
-                    try:
-                        message = dealer.recv(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    if message != payload:
-                        raise RuntimeError("a broadcast message arrived garbled")
-                    counts[dealer] += 1
-                    if counts[dealer] == broadcasts:
-                        waiting -= 1
+            for dealer, message in received(poller, 1000):
+                if message != payload:
+                    raise RuntimeError("a broadcast message arrived garbled")
+                counts[dealer] += 1
+                if counts[dealer] == broadcasts:
+                    waiting -= 1
         return broadcasts / (time.perf_counter() - start)
     finally:
         _end(process, signals, context)

@@ -255,29 +255,21 @@ def step_loop(server: Server, engine: Engine, stop: threading.Event, options: An
         stop.wait(max(0.0, next_at - time.monotonic()))
 
 
+@dataclass
 class Peers:
     """The interface processes: start, kill, restart, collect their reports."""
 
-    def __init__(
-        self,
-        port: int,
-        work: Path,
-        rng: random.Random,
-        deadline: float,
-        tally: Tally,
-        slots: Layout,
-    ) -> None:
-        self.slots = slots
-        self.port = port
-        self.tally = tally
-        self.work = work
-        self.rng = rng
-        self.deadline = deadline
-        self.running: dict[str, subprocess.Popen[bytes]] = {}
-        self.reports: dict[str, Path] = {}
-        self.started: Counter[str] = Counter()
-        self.kills: Counter[str] = Counter()
-        self.count = 0
+    port: int
+    work: Path
+    rng: random.Random
+    deadline: float
+    tally: Tally
+    slots: Layout
+    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    reports: dict[str, Path] = field(default_factory=dict)
+    started: Counter[str] = field(default_factory=Counter)
+    kills: Counter[str] = field(default_factory=Counter)
+    count: int = 0
 
     def start(self, slot: str, role: str, *extra: str, seconds: float | None = None) -> None:
         self.count += 1

@@ -9,15 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from pymasep.common import Game
-from pymasep.common.template import Template
 from pymasep.interface import InterfaceController
 
 from .headless import HeadlessInterface
+from .tablegame import TableGame
 
 MOVE = 1
 """The only action: move token ``params['token']`` one square right."""
 
-TEMPLATES = [
+TEMPLATES: list[dict[str, Any]] = [
     {"name": "X", "created_class": "Characteristic", "value_type": "int", "default_value": 0},
     {"name": "Y", "created_class": "Characteristic", "value_type": "int", "default_value": 0},
     {"name": "Moves", "created_class": "Characteristic", "value_type": "int", "default_value": 0},
@@ -39,17 +39,14 @@ def characteristic(state: Any, name: str, which: str) -> Any:
     return state.objects[f"State.{name}"].object_state.characteristics[which]
 
 
-class CrowdGame(Game):
+class CrowdGame(TableGame):
     """The rules: each action moves one token; the game ends after ``game.steps`` moves."""
+
+    template_table = TEMPLATES
 
     def define_coord_methods(self) -> None:
         # Free for all: the engine never waits for an agent before the player has joined.
         self.coord_method["play"] = Game.MULTIPLAYER_COORDINATION_FREE_FOR_ALL
-
-    def add_templates(self) -> None:
-        super().add_templates()
-        for template in TEMPLATES:
-            self.add_template(Template(self, template))
 
     def init_state(self, environment: Any) -> Any:
         state = environment.create_object(name="State", template=self.templates["CrowdState"])
@@ -61,25 +58,12 @@ class CrowdGame(Game):
             state.add_object(token)
         return state
 
-    def create_external_agent(self, env: Any, external_id: str) -> Any:
-        agent = env.create_object(
-            name="player0",
-            template=self.templates["Player"],
-            parent=env.current_state,
-            control="interface",
-        )
-        agent.control = external_id
-        return agent
-
-    def next_state(self, current_state: Any, actions: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        if not actions:
-            return current_state, {"state_changed": False}
+    def play(self, state: Any, actions: dict[str, Any]) -> None:
         for action in actions.values():
-            x = characteristic(current_state, f"token{action.params['token']}", "X")
+            x = characteristic(state, f"token{action.params['token']}", "X")
             x.value = x.value + 1
-            moves = characteristic(current_state, "board", "Moves")
+            moves = characteristic(state, "board", "Moves")
             moves.value = moves.value + 1
-        return current_state, {"state_changed": True}
 
     def is_final(self, state: Any) -> bool:
         moves = characteristic(state, "board", "Moves").value

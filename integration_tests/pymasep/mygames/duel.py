@@ -9,15 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from pymasep.common import Controller, Game
-from pymasep.common.template import Template
 from pymasep.interface import InterfaceController
 
 from .headless import HeadlessInterface
+from .tablegame import TableGame
 
 ADD = 1
 """The only action: add ``params['add']`` to the pile."""
 
-TEMPLATES = [
+TEMPLATES: list[dict[str, Any]] = [
     {"name": "Total", "created_class": "Characteristic", "value_type": "int", "default_value": 0},
     {"name": "Score", "created_class": "Characteristic", "value_type": "int", "default_value": 0},
     {"name": "PileState", "created_class": "ObjectState", "subclass_templates": ["Total"]},
@@ -43,13 +43,10 @@ def add_action(environment: Any, amount: int) -> Any:
     return action
 
 
-class DuelGame(Game):
+class DuelGame(TableGame):
     """The rules: turn by turn, the pile grows; the game ends at ``game.target``."""
 
-    def add_templates(self) -> None:
-        super().add_templates()
-        for template in TEMPLATES:
-            self.add_template(Template(self, template))
+    template_table = TEMPLATES
 
     def init_state(self, environment: Any) -> Any:
         # Agents are added to the state, not listed in its template: a template's objects
@@ -59,26 +56,13 @@ class DuelGame(Game):
         state.add_object(bot)
         return state
 
-    def create_external_agent(self, env: Any, external_id: str) -> Any:
-        agent = env.create_object(
-            name="player0",
-            template=self.templates["Player"],
-            parent=env.current_state,
-            control="interface",
-        )
-        agent.control = external_id
-        return agent
-
-    def next_state(self, current_state: Any, actions: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        if not actions:
-            return current_state, {"state_changed": False}
+    def play(self, state: Any, actions: dict[str, Any]) -> None:
         for agent_name, action in actions.items():
             amount = action.params["add"]
-            pile(current_state).value = pile(current_state).value + amount
-            score = current_state.objects[agent_name].object_state.characteristics["Score"]
+            pile(state).value = pile(state).value + amount
+            score = state.objects[agent_name].object_state.characteristics["Score"]
             score.value = score.value + amount
-        self.get_system_value(current_state, "AgentOrder").move_head_next()
-        return current_state, {"state_changed": True}
+        self.get_system_value(state, "AgentOrder").move_head_next()
 
     def is_final(self, state: Any) -> bool:
         return bool(pile(state).value >= self.config.game.get("target", 30))

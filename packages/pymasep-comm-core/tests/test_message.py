@@ -49,6 +49,13 @@ class StateLike:
         return element
 
 
+def _read(data: bytes) -> Message:
+    """The message ``data`` holds, read as pymasep reads one: into a new message."""
+    message = Message("x", None, None)
+    message.from_bytes(data)
+    return message
+
+
 def _decoded(message: Message) -> Message:
     result = Message("stale", {"stale": 1}, "stale")
     result.from_bytes(message.to_bytes())
@@ -304,8 +311,7 @@ def test_imported_types_resolve_only_under_allowed_packages_already_imported(
             + name.encode()
             + b"'&gt;</type></item></dict></Message>"
         )
-        message = Message("x", None, None)
-        message.from_bytes(text)
+        message = _read(text)
         return (message.params or {})["game"]
 
     with pytest.raises(ValueError, match="dotted package name"):
@@ -362,10 +368,9 @@ def test_a_class_name_from_the_wire_is_never_imported(monkeypatch: pytest.Monkey
         b"<type>&lt;class 'evil_module.payload'&gt;</type></item></dict></Message>"
     )
     with pytest.raises(UnknownTypeError):
-        Message("x", None, None).from_bytes(text)
+        _read(text)
     # In a str, the same text is only text (0.2 imported it).
-    decoded = Message("x", None, None)
-    decoded.from_bytes(text.replace(b"type>", b"str>"))
+    decoded = _read(text.replace(b"type>", b"str>"))
     assert decoded.params == {"game": "<class 'evil_module.payload'>"}
     assert not [name for name in imported if "evil" in name]
     assert "evil_module" not in sys.modules
@@ -390,8 +395,7 @@ BYTES_02 = (
 
 
 def test_bytes_written_by_02_decode() -> None:
-    message = Message("x", None, None)
-    message.from_bytes(BYTES_02)
+    message = _read(BYTES_02)
     assert message.msg_type == "register"
     assert message.src_sub_app_id == "interface-1"
     params = message.params
@@ -410,8 +414,7 @@ def test_bytes_written_by_02_decode() -> None:
 
 
 def test_02_false_and_none_decode_to_what_they_meant() -> None:
-    message = Message("x", None, None)
-    message.from_bytes(
+    message = _read(
         b'<Message msg_type="a" src_sub_app="s"><dict><item key="f"><bool>False</bool></item>'
         b'<item key="n"><NoneType>None</NoneType></item></dict></Message>'
     )
@@ -420,8 +423,7 @@ def test_02_false_and_none_decode_to_what_they_meant() -> None:
 
 def test_our_bytes_for_02_values_parse_to_02_trees() -> None:
     """For every value 0.2 handles, our XML is the tree 0.2 writes (attribute order aside)."""
-    ours = Message("x", None, None)
-    ours.from_bytes(BYTES_02)
+    ours = _read(BYTES_02)
     assert ours.params is not None
     ours.params["state"] = ElementTree.fromstring('<State name="s"><Object>1</Object></State>')
     ours.params["unicode"] = "café"
@@ -562,9 +564,8 @@ def test_only_the_five_xml_entities_and_character_references_are_read() -> None:
         b"</str></item><item key='u'><str>&undeclared;</str></item></dict></Message>"
     )
     with pytest.raises(DecodeError):
-        Message("x", None, None).from_bytes(text)
-    message = Message("x", None, None)
-    message.from_bytes(text.split(b"<item key='u'>")[0] + b"</dict></Message>")
+        _read(text)
+    message = _read(text.split(b"<item key='u'>")[0] + b"</dict></Message>")
     assert message.params == {"k": "<&>\"'é"}
 
 
@@ -590,14 +591,14 @@ def test_only_the_five_xml_entities_and_character_references_are_read() -> None:
 )
 def test_malformed_messages_raise_decode_error(data: bytes) -> None:
     with pytest.raises(DecodeError):
-        Message("x", None, None).from_bytes(data)
+        _read(data)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
 def test_random_bytes_only_raise_decode_error(data: bytes) -> None:
     with contextlib.suppress(DecodeError):
-        Message("x", None, None).from_bytes(data)
+        _read(data)
 
 
 @settings(max_examples=200, deadline=None)
@@ -605,7 +606,7 @@ def test_random_bytes_only_raise_decode_error(data: bytes) -> None:
 def test_random_bytes_inside_a_message_only_raise_decode_error(data: bytes) -> None:
     document = b'<Message msg_type="a"><dict>' + data + b"</dict></Message>"
     with contextlib.suppress(DecodeError):
-        Message("x", None, None).from_bytes(document)
+        _read(document)
 
 
 # -- the envelope's limits -----------------------------------------------------------
@@ -632,14 +633,12 @@ def test_envelope_values_up_to_the_limit_are_read_longer_ones_refused() -> None:
     # However it is written: escaped, as 0.2 writes non-ASCII, in single quotes.
     for longest in ("é" * MAX_ENVELOPE_VALUE, '"' * MAX_ENVELOPE_VALUE):
         sent = Message(longest, {"a": 1}, longest)
-        received = Message("x", None, None)
-        received.from_bytes(sent.to_bytes())
+        received = _read(sent.to_bytes())
         assert received == sent
     written = b"&#233;" * MAX_ENVELOPE_VALUE
     for raw in (written, b">" * MAX_ENVELOPE_VALUE, b'"' * MAX_ENVELOPE_VALUE):
         data = b"<Message msg_type='%s'/>" % raw
-        received = Message("x", None, None)
-        received.from_bytes(data)
+        received = _read(data)
         received.to_bytes()  # what decodes encodes again
     longer = "a" * (MAX_ENVELOPE_VALUE + 1)
     for msg_type, source in ((longer, "engine"), ("a", longer)):
@@ -647,7 +646,7 @@ def test_envelope_values_up_to_the_limit_are_read_longer_ones_refused() -> None:
             Message(msg_type, None, source).to_bytes()
         data = f'<Message msg_type="{msg_type}" src_sub_app="{source}"/>'.encode()
         with pytest.raises(DecodeError, match="1024 characters"):
-            Message("x", None, None).from_bytes(data)
+            _read(data)
 
 
 @pytest.mark.parametrize(
@@ -667,7 +666,7 @@ def test_envelope_values_up_to_the_limit_are_read_longer_ones_refused() -> None:
 )
 def test_an_envelope_beyond_its_limits_is_refused(data: bytes) -> None:
     with pytest.raises(DecodeError, match="limits"):
-        Message("x", None, None).from_bytes(data)
+        _read(data)
 
 
 def test_an_envelope_within_its_limits_is_read_whatever_its_xml_style() -> None:
@@ -677,8 +676,7 @@ def test_an_envelope_within_its_limits_is_read_whatever_its_xml_style() -> None:
         + b"".join(b" a%d='x'" % i for i in range(14))
         + b" ><dict><item key='k'><int>1</int></item></dict></Message>"
     )
-    message = Message("x", None, None)
-    message.from_bytes(data)
+    message = _read(data)
     assert (message.msg_type, message.src_sub_app_id, message.params) == ("a&b", 'e"1', {"k": 1})
 
 

@@ -22,7 +22,7 @@ from pymasep.comm.core import (
     ProtocolError,
 )
 from pymasep.comm.core.auth import MAC_SIZE, NONCE_SIZE
-from pymasep.comm.core.connection import Connection
+from pymasep.comm.core.connection import Connection, DisconnectCode, DisconnectReason
 from pymasep.comm.core.handshake import (
     MAX_IDENT_SIZE,
     ClientHandshake,
@@ -819,7 +819,7 @@ def test_a_break_drops_what_was_in_flight_and_a_resume_reads_the_new_socket() ->
     connection = _resumable()
     connection.enqueue([b"queued"], 6, 0, 0.0)
     connection.receive_data(encode_frame(Frame(b"partial"))[:7], 0.0)
-    connection.broke(1.0)
+    connection.broke(1.0, DisconnectReason(DisconnectCode.CONNECTION_LOST, "reset"))
     assert connection.broken and connection.stats.bytes_queued == 0
     assert connection.resume is not None and connection.resume.broken_at == 1.0
     decoder = FrameDecoder()

@@ -379,7 +379,18 @@ def handshake(server: ssl.SSLContext, client: ssl.SSLContext, hostname: str) -> 
     raise AssertionError(f"no handshake: only {done} done")
 
 
-def contexts(tmp_path: Path, text: str) -> tuple[Any, Any]:
+def contexts(
+    tmp_path: Path, pki: dict[str, Path], *, client_certificates: bool = False
+) -> tuple[Any, Any]:
+    """The SSL contexts that the engine and the interface player-1 take from a file: the
+    engine's certificate, the interfaces trusting the CA; with ``client_certificates``,
+    the engine asks for a certificate the CA signed, and player-1 has one."""
+    engine = f'certfile = "{pki["engine"]}"\nkeyfile = "{pki["engine-key"]}"\n'
+    player = f'certfile = "{pki["player"]}"\nkeyfile = "{pki["player-key"]}"\n'
+    trust = f'cafile = "{pki["ca"]}"\n'
+    text = f"[server]\n{engine}{trust if client_certificates else ''}[client]\n{trust}"
+    if client_certificates:
+        text += f'[client."player-1"]\n{player}'
     environ = {"PYMASEP_COMM_CONFIG": str(write_config(tmp_path, text))}
     server = resolve("server", "engine", environ=environ).arguments().get("ssl_context")
     client = resolve("client", "player-1", environ=environ).arguments().get("ssl_context")
@@ -389,11 +400,7 @@ def contexts(tmp_path: Path, text: str) -> tuple[Any, Any]:
 def test_tls_from_files_with_the_defaults_of_each_side(
     tmp_path: Path, pki: dict[str, Path]
 ) -> None:
-    server, client = contexts(
-        tmp_path,
-        f'[server]\ncertfile = "{pki["engine"]}"\nkeyfile = "{pki["engine-key"]}"\n'
-        f'[client]\ncafile = "{pki["ca"]}"\n',
-    )
+    server, client = contexts(tmp_path, pki)
     assert isinstance(server, ssl.SSLContext) and isinstance(client, ssl.SSLContext)
     assert server.verify_mode is ssl.CERT_NONE  # no client certificates asked
     assert client.verify_mode is ssl.CERT_REQUIRED and client.check_hostname
@@ -405,13 +412,7 @@ def test_tls_from_files_with_the_defaults_of_each_side(
 def test_client_certificates_are_required_when_the_server_has_a_cafile(
     tmp_path: Path, pki: dict[str, Path]
 ) -> None:
-    server, client = contexts(
-        tmp_path,
-        f'[server]\ncertfile = "{pki["engine"]}"\nkeyfile = "{pki["engine-key"]}"\n'
-        f'cafile = "{pki["ca"]}"\n'
-        f'[client]\ncafile = "{pki["ca"]}"\n'
-        f'[client."player-1"]\ncertfile = "{pki["player"]}"\nkeyfile = "{pki["player-key"]}"\n',
-    )
+    server, client = contexts(tmp_path, pki, client_certificates=True)
     assert server.verify_mode is ssl.CERT_REQUIRED
     handshake(server, client, "engine.lab")
     without = ssl.create_default_context(cafile=str(pki["ca"]))

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pymasep.comm.core import CommunicationError, SocketHandlerQueue
+from pymasep.comm.core.cli import run_command
 from pymasep.comm.core.discovery import (
     DEFAULT_GROUP,
     DEFAULT_PORT,
@@ -34,12 +35,7 @@ from pymasep.comm.core.discovery import (
     ServerInfo,
 )
 from pymasep.comm.core.exceptions import ServerNotFoundError
-from pymasep.comm.core.replay_cli import (
-    add_pace_options,
-    read_connection,
-    replay_live,
-    report,
-)
+from pymasep.comm.core.replay_cli import add_replay_command, read_connection, replay_live
 from pymasep.comm.core.settings import resolve
 
 from .client import Client
@@ -97,19 +93,18 @@ def _parser() -> argparse.ArgumentParser:
     discover.add_argument(
         "-v", "--verbose", action="store_true", help="log each datagram sent and received"
     )
-    command = commands.add_parser(
-        "replay",
+    command = add_replay_command(
+        commands,
+        recorded_by="an interface",
         help="play a recording's interface side to a live engine and compare its answers",
         description=(
             "Connect under the recorded interface's id, send the recorded frames in "
             "order and compare what the engine sends with the recording."
         ),
     )
-    command.add_argument("file", help="a recording (.jsonl or .jsonl.gz) made by an interface")
     command.add_argument(
         "--server", required=True, metavar="HOST:PORT", help="the live engine's address"
     )
-    add_pace_options(command)
     return parser
 
 
@@ -148,13 +143,14 @@ def _replay(args: argparse.Namespace) -> int:
             except queue.Empty:
                 return None
 
-        # An engine's id may be new at each run (pymasep's is): the live one stands for
-        # the recorded one.
-        rename = None if server == recorded_server else (recorded_server, server)
-        result = replay_live(
-            records, lambda frame: client.send_frame_to(server, frame), receive, args, rename
+        return replay_live(
+            records,
+            lambda frame: client.send_frame_to(server, frame),
+            receive,
+            args,
+            recorded_server,
+            server,
         )
-    return report(result)
 
 
 def _table(servers: Sequence[ServerInfo]) -> str:
@@ -228,14 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status.
     """
-    parser = _parser()
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "replay":
-            return _replay(args)
-        return _discover(args)
-    except ValueError as error:  # an argument out of range: a usage error
-        parser.error(str(error))  # exits with status 2
+    return run_command(_parser(), {"discover": _discover, "replay": _replay}, argv)
 
 
 if __name__ == "__main__":

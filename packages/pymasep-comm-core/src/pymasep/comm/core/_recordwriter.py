@@ -2,20 +2,25 @@
 
 Run by :class:`pymasep.comm.core.recorder.Recorder`, loaded by its path (``main(FD,
 GZIP)``): it needs only the standard library, and starts without importing the package.
-It reads batches from stdin, each a 4-byte big-endian length and a
-:mod:`marshal` dump of a list of event tuples (from its own parent only), formats one
-JSON line per event and appends them to the file open on descriptor FD (gzip'ed when
-GZIP is ``1``), flushed after each batch. At the end of stdin, or at the first error, it
+It reads batches from stdin (from its own parent only), each two 4-byte big-endian
+lengths, a :mod:`marshal` dump of a list of event tuples (a frame's holds its payload's
+length) and the frames' payloads, one after the other; it formats one JSON line per
+event and appends them to the file open on descriptor FD (gzip'ed when GZIP is ``1``),
+flushed after each batch. At the end of stdin, or at the first error, it
 closes the file and prints ``{"written": N, "error": ...}`` on stdout: how many records
 reached the file.
 
 The formatting happens here rather than in the game's process so that it costs the game
 none of its GIL: the game's threads only append tuples, and one thread hands them over.
+It runs at the lowest priority (``nice`` 19): on a machine whose cores the game keeps
+busy, the game goes first, and the lines are made in the time it leaves (the recorder's
+bounded queue makes the game wait if that time never comes).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
 import marshal
@@ -23,11 +28,14 @@ import os
 import re
 import struct
 import sys
+import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
 _MSG_TYPE = re.compile(rb'<Message msg_type="([^"]*)"')
-_LENGTH = struct.Struct("!I")
+_BATCH = struct.Struct("!II")
+_NICENESS = 19
 _COMPACT = (",", ":")
 _dumps = json.dumps
 # The C escaper behind json.dumps(str, ensure_ascii=False), without its per-call setup.
@@ -56,7 +64,7 @@ class Formatter:
             f'{{"seq":{seq},"event":"{kind}","peer":{peer},"mono":{event[2]!r},"wall":{event[3]!r}'
         )
         if kind == "sent" or kind == "received":
-            payload: bytes = event[4]
+            payload: bytes = event[6]
             body = None
             if payload.startswith(b"<"):
                 try:
@@ -73,7 +81,7 @@ class Formatter:
                     found, _escape(found.decode("utf-8", "replace"))
                 )
             direction = "out" if kind == "sent" else "in"
-            return f'{head},"dir":"{direction}","size":{event[5]},"type":{msg_type},{body}}}\n'
+            return f'{head},"dir":"{direction}","size":{event[4]},"type":{msg_type},{body}}}\n'
         if kind == "connected":
             address, wire, authenticated, tls = event[4:]
             extra = {"address": address, "wire": wire, "authenticated": authenticated, "tls": tls}
@@ -81,6 +89,8 @@ class Formatter:
             extra = {"dir": event[4]}
         elif kind == "closed":
             extra = {"reason": event[4], "code": event[5], "graceful": event[6]}
+        elif kind == "broken":
+            extra = {"reason": event[4], "code": event[5]}
         else:
             extra = {}
         if not extra:
@@ -93,20 +103,82 @@ def _read(stream: BinaryIO, size: int) -> bytes | None:
     return data if len(data) == size else None
 
 
+def _events(meta: bytes, payloads: bytes) -> list[tuple[Any, ...]]:
+    """A batch's events, each frame's with its payload appended."""
+    events: list[tuple[Any, ...]] = marshal.loads(meta)
+    position = 0
+    for index, event in enumerate(events):
+        if event[0] == "sent" or event[0] == "received":
+            end = position + event[5]
+            events[index] = (*event, payloads[position:end])
+            position = end
+    return events
+
+
+class _Backlog:
+    """The batches read from the pipe and not yet written: a queue bounded in bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._batches: deque[tuple[bytes, bytes] | None] = deque()
+        self._bytes = 0
+        self._changed = threading.Condition()
+
+    def put(self, batch: tuple[bytes, bytes] | None) -> None:
+        size = 0 if batch is None else len(batch[0]) + len(batch[1])
+        with self._changed:
+            self._changed.wait_for(lambda: not self._bytes or self._bytes + size <= self._limit)
+            self._batches.append(batch)
+            self._bytes += size
+            self._changed.notify_all()
+
+    def get(self) -> tuple[bytes, bytes] | None:
+        with self._changed:
+            self._changed.wait_for(lambda: bool(self._batches))
+            batch = self._batches.popleft()
+            if batch is not None:
+                self._bytes -= len(batch[0]) + len(batch[1])
+            self._changed.notify_all()
+            return batch
+
+
+def _read_batches(stdin: BinaryIO, backlog: _Backlog) -> None:
+    """Empty the pipe as fast as the parent fills it (None at its end): the parent's
+    memory holds only the batch being handed over, and this process the rest."""
+    try:
+        while (head := _read(stdin, _BATCH.size)) is not None:
+            meta_size, payload_size = _BATCH.unpack(head)
+            meta, payloads = _read(stdin, meta_size), _read(stdin, payload_size)
+            if meta is None or payloads is None:
+                break
+            backlog.put((meta, payloads))
+    finally:
+        backlog.put(None)
+
+
+def _lower_priority() -> None:
+    """Lower this thread's priority (on Linux a thread's own; elsewhere the process's)."""
+    with contextlib.suppress(AttributeError, OSError):  # no nice() here: as it is
+        os.nice(_NICENESS)
+
+
 def main(argv: list[str]) -> int:
-    fd, compress = int(argv[0]), argv[1] == "1"
+    fd, compress, limit = int(argv[0]), argv[1] == "1", int(argv[2])
+    backlog = _Backlog(limit)
+    reader = threading.Thread(
+        target=_read_batches, args=(sys.stdin.buffer, backlog), name="reader", daemon=True
+    )
+    reader.start()
+    _lower_priority()  # after starting the reader, which keeps the normal priority
     raw = os.fdopen(fd, "ab")
     file: BinaryIO = gzip.GzipFile(fileobj=raw, mode="wb") if compress else raw  # type: ignore[assignment]
     formatter = Formatter()
     written = 0
     error = None
-    stdin = sys.stdin.buffer
     try:
-        while (head := _read(stdin, _LENGTH.size)) is not None:
-            body = _read(stdin, _LENGTH.unpack(head)[0])
-            if body is None:
-                break
-            events = marshal.loads(body)
+        while (batch := backlog.get()) is not None:
+            events = _events(*batch)
+            del batch
             file.write("".join(map(formatter.line, events)).encode())
             file.flush()
             written = formatter.seq

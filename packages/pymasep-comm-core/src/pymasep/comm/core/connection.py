@@ -263,7 +263,8 @@ class ConnectionStats:
     """Counters of one connection, for monitoring (a snapshot; it does not change).
 
     Attributes:
-        frames_sent: Data frames handed to the kernel whole.
+        frames_sent: Data frames handed to the kernel whole (after a resume, those sent
+            again count again).
         bytes_sent: Bytes (headers included) handed to the kernel.
         frames_queued: Frames waiting, whole or in part, for the kernel now.
         bytes_queued: Bytes waiting for the kernel now.
@@ -495,15 +496,21 @@ class Connection:
             buffers = [_V1_PACK(frame.kind, frame.size) + frame.message]
         else:
             buffers = [encode_header(frame.kind, frame.size, Wire.V1), frame.message]
-        if self.tap is not None and frame.kind is FrameKind.DATA:
+        if self.tap is not None:
+            self.tap_sent(frame)
+        return buffers
+
+    def tap_sent(self, frame: Frame) -> None:
+        """Tell the tap (set) of ``frame`` sent, if it is a data frame: :meth:`encode`
+        does; a caller that encodes a frame itself calls this instead."""
+        if frame.kind is FrameKind.DATA:
             header = _V1_HEADER_SIZE if self.wire is Wire.V1 else 2
             try:
-                self.tap.frame_sent(
+                self.tap.frame_sent(  # type: ignore[union-attr]
                     self.peer_id or "", frame.message, frame.size + header, _monotonic(), _time()
                 )
             except Exception:
                 _log.exception("the tap failed on frame_sent of %s", self.peer_id)
-        return buffers
 
     def check_open(self) -> None:
         """Raise unless frames may be sent.
@@ -680,12 +687,14 @@ class Connection:
 
     # -- resuming --------------------------------------------------------------------
 
-    def broke(self, now: float) -> None:
-        """The socket broke without a bye and the session is held (:attr:`resume` is
-        set): drop the bytes in flight on it, each way. Every data frame among those
-        queued is still held by the session, and the peer's partial frame, which the
-        peer counts as not received, comes again whole."""
+    def broke(self, now: float, reason: DisconnectReason) -> None:
+        """The socket broke without a bye (``reason``) and the session is held
+        (:attr:`resume` is set): drop the bytes in flight on it, each way. Every data
+        frame among those queued is still held by the session, and the peer's partial
+        frame, which the peer counts as not received, comes again whole."""
         assert self.resume is not None
+        if self.tap is not None:
+            self._tap("broken", reason)
         self.broken = True
         self.resume.broke(now)
         self._drop_queue()
@@ -775,19 +784,18 @@ class Connection:
         self._last_receive = now
         frames = self.decoder.feed(data)
         self.frames_received += len(frames)
-        if self.resume is not None:
-            self.count_received(frames)
         if self.tap is not None:
             self._tap_received(frames)
         return frames
 
-    def count_received(self, frames: Iterable[Frame]) -> None:
-        """Count the data frames among ``frames`` for the session's acknowledgements (the
-        driver calls it where it decodes frames without :meth:`feed`)."""
+    def count_received(self, frames: list[Frame], size: int | None = None) -> None:
+        """Count ``frames``, data frames handed on, for the session's acknowledgements
+        (:meth:`receive_frames` does; the driver, where it hands data frames on without
+        it). ``size``: their bytes on the wire, if the caller knows them."""
         assert self.resume is not None
-        header = _V1_HEADER_SIZE
-        data = [frame.size + header for frame in frames if frame.kind is FrameKind.DATA]
-        self.resume.acks.count(len(data), sum(data))
+        if size is None:
+            size = sum(frame.size for frame in frames) + _V1_HEADER_SIZE * len(frames)
+        self.resume.acks.count(len(frames), size)
 
     def direct_view(self) -> memoryview | None:
         """Where the driver reads the rest of a large frame straight into (see
@@ -803,8 +811,6 @@ class Connection:
         frames = self.decoder.direct_filled(count)
         if frames:
             self.frames_received += 1
-            if self.resume is not None:
-                self.count_received(frames)
             if self.tap is not None:
                 self._tap_received(frames)
         return frames
@@ -841,6 +847,8 @@ class Connection:
                 self.control_frame(frame)
                 if self.bye_received:
                     break
+        if self.resume is not None:
+            self.count_received(data)
         return data
 
     def bye_reason(self) -> DisconnectReason:

@@ -18,7 +18,8 @@ The rules (states, bye, limits, stall, reasons) live in the sans-I/O
   loop reads until the peer ends too, then frees the socket and tells the owner once.
 * **Resuming** (a connection whose :attr:`Connection.resume
   <pymasep.comm.core.Connection.resume>` is set): a socket that breaks without a bye
-  (an end of stream, a reset, an error, a stall) is dropped, but the connection is not
+  (a reset, an abort, an error, a stall; not an end of stream, which is the peer's
+  process closing or dying) is dropped, but the connection is not
   ended: the owner is told (``on_break``), sends go on into the session's log, and
   :meth:`Driver.resume` later carries the connection on a new socket. An ACK is written
   at the end of the read turn that made one due.
@@ -120,6 +121,24 @@ def _tls_chunk(buffers: Iterable[Buffer]) -> Buffer:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_TCP_CLOSE = 7  # tcpi_state of a connection that ended by a reset (Linux's TCP_CLOSE)
+
+
+def was_reset(sock: socket.socket) -> bool:
+    """Whether the kernel says the connection was reset: over TLS (whose socket reports
+    a reset as an end of stream) or after a send took the reset's error, a read then
+    sees a mere end of stream. Linux tells by the TCP state (CLOSE after a reset,
+    CLOSE_WAIT after the peer's FIN); elsewhere it cannot tell, and says False."""
+    if _TCP_INFO is None:
+        return False
+    try:
+        info = socket.socket.getsockopt(sock, socket.IPPROTO_TCP, _TCP_INFO, 1)
+    except OSError:
+        return False
+    return info[0] == _TCP_CLOSE
+
+
 def shutdown(sock: socket.socket, how: int) -> None:
     """The plain socket's shutdown, also for an SSLSocket: its own shutdown() drops the
     SSL object, which the loop may still be reading."""
@@ -172,6 +191,9 @@ class Driver:
         self._stall_timer: Timer | None = None
         self._soft_timer: Timer | None = None
         self._close_timer: Timer | None = None
+        # A send that failed on a resumable connection: the kernel reports a socket's
+        # error once, so the loop's next read may then see a mere end of stream.
+        self._send_failed: OSError | None = None
         self.on_break: Callable[[DisconnectReason], None] | None = None
         """Called in the loop when a resumable connection's socket breaks (the owner
         then resumes it or, in the end, :meth:`expire` s it); None: a break ends it."""
@@ -193,9 +215,11 @@ class Driver:
         # A small v1 frame, as a round trip's are, is encoded inline into one buffer.
         buffers: list[Buffer] | None = None
         data = b""
-        if size <= _JOIN_LIMIT and conn.wire is Wire.V1 and conn.tap is None:
+        if size <= _JOIN_LIMIT and conn.wire is Wire.V1:
             data = _V1_PACK(frame.kind, size) + frame.message
             size += _V1_HEADER_SIZE
+            if conn.tap is not None:
+                conn.tap_sent(frame)
         else:
             buffers = conn.encode(frame)
             size = sum(map(len, buffers))
@@ -205,11 +229,13 @@ class Driver:
             if conn.state is not _OPEN:
                 conn.check_open()
             resume = conn.resume
+            if resume is not None:
+                log = resume.log
             sent = 0
             direct = not conn.broken and conn.write_directly()
             if direct:
                 if resume is not None:  # numbered in the order its bytes go out
-                    resume.log.record(frame.message)
+                    log.record(frame.message)
                 try:
                     if self._tls:
                         sent = self._tls_send((data,) if buffers is None else buffers)
@@ -224,6 +250,7 @@ class Driver:
                     # it for a resume (this frame is in the log then).
                     if resume is None:
                         raise ConnectionClosedError(f"send failed: {error}") from error
+                    self._send_failed = error
                     sent = 0
                 if sent == size:
                     conn.frames_sent += 1
@@ -231,9 +258,18 @@ class Driver:
                     return
             else:
                 queued = conn.queued_bytes
+                limit = conn.limits.hard_limit
                 if (
                     (queued or conn.broken)
-                    and (queued + size > conn.limits.hard_limit or resume is not None)
+                    and (
+                        queued + size > limit
+                        # The frames held for a resume count too (every queued one is):
+                        # SendLog.unacked_bytes, inline on this path of every frame.
+                        or (
+                            resume is not None
+                            and log.recorded_bytes - log.released_bytes + size > limit
+                        )
+                    )
                     and not conn.room_for(size, _monotonic())
                 ):
                     cut = self._wait_for_room(size)
@@ -245,13 +281,14 @@ class Driver:
                             lock.acquire()
                         raise ConnectionClosedError(f"connection to {conn.peer_id} is {cut}")
                 if resume is not None:
-                    resume.log.record(frame.message)
+                    log.record(frame.message)
                     if conn.broken:  # held in the log until the resume sends it
                         return
             slow = conn.enqueue(buffers or (data,), size, sent, _monotonic())
             if slow is None:
                 self._request_write()
-                self._arm_soft_timer()
+                if conn.limits.policy == "disconnect":  # the only one with a soft limit
+                    self._arm_soft_timer()
         finally:
             lock.release()
         if slow is not None:
@@ -269,12 +306,8 @@ class Driver:
         conn = self.connection
         if self.loop.in_loop():
             # The loop is what drains the queue: it cannot wait for itself (a callback
-            # that sends from the loop queues past the limit).
-            if conn.broken and conn.limits.policy in ("wait", "block"):
-                raise CommunicationTimeoutError(
-                    f"the send buffer for {conn.peer_id} is full while it resumes; the "
-                    "I/O thread cannot wait for the resume"
-                )
+            # that sends from the loop queues past the limit, or holds it past the limit
+            # during an outage).
             return None
         since = _monotonic()
         timeout = conn.limits.block_timeout if conn.limits.policy == "block" else None
@@ -475,8 +508,6 @@ class Driver:
         pending = list(conn.pending_frames)
         conn.pending_frames.clear()
         conn.frames_received += len(pending)
-        if conn.resume is not None:
-            conn.count_received(pending)
         try:
             if pending and not self._take(pending):
                 return
@@ -538,6 +569,8 @@ class Driver:
         and the socket takes it, else queued (it is not a frame of the application)."""
         conn = self.connection
         assert conn.resume is not None
+        if not conn.resume.acks.ack_due:  # counted by this thread alone: no lock needed
+            return
         with self.lock:
             if conn.state is _CLOSED or conn.broken or conn.bye_sent:
                 return
@@ -550,8 +583,9 @@ class Driver:
                     sent = self._tls_send((ack,)) if self._tls else self.socket.send(ack, _DONTWAIT)
                 except _WOULD_BLOCK:
                     sent = 0
-                except OSError:
-                    return  # the loop reads the failure next and breaks the connection
+                except OSError as error:
+                    self._send_failed = error  # the read that follows breaks it
+                    return
                 conn.bytes_sent += sent
                 if sent == len(ack):
                     return
@@ -647,9 +681,19 @@ class Driver:
                     except _WOULD_BLOCK:
                         return
                 if not count:
+                    # An end of stream without a bye is the peer's process closing (or
+                    # dying: its kernel closes its sockets): never resumed. A network
+                    # that breaks resets, aborts or stalls instead.
                     with self.lock:
                         reason = conn.receive_eof()
-                    self._lost(reason)
+                    if reason.code is not DisconnectCode.CONNECTION_LOST:
+                        self._end(reason)
+                    elif self._send_failed is not None:  # the reset that a send saw first
+                        self._lost(DisconnectReason(CONNECTION_LOST, str(self._send_failed)))
+                    elif conn.resume is not None and was_reset(sock):
+                        self._lost(DisconnectReason(CONNECTION_LOST, "reset by the peer"))
+                    else:
+                        self._end(reason)
                     return
                 now = _monotonic()
                 if direct is not None:
@@ -679,7 +723,7 @@ class Driver:
                 # A read of ACKs alone is not the peer talking: a stream stays batched.
                 if not frames or any(f.kind is not _ACK for f in frames):
                     conn.reads += 1
-                if frames and not self._take(frames):
+                if frames and not self._take(frames, count):
                     return
                 if conn.decoder.buffered and self._stall_timer is None:
                     deadline = conn.receive_deadline()
@@ -699,17 +743,21 @@ class Driver:
                 closing = conn.state is not _OPEN
             if closing:
                 self._end(DisconnectReason(CLOSED_LOCALLY))
+            elif isinstance(error, ssl.SSLEOFError) and not was_reset(sock):
+                # A TLS peer gone without a bye, its socket closed: its process ended.
+                self._end(DisconnectReason(CONNECTION_LOST, str(error)))
             else:
                 self._lost(DisconnectReason(CONNECTION_LOST, str(error)))
 
-    def _take(self, frames: list[Frame]) -> bool:
-        """Hand data frames to the owner; a bye ends the connection. False once ended."""
+    def _take(self, frames: list[Frame], size: int | None = None) -> bool:
+        """Hand data frames to the owner (``size``: the bytes read that brought them,
+        if known); a bye ends the connection. False once ended."""
         conn = self.connection
         data = [f for f in frames if f.kind is FrameKind.DATA]
         if len(data) != len(frames):
-            with self.lock:  # an ACK releases frames of the log, which senders fill
-                data = conn.receive_frames(frames)
-                self.changed.notify_all()
+            data = conn.receive_frames(frames)  # counts them for the session
+        elif conn.resume is not None:
+            conn.count_received(data, size)
         if data:
             self._deliver(data)
         if conn.bye_received:
@@ -748,7 +796,7 @@ class Driver:
                 and not self.finished.is_set()
             )
             if hold:
-                conn.broke(_monotonic())
+                conn.broke(_monotonic(), reason)
                 self.changed.notify_all()  # a flush() returns, a waiting sender looks again
             elif conn.broken:
                 return  # the same break, seen twice
@@ -813,6 +861,7 @@ class Driver:
             prefix, resend = decided
             old = None if conn.broken else self.socket
             conn.resumed(decoder, pending_frames)
+            self._send_failed = None
             self.socket, self.address = sock, address
             self._tls = isinstance(sock, ssl.SSLSocket)
             if prefix:

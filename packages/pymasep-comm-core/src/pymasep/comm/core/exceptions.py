@@ -25,6 +25,7 @@ process boundary, as in a ``multiprocessing`` pool)::
         │                                        (also a FrameTooLargeError)
         ├── HandshakeError                       the peer did not complete the handshake
         │   └── ConnectionRejectedError          the server refused the connection, with a reason
+        │       └── ResumeRefusedError           the server refused to resume a session (resume.py)
         └── ServerNotFoundError                  discovery found no server
 
 A frame that is too large is the caller's mistake when it is sent (a ``ValueError``,

@@ -7,19 +7,24 @@ writes one file. :mod:`pymasep.comm.core.recording` reads them back; ``docs/reco
 describes the format.
 
 The recorder is a :class:`~pymasep.comm.core.tap.Tap`. The connection's threads append
-each event (a tuple, the payload as it is) to a bounded queue and go on; a thread of the
-recorder hands them in batches to a writer process of its own
-(``pymasep/comm/core/_recordwriter.py``), which formats the JSON lines and appends them
-to the file. Formatting a line costs more than the frame's own trip through the
-connection: in a process of its own it takes none of the game's GIL (on a machine with a
-core to spare, none of its time either).
+each event to a queue and go on: a frame's numbers as a tuple, its payload by reference
+(neither copied nor formatted in the game's process). A thread of the recorder hands
+them to a writer process of its own (``pymasep/comm/core/_recordwriter.py``) at least
+every :data:`FLUSH_INTERVAL` seconds, and at once each :data:`HAND_OVER_BYTES` (the
+payloads written to the pipe as they are, so that their memory is freed and reused for
+the next frames). The writer process reads the pipe at once, and makes the JSON lines and
+appends them to the file at the lowest priority (``nice`` 19): making a line costs more
+than the frame's own trip through the connection, and there it takes none of the game's
+GIL, and of its CPU only what the game leaves.
 
 **A disk slower than the game.** At most :data:`DEFAULT_MAX_PENDING_BYTES` of events
-(their payloads, and about 100 bytes each besides) wait for the writer. Beyond that, the
-thread that sends or receives a frame waits until the writer has taken some: the game
-slows down to the disk's pace, and nothing is dropped. The first such wait is logged at
+(their payloads, and about 100 bytes each besides) wait in the game's process, and as
+many again in the writer process. Beyond that, the thread that sends or receives a frame
+waits until the writer has taken some: the game slows down to the disk's pace (or to the
+CPU time it leaves the writer), and nothing is dropped. The first such wait is logged at
 WARNING, and :attr:`Recorder.waits` counts them. A burst shorter than that (a stream of
-tens of thousands of frames) does not wait: it is written while the game goes on.
+tens of thousands of frames) does not wait: it is written while the game goes on, or
+after it.
 
 **A disk that fails** (full, removed): the writer process stops, the error is logged
 once at ERROR, the file keeps what was written before, and the recorder stops: events
@@ -29,7 +34,9 @@ are counted there too. Once closed, :attr:`Recorder.written` says how many recor
 reached the file.
 
 **Crashes.** The file is only ever appended to, and the writer process flushes it after
-each batch, at least every :data:`FLUSH_INTERVAL` seconds while events come. If the
+each batch: at least every :data:`FLUSH_INTERVAL` seconds while events come, when the
+machine has CPU time to spare (while the game keeps every core busy, as soon as it
+leaves some). If the
 game's process dies, the writer process still writes what it was handed and closes the
 file (a gzip file gets its trailer); if both die, the file's complete lines are readable
 (a gzip file then lacks its trailer: ``zcat`` prints what is there, then complains; the
@@ -52,7 +59,6 @@ import sys
 import threading
 import time
 import weakref
-from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -65,6 +71,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_PENDING_BYTES",
     "FLUSH_INTERVAL",
+    "HAND_OVER_BYTES",
     "FORMAT",
     "FORMAT_VERSION",
     "Recorder",
@@ -81,21 +88,49 @@ DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
 of play, far more than a disk's hiccup)."""
 _EVENT_COST = 100  # bytes an event costs besides its payload (the tuple, its numbers)
 FLUSH_INTERVAL = 0.1
-"""Seconds at most between an event and its line reaching the kernel (and a follower)."""
+HAND_OVER_BYTES = 1024 * 1024
+"""Bytes of events that are handed to the writer process at once, without waiting for
+:data:`FLUSH_INTERVAL` (a pipe's worth)."""
+"""Seconds at most between an event and its hand-over to the writer process, which then
+writes its line to the file (for a follower) when it gets the CPU time."""
 
 Side = Literal["server", "client"]
 _log = logging.getLogger("pymasep.comm.core.recorder")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_LENGTH = struct.Struct("!I")
+_BATCH = struct.Struct("!II")  # a batch's bytes of marshalled events, of payloads
+
+
+def _iov_max() -> int:
+    """Buffers one ``os.writev`` takes (1024 on Linux and macOS; 16 is POSIX's least)."""
+    try:
+        return max(16, min(os.sysconf("SC_IOV_MAX"), 1024))
+    except (AttributeError, ValueError, OSError):
+        return 16
+
+
+_IOV_MAX = _iov_max()
 _FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".gz")
 _PIPE_SIZE = 1024 * 1024
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    """Write all of ``data`` to ``fd`` (each system call without the GIL)."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+def _hand_over(fd: int, events: list[tuple[Any, ...]], payloads: list[bytes]) -> None:
+    """Write a batch to the writer process: its length, the events' tuples (marshalled:
+    numbers and short strings), then the payloads as they are, without a copy here
+    (``os.writev``; each system call without the GIL)."""
+    meta = marshal.dumps(events)
+    head = _BATCH.pack(len(meta), sum(map(len, payloads)))
+    _write_all(fd, [head, meta])
+    for start in range(0, len(payloads), _IOV_MAX):
+        _write_all(fd, payloads[start : start + _IOV_MAX])
+
+
+def _write_all(fd: int, buffers: list[bytes]) -> None:
+    """Write all of ``buffers`` to ``fd``."""
+    written = os.writev(fd, buffers)
+    if written != sum(map(len, buffers)):  # cut short (a signal): write the rest
+        view = memoryview(b"".join(buffers))[written:]
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 _WRITER = Path(__file__).with_name("_recordwriter.py")
@@ -106,6 +141,10 @@ _RUN_WRITER = (
     "import importlib.util as u, sys;"
     "s = u.spec_from_file_location('pymasep.comm.core._recordwriter', sys.argv[1]);"
     "m = u.module_from_spec(s); s.loader.exec_module(m); sys.exit(m.main(sys.argv[2:]))"
+)
+# Popen's arguments for a new process group (process_group is new in Python 3.11).
+_OWN_PROCESS_GROUP: dict[str, Any] = (
+    {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
 )
 _WRITER_TIMEOUT = 60.0  # seconds the writer process may take to write what it holds
 _live: weakref.WeakSet[Recorder] = weakref.WeakSet()
@@ -128,8 +167,8 @@ class Recorder(Tap):
             (``<ident>-<UTC time>-<process id>.jsonl``).
         side: ``"server"`` or ``"client"``, for the header.
         ident: Id of the server or client, for the header and the file name.
-        max_pending_bytes: Bytes of events that may wait for the writer (see the module
-            docstring).
+        max_pending_bytes: Bytes of events that may wait for the writer in this process,
+            and again in the writer process (see the module docstring).
 
     Raises:
         FileExistsError: ``path`` names a file that exists.
@@ -165,9 +204,11 @@ class Recorder(Tap):
         flags |= 0 if exists else os.O_CREAT | os.O_EXCL
         fd = os.open(target, flags, 0o644)
         try:
-            # A process of its own formats and writes (see _recordwriter): not a new
-            # session's leader for nothing: Ctrl-C in a terminal must not stop it before
-            # the game's last records reach it.
+            # A process of its own formats and writes (see _recordwriter), at a lower
+            # priority. In a process group of its own, so that Ctrl-C in a terminal does
+            # not stop it before the game's last records reach it; but in the game's
+            # session, where that priority counts (Linux weighs each session as one
+            # under autogroup scheduling).
             self._process = subprocess.Popen(
                 [
                     sys.executable,
@@ -176,11 +217,12 @@ class Recorder(Tap):
                     str(_WRITER),
                     str(fd),
                     "1" if target.suffix == ".gz" else "0",
+                    str(max_pending_bytes),
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 pass_fds=(fd,),
-                start_new_session=True,
+                **_OWN_PROCESS_GROUP,
             )
         finally:
             os.close(fd)
@@ -188,8 +230,11 @@ class Recorder(Tap):
             # A larger pipe: the writer thread blocks (and takes the GIL back) less often.
             with contextlib.suppress(OSError):
                 fcntl.fcntl(self._process.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)  # type: ignore[union-attr]
-        self._pending: deque[tuple[Any, ...]] = deque()
+        # The queue: the events' tuples, and the frames' payloads in their order.
+        self._events: list[tuple[Any, ...]] = []
+        self._payloads: list[bytes] = []
         self._pending_bytes = 0  # of the events queued or being handed over
+        self._hand_over_at = HAND_OVER_BYTES  # wake the thread that hands over then
         self._lock = threading.Lock()  # the queue and its byte count
         self._wake = threading.Event()
         self._room = threading.Condition()
@@ -214,7 +259,7 @@ class Recorder(Tap):
             "started_mono": started_mono,
             "pid": os.getpid(),
         }
-        self._pending.append(("header", header))
+        self._events.append(("header", header))
         self._writer = threading.Thread(
             target=self._write_loop, name=f"pymasep-comm-recorder-{ident}", daemon=True
         )
@@ -226,15 +271,44 @@ class Recorder(Tap):
 
     # -- the tap: called by the connections' threads ------------------------------------
 
-    def _put(self, event: tuple[Any, ...], size: int = 0) -> None:
+    def _put(self, event: tuple[Any, ...]) -> None:
+        """Queue an event without a payload (the rare ones: a connection's life)."""
         with self._lock:
             if self._closed or self.error is not None:
                 self.dropped += 1
                 return
-            self._pending.append(event)
-            self._pending_bytes += size + _EVENT_COST
+            self._events.append(event)
+            self._pending_bytes += _EVENT_COST
             full = self._pending_bytes > self.max_pending_bytes
         if full:
+            self._wait_for_room()
+
+    def _put_frame(
+        self, kind: str, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
+    ) -> None:
+        """Queue a frame: a tuple of its numbers and a reference to its payload, which
+        is neither copied nor formatted here (the game's threads wait while this runs)."""
+        length = len(payload)
+        lock = self._lock
+        lock.acquire()  # not a with statement: this runs once a frame
+        if self._closed or self.error is not None:
+            self.dropped += 1
+            lock.release()
+            return
+        self._events.append((kind, peer_id, monotonic, wall, size, length))
+        self._payloads.append(payload)
+        pending = self._pending_bytes = self._pending_bytes + length + _EVENT_COST
+        lock.release()
+        if pending > self._hand_over_at:
+            self._hand_over_now(pending)
+
+    def _hand_over_now(self, pending: int) -> None:
+        """A batch's worth is queued: wake the thread that hands it over (the payloads
+        it frees are then reused for the next frames, warm in the cache, rather than new
+        memory taken at each frame); wait if the queue is full."""
+        self._hand_over_at = pending + HAND_OVER_BYTES  # wake it once a batch
+        self._wake.set()
+        if pending > self.max_pending_bytes:
             self._wait_for_room()
 
     def _wait_for_room(self) -> None:
@@ -275,13 +349,13 @@ class Recorder(Tap):
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
     ) -> None:
         """Record a frame sent (see :meth:`~pymasep.comm.core.tap.Tap.frame_sent`)."""
-        self._put(("sent", peer_id, monotonic, wall, payload, size), len(payload))
+        self._put_frame("sent", peer_id, payload, size, monotonic, wall)
 
     def frame_received(
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
     ) -> None:
         """Record a frame received (see :meth:`~pymasep.comm.core.tap.Tap.frame_received`)."""
-        self._put(("received", peer_id, monotonic, wall, payload, size), len(payload))
+        self._put_frame("received", peer_id, payload, size, monotonic, wall)
 
     def bye(self, peer_id: str, direction: Direction, monotonic: float, wall: float) -> None:
         """Record a bye (see :meth:`~pymasep.comm.core.tap.Tap.bye`)."""
@@ -293,8 +367,13 @@ class Recorder(Tap):
             ("closed", peer_id, monotonic, wall, str(reason), reason.code.name, reason.graceful)
         )
 
+    def broken(self, peer_id: str, reason: DisconnectReason, monotonic: float, wall: float) -> None:
+        """Record a connection that broke and is held for a resume (see
+        :meth:`~pymasep.comm.core.tap.Tap.broken`)."""
+        self._put(("broken", peer_id, monotonic, wall, str(reason), reason.code.name))
+
     def resumed(self, peer_id: str, monotonic: float, wall: float) -> None:
-        """Record a connection resumed (reserved: nothing resumes connections yet)."""
+        """Record a connection resumed (see :meth:`~pymasep.comm.core.tap.Tap.resumed`)."""
         self._put(("resumed", peer_id, monotonic, wall))
 
     # -- the writer thread ---------------------------------------------------------------
@@ -302,32 +381,36 @@ class Recorder(Tap):
     def _write_loop(self) -> None:
         pipe = self._process.stdin
         assert pipe is not None
+        fd = pipe.fileno()
         self._wake.set()  # the header goes out at once
         while True:
             self._wake.wait(FLUSH_INTERVAL)
             self._wake.clear()
             closing = self._closed
             with self._lock:
-                batch, self._pending = self._pending, deque()
+                events, self._events = self._events, []
+                payloads, self._payloads = self._payloads, []
                 handing = self._pending_bytes  # still counted until handed over
-            count = len(batch)
-            if count and self.error is None:
-                data = marshal.dumps(list(batch))
+                self._hand_over_at = handing + HAND_OVER_BYTES
+            count = len(events) - (bool(events) and events[0][0] == "header")
+            if events and self.error is None:
                 try:
-                    _write_all(pipe.fileno(), _LENGTH.pack(len(data)) + data)
+                    _hand_over(fd, events, payloads)
                 except (OSError, ValueError) as error:  # ValueError: marshal, a bug
                     self._fail(str(error))
-                    self.dropped += count - (batch[0][0] == "header")
+                    self.dropped += count
                 else:
-                    self._handed += count - (batch[0][0] == "header")
-            elif count:  # queued before the recorder stopped
-                self.dropped += count - (batch[0][0] == "header")
+                    self._handed += count
+            elif events:  # queued before the recorder stopped
+                self.dropped += count
+            del events, payloads  # the payloads are free before the next wait
             with self._lock:
                 self._pending_bytes -= handing
+                self._hand_over_at -= handing
             if handing:
                 with self._room:
                     self._room.notify_all()
-            if closing and not self._pending:
+            if closing and not self._events:
                 break
         with contextlib.suppress(OSError):
             pipe.close()
@@ -357,8 +440,8 @@ class Recorder(Tap):
             _log.error("%s: recording stopped: %s", self.path, error)
             self.error = error
         with self._lock:
-            self.dropped += len(self._pending)
-            self._pending.clear()
+            self.dropped += len(self._events)
+            self._events, self._payloads = [], []
         with self._room:
             self._room.notify_all()
 

@@ -51,8 +51,8 @@ class Record:
 
     Attributes:
         seq: Its number in the recording, from 0.
-        event: ``"connected"``, ``"sent"``, ``"received"``, ``"bye"``, ``"closed"`` or
-            ``"resumed"`` (reserved: nothing resumes connections yet).
+        event: ``"connected"``, ``"sent"``, ``"received"``, ``"bye"``, ``"broken"``
+            (held for a resume), ``"resumed"`` or ``"closed"``.
         peer: Id of the peer of the connection.
         monotonic: ``time.monotonic()`` of the recording process then.
         wall: ``time.time()`` then.

@@ -1,6 +1,7 @@
 """What the ``replay`` commands of both sides share (``python -m pymasep.comm.server
-replay`` and ``pymasep-comm replay``): the pace options, and the run against a live peer
-that prints its outcome. Command-line code: it prints, as their entry points do."""
+replay`` and ``pymasep-comm replay``): the command and its pace options, reading the
+recording, and the run against a live peer that prints its outcome. Command-line code: it
+prints, as their entry points do."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from .frame import Frame
 from .recording import Record, Recording
 from .replay import ReplayResult, connection_records, replay
 
-__all__ = ["add_pace_options", "read_connection", "replay_live", "report", "speed"]
+__all__ = ["add_replay_command", "read_connection", "replay_live", "report", "speed"]
 
 
 def speed(value: str) -> float | None:
@@ -43,8 +44,17 @@ def read_connection(
         return None
 
 
-def add_pace_options(command: argparse.ArgumentParser) -> None:
-    """Add ``--speed`` and ``--timeout`` to a replay command."""
+def add_replay_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    *,
+    recorded_by: str,
+    help: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    """Add the ``replay`` command: its recording (``FILE``, made by ``recorded_by``) and
+    its pace options, ``--speed`` and ``--timeout``; the caller adds the rest."""
+    command = commands.add_parser("replay", help=help, description=description)
+    command.add_argument("file", help=f"a recording (.jsonl or .jsonl.gz) made by {recorded_by}")
     command.add_argument(
         "--speed",
         type=speed,
@@ -55,6 +65,7 @@ def add_pace_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--timeout", type=float, default=10.0, metavar="S", help="seconds to wait for each answer"
     )
+    return command
 
 
 def replay_live(
@@ -62,19 +73,34 @@ def replay_live(
     send_frame: Callable[[Frame], None],
     receive: Callable[[float], bytes | None],
     args: argparse.Namespace,
-    rename: tuple[str, str] | None,
-) -> ReplayResult:
+    recorded_peer: str,
+    live_peer: str,
+) -> int:
     """:func:`~pymasep.comm.core.replay.replay` to a live peer, at the pace the options
-    say, this side's bye sent as a bye frame."""
-    return replay(
+    say, this side's bye sent as a bye frame; :func:`report` its outcome.
+
+    Args:
+        records: The recorded connection.
+        send_frame: Sends a frame to the live peer.
+        receive: The live peer's next payload within the timeout given, or None.
+        args: The command's options (``--speed``, ``--timeout``).
+        recorded_peer: The peer's id in the recording.
+        live_peer: The live peer's id, which may be new at each run (pymasep's are): it
+            stands for the recorded one in the frames.
+
+    Returns:
+        The exit status, as :func:`report` says.
+    """
+    result = replay(
         records,
         lambda payload: send_frame(Frame(payload)),
         receive,
         speed=args.speed,
         timeout=args.timeout,
         close=lambda: send_frame(Frame.bye_frame()),
-        rename=rename,
+        rename=None if live_peer == recorded_peer else (recorded_peer, live_peer),
     )
+    return report(result)
 
 
 def report(result: ReplayResult) -> int:

@@ -1,9 +1,11 @@
-"""Resuming a broken connection, as sans-I/O parts (issue 18): not enabled yet.
+"""Resuming a broken connection, as sans-I/O parts.
 
-Nothing here is wired into the handshake, the :class:`~pymasep.comm.core.Connection` or
-the driver yet; this module is the groundwork they will call. It holds no socket and
-reads no clock: every method that needs the time takes ``now`` (``time.monotonic()``
-in the driver), so that everything here is tested without sockets and without sleeps.
+The handshake (:mod:`~pymasep.comm.core.handshake`), the
+:class:`~pymasep.comm.core.Connection`, the driver, the server and the client call what
+is here (see "How the handshake, the Connection and the driver call it" below). It
+holds no socket and reads no clock: every method that needs the time takes ``now``
+(``time.monotonic()`` in the driver), so that everything here is tested without sockets
+and without sleeps.
 
 What it gives a connection that breaks without a bye (a reset, an abort, a stall, an
 error on the socket): both sides keep their session for ``resume_window`` seconds; the
@@ -97,23 +99,24 @@ frames sent (an acknowledgement of frames never sent); an ACK below the last one
 resume's count below the last ACK (counts going backwards).
 
 When acknowledgements are sent (:class:`ReceiveLog`): an ACK is *due* once
-:data:`ACK_EVERY_FRAMES` (64) data frames, or the peer's "ack every bytes" (see below),
-have been received since the last one; it is sent once, at the end of the read turn
-that made it due (all the frames of that read counted first), and never otherwise. Why:
+:data:`ACK_EVERY_FRAMES` (1,024) data frames, or the peer's "ack every bytes" (see
+below), have been received since the last one; it is sent once, at the end of the read
+turn that made it due (all the frames of that read counted first), and never otherwise.
+Why:
 
 * Correctness never waits for an ACK: after a break, the resume exchange carries each
   side's exact count, so ACKs only release the sender's memory. They can be rare.
-* A stream pays one 13-byte write per read turn at most, and a read of 256 KiB holds
-  some 250 frames of the bench's 1 KiB. A round trip pays one ACK every 64 round trips
-  per side: 1.6% of the writes. The sender's share is :meth:`SendLog.record` per frame
-  (about 0.1 us, measured in a loop, on a loaded machine): the bench's stream and
-  round-trip rows must confirm the 5% once this is wired.
+* Each ACK costs its receiver a wake-up and a read: at 64 frames, one per read of a
+  stream of 1 KiB frames, the bench's stream paid a fifth more CPU; at 1,024 frames (a
+  MiB of the bench's frames, which the bytes rule below asks for anyway) a stream pays
+  one 13-byte write per MiB, and a round trip one ACK every 1,024 round trips per side.
+  The sender's share is :meth:`SendLog.record` per frame.
 * A big frame, or a peer with small send limits, gets its ACK by bytes: each side asks
   for an ACK every ``min(1 MiB, hard_limit // 4)`` bytes (:func:`ack_every_bytes`), sent
   in its OFFER or ACCEPT, so that the resend buffer of a healthy peer never fills the
   limits and a waiting sender is never left waiting for an ACK.
-* An idle connection keeps fewer than 64 frames and fewer than ``ack every`` bytes
-  unacknowledged: bounded, so no ACK timer is needed.
+* An idle connection keeps fewer than 1,024 frames and fewer than ``ack every`` bytes
+  (and one frame) unacknowledged: bounded, so no ACK timer is needed.
 
 The resend buffer is memory the engine holds: it is counted against the same
 :class:`~pymasep.comm.core.SendLimits` (:meth:`ResumeState.room_for`). The frames in
@@ -171,7 +174,7 @@ Server (:class:`SessionTable`, one :class:`ServerSession` per client)::
                                  |     break yet: the old connection is dropped)
                                  '--bye, close(), protocol error--> ENDED
 
-**How the handshake, the Connection and the driver will call it.**
+**How the handshake, the Connection and the driver call it.**
 
 * **Handshake** (``handshake.py``). The client, with ``resume_window > 0``, sends
   ``MAGIC 02`` and, right after its HELLO, ``resume_frame(offer)`` where
@@ -317,7 +320,7 @@ MAX_COUNT = 2**64 - 1
 SESSION_ID_SIZE = 16
 """Bytes of a session id (128 random bits: never guessed)."""
 
-ACK_EVERY_FRAMES = 64
+ACK_EVERY_FRAMES = 1024
 """Data frames received after which an acknowledgement is due (see the module docstring)."""
 
 DEFAULT_ACK_EVERY_BYTES = 1024 * 1024
@@ -379,8 +382,8 @@ _REFUSAL_TEXT = {
 
 
 class ResumeRefusedError(ConnectionRejectedError):
-    """The server refused to resume the session (a ConnectionRejectedError; to join the
-    tree in ``exceptions.py`` when resuming is wired).
+    """The server refused to resume the session (a ConnectionRejectedError; the client
+    ends its session with it, ``DisconnectCode.RESUME_REFUSED``).
 
     Attributes:
         refusal: Why, as a :class:`RefusalReason`.
@@ -762,15 +765,28 @@ class SendLog:
     little: :meth:`record` is one append and two additions, and an ACK releases its
     frames by moving an index (the list is compacted once its released head is the
     larger half), not by removing them one by one.
+
+    Threads: the senders call :meth:`record` (and the driver :meth:`resume` and
+    :meth:`clear`) under the connection's lock; the I/O thread calls :meth:`ack` without
+    it, so that an ACK never makes a streaming sender hand its lock over. That is safe
+    because each writes fields the other only reads (``record``: ``sent`` and
+    ``recorded_bytes``, appending at the list's end; ``ack``: the head, ``acked`` and
+    ``released_bytes``), each list operation is atomic, and :attr:`unacked_bytes`, which may
+    read a moment's mix of both, only feeds the send limits. ``resume`` runs while no
+    socket is read (or in the I/O thread itself).
     """
 
-    __slots__ = ("_acked_bytes", "_frames", "_head", "_recorded_bytes", "acked", "sent")
+    __slots__ = ("_frames", "_head", "acked", "recorded_bytes", "released_bytes", "sent")
 
     def __init__(self) -> None:
         self._frames: list[bytes] = []
         self._head = 0  # index in _frames of frame number `acked`
-        self._recorded_bytes = 0  # payload bytes of every frame recorded
-        self._acked_bytes = 0  # payload bytes of every frame released
+        self.recorded_bytes = 0
+        """Bytes of every frame recorded, headers included (written by :meth:`record`)."""
+        self.released_bytes = 0
+        """Bytes of every frame released, headers included (written by :meth:`ack`):
+        ``recorded_bytes - released_bytes`` is :attr:`unacked_bytes`, which the driver
+        reads inline on the send path."""
         self.sent = 0
         """Data frames numbered so far: the number the next one gets."""
         self.acked = 0
@@ -783,7 +799,7 @@ class SendLog:
     @property
     def unacked_bytes(self) -> int:
         """Bytes held, headers included: what the send limits count."""
-        return self._recorded_bytes - self._acked_bytes + _HEADER_SIZE * (self.sent - self.acked)
+        return self.recorded_bytes - self.released_bytes
 
     def record(self, payload: bytes) -> int:
         """Hold a data frame about to be sent; return its number.
@@ -796,7 +812,7 @@ class SendLog:
         if number == MAX_COUNT:
             raise InvalidStateError("this session has sent 2**64 - 1 frames: it cannot number more")
         self._frames.append(payload)
-        self._recorded_bytes += len(payload)
+        self.recorded_bytes += len(payload) + _HEADER_SIZE
         self.sent = number + 1
         return number
 
@@ -819,7 +835,8 @@ class SendLog:
         if released:
             frames = self._frames
             head = self._head
-            self._acked_bytes += sum(map(len, frames[head : head + released]))
+            held = frames[head : head + released]
+            self.released_bytes += sum(map(len, held)) + _HEADER_SIZE * released
             head += released
             if head * 2 > len(frames):  # amortised: each frame is moved at most once
                 del frames[:head]
@@ -846,7 +863,7 @@ class SendLog:
         dropped = len(self)
         self._frames.clear()
         self._head = 0
-        self._acked_bytes = self._recorded_bytes
+        self.released_bytes = self.recorded_bytes
         self.acked = self.sent
         return dropped
 

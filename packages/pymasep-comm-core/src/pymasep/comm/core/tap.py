@@ -32,8 +32,10 @@ When each event fires:
 * :meth:`Tap.closed`: once, when the connection ends, with its
   :class:`~pymasep.comm.core.DisconnectReason` (``reason.graceful`` is False when the
   connection broke).
-* :meth:`Tap.resumed`: reserved for resuming a connection after it broke, which
-  pymasep-comm does not do yet: nothing calls it today.
+* :meth:`Tap.broken`: a connection that may resume broke without a bye, and is held
+  for its resume window (it has not ended: no :meth:`Tap.closed` yet).
+* :meth:`Tap.resumed`: a connection that broke without a bye was resumed on a new
+  socket (frames sent again are not reported again: they were reported when first sent).
 """
 
 from __future__ import annotations
@@ -120,7 +122,17 @@ class Tap:
             wall: ``time.time()`` then.
         """
 
+    def broken(self, peer_id: str, reason: DisconnectReason, monotonic: float, wall: float) -> None:
+        """The connection broke without a bye and is held for a resume: it has not
+        ended (:meth:`resumed` or :meth:`closed` follows).
+
+        Args:
+            peer_id: Id of the peer.
+            reason: What broke it.
+            monotonic: ``time.monotonic()`` then.
+            wall: ``time.time()`` then.
+        """
+
     def resumed(self, peer_id: str, monotonic: float, wall: float) -> None:
-        """Reserved: a broken connection to ``peer_id`` was resumed. pymasep-comm does
-        not resume connections yet, so nothing calls this today; a tap that records
-        events should still accept it, so that it keeps working once resuming exists."""
+        """A connection to ``peer_id`` that broke without a bye was resumed on a new
+        socket; the frames it sends again are not reported again."""

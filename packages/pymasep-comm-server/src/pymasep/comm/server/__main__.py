@@ -18,12 +18,8 @@ import sys
 from typing import Any
 
 from pymasep.comm.core import SocketHandlerPeerQueue
-from pymasep.comm.core.replay_cli import (
-    add_pace_options,
-    read_connection,
-    replay_live,
-    report,
-)
+from pymasep.comm.core.cli import run_command
+from pymasep.comm.core.replay_cli import add_replay_command, read_connection, replay_live
 
 from .server import Server
 
@@ -37,15 +33,15 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m pymasep.comm.server", description="Tools for pymasep-comm engines."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    command = commands.add_parser(
-        "replay",
+    command = add_replay_command(
+        commands,
+        recorded_by="an engine",
         help="play a recording's engine side to a live interface and compare its answers",
         description=(
             "Listen, wait for the recorded interface to connect, send it the recorded "
             "frames in order and compare what it sends back with the recording."
         ),
     )
-    command.add_argument("file", help="a recording (.jsonl or .jsonl.gz) made by an engine")
     command.add_argument(
         "--peer", metavar="ID", help="the interface to replay (default: the first)"
     )
@@ -58,7 +54,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     command.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     command.add_argument("--port", type=int, default=0, help="port to listen on (0: any free one)")
-    add_pace_options(command)
     command.add_argument(
         "--connect-timeout",
         type=float,
@@ -107,11 +102,9 @@ def _replay(args: argparse.Namespace) -> int:
                 if ident == live:  # other interfaces may connect: they are not replayed
                     return payload  # type: ignore[no-any-return]
 
-        rename = None if live == peer else (peer, live)
-        result = replay_live(
-            records, lambda frame: server.send_frame_to(live, frame), receive, args, rename
+        return replay_live(
+            records, lambda frame: server.send_frame_to(live, frame), receive, args, peer, live
         )
-    return report(result)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,9 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status.
     """
-    parser = _parser()
-    args = parser.parse_args(argv)
-    return _replay(args)
+    return run_command(_parser(), {"replay": _replay}, argv)
 
 
 if __name__ == "__main__":

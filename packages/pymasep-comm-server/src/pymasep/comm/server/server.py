@@ -31,6 +31,7 @@ from pymasep.comm.core.exceptions import (
     ConnectionRejectedError,
     InvalidArgumentError,
     InvalidStateError,
+    ProtocolError,
     UnknownConnectionError,
 )
 from pymasep.comm.core.handshake import ServerHandshake
@@ -824,6 +825,9 @@ class Server(BaseThreadedCommunication):
         except CommunicationError as error:  # a proof of frames never sent, or closing
             self.logger.warning("refusing the resume from %s: %s", addr, error)
             self._refuse_hello(conn, addr, handshake, str(error))
+            if handler is not None and isinstance(error, ProtocolError):
+                # A proven request whose counts cannot be: the session ends, never resumed.
+                handler.expire(DisconnectReason(DisconnectCode.PROTOCOL_ERROR, str(error)))
             return
         if resend is None:
             assert decision is not None and decision.refusal is not None

@@ -45,6 +45,12 @@ function take(r) {
   } else if (r.event === "closed") {
     c.state = r.graceful ? "closed" : "broken";
     c.reason = r.reason;
+  } else if (r.event === "broken") {
+    c.state = "resuming";
+    c.reason = r.reason;
+  } else if (r.event === "resumed") {
+    c.state = "open";
+    c.reason = "";
   }
 }
 
