@@ -455,16 +455,21 @@ def scenario_window_passes() -> dict[str, Any]:
 
 
 def scenario_server_restarted() -> dict[str, Any]:
-    """The engine's process is killed mid-stream and a new one listens on the same port:
-    it does not know the session."""
+    """The network goes down and ``ss -K`` breaks the connection; meanwhile the engine's
+    process is killed and a new one listens on the same port; the network comes back:
+    the new engine does not know the session. (Killed while connected, the engine's
+    kernel would close or reset the connection, which may or may not resume.)"""
     first, client, port = start_pair()
     second = None
     try:
         first.event("received", n=KILL_AT)
-        first.kill()
+        ip_link("down")
+        ss_kill(port)
         client.logged("broke")
+        first.kill()
         second = Peer("server", port=port)
         second.event("ready")
+        ip_link("up")
         ended = client.event("disconnect")
         second.logged("refusing the resume from")
         client.event("done")
@@ -474,6 +479,7 @@ def scenario_server_restarted() -> dict[str, Any]:
         second.kill()
         return {"ended": ended, "client": client_report, "second_logs": second_logs}
     finally:
+        ip_link("up")
         for process in (first, client, second):
             if process is not None:
                 process.kill()
