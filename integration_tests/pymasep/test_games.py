@@ -65,7 +65,11 @@ def test_an_interface_killed_mid_game_is_noticed_by_the_engine(
     python: str, game: str, tmp_path: Path
 ) -> None:
     result = play(python, game, "killed", tmp_path)
-    assert result["engine_noticed"].endswith("disconnected: connection lost")
+    # At once (the kernel closed its socket) or once the window passes (it reset it).
+    noticed = result["engine_noticed"]
+    assert noticed.endswith("disconnected: connection lost") or (
+        "disconnected: resume window expired" in noticed
+    ), noticed
     got = observations(result["interface"])
     _, expected = GAMES[game]
     assert got == expected[: len(got)] and len(got) >= 3

@@ -37,7 +37,6 @@ from pymasep.comm.core.resume import (
     ClientSession,
     ResumeAccept,
     ResumeOffer,
-    ResumeRefusedError,
     ack_every_bytes,
 )
 from pymasep.comm.core.settings import configurable
@@ -260,7 +259,7 @@ class Client(BaseThreadedCommunication):
             sock = socket.create_connection((self.host, self.port), timeout=timeout)
         except TimeoutError as error:
             raise CommunicationTimeoutError(
-                f"no answer from {self.host}:{self.port} within {timeout} s"
+                f"no answer from {self.host}:{self.port} within {timeout:.3g} s"
             ) from error
         except OSError as error:
             raise CommunicationConnectionError(
@@ -410,11 +409,11 @@ class Client(BaseThreadedCommunication):
             try:
                 deadline = min(session.deadline, now + _ATTEMPT_TIMEOUT)
                 resend = self._resume_once(handler, session, deadline)
-            except (ResumeRefusedError, ConnectionRejectedError) as error:
+            except ConnectionRejectedError as error:  # a ResumeRefusedError, or closing
                 # The server restarted, or ended the session: say so, never start a new
                 # session in silence.
-                self.logger.warning("the server refused to resume the connection: %s", error)
-                detail = session.end(f"the server refused to resume: {error}")
+                self.logger.warning("the server refused to resume the connection: %s", error.reason)
+                detail = session.end(f"the server refused to resume: {error.reason}")
                 handler.abort(DisconnectReason(DisconnectCode.RESUME_REFUSED, detail))
                 return
             except (CommunicationError, OSError) as error:
