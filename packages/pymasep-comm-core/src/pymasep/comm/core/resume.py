@@ -389,13 +389,11 @@ class ResumeRefusedError(ConnectionRejectedError):
         refusal: Why, as a :class:`RefusalReason`.
     """
 
+    _init_attributes = ("refusal",)
+
     def __init__(self, refusal: RefusalReason | int) -> None:
         self.refusal = RefusalReason(refusal)
         super().__init__(self.refusal.text)
-
-    # Rebuilt from the reason code, not the text: mypy sees another argument type.
-    def __reduce__(self) -> tuple[type[ResumeRefusedError], tuple[int]]:  # type: ignore[override]
-        return type(self), (int(self.refusal),)
 
 
 # -- messages --------------------------------------------------------------------------
