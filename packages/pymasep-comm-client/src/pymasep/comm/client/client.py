@@ -20,7 +20,13 @@ from pymasep.comm.core.connection import (
     DisconnectReason,
     SendLimits,
 )
-from pymasep.comm.core.discovery import DEFAULT_GROUP, DEFAULT_PORT, DEFAULT_TIMEOUT, ServerInfo
+from pymasep.comm.core.discovery import (
+    DEFAULT_GROUP,
+    DEFAULT_PORT,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TTL,
+    ServerInfo,
+)
 from pymasep.comm.core.exceptions import (
     CommunicationConnectionError,
     CommunicationError,
@@ -42,7 +48,7 @@ from pymasep.comm.core.resume import (
 )
 from pymasep.comm.core.settings import configurable
 
-from .discovery import _search_servers, not_found_hint
+from .discovery import _Search, not_found_hint
 
 __all__ = ["Client"]
 
@@ -358,14 +364,15 @@ class Client(BaseThreadedCommunication):
                 ``ConnectionError``).
         """
         wait = DEFAULT_TIMEOUT if timeout is None else timeout
-        servers = _search_servers(
+        search = _Search(
             wait,
-            group=self.discovery_group,
-            port=self.discovery_port,
-            interface=self.discovery_interface,
-            logger=self.logger,
+            self.discovery_group,
+            self.discovery_port,
+            DEFAULT_TTL,
+            self.discovery_interface,
             option="discovery_interface=",
         )
+        servers = search.run(logger=self.logger)
         chosen = next((s for s in servers if server_id in (None, s.id)), None)
         if chosen is None:
             wanted = "a server" if server_id is None else f"server {server_id!r}"
