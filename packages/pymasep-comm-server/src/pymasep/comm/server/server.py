@@ -93,6 +93,10 @@ class _Pending:
     tls_done: bool = True  # False while a TLS handshake runs
 
 
+_Handshakes = dict[socket.socket, _Pending]
+"""The connections whose handshake runs, by socket."""
+
+
 class _Watch:
     """The I/O loop's selector, as the accept loop uses it: each socket's events come
     back to :meth:`_WaitConnection._event` with the socket."""
@@ -130,7 +134,7 @@ class _WaitConnection(threading.Thread):
         self.server = server
         self._loop = io_loop()
         self._selector = _Watch(self)
-        self._pending: dict[socket.socket, _Pending] = {}
+        self._pending: _Handshakes = {}
         self._launched = False
         self._stopped = threading.Event()
         self._stop_requested = threading.Event()
@@ -253,12 +257,7 @@ class _WaitConnection(threading.Thread):
         self._timer = None
         self._tidy()
 
-    def _handle_hello(
-        self,
-        item: _Pending,
-        selector: _Watch,
-        pending: dict[socket.socket, _Pending],
-    ) -> None:
+    def _handle_hello(self, item: _Pending, selector: _Watch, pending: _Handshakes) -> None:
         """Go on with a handshake; a bug met on the way ends that connection only."""
         try:
             if not item.tls_done and not self._tls_step(item, selector, pending):
@@ -271,12 +270,7 @@ class _WaitConnection(threading.Thread):
             else:
                 item.conn.close()
 
-    def _accept(
-        self,
-        listener: socket.socket,
-        selector: _Watch,
-        pending: dict[socket.socket, _Pending],
-    ) -> None:
+    def _accept(self, listener: socket.socket, selector: _Watch, pending: _Handshakes) -> None:
         server = self.server
         while True:
             try:
@@ -338,12 +332,7 @@ class _WaitConnection(threading.Thread):
             delay,
         )
 
-    def _tls_step(
-        self,
-        item: _Pending,
-        selector: _Watch,
-        pending: dict[socket.socket, _Pending],
-    ) -> bool:
+    def _tls_step(self, item: _Pending, selector: _Watch, pending: _Handshakes) -> bool:
         """Drive the TLS handshake as far as the bytes at hand allow; True once done."""
         conn = item.conn
         assert isinstance(conn, ssl.SSLSocket)
@@ -365,12 +354,7 @@ class _WaitConnection(threading.Thread):
         selector.modify(conn, selectors.EVENT_READ)
         return True
 
-    def _read_hello(
-        self,
-        item: _Pending,
-        selector: _Watch,
-        pending: dict[socket.socket, _Pending],
-    ) -> None:
+    def _read_hello(self, item: _Pending, selector: _Watch, pending: _Handshakes) -> None:
         # Over TLS, one record may hold more than a read takes: the rest waits in the
         # SSL object (pending()), and the socket will not say it is readable again.
         while item.conn in pending:
@@ -379,12 +363,7 @@ class _WaitConnection(threading.Thread):
             if not isinstance(conn, ssl.SSLSocket) or conn.fileno() == -1 or not conn.pending():
                 return
 
-    def _read_some(
-        self,
-        item: _Pending,
-        selector: _Watch,
-        pending: dict[socket.socket, _Pending],
-    ) -> None:
+    def _read_some(self, item: _Pending, selector: _Watch, pending: _Handshakes) -> None:
         try:
             data = item.conn.recv(_HANDSHAKE_READ_SIZE)
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
@@ -451,12 +430,7 @@ class _WaitConnection(threading.Thread):
         with contextlib.suppress(OSError):  # it is being closed anyway
             item.conn.send(item.handshake.refuse_bytes(reason))
 
-    def _drop(
-        self,
-        item: _Pending,
-        selector: _Watch,
-        pending: dict[socket.socket, _Pending],
-    ) -> None:
+    def _drop(self, item: _Pending, selector: _Watch, pending: _Handshakes) -> None:
         selector.unregister(item.conn)
         del pending[item.conn]
         item.conn.close()
