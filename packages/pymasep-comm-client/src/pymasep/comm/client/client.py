@@ -45,6 +45,7 @@ from pymasep.comm.core.resume import (
     ResumeOffer,
     ResumeRefusedError,
     ack_every_bytes,
+    check_resume_window,
 )
 from pymasep.comm.core.settings import configurable
 
@@ -157,9 +158,7 @@ class Client(BaseThreadedCommunication):
         resume_window: float = DEFAULT_RESUME_WINDOW,
     ) -> None:
         super().__init__(ident, socket_handler_class, socket_handler_args, host, port, log_level)
-        if resume_window < 0:
-            raise InvalidArgumentError(f"resume_window must not be negative, not {resume_window}")
-        self.resume_window = resume_window
+        self.resume_window = check_resume_window(resume_window)
         """Seconds within which a broken connection is resumed (0: never)."""
         self._discovered = False  # the server was found by discovery: found again so
         self._older_servers: set[tuple[str, int]] = set()  # refused the offer once

@@ -290,6 +290,7 @@ __all__ = [
     "SessionTable",
     "ack_every_bytes",
     "ack_frame",
+    "check_resume_window",
     "decode_ack",
     "decode_resume",
     "encode_resume",
@@ -309,6 +310,18 @@ EXTENDED_VERSION = 2
 
 DEFAULT_RESUME_WINDOW = 30.0
 """Seconds within which a broken connection may be resumed (``resume_window``)."""
+
+
+def check_resume_window(resume_window: float) -> float:
+    """``resume_window`` as the server and the client take it (0: never resume).
+
+    Raises:
+        InvalidArgumentError: It is negative.
+    """
+    if resume_window < 0:
+        raise InvalidArgumentError(f"resume_window must not be negative, not {resume_window}")
+    return resume_window
+
 
 MAX_WINDOW = 86_400.0
 """Largest window a peer may offer or accept (one day): the u32 of milliseconds would

@@ -46,6 +46,7 @@ from pymasep.comm.core.resume import (
     ServerSession,
     SessionTable,
     ack_every_bytes,
+    check_resume_window,
 )
 from pymasep.comm.core.settings import configurable
 
@@ -532,9 +533,7 @@ class Server(BaseThreadedCommunication):
         resume_window: float = DEFAULT_RESUME_WINDOW,
     ) -> None:
         super().__init__(ident, socket_handler_class, socket_handler_args, host, port, log_level)
-        if resume_window < 0:
-            raise InvalidArgumentError(f"resume_window must not be negative, not {resume_window}")
-        self.resume_window = resume_window
+        self.resume_window = check_resume_window(resume_window)
         """Seconds within which a broken connection may be resumed (0: never)."""
         self.max_frame_size = max_frame_size
         self.send_limits = send_limits
