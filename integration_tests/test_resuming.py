@@ -31,10 +31,13 @@ from pymasep.comm.core import (
 )
 from pymasep.comm.core.recording import Recording
 from pymasep.comm.core.tap import Tap
+from pymasep.comm.core.testing.netns import child_main, requires_netns, run_isolated
 from pymasep.comm.core.testing.proxy import CuttableProxy
 from pymasep.comm.core.testing.tls import loopback_contexts
 from pymasep.comm.server import Server
+from pymasep.comm.server.announcer import Announcer
 
+HERE = __file__
 ENGINE = "engine"
 KEY = bytes(range(32))
 WAIT = 10.0
@@ -256,3 +259,45 @@ def test_a_recording_holds_the_break_and_the_resume_and_each_frame_once(tmp_path
         frames = [r.payload for r in records if r.is_frame and r.direction == direction]
         assert frames == numbered("up", 50), name
         assert all(r.peer == peer for r in records)
+
+
+def scenario_rediscovery() -> dict[str, Any]:
+    """In a namespace of the test's own: the interface found the engine by discovery at
+    a first address; when the connection breaks, that address is gone and the engine
+    answers discovery at a second one, where the interface resumes."""
+    inbox: queue.Queue[bytes] = queue.Queue()
+    with Server(ENGINE, 4, SocketHandlerQueue, (inbox,), "127.0.0.1", 0) as server:
+        server.tap = Events(server.tap)
+        server.wait_connection()
+        assert server.port is not None
+        target = ("127.0.0.1", server.port)
+        with CuttableProxy(target) as first, CuttableProxy(target) as second:
+            announcer = Announcer(ENGINE, first.port, interface="127.0.0.1")
+            announcer.start()
+            client = Client(
+                "p1", SocketHandlerQueue, (queue.Queue(),), discovery_interface="127.0.0.1"
+            )
+            client.tap = Events(client.tap)
+            with client:
+                client.connect()
+                announcer.stop()
+                match = Game(server, client, first)
+                match.break_down()  # the first address refuses from now on
+                with Announcer(ENGINE, second.port, interface="127.0.0.1"):
+                    match.wait_resumed()
+                client.send_frame_to(ENGINE, Frame(b"found you"))
+                return {
+                    "received": inbox.get(timeout=WAIT).decode(),
+                    "connections": [first.connections, second.connections],
+                    "port": client.port == second.port,
+                }
+
+
+@requires_netns
+def test_an_interface_that_found_the_engine_by_discovery_finds_it_again_to_resume() -> None:
+    result = run_isolated(HERE, "scenario_rediscovery")
+    assert result == {"received": "found you", "connections": [1, 1], "port": True}
+
+
+if __name__ == "__main__":
+    child_main(globals())

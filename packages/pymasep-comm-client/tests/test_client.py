@@ -440,6 +440,74 @@ def test_a_v1_client_against_a_pymasep_02_server_says_to_use_the_legacy_wire(
     assert client.connection_ids() == []
 
 
+# --- a server built before resuming ---------------------------------------------------------
+
+
+def accept_v1(conn: socket.socket) -> tuple[bytes, RawPeer]:
+    """Accept as :func:`accept` does; return the client's opening bytes too."""
+    handshake = ServerHandshake(ENGINE)
+    opening = b""
+    while True:
+        data = conn.recv(4096)
+        opening += data
+        if handshake.receive_data(data or b"<EOF>"):
+            break
+    conn.sendall(handshake.accept_bytes())
+    assert handshake.decoder is not None
+    peer = RawPeer(conn, Wire.V1, handshake.decoder, handshake.pending_frames, timeout=None)
+    return opening, peer
+
+
+def older_server(raw_server: RawServer) -> Answer:
+    """Answer as a pymasep-comm server built before resuming: version byte 2 is refused
+    with a version-1 preamble and REFUSE, before any frame is read; the client's next
+    connection is accepted. Returns the refused opening, the next one, and the peer."""
+
+    def answer(conn: socket.socket) -> tuple[bytes, bytes, RawPeer]:
+        offered = conn.recv(4096)
+        refusal = Frame.refuse_frame("the peer speaks protocol version 2, this side speaks 1")
+        conn.sendall(PREAMBLE + encode_frame(refusal))
+        conn.close()
+        again, _ = raw_server.listener.accept()
+        again.settimeout(20)
+        raw_server.accepted.append(again)
+        return (offered, *accept_v1(again))
+
+    return answer
+
+
+def test_a_client_offering_to_resume_falls_back_to_an_older_server_and_connects(
+    make_client: MakeClient,
+    raw_server: RawServer,
+    inbox: queue.Queue[bytes],
+    ended: queue.Queue[str],
+) -> None:
+    client = make_client(Recorder, (inbox, ended), resume_window=30.0)
+    offered, opening, peer = connect(client, raw_server, older_server(raw_server))
+    assert offered.startswith(MAGIC + b"\x02")  # the offer, which the older server refused
+    # Then today's bytes exactly: version 1, the hello, no offer behind it.
+    assert opening == PREAMBLE + encode_frame(Frame.hello_frame("iface"))
+    assert client.server_id == ENGINE and client.connection_ids() == [ENGINE]
+    client.send_frame_to(ENGINE, Frame(b"action"))
+    assert peer.recv_data() == b"action"
+    peer.send(b"observation")
+    assert inbox.get(timeout=5) == b"observation"
+    # No session: a break ends the connection at once, as it always did.
+    peer.sock.close()
+    assert ended.get(timeout=5) == CONNECTION_LOST
+
+
+def test_a_client_remembers_an_older_server_and_offers_it_nothing_again(
+    make_client: MakeClient, raw_server: RawServer
+) -> None:
+    client = make_client()
+    connect(client, raw_server, older_server(raw_server))
+    client.close()
+    opening, _ = connect(client, raw_server, accept_v1)  # one connection, no refusal
+    assert opening == PREAMBLE + encode_frame(Frame.hello_frame("iface"))
+    assert client.connection_ids() == [ENGINE]
+
+
 # --- the legacy wire ----------------------------------------------------------------------
 
 

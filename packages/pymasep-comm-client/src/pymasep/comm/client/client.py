@@ -43,7 +43,6 @@ from pymasep.comm.core.resume import (
     ClientSession,
     ResumeAccept,
     ResumeOffer,
-    ResumeRefusedError,
     ack_every_bytes,
     check_resume_window,
 )
@@ -265,7 +264,7 @@ class Client(BaseThreadedCommunication):
             sock = socket.create_connection((self.host, self.port), timeout=timeout)
         except TimeoutError as error:
             raise CommunicationTimeoutError(
-                f"no answer from {self.host}:{self.port} within {timeout} s"
+                f"no answer from {self.host}:{self.port} within {timeout:.3g} s"
             ) from error
         except OSError as error:
             raise CommunicationConnectionError(
@@ -410,18 +409,18 @@ class Client(BaseThreadedCommunication):
             now = time.monotonic()
             if session.expired(now):
                 detail = session.end(f"not resumed within {session.window:g} s ({failure})")
-                handler.expire(DisconnectReason(DisconnectCode.RESUME_EXPIRED, detail))
+                handler.abort(DisconnectReason(DisconnectCode.RESUME_EXPIRED, detail))
                 return
             assert session.deadline is not None
             try:
                 deadline = min(session.deadline, now + _ATTEMPT_TIMEOUT)
                 resend = self._resume_once(handler, session, deadline)
-            except (ResumeRefusedError, ConnectionRejectedError) as error:
+            except ConnectionRejectedError as error:  # a ResumeRefusedError, or closing
                 # The server restarted, or ended the session: say so, never start a new
                 # session in silence.
-                self.logger.warning("the server refused to resume the connection: %s", error)
-                detail = session.end(f"the server refused to resume: {error}")
-                handler.expire(DisconnectReason(DisconnectCode.RESUME_REFUSED, detail))
+                self.logger.warning("the server refused to resume the connection: %s", error.reason)
+                detail = session.end(f"the server refused to resume: {error.reason}")
+                handler.abort(DisconnectReason(DisconnectCode.RESUME_REFUSED, detail))
                 return
             except (CommunicationError, OSError) as error:
                 failure = f"last attempt: {error}"
@@ -446,10 +445,19 @@ class Client(BaseThreadedCommunication):
         """One attempt: find the server again if discovery found it, connect, prove the
         session, and carry the connection on the new socket."""
         if self._discovered:
-            self.search_server(
-                timeout=max(0.05, min(DEFAULT_TIMEOUT, deadline - time.monotonic())),
+            # The same server id, wherever it answers now; the first answer will do.
+            found = _search_servers(
+                max(0.05, min(DEFAULT_TIMEOUT, deadline - time.monotonic())),
+                group=self.discovery_group,
+                port=self.discovery_port,
+                interface=self.discovery_interface,
                 server_id=self.server_id,
+                logger=self.logger,
+                option="discovery_interface=",
             )
+            if not found:
+                raise ServerNotFoundError(f"{self.server_id!r} did not answer discovery")
+            self.host, self.port = found[0].host, found[0].port
         sock = self._connect_socket(deadline - time.monotonic(), deadline)
         try:
             handshake = ResumeHandshake(session, self.max_frame_size)

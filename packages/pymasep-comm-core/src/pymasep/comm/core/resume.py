@@ -229,7 +229,8 @@ Server (:class:`SessionTable`, one :class:`ServerSession` per client)::
   and a timer at ``table.next_deadline()`` calling ``table.expire(now)``, both lists
   of ``(session, detail)``. Each ended session gets ``on_disconnect`` with
   ``DisconnectReason(RESUME_EXPIRED, detail)``; its frames are dropped and later sends
-  raise ``ConnectionClosedError``. A bye, ``close()`` or a protocol error calls
+  raise ``UnknownConnectionError`` once it is unregistered (``ConnectionClosedError`` on
+  the handler itself). A bye, ``close()`` or a protocol error calls
   ``table.close(session_id)``: that session is never resumed. On a resume, the new
   socket's driver writes ``resend`` first, as data frames, then what is sent afterwards;
   ``decision.was_live`` tells the server to drop the old connection without a word; an

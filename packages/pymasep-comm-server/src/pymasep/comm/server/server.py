@@ -720,7 +720,7 @@ class Server(BaseThreadedCommunication):
         except UnknownConnectionError:
             return
         if held.resuming:
-            held.expire(
+            held.abort(
                 DisconnectReason(
                     DisconnectCode.RESUME_EXPIRED,
                     "a new connection came from the same id; the broken one is dropped",
@@ -762,7 +762,7 @@ class Server(BaseThreadedCommunication):
     def _expire(self, ended: list[tuple[SocketHandler | None, str]]) -> None:
         for handler, detail in ended:
             if handler is not None:
-                handler.expire(DisconnectReason(DisconnectCode.RESUME_EXPIRED, detail))
+                handler.abort(DisconnectReason(DisconnectCode.RESUME_EXPIRED, detail))
 
     def _resume(self, conn: socket.socket, addr: Any, handshake: ServerHandshake) -> None:
         """A connection that asks to resume a session: carry the session's connection
@@ -800,7 +800,7 @@ class Server(BaseThreadedCommunication):
             self._refuse_hello(conn, addr, handshake, str(error))
             if handler is not None and isinstance(error, ProtocolError):
                 # A proven request whose counts cannot be: the session ends, never resumed.
-                handler.expire(DisconnectReason(DisconnectCode.PROTOCOL_ERROR, str(error)))
+                handler.abort(DisconnectReason(DisconnectCode.PROTOCOL_ERROR, str(error)))
             return
         if resend is None:
             assert decision is not None and decision.refusal is not None
