@@ -362,15 +362,7 @@ class Client(BaseThreadedCommunication):
                 ``ConnectionError``).
         """
         wait = DEFAULT_TIMEOUT if timeout is None else timeout
-        search = _Search(
-            wait,
-            self.discovery_group,
-            self.discovery_port,
-            DEFAULT_TTL,
-            self.discovery_interface,
-            option="discovery_interface=",
-        )
-        servers = search.run(logger=self.logger)
+        servers = self._search(wait).run(logger=self.logger)
         chosen = next((s for s in servers if server_id in (None, s.id)), None)
         if chosen is None:
             wanted = "a server" if server_id is None else f"server {server_id!r}"
@@ -384,6 +376,17 @@ class Client(BaseThreadedCommunication):
             self.wire = Wire(chosen.wire)
         self.logger.info("found %s at %s:%d", chosen.id or "a server", chosen.host, chosen.port)
         return servers
+
+    def _search(self, timeout: float) -> _Search:
+        """A discovery search with this client's settings, for ``timeout`` seconds."""
+        return _Search(
+            timeout,
+            self.discovery_group,
+            self.discovery_port,
+            DEFAULT_TTL,
+            self.discovery_interface,
+            option="discovery_interface=",
+        )
 
     # -- resuming ------------------------------------------------------------------------
 
@@ -446,15 +449,8 @@ class Client(BaseThreadedCommunication):
         session, and carry the connection on the new socket."""
         if self._discovered:
             # The same server id, wherever it answers now; the first answer will do.
-            found = _search_servers(
-                max(0.05, min(DEFAULT_TIMEOUT, deadline - time.monotonic())),
-                group=self.discovery_group,
-                port=self.discovery_port,
-                interface=self.discovery_interface,
-                server_id=self.server_id,
-                logger=self.logger,
-                option="discovery_interface=",
-            )
+            wait = max(0.05, min(DEFAULT_TIMEOUT, deadline - time.monotonic()))
+            found = self._search(wait).run(self.server_id, logger=self.logger)
             if not found:
                 raise ServerNotFoundError(f"{self.server_id!r} did not answer discovery")
             self.host, self.port = found[0].host, found[0].port
