@@ -44,7 +44,10 @@ PORT = 60123
 CASES = ("normal", "slow", "discovery", "killed", "refused", "replay", "reset")
 START_TIMEOUT = 90.0  # importing pymasep (pygame, opencv, scipy...) on a busy machine
 GAME_TIMEOUT = 150.0
-KILLED_RESUME_WINDOW = 2.0  # seconds a killed interface may be held, case killed
+# A killed process's kernel closes its socket (an end of stream: noticed at once) or,
+# with bytes still unread in it, resets it, which the engine cannot tell from a network
+# that broke: it then holds the connection for its resume window (30 s by default).
+KILLED_NOTICED_WITHIN = 45.0
 KILL_AFTER = 3  # observations the interface gets before it is killed (or its connection)
 
 
@@ -191,11 +194,6 @@ def play(
         env["PYMASEP_COMM_CONFIG"] = str(config)
     if record is not None:
         env["PYMASEP_COMM_RECORD"] = str(record)
-    if case == "killed":
-        # A killed process's kernel closes its socket (an end of stream: noticed at
-        # once) or, with bytes still unread in it, resets it, which the engine cannot
-        # tell from a network that broke: it holds the connection for its resume window.
-        env["PYMASEP_COMM_RESUME_WINDOW"] = str(KILLED_RESUME_WINDOW)
     options = [f"--set={setting}" for setting in settings]
     folders = {side: workdir / side for side in ("engine", "interface")}
     for folder in folders.values():
@@ -257,7 +255,9 @@ def _play(
         interface.wait_line("stdout", r"^observation \d+$", 60, count=KILL_AFTER)
         interface.kill()
         # The engine notices: its communication logs the lost connection.
-        noticed = engine.wait_line("stderr", rf"{re.escape(interface_id)}.*disconnected", 30)
+        noticed = engine.wait_line(
+            "stderr", rf"{re.escape(interface_id)}.*disconnected", KILLED_NOTICED_WITHIN
+        )
         result["engine_noticed"] = noticed.string
         engine.kill()  # pymasep's engine waits for the gone player's action forever
     else:

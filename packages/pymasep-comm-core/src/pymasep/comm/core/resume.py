@@ -202,17 +202,17 @@ Server (:class:`SessionTable`, one :class:`ServerSession` per client)::
   socket (the driver's ``send`` encodes small frames inline before taking the lock:
   the call goes after ``lock.acquire()``); resent frames are written without being
   recorded again. Receiving: every whole *data* frame handed on is counted once with
-  ``resume.acks.count(frames, size)``, on each path that adds to ``frames_received``
-  (which also counts control frames): ``Connection.feed``, ``direct_filled`` (large
-  frames read in place), the driver's whole-frame shortcut in ``_read``, and the
+  ``resume.acks.count(frames, size)``, where it is handed on: ``Connection.
+  receive_frames`` (which sorts data from control frames), the driver's ``_take`` when
+  a read brought data frames only, and its whole-frame shortcut in ``_read``; the
   pending frames that came in the same read as the peer's HELLO (or as the RESUME
-  answer); a frame missed or counted twice here is a frame lost or delivered twice
-  after the next resume. ``control_frame``: an ACK calls
-  ``resume.log.ack(decode_ack(frame.message))`` and counts as the peer's progress (as
-  the kernel taking bytes does, for the ``"wait"`` policy); ACK and RESUME on a
-  connection without ``resume`` stay protocol errors. Limits: ``room_for`` and the
-  driver's check call ``resume.room_for(size, queued_bytes, limits.hard_limit)``
-  (every queued data frame is also in the log). :class:`~pymasep.comm.core.DisconnectCode`
+  answer) go through ``_take`` too. A frame missed or counted twice here is a frame
+  lost or delivered twice after the next resume. ``control_frame``: an ACK calls
+  ``resume.log.ack(decode_ack(frame.message))``, in the I/O thread, without the lock
+  (see :class:`SendLog`); ACK and RESUME on a connection without ``resume`` stay
+  protocol errors. Limits: ``room_for`` and the driver's check call
+  ``resume.room_for(size, queued_bytes, limits.hard_limit)`` (every queued data frame
+  is also in the log). :class:`~pymasep.comm.core.DisconnectCode`
   gains ``RESUME_EXPIRED = "resume window expired"`` (:data:`RESUME_EXPIRED`).
 * **Driver** (``driver.py``). At the end of each read turn, under the lock,
   ``ack = resume.acks.take_ack()``; if not None, the 13 bytes are written or queued as

@@ -774,30 +774,33 @@ class Server(BaseThreadedCommunication):
         now = time.monotonic()
 
         def decide() -> tuple[bytes, list[bytes]] | None:
+            # Under the handler's lock (no frame is sent meanwhile), then the table's.
             nonlocal decision
             assert self._sessions is not None and request is not None
-            decision = self._sessions.resume(request, now)
+            with self._sessions_lock:
+                decision = self._sessions.resume(request, now)
             if decision.refusal is not None:
                 return None
             return handshake.resume_answer_bytes(decision.answer), decision.resend
 
         try:
+            if self._sessions is None:
+                raise ConnectionRejectedError("this server does not resume connections")
             with self._sessions_lock:
-                if self._sessions is None:
-                    raise ConnectionRejectedError("this server does not resume connections")
                 session = self._sessions.get(request.session_id)
                 handler = self._session_handlers.get(request.session_id)
                 held_since = None if session is None else session.broken_at
-                if handler is None:
-                    if session is not None:  # a session whose handler is gone: ended
-                        self._sessions.close(session.session_id)
-                    decide()
-                    resend = None
-                else:
-                    resend = handler.resume_on(conn, addr, handshake, decide)
+                if handler is None and session is not None:  # its handler is gone: ended
+                    self._sessions.close(session.session_id)
+            # Not under the table's lock: the frames that came with the request are
+            # delivered now, and the application's callbacks may reach the server.
+            resend = None if handler is None else handler.resume_on(conn, addr, handshake, decide)
+            if handler is None:
+                decide()
         except CommunicationError as error:  # a proof of frames never sent, or closing
-            self.logger.warning("refusing the resume from %s: %s", addr, error)
-            self._refuse_hello(conn, addr, handshake, str(error))
+            reason = error.reason if isinstance(error, ConnectionRejectedError) else str(error)
+            self.logger.warning("refusing the resume from %s: %s", addr, reason)
+            self._answer_and_close(conn, handshake.refuse_bytes(reason))
             if handler is not None and isinstance(error, ProtocolError):
                 # A proven request whose counts cannot be: the session ends, never resumed.
                 handler.abort(DisconnectReason(DisconnectCode.PROTOCOL_ERROR, str(error)))
@@ -805,11 +808,7 @@ class Server(BaseThreadedCommunication):
         if resend is None:
             assert decision is not None and decision.refusal is not None
             self.logger.warning("refusing the resume from %s: %s", addr, decision.refusal.text)
-            with contextlib.suppress(OSError):
-                conn.setblocking(True)
-                conn.settimeout(self.handshake_timeout)
-                conn.sendall(handshake.resume_answer_bytes(decision.answer))
-            conn.close()
+            self._answer_and_close(conn, handshake.resume_answer_bytes(decision.answer))
             return
         assert handler is not None
         outage = "" if held_since is None else f" after {now - held_since:.3g} s"
@@ -821,13 +820,19 @@ class Server(BaseThreadedCommunication):
             len(resend),
         )
 
+    def _answer_and_close(self, conn: socket.socket, answer: bytes) -> None:
+        """Send a refusal (small: a new socket's buffer takes it) and close."""
+        with contextlib.suppress(OSError):
+            conn.setblocking(True)
+            conn.settimeout(self.handshake_timeout)
+            conn.sendall(answer)
+        conn.close()
+
     def _refuse_hello(
         self, conn: socket.socket, addr: Any, handshake: ServerHandshake, reason: str
     ) -> None:
         self.logger.info("refusing %s from %s: %s", handshake.client_ident, addr, reason)
-        with contextlib.suppress(OSError):
-            conn.sendall(handshake.refuse_bytes(reason))
-        conn.close()
+        self._answer_and_close(conn, handshake.refuse_bytes(reason))
 
     def _accept_hello(
         self,
