@@ -54,6 +54,7 @@ from pymasep.comm.core.resume import (
     SessionTable,
     ack_every_bytes,
     ack_frame,
+    check_resume_window,
     decode_ack,
     decode_resume,
     encode_resume,
@@ -173,6 +174,13 @@ def test_a_payload_is_one_exact_message_or_a_decode_error(payload: bytes) -> Non
 def test_garbage_is_refused_with_a_decode_error(payload: bytes, words: str) -> None:
     with pytest.raises(DecodeError, match=words):
         decode_resume(payload)
+
+
+def test_a_resume_window_of_0_turns_resuming_off_and_a_negative_one_is_refused() -> None:
+    assert check_resume_window(0) == 0
+    assert check_resume_window(2.5) == 2.5
+    with pytest.raises(InvalidArgumentError, match="resume_window must not be negative"):
+        check_resume_window(-1)
 
 
 def test_an_ack_is_eight_bytes_of_count() -> None:

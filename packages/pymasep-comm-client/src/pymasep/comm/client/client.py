@@ -20,7 +20,13 @@ from pymasep.comm.core.connection import (
     DisconnectReason,
     SendLimits,
 )
-from pymasep.comm.core.discovery import DEFAULT_GROUP, DEFAULT_PORT, DEFAULT_TIMEOUT, ServerInfo
+from pymasep.comm.core.discovery import (
+    DEFAULT_GROUP,
+    DEFAULT_PORT,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TTL,
+    ServerInfo,
+)
 from pymasep.comm.core.exceptions import (
     CommunicationConnectionError,
     CommunicationError,
@@ -38,10 +44,11 @@ from pymasep.comm.core.resume import (
     ResumeAccept,
     ResumeOffer,
     ack_every_bytes,
+    check_resume_window,
 )
 from pymasep.comm.core.settings import configurable
 
-from .discovery import _search_servers, not_found_hint
+from .discovery import _Search, not_found_hint
 
 __all__ = ["Client"]
 
@@ -150,9 +157,7 @@ class Client(BaseThreadedCommunication):
         resume_window: float = DEFAULT_RESUME_WINDOW,
     ) -> None:
         super().__init__(ident, socket_handler_class, socket_handler_args, host, port, log_level)
-        if resume_window < 0:
-            raise InvalidArgumentError(f"resume_window must not be negative, not {resume_window}")
-        self.resume_window = resume_window
+        self.resume_window = check_resume_window(resume_window)
         """Seconds within which a broken connection is resumed (0: never)."""
         self._discovered = False  # the server was found by discovery: found again so
         self._older_servers: set[tuple[str, int]] = set()  # refused the offer once
@@ -357,14 +362,7 @@ class Client(BaseThreadedCommunication):
                 ``ConnectionError``).
         """
         wait = DEFAULT_TIMEOUT if timeout is None else timeout
-        servers = _search_servers(
-            wait,
-            group=self.discovery_group,
-            port=self.discovery_port,
-            interface=self.discovery_interface,
-            logger=self.logger,
-            option="discovery_interface=",
-        )
+        servers = self._search(wait).run(logger=self.logger)
         chosen = next((s for s in servers if server_id in (None, s.id)), None)
         if chosen is None:
             wanted = "a server" if server_id is None else f"server {server_id!r}"
@@ -378,6 +376,17 @@ class Client(BaseThreadedCommunication):
             self.wire = Wire(chosen.wire)
         self.logger.info("found %s at %s:%d", chosen.id or "a server", chosen.host, chosen.port)
         return servers
+
+    def _search(self, timeout: float) -> _Search:
+        """A discovery search with this client's settings, for ``timeout`` seconds."""
+        return _Search(
+            timeout,
+            self.discovery_group,
+            self.discovery_port,
+            DEFAULT_TTL,
+            self.discovery_interface,
+            option="discovery_interface=",
+        )
 
     # -- resuming ------------------------------------------------------------------------
 
@@ -440,15 +449,8 @@ class Client(BaseThreadedCommunication):
         session, and carry the connection on the new socket."""
         if self._discovered:
             # The same server id, wherever it answers now; the first answer will do.
-            found = _search_servers(
-                max(0.05, min(DEFAULT_TIMEOUT, deadline - time.monotonic())),
-                group=self.discovery_group,
-                port=self.discovery_port,
-                interface=self.discovery_interface,
-                server_id=self.server_id,
-                logger=self.logger,
-                option="discovery_interface=",
-            )
+            wait = max(0.05, min(DEFAULT_TIMEOUT, deadline - time.monotonic()))
+            found = self._search(wait).run(self.server_id, logger=self.logger)
             if not found:
                 raise ServerNotFoundError(f"{self.server_id!r} did not answer discovery")
             self.host, self.port = found[0].host, found[0].port

@@ -291,6 +291,7 @@ __all__ = [
     "SessionTable",
     "ack_every_bytes",
     "ack_frame",
+    "check_resume_window",
     "decode_ack",
     "decode_resume",
     "encode_resume",
@@ -310,6 +311,18 @@ EXTENDED_VERSION = 2
 
 DEFAULT_RESUME_WINDOW = 30.0
 """Seconds within which a broken connection may be resumed (``resume_window``)."""
+
+
+def check_resume_window(resume_window: float) -> float:
+    """``resume_window`` as the server and the client take it (0: never resume).
+
+    Raises:
+        InvalidArgumentError: It is negative.
+    """
+    if resume_window < 0:
+        raise InvalidArgumentError(f"resume_window must not be negative, not {resume_window}")
+    return resume_window
+
 
 MAX_WINDOW = 86_400.0
 """Largest window a peer may offer or accept (one day): the u32 of milliseconds would
@@ -390,13 +403,11 @@ class ResumeRefusedError(ConnectionRejectedError):
         refusal: Why, as a :class:`RefusalReason`.
     """
 
+    _init_attributes = ("refusal",)
+
     def __init__(self, refusal: RefusalReason | int) -> None:
         self.refusal = RefusalReason(refusal)
         super().__init__(self.refusal.text)
-
-    # Rebuilt from the reason code, not the text: mypy sees another argument type.
-    def __reduce__(self) -> tuple[type[ResumeRefusedError], tuple[int]]:  # type: ignore[override]
-        return type(self), (int(self.refusal),)
 
 
 # -- messages --------------------------------------------------------------------------

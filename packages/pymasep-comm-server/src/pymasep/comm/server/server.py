@@ -46,6 +46,7 @@ from pymasep.comm.core.resume import (
     ServerSession,
     SessionTable,
     ack_every_bytes,
+    check_resume_window,
 )
 from pymasep.comm.core.settings import configurable
 
@@ -93,6 +94,10 @@ class _Pending:
     tls_done: bool = True  # False while a TLS handshake runs
 
 
+_Handshakes = dict[socket.socket, _Pending]
+"""The connections whose handshake runs, by socket."""
+
+
 class _Watch:
     """The I/O loop's selector, as the accept loop uses it: each socket's events come
     back to :meth:`_WaitConnection._event` with the socket."""
@@ -130,7 +135,7 @@ class _WaitConnection(threading.Thread):
         self.server = server
         self._loop = io_loop()
         self._selector = _Watch(self)
-        self._pending: dict[socket.socket, _Pending] = {}
+        self._pending: _Handshakes = {}
         self._launched = False
         self._stopped = threading.Event()
         self._stop_requested = threading.Event()
@@ -253,12 +258,7 @@ class _WaitConnection(threading.Thread):
         self._timer = None
         self._tidy()
 
-    def _handle_hello(
-        self,
-        item: _Pending,
-        selector: _Watch,
-        pending: dict[socket.socket, _Pending],
-    ) -> None:
+    def _handle_hello(self, item: _Pending, selector: _Watch, pending: _Handshakes) -> None:
         """Go on with a handshake; a bug met on the way ends that connection only."""
         try:
             if not item.tls_done and not self._tls_step(item, selector, pending):
@@ -271,12 +271,7 @@ class _WaitConnection(threading.Thread):
             else:
                 item.conn.close()
 
-    def _accept(
-        self,
-        listener: socket.socket,
-        selector: _Watch,
-        pending: dict[socket.socket, _Pending],
-    ) -> None:
+    def _accept(self, listener: socket.socket, selector: _Watch, pending: _Handshakes) -> None:
         server = self.server
         while True:
             try:
@@ -338,12 +333,7 @@ class _WaitConnection(threading.Thread):
             delay,
         )
 
-    def _tls_step(
-        self,
-        item: _Pending,
-        selector: _Watch,
-        pending: dict[socket.socket, _Pending],
-    ) -> bool:
+    def _tls_step(self, item: _Pending, selector: _Watch, pending: _Handshakes) -> bool:
         """Drive the TLS handshake as far as the bytes at hand allow; True once done."""
         conn = item.conn
         assert isinstance(conn, ssl.SSLSocket)
@@ -365,12 +355,7 @@ class _WaitConnection(threading.Thread):
         selector.modify(conn, selectors.EVENT_READ)
         return True
 
-    def _read_hello(
-        self,
-        item: _Pending,
-        selector: _Watch,
-        pending: dict[socket.socket, _Pending],
-    ) -> None:
+    def _read_hello(self, item: _Pending, selector: _Watch, pending: _Handshakes) -> None:
         # Over TLS, one record may hold more than a read takes: the rest waits in the
         # SSL object (pending()), and the socket will not say it is readable again.
         while item.conn in pending:
@@ -379,12 +364,7 @@ class _WaitConnection(threading.Thread):
             if not isinstance(conn, ssl.SSLSocket) or conn.fileno() == -1 or not conn.pending():
                 return
 
-    def _read_some(
-        self,
-        item: _Pending,
-        selector: _Watch,
-        pending: dict[socket.socket, _Pending],
-    ) -> None:
+    def _read_some(self, item: _Pending, selector: _Watch, pending: _Handshakes) -> None:
         try:
             data = item.conn.recv(_HANDSHAKE_READ_SIZE)
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
@@ -451,12 +431,7 @@ class _WaitConnection(threading.Thread):
         with contextlib.suppress(OSError):  # it is being closed anyway
             item.conn.send(item.handshake.refuse_bytes(reason))
 
-    def _drop(
-        self,
-        item: _Pending,
-        selector: _Watch,
-        pending: dict[socket.socket, _Pending],
-    ) -> None:
+    def _drop(self, item: _Pending, selector: _Watch, pending: _Handshakes) -> None:
         selector.unregister(item.conn)
         del pending[item.conn]
         item.conn.close()
@@ -558,9 +533,7 @@ class Server(BaseThreadedCommunication):
         resume_window: float = DEFAULT_RESUME_WINDOW,
     ) -> None:
         super().__init__(ident, socket_handler_class, socket_handler_args, host, port, log_level)
-        if resume_window < 0:
-            raise InvalidArgumentError(f"resume_window must not be negative, not {resume_window}")
-        self.resume_window = resume_window
+        self.resume_window = check_resume_window(resume_window)
         """Seconds within which a broken connection may be resumed (0: never)."""
         self.max_frame_size = max_frame_size
         self.send_limits = send_limits
