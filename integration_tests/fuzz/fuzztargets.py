@@ -419,7 +419,13 @@ def _check_keyed_side(run: Run, side: Side) -> None:
         return
     if not side.sent:
         return
-    _check(side.sent.startswith(PREAMBLE), f"a challenge without a preamble: {side.sent!r}")
+    # The server answers in the client's preamble version: 1, or 2 to a client that
+    # offered to resume.
+    _check(
+        side.sent[: len(MAGIC)] == MAGIC
+        and side.sent[len(MAGIC) : len(PREAMBLE)] in (b"\x01", b"\x02"),
+        f"a challenge without a preamble: {side.sent!r}",
+    )
     sent = reference_frames(side.sent, Wire.V1, DEFAULT_MAX_FRAME_SIZE, len(PREAMBLE))
     kinds = [unit.kind for unit in sent.frames]
     _check(
