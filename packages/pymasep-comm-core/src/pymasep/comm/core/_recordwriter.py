@@ -4,7 +4,8 @@ Run by :class:`pymasep.comm.core.recorder.Recorder`, loaded by its path (``main(
 GZIP)``): it needs only the standard library, and starts without importing the package.
 It reads batches from stdin (from its own parent only), each two 4-byte big-endian
 lengths, a :mod:`marshal` dump of a list of event tuples (a frame's holds its payload's
-length) and the frames' payloads, one after the other; it formats one JSON line per
+length; the frames of a read are one tuple, with their lengths) and the frames'
+payloads, one after the other; it formats one JSON line per
 event and appends them to the file open on descriptor FD (gzip'ed when GZIP is ``1``),
 flushed after each batch. At the end of stdin, or at the first error, it
 closes the file and prints ``{"written": N, "error": ...}`` on stdout: how many records
@@ -104,13 +105,25 @@ def _read(stream: BinaryIO, size: int) -> bytes | None:
 
 
 def _events(meta: bytes, payloads: bytes) -> list[tuple[Any, ...]]:
-    """A batch's events, each frame's with its payload appended."""
-    events: list[tuple[Any, ...]] = marshal.loads(meta)
+    """A batch's events, one per frame, each frame's with its payload appended: a frame's
+    event is ``(kind, peer, mono, wall, size, length)``, and the frames of one read are
+    one event ``(kind, peer, mono, wall, header size, [length, ...])``."""
+    events: list[tuple[Any, ...]] = []
     position = 0
-    for index, event in enumerate(events):
-        if event[0] == "sent" or event[0] == "received":
-            end = position + event[5]
-            events[index] = (*event, payloads[position:end])
+    for event in marshal.loads(meta):
+        kind = event[0]
+        if kind != "sent" and kind != "received":
+            events.append(event)
+            continue
+        kind, peer, mono, wall, size, lengths = event
+        if type(lengths) is int:
+            end = position + lengths
+            events.append((*event, payloads[position:end]))
+            position = end
+            continue
+        for length in lengths:
+            end = position + length
+            events.append((kind, peer, mono, wall, size + length, length, payloads[position:end]))
             position = end
     return events
 

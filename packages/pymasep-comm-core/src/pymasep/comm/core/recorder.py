@@ -59,6 +59,7 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -66,6 +67,7 @@ from .tap import Direction, Tap
 
 if TYPE_CHECKING:
     from .connection import DisconnectReason
+    from .frame import Frame
     from .wire import Wire
 
 __all__ = [
@@ -185,7 +187,9 @@ class Recorder(Tap):
     ) -> None:
         started_wall, started_mono = time.time(), time.monotonic()
         target = Path(path)
-        if target.is_dir() or not (target.exists() or target.name.endswith(_FILE_SUFFIXES)):
+        if target.is_dir() or not (
+            target.exists() or target.name.endswith(_FILE_SUFFIXES)
+        ):
             target.mkdir(parents=True, exist_ok=True)
             stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started_wall))
             micro = int(started_wall % 1 * 1e6)
@@ -229,16 +233,21 @@ class Recorder(Tap):
         if hasattr(fcntl, "F_SETPIPE_SZ"):
             # A larger pipe: the writer thread blocks (and takes the GIL back) less often.
             with contextlib.suppress(OSError):
-                fcntl.fcntl(self._process.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)  # type: ignore[union-attr]
-        # The queue: the events' tuples, and the frames' payloads in their order.
+                fcntl.fcntl(
+                    self._process.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE
+                )  # type: ignore[union-attr]
+        # The queue: the events' tuples (one for the frames of a read), and the frames'
+        # payloads in their order.
         self._events: list[tuple[Any, ...]] = []
         self._payloads: list[bytes] = []
+        self._others = 0  # events queued that are not frames (the header not counted)
         self._pending_bytes = 0  # of the events queued or being handed over
         self._hand_over_at = HAND_OVER_BYTES  # wake the thread that hands over then
         self._lock = threading.Lock()  # the queue and its byte count
         self._wake = threading.Event()
         self._room = threading.Condition()
         self._closed = False
+        self._stopped = False  # closed, or stopped by an error: events are dropped
         self.written = 0
         """Records written to the file (the header not counted): known once closed."""
         self._handed = 0  # records handed to the writer process
@@ -274,31 +283,30 @@ class Recorder(Tap):
     def _put(self, event: tuple[Any, ...]) -> None:
         """Queue an event without a payload (the rare ones: a connection's life)."""
         with self._lock:
-            if self._closed or self.error is not None:
+            if self._stopped:
                 self.dropped += 1
                 return
             self._events.append(event)
+            self._others += 1
             self._pending_bytes += _EVENT_COST
             full = self._pending_bytes > self.max_pending_bytes
         if full:
             self._wait_for_room()
 
-    def _put_frame(
-        self, kind: str, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
+    def _put_frames(
+        self, event: tuple[Any, ...], payloads: list[bytes], lengths: list[int]
     ) -> None:
-        """Queue a frame: a tuple of its numbers and a reference to its payload, which
-        is neither copied nor formatted here (the game's threads wait while this runs)."""
-        length = len(payload)
-        lock = self._lock
-        lock.acquire()  # not a with statement: this runs once a frame
-        if self._closed or self.error is not None:
-            self.dropped += 1
-            lock.release()
-            return
-        self._events.append((kind, peer_id, monotonic, wall, size, length))
-        self._payloads.append(payload)
-        pending = self._pending_bytes = self._pending_bytes + length + _EVENT_COST
-        lock.release()
+        """Queue the frames of one event: a tuple of their numbers (their payloads'
+        ``lengths``) and references to their payloads, neither copied nor formatted here
+        (the game's threads wait while this runs)."""
+        cost = sum(lengths) + _EVENT_COST * len(lengths)
+        with self._lock:
+            if self._stopped:
+                self.dropped += len(lengths)
+                return
+            self._events.append(event)
+            self._payloads += payloads
+            pending = self._pending_bytes = self._pending_bytes + cost
         if pending > self._hand_over_at:
             self._hand_over_now(pending)
 
@@ -341,33 +349,89 @@ class Recorder(Tap):
         """Record a connection opening (see :meth:`~pymasep.comm.core.tap.Tap.connected`)."""
         if isinstance(address, tuple) and len(address) >= 2:
             host = str(address[0])
-            address = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
-        event = ("connected", peer_id, monotonic, wall, str(address), str(wire), authenticated, tls)
+            address = (
+                f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+            )
+        event = (
+            "connected",
+            peer_id,
+            monotonic,
+            wall,
+            str(address),
+            str(wire),
+            authenticated,
+            tls,
+        )
         self._put(event)
 
     def frame_sent(
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
     ) -> None:
         """Record a frame sent (see :meth:`~pymasep.comm.core.tap.Tap.frame_sent`)."""
-        self._put_frame("sent", peer_id, payload, size, monotonic, wall)
+        # Not through _put_frames: this runs once a frame, in the sender's thread, and
+        # each call, lookup and list made here is a part of the frame's cost.
+        length = len(payload)
+        lock = self._lock
+        lock.acquire()  # half the cost of a with statement
+        if self._stopped:
+            self.dropped += 1
+            lock.release()
+            return
+        self._events.append(("sent", peer_id, monotonic, wall, size, length))
+        self._payloads.append(payload)
+        pending = self._pending_bytes = self._pending_bytes + length + _EVENT_COST
+        lock.release()
+        if pending > self._hand_over_at:
+            self._hand_over_now(pending)
 
     def frame_received(
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
     ) -> None:
         """Record a frame received (see :meth:`~pymasep.comm.core.tap.Tap.frame_received`)."""
-        self._put_frame("received", peer_id, payload, size, monotonic, wall)
+        length = len(payload)
+        event = ("received", peer_id, monotonic, wall, size, length)
+        self._put_frames(event, [payload], [length])
 
-    def bye(self, peer_id: str, direction: Direction, monotonic: float, wall: float) -> None:
+    def frames_received(
+        self,
+        peer_id: str,
+        frames: Sequence[Frame],
+        header_size: int,
+        monotonic: float,
+        wall: float,
+    ) -> None:
+        """Record the frames of a read (see
+        :meth:`~pymasep.comm.core.tap.Tap.frames_received`): one event for them all."""
+        payloads = [frame.message for frame in frames]
+        lengths = list(map(len, payloads))
+        event = ("received", peer_id, monotonic, wall, header_size, lengths)
+        self._put_frames(event, payloads, lengths)
+
+    def bye(
+        self, peer_id: str, direction: Direction, monotonic: float, wall: float
+    ) -> None:
         """Record a bye (see :meth:`~pymasep.comm.core.tap.Tap.bye`)."""
         self._put(("bye", peer_id, monotonic, wall, direction))
 
-    def closed(self, peer_id: str, reason: DisconnectReason, monotonic: float, wall: float) -> None:
+    def closed(
+        self, peer_id: str, reason: DisconnectReason, monotonic: float, wall: float
+    ) -> None:
         """Record a connection's end (see :meth:`~pymasep.comm.core.tap.Tap.closed`)."""
         self._put(
-            ("closed", peer_id, monotonic, wall, str(reason), reason.code.name, reason.graceful)
+            (
+                "closed",
+                peer_id,
+                monotonic,
+                wall,
+                str(reason),
+                reason.code.name,
+                reason.graceful,
+            )
         )
 
-    def broken(self, peer_id: str, reason: DisconnectReason, monotonic: float, wall: float) -> None:
+    def broken(
+        self, peer_id: str, reason: DisconnectReason, monotonic: float, wall: float
+    ) -> None:
         """Record a connection that broke and is held for a resume (see
         :meth:`~pymasep.comm.core.tap.Tap.broken`)."""
         self._put(("broken", peer_id, monotonic, wall, str(reason), reason.code.name))
@@ -390,9 +454,10 @@ class Recorder(Tap):
             with self._lock:
                 events, self._events = self._events, []
                 payloads, self._payloads = self._payloads, []
+                count = len(payloads) + self._others  # records (not the header)
+                self._others = 0
                 handing = self._pending_bytes  # still counted until handed over
                 self._hand_over_at = handing + HAND_OVER_BYTES
-            count = len(events) - (bool(events) and events[0][0] == "header")
             if events and self.error is None:
                 try:
                     _hand_over(fd, events, payloads)
@@ -432,7 +497,10 @@ class Recorder(Tap):
             process.stdout.close()
         self.written = int(status.get("written", 0))
         if status.get("error") or process.returncode:
-            self._fail(status.get("error") or f"the writer process ended with {process.returncode}")
+            self._fail(
+                status.get("error")
+                or f"the writer process ended with {process.returncode}"
+            )
         self.dropped += max(0, self._handed - self.written)
 
     def _fail(self, error: str) -> None:
@@ -440,8 +508,9 @@ class Recorder(Tap):
             _log.error("%s: recording stopped: %s", self.path, error)
             self.error = error
         with self._lock:
-            self.dropped += len(self._events)
-            self._events, self._payloads = [], []
+            self._stopped = True
+            self.dropped += len(self._payloads) + self._others
+            self._events, self._payloads, self._others = [], [], 0
         with self._room:
             self._room.notify_all()
 
@@ -456,7 +525,7 @@ class Recorder(Tap):
         """
         with self._room:
             already = self._closed
-            self._closed = True
+            self._closed = self._stopped = True
             self._room.notify_all()
         self._wake.set()
         if threading.current_thread() is not self._writer:
@@ -476,7 +545,9 @@ class Recorder(Tap):
         self.close()
 
 
-def recorder_for(record: str | os.PathLike[str] | None, side: Side, ident: str) -> Recorder | None:
+def recorder_for(
+    record: str | os.PathLike[str] | None, side: Side, ident: str
+) -> Recorder | None:
     """The recorder a Server or Client makes for its ``record`` argument (which the
     settings layer fills from ``PYMASEP_COMM_RECORD`` or the TOML file's ``record`` when
     the code passes none), or None when there is nothing to record."""
