@@ -26,6 +26,7 @@ Targets (``TARGETS``):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import unicodedata
 import xml.etree.ElementTree as ElementTree
@@ -43,13 +44,32 @@ from pymasep.comm.core.exceptions import (
     DecodeError,
     EncodeError,
     FrameTooLargeError,
+    InvalidStateError,
     ProtocolError,
 )
 from pymasep.comm.core.frame import Frame, FrameKind
-from pymasep.comm.core.handshake import MAX_IDENT_SIZE, ClientHandshake, ServerHandshake
+from pymasep.comm.core.handshake import (
+    MAX_IDENT_SIZE,
+    ClientHandshake,
+    ResumeHandshake,
+    ServerHandshake,
+)
 from pymasep.comm.core.message import Message
+from pymasep.comm.core.resume import (
+    EXTENDED_VERSION,
+    MAX_RESUME_PAYLOAD,
+    ClientSession,
+    RefusalReason,
+    ResumeAccept,
+    ResumeOffer,
+    ResumeRefused,
+    ResumeRefusedError,
+    SessionTable,
+    decode_resume,
+    encode_resume,
+)
 from pymasep.comm.core.typeregistry import register_type
-from pymasep.comm.core.wire import DEFAULT_MAX_FRAME_SIZE, PREAMBLE, FrameDecoder, Wire
+from pymasep.comm.core.wire import DEFAULT_MAX_FRAME_SIZE, MAGIC, PREAMBLE, FrameDecoder, Wire
 
 __all__ = ["MAX_LEN", "TARGETS", "BrokenContractError"]
 
@@ -221,6 +241,11 @@ def _check_decode_whole(stream: bytes, wire: Wire, limit: int, reference: Refere
 
 
 HANDSHAKE_ERRORS = (FrameTooLargeError, ProtocolError, ConnectionRejectedError)
+RESUMING = "RESUME "
+"""What :meth:`Side.feed` returns, then the request's bytes in hex, for a server whose
+handshake completed with a resume request instead of a hello."""
+# The end of a resume request that opens a stream: the preamble, a header, the request.
+_REQUEST_END = len(PREAMBLE) + 5 + MAX_RESUME_PAYLOAD
 
 
 class Side:
@@ -240,6 +265,10 @@ class Side:
             self.sent += self.machine.data_to_send()
         if not complete:
             return None
+        if isinstance(self.machine, ServerHandshake) and self.machine.resume_request is not None:
+            # A connection that resumes a session: no hello, no id (the table decides).
+            _check(self.machine.client_ident is None, "a resume request and a hello")
+            return RESUMING + encode_resume(self.machine.resume_request).hex()
         peer = (
             self.machine.client_ident
             if isinstance(self.machine, ServerHandshake)
@@ -298,6 +327,11 @@ def _check_against_whole(make: Callable[[], Side], stream: bytes, cuts: list[int
     # Only whether it fails must not depend on the reads: which error it reports may,
     # when the stream breaks the protocol twice (a hello that is not UTF-8 followed, in
     # the same read, by an oversized header reports the header).
+    if (cut.peer or "").startswith(RESUMING) and whole.error is not None:
+        # Nothing may follow a resume request in the read that brings it; bytes that
+        # come in a later read, after the handshake, are the connection's.
+        _check(len(stream) > _REQUEST_END, f"a resume request alone failed fed whole: {whole}")
+        return
     _check(
         (cut.error is None) == (whole.error is None),
         f"fed whole: {whole.error}; cut at {cuts}: {cut.error}",
@@ -314,7 +348,11 @@ def _check_against_whole(make: Callable[[], Side], stream: bytes, cuts: list[int
     hello = reference_frames(stream, side.wire, limit, 5 if side.wire is Wire.V1 else 0)
     _check(bool(hello.frames), "a hello the model does not see")
     behind = reference_frames(stream, side.wire, limit, hello.frames[0].end)
-    expected = _units(behind.frames)
+    machine = side.machine
+    # On version 2 the RESUME frame behind the hello (the offer, or its answer) is the
+    # handshake's: the application's frames come after it.
+    resume = machine.offer if isinstance(machine, ServerHandshake) else machine.resume_answer
+    expected = _units(behind.frames)[1 if resume is not None else 0 :]
     _check(
         cut.frames == expected[: len(cut.frames)], "frames behind the hello are not the stream's"
     )
@@ -324,14 +362,15 @@ def _peer_answers(server: ServerHandshake, reason: str) -> None:
     """A server that has read a hello answers in bytes the client side reads back."""
     ident = server.client_ident
     assert ident is not None and server.wire is not None
-    client = ClientHandshake(ident, server.wire)
+    offer = server.offer  # set on version 2: its answers are for a client that offered
+    client = ClientHandshake(ident, server.wire, resume_offer=offer)
     _check(client.receive_data(server.accept_bytes()), "the client did not read the accept")
     _check(client.server_ident == server.ident, f"server id read as {client.server_ident!r}")
     refusal = server.refuse_bytes(reason)
     if server.wire is Wire.LEGACY:
         _check(refusal == b"", "the legacy wire cannot carry a refusal")
         return
-    client = ClientHandshake(ident, Wire.V1)
+    client = ClientHandshake(ident, Wire.V1, resume_offer=offer)
     try:
         client.receive_data(refusal)
     except ConnectionRejectedError as error:
@@ -369,6 +408,11 @@ def _check_keyed_side(run: Run, side: Side) -> None:
     """A side with a key never completes on bytes the fuzzer writes, and never sends
     what would only follow a good proof: a server, only its challenge; a client, nothing
     (its proof answers a valid server proof)."""
+    if (run.peer or "").startswith(RESUMING):
+        # A resume request needs no AUTH exchange: its proof covers the key, and the
+        # server's session table checks it (the resume target: never forged).
+        _check(side.sent == b"", "a server sent its challenge to a resume request")
+        return
     _check(run.peer is None, f"a side with a key accepted unauthenticated bytes: {run.peer!r}")
     if isinstance(side.machine, ClientHandshake):
         _check(side.sent == b"", f"a client with a key sent {side.sent!r} to a forged server")
@@ -483,8 +527,9 @@ def fuzz_handshake(data: bytes) -> None:
         _check_keyed_side(cut, cut_side)
         return
     _check(side.sent == b"", f"a side without a key asked to send {side.sent!r}")
-    if whole.peer is not None and isinstance(side.machine, ServerHandshake):
-        _peer_answers(side.machine, reason)
+    machine = side.machine
+    if isinstance(machine, ServerHandshake) and machine.client_ident is not None:
+        _peer_answers(machine, reason)
 
 
 # -- message ---------------------------------------------------------------------------
@@ -692,13 +737,163 @@ def _fuzz_build(source: FuzzInput) -> None:
     _check(info.host == (host if bound else sender[0]), f"host read as {info.host!r}")
 
 
+# -- resume ----------------------------------------------------------------------------
+
+RESUME_PREAMBLE = MAGIC + bytes([EXTENDED_VERSION])
+# A session as a real negotiation opens it: the fuzzer writes only what the other side
+# sends. Its nonces and id are fixed, so that seeds can name the session; its secret
+# still needs the key (with one) and the client's fresh nonce of each attempt.
+SESSION_ID = bytes(range(16))
+OFFER = ResumeOffer(30.0, 1024, bytes(range(32, 64)))
+ACCEPT = ResumeAccept(30.0, 1024, SESSION_ID, bytes(range(64, 96)))
+RESUME_ERRORS = (DecodeError, ProtocolError, FrameTooLargeError, ConnectionRejectedError)
+"""What a resume exchange may raise on bad bytes: a malformed message or frame, a
+refusal (``ResumeRefusedError`` is a ``ConnectionRejectedError``), a wrong proof."""
+
+
+def _client_session(source: FuzzInput) -> Callable[[], ClientSession]:
+    """Makes the client's side of the fixed session, with a key or not, a few frames
+    sent and received, broken (the choices are read once, here)."""
+    key = KEY if source.u8() % 2 else None
+    sent, received = source.u8() % 4, source.u8() % 4
+
+    def make() -> ClientSession:
+        session = ClientSession.start(OFFER, ACCEPT, "p1", "engine", key)
+        for index in range(sent):
+            session.log.record(b"frame %d" % index)
+        session.acks.count(received, 0)
+        session.broke(0.0)
+        return session
+
+    return make
+
+
+def _check_no_forged_accept(session: ClientSession, answer: bytes) -> None:
+    """A client reads an answer the fuzzer wrote: a refusal, or an error; never an
+    acceptance (its proof is an HMAC over the client's fresh nonce)."""
+    try:
+        resend = session.answer(answer)
+    except ResumeRefusedError as refused:
+        message = decode_resume(answer)
+        _check(
+            isinstance(message, ResumeRefused) and message.reason is refused.refusal,
+            f"refused with {refused.refusal!r}, the answer says {message!r}",
+        )
+        return
+    except RESUME_ERRORS:
+        return
+    raise BrokenContractError(f"a client accepted a forged resume answer, resending {resend!r}")
+
+
+def _resume_client(source: FuzzInput) -> None:
+    """A client's resume connection (ResumeHandshake) reads the server's bytes, cut
+    anywhere, as it does fed whole; then its session reads the answer."""
+    make = _client_session(source)
+    limit = source.choose(LIMITS)
+    cuts = source.cuts()
+    stream = source.rest()
+    outcomes = []
+    for reads in (pieces(stream, cuts), [stream]):
+        session = make()
+        handshake = ResumeHandshake(session, limit)
+        _check(handshake.bytes_to_send().startswith(RESUME_PREAMBLE), "not a version-2 request")
+        answer: bytes | None = None
+        frames: list[tuple[FrameKind, bytes]] = []
+        failed = False
+        for read in reads:
+            try:
+                if answer is None:
+                    if handshake.receive_data(read):
+                        answer = handshake.answer
+                        frames += [_frame_tuple(f) for f in handshake.pending_frames]
+                else:  # the frames sent again, behind the answer: the connection's
+                    assert handshake.decoder is not None
+                    frames += [_frame_tuple(f) for f in handshake.decoder.feed(read)]
+            except RESUME_ERRORS:
+                failed = True
+                break
+        if answer is not None:
+            _check_no_forged_accept(session, answer)
+        outcomes.append((answer, frames, failed))
+    cut, whole = outcomes
+    # Bytes that break the protocol behind a whole answer fail its read when they come
+    # with it, and the connection's next read when they come later: either way it fails.
+    _check(cut[2] == whole[2], f"cut at {cuts} failed: {cut[2]}; whole: {whole[2]}")
+    if not whole[2]:
+        _check(cut[:2] == whole[:2], f"cut at {cuts}: {cut[:2]!r}; whole: {whole[:2]!r}")
+
+
+def _resume_server(source: FuzzInput) -> None:
+    """A server reads ``MAGIC 02`` then the fuzzer's bytes (a hello and an offer, or a
+    resume request), cut anywhere, as it does fed whole; a request it reads, even with
+    the real session's id, its session table refuses: nobody can prove the secret."""
+    keyed = source.u8() % 2 == 1
+    steal = source.u8() % 2 == 1
+    limit = source.choose(LIMITS)
+    cuts = source.cuts()
+    stream = RESUME_PREAMBLE + source.rest()
+    cuts = [len(RESUME_PREAMBLE) + cut for cut in cuts]
+    make = lambda: Side(ServerHandshake("engine", limit, authkey=KEY if keyed else None))  # noqa: E731
+    _check_against_whole(make, stream, cuts)
+    whole, side = _run_side(make, stream, [])
+    server = side.machine
+    assert isinstance(server, ServerHandshake)
+    if whole.peer is None:
+        return
+    if server.client_ident is not None:
+        _check(not keyed, "a server with a key completed without a proof")
+        _check(isinstance(server.offer, ResumeOffer), "a version-2 hello without its offer")
+        _peer_answers(server, "full")
+        return
+    request = server.resume_request
+    assert request is not None
+    _check(decode_resume(encode_resume(request)) == request, "a request does not read back")
+    table = SessionTable(30.0, (lambda ident: KEY) if keyed else None)
+    session, _ = table.open("p1", "engine", OFFER, 1024)
+    if steal:  # the real session's id, as a stranger who saw it would send
+        request = dataclasses.replace(request, session_id=session.session_id)
+    table.broke(session.session_id, 0.0)
+    decision = table.resume(request, 1.0)
+    expected = RefusalReason.BAD_PROOF if steal else RefusalReason.UNKNOWN_SESSION
+    _check(decision.refusal is expected, f"a forged request: {decision.refusal!r}")
+    _check(decision.session is None and decision.resend == [], "a refusal resumed something")
+    answer = server.resume_answer_bytes(decision.answer)
+    _check(answer.startswith(RESUME_PREAMBLE), "a refusal without the version-2 preamble")
+    refused = decode_resume(FrameDecoder().feed(answer[len(RESUME_PREAMBLE) :])[0].message)
+    _check(refused == ResumeRefused(expected), f"the refusal reads back as {refused!r}")
+    _check(table.get(session.session_id) is session, "a forged request ended the real session")
+
+
+def fuzz_resume(data: bytes) -> None:
+    """The resume exchange against bytes the fuzzer writes. Modes: 0 a server after
+    ``MAGIC 02``, 1 a client's ResumeHandshake, 2 a client's session reading a raw
+    answer payload (``ClientSession.answer``)."""
+    source = FuzzInput(data)
+    mode = source.u8() % 3
+    if mode == 0:
+        _resume_server(source)
+    elif mode == 1:
+        _resume_client(source)
+    else:
+        session = _client_session(source)()
+        try:
+            session.answer(b"")
+        except InvalidStateError:
+            pass  # no request yet: the documented state error
+        else:
+            raise BrokenContractError("an answer was read before any request")
+        session.request()
+        _check_no_forged_accept(session, source.rest())
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "decoder": fuzz_decoder,
     "handshake": fuzz_handshake,
     "message": fuzz_message,
     "discovery": fuzz_discovery,
+    "resume": fuzz_resume,
 }
 
-MAX_LEN = {"decoder": 4096, "handshake": 4096, "message": 8192, "discovery": 1200}
+MAX_LEN = {"decoder": 4096, "handshake": 4096, "message": 8192, "discovery": 1200, "resume": 1024}
 """Longest input the fuzzer builds per target: above a frame's header, a handshake's
 hello limit and a datagram's size, short enough to keep executions fast."""

@@ -16,13 +16,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
+import fuzztargets
 from fuzzinput import plan
+from fuzztargets import RESUME_PREAMBLE
 
-from pymasep.comm.core import discovery, handshake
+from pymasep.comm.core import discovery, handshake, resume
 from pymasep.comm.core.auth import AUTH_FAILED
-from pymasep.comm.core.frame import Frame
+from pymasep.comm.core.frame import Frame, FrameKind
 from pymasep.comm.core.handshake import ClientHandshake, ServerHandshake
 from pymasep.comm.core.message import Message
+from pymasep.comm.core.resume import (
+    ClientSession,
+    RefusalReason,
+    ResumeAccepted,
+    ResumeRefused,
+    encode_resume,
+)
 from pymasep.comm.core.wire import PREAMBLE, Wire, encode_frame
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -122,10 +131,17 @@ def handshake_seeds() -> Iterator[tuple[str, bytes]]:
         pair = [3, 0 if wire is Wire.V1 else 1, 2, *b"p1", 6, *b"engine", 4, *b"full"]
         yield f"pair-{wire_name}-accept", plan([*pair, 0, 0], [1, 5], b"")
         yield f"pair-{wire_name}-refuse", plan([*pair, 1, 0], [7], b"")
+    behind_v1 = encode_frame(Frame(b"<Message msg_type='action'/>"))
     refusal = ServerHandshake("engine")
     refusal.receive_data(ClientHandshake("p1").bytes_to_send())
     yield "client-v1-refused", plan([1, DEFAULT_LIMIT, 0], [], refusal.refuse_bytes("full"))
-    yield "server-wrong-version", plan([0, DEFAULT_LIMIT, 0], [], PREAMBLE[:4] + b"\x02")
+    yield "server-wrong-version", plan([0, DEFAULT_LIMIT, 0], [], PREAMBLE[:4] + b"\x03")
+    # Version 2: a client that offers to resume, and one that resumes a session.
+    offering = ClientHandshake("p1", resume_offer=fuzztargets.OFFER).bytes_to_send()
+    yield "server-v2-offer", plan([0, DEFAULT_LIMIT, 0], [], offering + behind_v1)
+    request = RESUME_PREAMBLE + _request(None)
+    yield "server-v2-request", plan([0, DEFAULT_LIMIT, 0], [2, 9], request)
+    yield "server-key-v2-request", plan([SERVER_BYTES, DEFAULT_LIMIT, 0], [], request)
     yield "server-http", plan([0, DEFAULT_LIMIT, 0], [], b"GET / HTTP/1.1\r\n\r\n")
     yield from keyed_handshake_seeds()
 
@@ -188,6 +204,49 @@ def _keyed_handshake_seeds(key: bytes) -> Iterator[tuple[str, bytes]]:
     for how, name in enumerate(("bytes", "mapping", "callable", "wrong-key", "unknown-id"), 1):
         yield f"pair-key-{name}", plan([*pair, 0, how], [1, 40], b"")
     yield "pair-key-refuse", plan([*pair, 1, 1], [7], b"")
+
+
+def _request(key: bytes | None) -> bytes:
+    """A real RESUME(REQUEST) frame of the resume target's fixed session, its nonce
+    fixed too, so that the seeds come out the same on every run."""
+    nonce = hashlib.sha256(b"seed resume nonce").digest()
+    with mock.patch.object(resume, "new_nonce", return_value=nonce):
+        session = ClientSession.start(fuzztargets.OFFER, fuzztargets.ACCEPT, "p1", "engine", key)
+        return session.request()
+
+
+def resume_seeds() -> Iterator[tuple[str, bytes]]:
+    """Seeds of the resume target: a server after ``MAGIC 02`` (mode 0: key, steal,
+    limit), a client's ResumeHandshake (mode 1: key, frames sent, received, limit) and
+    its session reading a raw answer (mode 2: key, sent, received)."""
+    behind = encode_frame(Frame(b"<Message msg_type='action'/>"))
+    for keyed, key in ((0, None), (1, fuzztargets.KEY)):
+        name = "key-" if keyed else ""
+        request = _request(key)
+        yield f"server-{name}request", plan([0, keyed, 0, DEFAULT_LIMIT], [], request)
+        yield f"server-{name}stolen-id", plan([0, keyed, 1, DEFAULT_LIMIT], [4, 60], request)
+        nonce = hashlib.sha256(b"seed auth nonce").digest()  # the same seed every run
+        with mock.patch.object(handshake, "new_nonce", return_value=nonce):
+            offering = ClientHandshake("p1", authkey=key, resume_offer=fuzztargets.OFFER)
+        opening = offering.bytes_to_send()[len(PREAMBLE) :]
+        yield f"server-{name}offer", plan([0, keyed, 0, DEFAULT_LIMIT], [5], opening + behind)
+    yield "server-request-then-more", plan([0, 0, 0, DEFAULT_LIMIT], [], _request(None) + behind)
+    answers = {
+        "accepted": encode_resume(ResumeAccepted(2, bytes(32))),
+        **{
+            f"refused-{reason.name.lower()}": encode_resume(ResumeRefused(reason))
+            for reason in RefusalReason
+        },
+        "accept": encode_resume(fuzztargets.ACCEPT),
+    }
+    for name, answer in answers.items():
+        frame = RESUME_PREAMBLE + encode_frame(Frame(answer, FrameKind.RESUME))
+        yield f"client-{name}", plan([1, 1, 3, 2, DEFAULT_LIMIT], [3, 11], frame + behind)
+        yield f"answer-{name}", bytes([2, 0, 3, 2]) + answer
+    refusal = RESUME_PREAMBLE + encode_frame(Frame.refuse_frame("the server is closing"))
+    yield "client-refuse-frame", plan([1, 0, 0, 0, DEFAULT_LIMIT], [], refusal)
+    older = PREAMBLE + encode_frame(Frame.refuse_frame("protocol version 2"))
+    yield "client-older-server", plan([1, 0, 0, 0, DEFAULT_LIMIT], [], older)
 
 
 def message_seeds() -> Iterator[tuple[str, bytes]]:
@@ -257,6 +316,7 @@ SEEDS = {
     "handshake": handshake_seeds,
     "message": message_seeds,
     "discovery": discovery_seeds,
+    "resume": resume_seeds,
 }
 
 

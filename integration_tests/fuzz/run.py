@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
 DICTIONARIES = HERE / "dictionaries"
 DEFAULT_SECONDS = 6
-"""Per target: with four targets, the whole run stays well under a minute."""
+"""Per target: with five targets, the whole run stays under a minute."""
 
 _EXECUTED = re.compile(r"stat::number_of_executed_units:\s*(\d+)")
 _COVERAGE = re.compile(r"#\d+\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)")

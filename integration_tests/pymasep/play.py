@@ -7,9 +7,11 @@ process writes its logs/ under it). ``--config FILE`` gives both processes pymas
 settings file (PYMASEP_COMM_CONFIG), ``--interface-env NAME=VALUE`` sets a variable for
 the interface alone, ``--interface-id ID`` names the interface. In the ``refused`` case
 the engine must refuse the interface: the report holds the line of the engine's log that
-says so. Prints, as its last line, a JSON report of both sides:
-exit codes, stdout, stderr, the observations the engine logged as sent and those the
-interface got, and pymasep's log files that hold a traceback.
+says so. In the ``reset`` case the connection is killed mid-game with ``ss -K`` (as a NAT
+or a Wi-Fi handover resets it); it resumes and the game goes on to its end. Prints, as
+its last line, a JSON report of both sides: exit codes, stdout, stderr, the observations
+the engine logged as sent and those the interface got, and pymasep's log files that hold
+a traceback.
 
 ``--record DIR`` makes both processes record (``PYMASEP_COMM_RECORD``). Case ``replay``
 plays the engine's recording ``--recording FILE`` to a fresh interface instead of
@@ -39,10 +41,14 @@ from pymasep.comm.core.testing.processes import start_in_group
 HERE = Path(__file__).resolve().parent
 LAUNCH = HERE / "launch.py"
 PORT = 60123
-CASES = ("normal", "slow", "discovery", "killed", "refused", "replay")
+CASES = ("normal", "slow", "discovery", "killed", "refused", "replay", "reset")
 START_TIMEOUT = 90.0  # importing pymasep (pygame, opencv, scipy...) on a busy machine
 GAME_TIMEOUT = 150.0
-KILL_AFTER = 3  # observations the interface gets before it is killed
+# A killed process's kernel closes its socket (an end of stream: noticed at once) or,
+# with bytes still unread in it, resets it, which the engine cannot tell from a network
+# that broke: it then holds the connection for its resume window (30 s by default).
+KILLED_NOTICED_WITHIN = 45.0
+KILL_AFTER = 3  # observations the interface gets before it is killed (or its connection)
 
 
 class Child:
@@ -205,7 +211,8 @@ def play(
     try:
         engine.wait_line("stdout", r"^engine ready", START_TIMEOUT)
         where = [] if case == "discovery" else ["--host=127.0.0.1", f"--port={PORT}"]
-        slow = ["--slow=0.1"] if case == "slow" else []
+        # reset: slow, so that the game is still going on when its connection is killed.
+        slow = ["--slow=0.1"] if case in ("slow", "reset") else []
         named = [f"--id={interface_id}"] if interface_id else []
         interface = Child(
             "interface",
@@ -234,15 +241,23 @@ def _play(
     result: dict[str, Any],
     codes: dict[str, int | None],
 ) -> None:
-    """Play the game to its end, or kill the interface in the middle (case killed)."""
+    """Play the game to its end, or kill the interface in the middle (case killed); in
+    case reset, kill its connection in the middle and play on."""
     interface_id = interface.wait_line("stdout", r"^interface ready (\S+)", START_TIMEOUT)[1]
     result["interface_id"] = interface_id
     game_started = time.monotonic()
+    if case == "reset":
+        interface.wait_line("stdout", r"^observation \d+$", 60, count=KILL_AFTER)
+        result["killed"] = _reset_connections()
+        # The engine saw it break: its communication logs that it may resume.
+        result["engine_broke"] = engine.wait_line("stderr", r"broke .*may resume", 30).string
     if case == "killed":
         interface.wait_line("stdout", r"^observation \d+$", 60, count=KILL_AFTER)
         interface.kill()
         # The engine notices: its communication logs the lost connection.
-        noticed = engine.wait_line("stderr", rf"{re.escape(interface_id)}.*disconnected", 30)
+        noticed = engine.wait_line(
+            "stderr", rf"{re.escape(interface_id)}.*disconnected", KILLED_NOTICED_WITHIN
+        )
         result["engine_noticed"] = noticed.string
         engine.kill()  # pymasep's engine waits for the gone player's action forever
     else:
@@ -250,6 +265,14 @@ def _play(
         # From the interface's start to its end: what a player waits for.
         result["game_seconds"] = time.monotonic() - game_started
         codes["engine"] = engine.wait(GAME_TIMEOUT)
+
+
+def _reset_connections() -> int:
+    """Kill every connection to the engine's port (``ss -K``: the interface gets
+    ECONNABORTED, the engine ECONNRESET); return how many were established."""
+    where = ["dst", "127.0.0.1", "dport", "=", str(PORT)]
+    done = subprocess.run(["ss", "-K", *where], capture_output=True, text=True, timeout=10)
+    return sum(1 for line in done.stdout.splitlines() if "ESTAB" in line)
 
 
 def _finish(

@@ -202,13 +202,21 @@ def connect(client: Client, raw_server: RawServer, answer: Answer | None = None)
     return result
 
 
+Inbox = queue.Queue[bytes]
+"""The ``inbox`` fixture: the payloads a Recorder received."""
+
+Ended = queue.Queue[str]
+"""The ``ended`` fixture: a Recorder's ``on_disconnect`` reasons."""
+
+Connected = tuple[Interface, RawPeer]
+"""The ``connected`` fixture: a client (its handlers are Recorders on ``inbox`` and
+``ended``) and the raw server it is connected to."""
+
+
 @pytest.fixture
 def connected(
-    make_client: MakeClient,
-    raw_server: RawServer,
-    inbox: queue.Queue[bytes],
-    ended: queue.Queue[str],
-) -> tuple[Interface, RawPeer]:
+    make_client: MakeClient, raw_server: RawServer, inbox: Inbox, ended: Ended
+) -> Connected:
     client = make_client(Recorder, (inbox, ended))
     return client, connect(client, raw_server)
 
@@ -233,7 +241,7 @@ def test_the_constructor_takes_the_parameters_of_pymasep_02() -> None:
 
 
 def test_the_attributes_of_pymasep_02(
-    make_client: MakeClient, raw_server: RawServer, inbox: queue.Queue[bytes]
+    make_client: MakeClient, raw_server: RawServer, inbox: Inbox
 ) -> None:
     client = make_client(SocketHandlerQueue, (inbox,))
     assert client.id == "iface"
@@ -256,9 +264,7 @@ def test_the_attributes_of_pymasep_02(
     assert Client("x", SocketHandler, ()).host is None  # no address: connect() searches
 
 
-def test_frames_cross_both_ways(
-    connected: tuple[Interface, RawPeer], inbox: queue.Queue[bytes]
-) -> None:
+def test_frames_cross_both_ways(connected: Connected, inbox: Inbox) -> None:
     client, peer = connected
     client.send_frame_to(ENGINE, Frame(b"action"))
     assert peer.recv_data() == b"action"
@@ -266,7 +272,7 @@ def test_frames_cross_both_ways(
     assert inbox.get(timeout=5) == b"observation"
 
 
-def test_the_connection_has_tcp_nodelay(connected: tuple[Interface, RawPeer]) -> None:
+def test_the_connection_has_tcp_nodelay(connected: Connected) -> None:
     # Without it, Nagle's algorithm holds back a small frame sent while an earlier one is
     # unacknowledged: a request/response step would wait for the peer's delayed ACK.
     client, _ = connected
@@ -275,7 +281,7 @@ def test_the_connection_has_tcp_nodelay(connected: tuple[Interface, RawPeer]) ->
 
 
 def test_frames_sent_right_behind_the_server_hello_are_not_lost(
-    make_client: MakeClient, raw_server: RawServer, inbox: queue.Queue[bytes]
+    make_client: MakeClient, raw_server: RawServer, inbox: Inbox
 ) -> None:
     def eager(conn: socket.socket) -> socket.socket:
         handshake = ServerHandshake(ENGINE)
@@ -290,7 +296,7 @@ def test_frames_sent_right_behind_the_server_hello_are_not_lost(
     conn.close()
 
 
-def test_connecting_twice_is_an_error(connected: tuple[Interface, RawPeer]) -> None:
+def test_connecting_twice_is_an_error(connected: Connected) -> None:
     client, _ = connected
     with pytest.raises(CommunicationConnectionError, match="already connected"):
         client.connect(timeout=1)
@@ -434,11 +440,79 @@ def test_a_v1_client_against_a_pymasep_02_server_says_to_use_the_legacy_wire(
     assert client.connection_ids() == []
 
 
+# --- a server built before resuming ---------------------------------------------------------
+
+
+def accept_v1(conn: socket.socket) -> tuple[bytes, RawPeer]:
+    """Accept as :func:`accept` does; return the client's opening bytes too."""
+    handshake = ServerHandshake(ENGINE)
+    opening = b""
+    while True:
+        data = conn.recv(4096)
+        opening += data
+        if handshake.receive_data(data or b"<EOF>"):
+            break
+    conn.sendall(handshake.accept_bytes())
+    assert handshake.decoder is not None
+    peer = RawPeer(conn, Wire.V1, handshake.decoder, handshake.pending_frames, timeout=None)
+    return opening, peer
+
+
+def older_server(raw_server: RawServer) -> Answer:
+    """Answer as a pymasep-comm server built before resuming: version byte 2 is refused
+    with a version-1 preamble and REFUSE, before any frame is read; the client's next
+    connection is accepted. Returns the refused opening, the next one, and the peer."""
+
+    def answer(conn: socket.socket) -> tuple[bytes, bytes, RawPeer]:
+        offered = conn.recv(4096)
+        refusal = Frame.refuse_frame("the peer speaks protocol version 2, this side speaks 1")
+        conn.sendall(PREAMBLE + encode_frame(refusal))
+        conn.close()
+        again, _ = raw_server.listener.accept()
+        again.settimeout(20)
+        raw_server.accepted.append(again)
+        return (offered, *accept_v1(again))
+
+    return answer
+
+
+def test_a_client_offering_to_resume_falls_back_to_an_older_server_and_connects(
+    make_client: MakeClient,
+    raw_server: RawServer,
+    inbox: queue.Queue[bytes],
+    ended: queue.Queue[str],
+) -> None:
+    client = make_client(Recorder, (inbox, ended), resume_window=30.0)
+    offered, opening, peer = connect(client, raw_server, older_server(raw_server))
+    assert offered.startswith(MAGIC + b"\x02")  # the offer, which the older server refused
+    # Then today's bytes exactly: version 1, the hello, no offer behind it.
+    assert opening == PREAMBLE + encode_frame(Frame.hello_frame("iface"))
+    assert client.server_id == ENGINE and client.connection_ids() == [ENGINE]
+    client.send_frame_to(ENGINE, Frame(b"action"))
+    assert peer.recv_data() == b"action"
+    peer.send(b"observation")
+    assert inbox.get(timeout=5) == b"observation"
+    # No session: a break ends the connection at once, as it always did.
+    peer.sock.close()
+    assert ended.get(timeout=5) == CONNECTION_LOST
+
+
+def test_a_client_remembers_an_older_server_and_offers_it_nothing_again(
+    make_client: MakeClient, raw_server: RawServer
+) -> None:
+    client = make_client()
+    connect(client, raw_server, older_server(raw_server))
+    client.close()
+    opening, _ = connect(client, raw_server, accept_v1)  # one connection, no refusal
+    assert opening == PREAMBLE + encode_frame(Frame.hello_frame("iface"))
+    assert client.connection_ids() == [ENGINE]
+
+
 # --- the legacy wire ----------------------------------------------------------------------
 
 
 def test_the_legacy_wire_talks_to_a_pymasep_02_server_byte_for_byte(
-    make_client: MakeClient, raw_server: RawServer, inbox: queue.Queue[bytes]
+    make_client: MakeClient, raw_server: RawServer, inbox: Inbox
 ) -> None:
     client = make_client(SocketHandlerQueue, (inbox,), ident="old-iface", wire="legacy")
     conn, hello = connect(client, raw_server, pymasep_02)
@@ -462,10 +536,7 @@ def test_the_legacy_wire_talks_to_a_pymasep_02_server_byte_for_byte(
 
 
 def test_a_pymasep_02_server_saying_bye_ends_the_legacy_connection(
-    make_client: MakeClient,
-    raw_server: RawServer,
-    inbox: queue.Queue[bytes],
-    ended: queue.Queue[str],
+    make_client: MakeClient, raw_server: RawServer, inbox: Inbox, ended: Ended
 ) -> None:
     client = make_client(Recorder, (inbox, ended), wire="legacy")
     conn, _ = connect(client, raw_server, pymasep_02)
@@ -478,7 +549,7 @@ def test_a_pymasep_02_server_saying_bye_ends_the_legacy_connection(
 # --- the connection ends --------------------------------------------------------------------
 
 
-def _ended_once(client: Interface, ended: queue.Queue[str], handler: SocketHandler) -> str:
+def _ended_once(client: Interface, ended: Ended, handler: SocketHandler) -> str:
     ident, reason = client.ended.get(timeout=5)
     assert ident == ENGINE
     assert ended.get(timeout=1) == reason  # the handler's hook, with the same reason
@@ -489,9 +560,7 @@ def _ended_once(client: Interface, ended: queue.Queue[str], handler: SocketHandl
     return reason
 
 
-def test_a_bye_from_the_server_ends_the_connection_once(
-    connected: tuple[Interface, RawPeer], ended: queue.Queue[str]
-) -> None:
+def test_a_bye_from_the_server_ends_the_connection_once(connected: Connected, ended: Ended) -> None:
     client, peer = connected
     handler = client.get_connection(ENGINE)
     peer.send_bye()
@@ -504,9 +573,7 @@ def test_a_bye_from_the_server_ends_the_connection_once(
 
 
 @pytest.mark.parametrize("how", ["close", "reset"])
-def test_a_server_that_dies_is_noticed_once(
-    connected: tuple[Interface, RawPeer], ended: queue.Queue[str], how: str
-) -> None:
+def test_a_server_that_dies_is_noticed_once(connected: Connected, ended: Ended, how: str) -> None:
     client, peer = connected
     handler = client.get_connection(ENGINE)
     if how == "reset":
@@ -515,9 +582,7 @@ def test_a_server_that_dies_is_noticed_once(
     assert _ended_once(client, ended, handler).startswith(CONNECTION_LOST)
 
 
-def test_sending_errors_are_typed(
-    connected: tuple[Interface, RawPeer], ended: queue.Queue[str]
-) -> None:
+def test_sending_errors_are_typed(connected: Connected, ended: Ended) -> None:
     client, peer = connected
     with pytest.raises(UnknownConnectionError) as unknown:
         client.send_frame_to("another engine", Frame(b"?"))
@@ -538,7 +603,7 @@ def test_sending_errors_are_typed(
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("how", ["close", "bye through send_frame_to"])
 def test_a_graceful_close_delivers_every_frame_queued_before_it(
-    connected: tuple[Interface, RawPeer], ended: queue.Queue[str], how: str
+    connected: Connected, ended: Ended, how: str
 ) -> None:
     client, peer = connected
     handler = client.get_connection(ENGINE)
@@ -556,7 +621,7 @@ def test_a_graceful_close_delivers_every_frame_queued_before_it(
 
 @pytest.mark.timeout(30)
 def test_close_is_idempotent_and_a_no_op_before_connect(
-    connected: tuple[Interface, RawPeer], make_client: MakeClient
+    connected: Connected, make_client: MakeClient
 ) -> None:
     make_client(ident="never-connected").close()
     client, peer = connected
@@ -568,7 +633,7 @@ def test_close_is_idempotent_and_a_no_op_before_connect(
 
 
 @pytest.mark.timeout(30)
-def test_close_cuts_a_server_that_never_answers(connected: tuple[Interface, RawPeer]) -> None:
+def test_close_cuts_a_server_that_never_answers(connected: Connected) -> None:
     client, _ = connected  # the raw server never reads, never closes
     handler = client.get_connection(ENGINE)
     client.close(timeout=0.3)  # returns, else pytest-timeout

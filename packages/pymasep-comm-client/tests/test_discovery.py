@@ -21,15 +21,7 @@ from pymasep.comm.client.discovery import QUERY_SENDS, find_server, search_serve
 from pymasep.comm.core import SocketHandlerQueue
 from pymasep.comm.core.discovery import ServerInfo
 from pymasep.comm.core.exceptions import ServerNotFoundError
-from pymasep.comm.core.testing.netns import (
-    NamespacePair,
-    child_main,
-    requires_netns,
-    requires_netns_pair,
-    run_isolated,
-    serve_and_query,
-    wait_for_stdin_eof,
-)
+from pymasep.comm.core.testing import netns
 
 HERE = __file__
 EARLY = 8.0
@@ -137,7 +129,7 @@ def scenario_serve_until_eof(kind: str) -> None:
     replier = v1_server("far", 5000, name="far away") if kind == "v1" else pymasep_02_server(5000)
     with responding(replier):
         print("ready", flush=True)
-        wait_for_stdin_eof()
+        netns.wait_for_stdin_eof()
 
 
 def scenario_search_from_b() -> dict[str, Any]:
@@ -170,17 +162,17 @@ def test_bad_arguments_raise_before_any_socket(kwargs: dict[str, Any], match: st
 # --- tests in a namespace holding only lo ----------------------------------------------
 
 
-@requires_netns
+@netns.requires_netns
 def test_search_with_no_arguments_finds_the_server() -> None:
-    result = run_isolated(HERE, "scenario_defaults")
+    result = netns.run_isolated(HERE, "scenario_defaults")
     assert _from_json(result["servers"]) == [ServerInfo("engine", "127.0.0.1", 5000, "v1", "Game")]
     assert result["took"] > 0.9  # listens for the whole default timeout
     assert 1 <= result["queries"] <= QUERY_SENDS  # bounded, and duplicates were merged
 
 
-@requires_netns
+@netns.requires_netns
 def test_two_servers_are_listed_and_picked_by_id() -> None:
-    result = run_isolated(HERE, "scenario_two_servers")
+    result = netns.run_isolated(HERE, "scenario_two_servers")
     alpha = ServerInfo("alpha", "127.0.0.1", 5001, "v1", None)
     beta = ServerInfo("beta", "127.0.0.1", 5002, "v1", "B")
     assert sorted(_from_json(result["all"]["servers"]), key=str) == [alpha, beta]
@@ -193,27 +185,27 @@ def test_two_servers_are_listed_and_picked_by_id() -> None:
     assert result["first"]["took"] < EARLY
 
 
-@requires_netns
+@netns.requires_netns
 def test_a_pymasep_02_reply_is_read() -> None:
-    result = run_isolated(HERE, "scenario_pymasep_02_server")
+    result = netns.run_isolated(HERE, "scenario_pymasep_02_server")
     assert _from_json(result["servers"]) == [ServerInfo(None, "127.0.0.1", 5000, "legacy", None)]
 
 
-@requires_netns
+@netns.requires_netns
 def test_malformed_replies_are_ignored() -> None:
-    result = run_isolated(HERE, "scenario_noise")
+    result = netns.run_isolated(HERE, "scenario_noise")
     assert _from_json(result["servers"]) == [ServerInfo("engine", "127.0.0.1", 5000, "v1", None)]
 
 
-@requires_netns
+@netns.requires_netns
 def test_server_speaking_only_legacy_is_reported_so() -> None:
-    result = run_isolated(HERE, "scenario_legacy_only_server")
+    result = netns.run_isolated(HERE, "scenario_legacy_only_server")
     assert _from_json(result["servers"]) == [ServerInfo("old-wire", "127.0.0.1", 5000, "legacy")]
 
 
-@requires_netns
+@netns.requires_netns
 def test_nobody_answers() -> None:
-    result = run_isolated(HERE, "scenario_nobody")
+    result = netns.run_isolated(HERE, "scenario_nobody")
     assert result["search"]["servers"] == []
     assert result["search"]["took"] >= 0.2  # it listened for its whole timeout
     message = result["find"]["error"]
@@ -224,9 +216,9 @@ def test_nobody_answers() -> None:
     assert "(interface=)" in message  # the argument find_server takes
 
 
-@requires_netns
+@netns.requires_netns
 def test_client_connect_says_what_to_check_naming_its_own_argument() -> None:
-    errors = run_isolated(HERE, "scenario_client_finds_nobody")
+    errors = netns.run_isolated(HERE, "scenario_client_finds_nobody")
     assert "a server did not answer on 224.3.29.71:10000 within 1.0 s" in errors["nobody"]
     assert "(answered: none); check that a server runs with discovery on" in errors["nobody"]
     assert "(discovery_interface=)" in errors["nobody"]
@@ -235,19 +227,19 @@ def test_client_connect_says_what_to_check_naming_its_own_argument() -> None:
         assert "--interface" not in message and "(interface=" not in message
 
 
-@requires_netns
+@netns.requires_netns
 def test_wire_auto_speaks_the_wire_discovery_reported() -> None:
     # [wire="auto", the default]: a fixed wire is kept whatever the server reports.
-    assert run_isolated(HERE, "scenario_wire_auto") == {
+    assert netns.run_isolated(HERE, "scenario_wire_auto") == {
         "pymasep-0.2": ["legacy", "v1"],
         "v1 and legacy": ["v1", "v1"],
         "legacy only": ["legacy", "v1"],
     }
 
 
-@requires_netns
+@netns.requires_netns
 def test_no_multicast_route_is_reported() -> None:
-    result = run_isolated(HERE, "scenario_no_route", multicast_route=False)
+    result = netns.run_isolated(HERE, "scenario_no_route", multicast_route=False)
     assert "cannot send the discovery query" in result["error"]
     assert "multicast route" in result["error"]
     assert result["errno"] is not None
@@ -261,21 +253,21 @@ def test_server_not_found_is_a_connection_error() -> None:
 # --- tests on two hosts joined by a veth pair ------------------------------------------
 
 
-@requires_netns_pair
+@netns.requires_netns_pair
 @pytest.mark.parametrize(
     ("kind", "expected"),
     [
-        ("v1", ServerInfo("far", NamespacePair.ADDRESS_A, 5000, "v1", "far away")),
+        ("v1", ServerInfo("far", netns.NamespacePair.ADDRESS_A, 5000, "v1", "far away")),
         # 0.2's reply names the client (b); the source address says where the server is.
-        ("pymasep-0.2", ServerInfo(None, NamespacePair.ADDRESS_A, 5000, "legacy", None)),
+        ("pymasep-0.2", ServerInfo(None, netns.NamespacePair.ADDRESS_A, 5000, "legacy", None)),
     ],
 )
 def test_server_on_another_host_is_found_at_its_own_address(
     kind: str, expected: ServerInfo
 ) -> None:
-    result = serve_and_query(HERE, "scenario_serve_until_eof", "scenario_search_from_b", kind)
+    result = netns.serve_and_query(HERE, "scenario_serve_until_eof", "scenario_search_from_b", kind)
     assert _from_json(result["servers"]) == [expected]
 
 
 if __name__ == "__main__":
-    child_main(globals())
+    netns.child_main(globals())

@@ -159,3 +159,25 @@ def test_values_that_are_not_strings_fail_at_encode_time(count: int) -> None:
 def test_names_that_are_not_xml_names_fail_at_encode_time() -> None:
     with pytest.raises(EncodeError):
         element_xml(ElementTree.Element("a b"))
+
+
+def test_comments_beside_markup_are_written_as_elementtree_does() -> None:
+    element = ElementTree.Element("State")
+    element.text = "a < b"
+    element.append(ElementTree.Comment("x & y"))
+    element[0].tail = "c > d"
+    ElementTree.SubElement(element, "Object", name='"q"').text = "e & f"
+    ours = element_xml(element)
+    assert ElementTree.canonicalize(ours) == ElementTree.canonicalize(_elementtree_xml(element))
+
+
+def test_names_are_checked_however_many_were_seen() -> None:
+    """The writer keeps what it writes for each name it has seen: past its bound, new
+    names are still written, and names that are not plain still refused."""
+    for index in range(12_000):
+        leaf = ElementTree.Element(f"n{index}", {f"a{index}": "v"})
+        assert _shape(_round_trip(leaf)) == _shape(leaf)
+    with pytest.raises(EncodeError):
+        element_xml(ElementTree.Element("a b"))
+    with pytest.raises(EncodeError):
+        element_xml(ElementTree.Element("A", {"a b": "v"}))

@@ -18,11 +18,17 @@ from pymasep.comm.core import (
     FrameDecoder,
     InvalidArgumentError,
     InvalidStateError,
+    PeerFrameTooLargeError,
     ProtocolError,
 )
 from pymasep.comm.core.auth import MAC_SIZE, NONCE_SIZE
 from pymasep.comm.core.connection import Connection, DisconnectCode, DisconnectReason
-from pymasep.comm.core.handshake import ClientHandshake, ResumeHandshake, ServerHandshake
+from pymasep.comm.core.handshake import (
+    MAX_IDENT_SIZE,
+    ClientHandshake,
+    ResumeHandshake,
+    ServerHandshake,
+)
 from pymasep.comm.core.resume import (
     ACK_EVERY_FRAMES,
     ACK_KIND,
@@ -48,6 +54,7 @@ from pymasep.comm.core.resume import (
     SessionTable,
     ack_every_bytes,
     ack_frame,
+    check_resume_window,
     decode_ack,
     decode_resume,
     encode_resume,
@@ -167,6 +174,13 @@ def test_a_payload_is_one_exact_message_or_a_decode_error(payload: bytes) -> Non
 def test_garbage_is_refused_with_a_decode_error(payload: bytes, words: str) -> None:
     with pytest.raises(DecodeError, match=words):
         decode_resume(payload)
+
+
+def test_a_resume_window_of_0_turns_resuming_off_and_a_negative_one_is_refused() -> None:
+    assert check_resume_window(0) == 0
+    assert check_resume_window(2.5) == 2.5
+    with pytest.raises(InvalidArgumentError, match="resume_window must not be negative"):
+        check_resume_window(-1)
 
 
 def test_an_ack_is_eight_bytes_of_count() -> None:
@@ -753,6 +767,29 @@ def test_a_hello_followed_by_anything_but_an_offer_is_a_protocol_error(
     hello = MAGIC + bytes([EXTENDED_VERSION]) + encode_frame(Frame.hello_frame("a"))
     with pytest.raises(ProtocolError, match="no place"):
         server.receive_data(hello + resume_frame(message))
+
+
+@pytest.mark.parametrize("reads", ["one read", "two reads"])
+@pytest.mark.parametrize("side", ["server", "client"])
+def test_an_answer_or_offer_announced_larger_than_a_hello_is_refused_at_its_header(
+    side: str, reads: str
+) -> None:
+    # Found by the resume fuzz target: the hello read, a side waits for the RESUME frame
+    # behind it, which must be as bounded as the hello, whether its header comes in the
+    # hello's read or later (else an unauthenticated client makes the server buffer up
+    # to max_frame_size per handshake).
+    huge = V1_HEADER.pack(RESUME_KIND, MAX_IDENT_SIZE + 1)
+    machine: ServerHandshake | ClientHandshake
+    if side == "server":
+        machine = ServerHandshake("engine")
+    else:
+        machine = ClientHandshake("alice", resume_offer=ResumeOffer.new(30.0))
+    hello = MAGIC + bytes([EXTENDED_VERSION]) + encode_frame(Frame.hello_frame("a"))
+    if reads == "two reads":
+        assert machine.receive_data(hello) is False
+        hello = b""
+    with pytest.raises(PeerFrameTooLargeError):
+        machine.receive_data(hello + huge)
 
 
 # -- the connection's side: numbering, acknowledgements, a break ------------------------

@@ -80,6 +80,12 @@ def make_pair(kind: str) -> tuple[socket.socket, socket.socket]:
     return socket.socketpair() if kind == "socketpair" else tcp_pair()
 
 
+@pytest.fixture(params=["socketpair", "tcp"])
+def kind(request: pytest.FixtureRequest) -> str:
+    """The kind of socket pair (``make_pair``): a test that takes it runs on each."""
+    return str(request.param)
+
+
 Connect = Callable[..., tuple[Any, RawPeer]]
 
 
@@ -130,9 +136,8 @@ def test_constructors_take_the_parameters_of_pymasep_02() -> None:
         assert callable(getattr(SocketHandler, name)), name
 
 
-def test_handlers_have_the_attributes_of_pymasep_02() -> None:
+def test_handlers_have_the_attributes_of_pymasep_02(inbox: queue.Queue[bytes]) -> None:
     conn, other = socket.socketpair()
-    inbox: queue.Queue[bytes] = queue.Queue()
     handler = SocketHandlerQueue(conn, ("10.0.0.1", 4242), LOGGER, inbox)
     try:
         assert isinstance(handler, threading.Thread)
@@ -166,7 +171,6 @@ def test_the_send_queue_answers_qsize_and_empty_as_0_2_queue_did(connect: Connec
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("kind", ["socketpair", "tcp"])
 def test_100000_frames_from_the_peer_all_arrive_in_order(connect: Connect, kind: str) -> None:
     total, size, done = 100_000, 1024, threading.Event()
     handler, peer = connect(Sequencer, total, size, done, kind=kind)
@@ -208,8 +212,9 @@ def test_100000_frames_to_the_peer_all_arrive_in_order(connect: Connect) -> None
 
 
 @pytest.mark.timeout(30)
-def test_5000_requests_from_the_handler_each_get_their_reply(connect: Connect) -> None:
-    inbox: queue.Queue[bytes] = queue.Queue()
+def test_5000_requests_from_the_handler_each_get_their_reply(
+    connect: Connect, inbox: queue.Queue[bytes]
+) -> None:
     handler, peer = connect(SocketHandlerQueue, inbox)
 
     def echo() -> int:
@@ -249,10 +254,9 @@ def _ended(handler: SocketHandler, ended: queue.Queue[str]) -> str:
     return reason
 
 
-@pytest.mark.parametrize("kind", ["socketpair", "tcp"])
-def test_a_bye_from_the_peer_ends_the_connection_once(connect: Connect, kind: str) -> None:
-    inbox: queue.Queue[bytes] = queue.Queue()
-    ended: queue.Queue[str] = queue.Queue()
+def test_a_bye_from_the_peer_ends_the_connection_once(
+    connect: Connect, kind: str, inbox: queue.Queue[bytes], ended: queue.Queue[str]
+) -> None:
     handler, peer = connect(Recorder, inbox, ended, kind=kind)
     peer.send(b"last words")
     peer.send_bye()
@@ -266,10 +270,9 @@ def test_a_bye_from_the_peer_ends_the_connection_once(connect: Connect, kind: st
         handler.send_frame_async(Frame(b"too late"))
 
 
-@pytest.mark.parametrize("kind", ["socketpair", "tcp"])
-def test_a_peer_that_vanishes_is_noticed_without_a_busy_loop(connect: Connect, kind: str) -> None:
-    inbox: queue.Queue[bytes] = queue.Queue()
-    ended: queue.Queue[str] = queue.Queue()
+def test_a_peer_that_vanishes_is_noticed_without_a_busy_loop(
+    connect: Connect, kind: str, inbox: queue.Queue[bytes], ended: queue.Queue[str]
+) -> None:
     handler, peer = connect(Recorder, inbox, ended, kind=kind)
     peer.send(b"last words")
     assert inbox.get(timeout=5) == b"last words"
@@ -279,9 +282,9 @@ def test_a_peer_that_vanishes_is_noticed_without_a_busy_loop(connect: Connect, k
     assert inbox.empty(), "something (pymasep 0.2: an empty frame) was delivered after the end"
 
 
-def test_a_peer_that_resets_the_connection_is_noticed(connect: Connect) -> None:
-    inbox: queue.Queue[bytes] = queue.Queue()
-    ended: queue.Queue[str] = queue.Queue()
+def test_a_peer_that_resets_the_connection_is_noticed(
+    connect: Connect, inbox: queue.Queue[bytes], ended: queue.Queue[str]
+) -> None:
     handler, peer = connect(Recorder, inbox, ended)
     peer.send(b"last words")
     assert inbox.get(timeout=5) == b"last words"
@@ -300,9 +303,8 @@ def test_a_peer_that_resets_the_connection_is_noticed(connect: Connect) -> None:
     ],
 )
 def test_a_peer_that_breaks_the_protocol_is_closed(
-    connect: Connect, garbage: bytes, detail: str
+    connect: Connect, garbage: bytes, detail: str, ended: queue.Queue[str]
 ) -> None:
-    ended: queue.Queue[str] = queue.Queue()
     handler, peer = connect(Recorder, queue.Queue(), ended)
     peer.sock.sendall(garbage)
     reason = _ended(handler, ended)
@@ -310,8 +312,9 @@ def test_a_peer_that_breaks_the_protocol_is_closed(
     assert detail in reason
 
 
-def test_close_sends_the_bye_and_waits_for_the_peer(connect: Connect) -> None:
-    ended: queue.Queue[str] = queue.Queue()
+def test_close_sends_the_bye_and_waits_for_the_peer(
+    connect: Connect, ended: queue.Queue[str]
+) -> None:
     handler, peer = connect(Recorder, queue.Queue(), ended)
 
     def answer_the_bye() -> list[Frame]:
@@ -326,8 +329,9 @@ def test_close_sends_the_bye_and_waits_for_the_peer(connect: Connect) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_close_cuts_a_peer_that_never_answers_after_the_timeout(connect: Connect) -> None:
-    ended: queue.Queue[str] = queue.Queue()
+def test_close_cuts_a_peer_that_never_answers_after_the_timeout(
+    connect: Connect, ended: queue.Queue[str]
+) -> None:
     handler, _ = connect(Recorder, queue.Queue(), ended)
     handler.close(timeout=0.2)
     assert _ended(handler, ended) == CLOSED_LOCALLY
@@ -335,10 +339,11 @@ def test_close_cuts_a_peer_that_never_answers_after_the_timeout(connect: Connect
     assert ended.empty()
 
 
-def test_close_returns_once_a_cut_connection_has_ended(connect: Connect) -> None:
+def test_close_returns_once_a_cut_connection_has_ended(
+    connect: Connect, ended: queue.Queue[str]
+) -> None:
     """After cutting a silent peer, close() waits (a moment) for the thread to end too, as
     it does when the peer answers: callers count on no thread being left."""
-    ended: queue.Queue[str] = queue.Queue()
 
     class SlowToFinish(Recorder):
         def on_disconnect(self, reason: str) -> None:
@@ -351,8 +356,7 @@ def test_close_returns_once_a_cut_connection_has_ended(connect: Connect) -> None
     assert ended.get_nowait() == CLOSED_LOCALLY
 
 
-def test_the_context_manager_closes_gracefully(connect: Connect) -> None:
-    ended: queue.Queue[str] = queue.Queue()
+def test_the_context_manager_closes_gracefully(connect: Connect, ended: queue.Queue[str]) -> None:
     handler, peer = connect(Recorder, queue.Queue(), ended)
     closer = answer_the_bye(peer)
     with handler as entered:
@@ -362,8 +366,9 @@ def test_the_context_manager_closes_gracefully(connect: Connect) -> None:
     assert _ended(handler, ended) == CLOSED_LOCALLY
 
 
-def test_the_context_manager_closes_when_the_block_raises(connect: Connect) -> None:
-    ended: queue.Queue[str] = queue.Queue()
+def test_the_context_manager_closes_when_the_block_raises(
+    connect: Connect, ended: queue.Queue[str]
+) -> None:
     handler, peer = connect(Recorder, queue.Queue(), ended)
     closer = answer_the_bye(peer)
     with pytest.raises(RuntimeError, match="game crashed"), handler:
@@ -372,8 +377,7 @@ def test_the_context_manager_closes_when_the_block_raises(connect: Connect) -> N
     assert _ended(handler, ended) == CLOSED_LOCALLY
 
 
-def test_close_before_start_closes_the_socket(connect: Connect) -> None:
-    ended: queue.Queue[str] = queue.Queue()
+def test_close_before_start_closes_the_socket(connect: Connect, ended: queue.Queue[str]) -> None:
     handler, peer = connect(Recorder, queue.Queue(), ended, start=False)
     handler.close(timeout=1)
     assert ended.get_nowait() == CLOSED_LOCALLY
@@ -383,8 +387,9 @@ def test_close_before_start_closes_the_socket(connect: Connect) -> None:
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("how", ["close", "bye through send_frame_async", "bye through send_frame"])
-def test_a_graceful_close_delivers_every_frame_queued_before_it(connect: Connect, how: str) -> None:
-    ended: queue.Queue[str] = queue.Queue()
+def test_a_graceful_close_delivers_every_frame_queued_before_it(
+    connect: Connect, how: str, ended: queue.Queue[str]
+) -> None:
     handler, peer = connect(Recorder, queue.Queue(), ended)
     frames = [Frame(struct.pack("!I", n) + os.urandom(64 * 1024)) for n in range(200)]
     for frame in frames:  # 13 MB: far more than the socket buffers hold
@@ -412,8 +417,9 @@ def test_a_graceful_close_delivers_every_frame_queued_before_it(connect: Connect
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("size", [1 << 20, 16 << 20], ids=["1MiB", "16MiB"])
-def test_large_frames_cross_both_ways(connect: Connect, size: int) -> None:
-    inbox: queue.Queue[bytes] = queue.Queue()
+def test_large_frames_cross_both_ways(
+    connect: Connect, size: int, inbox: queue.Queue[bytes]
+) -> None:
     handler, peer = connect(SocketHandlerQueue, inbox)
     payload = os.urandom(size)
     sender = in_thread(peer.send, payload)
@@ -480,9 +486,9 @@ def test_flush_waits_for_the_kernel_and_times_out_clearly(connect: Connect) -> N
     assert reader() == payload
 
 
-def test_the_legacy_wire_limits_frames_to_64_kib_at_send_time(connect: Connect) -> None:
-    ended: queue.Queue[str] = queue.Queue()
-    inbox: queue.Queue[bytes] = queue.Queue()
+def test_the_legacy_wire_limits_frames_to_64_kib_at_send_time(
+    connect: Connect, inbox: queue.Queue[bytes], ended: queue.Queue[str]
+) -> None:
     handler, peer = connect(Recorder, inbox, ended, start=False)
     handler.attach(Connection(Wire.LEGACY, "old"))
     handler.start()
@@ -505,9 +511,8 @@ def test_the_legacy_wire_limits_frames_to_64_kib_at_send_time(connect: Connect) 
 
 
 def test_on_receive_raising_does_not_cut_the_connection(
-    connect: Connect, caplog: pytest.LogCaptureFixture
+    connect: Connect, caplog: pytest.LogCaptureFixture, inbox: queue.Queue[bytes]
 ) -> None:
-    inbox: queue.Queue[bytes] = queue.Queue()
 
     class Fragile(SocketHandlerQueue):
         def on_receive(self, frame: Frame) -> None:
@@ -547,9 +552,10 @@ def test_a_queue_that_refuses_a_message_does_not_cut_the_connection(
     assert len(failures) == 1
 
 
-def test_every_data_frame_goes_through_on_receive_even_when_patched(connect: Connect) -> None:
+def test_every_data_frame_goes_through_on_receive_even_when_patched(
+    connect: Connect, inbox: queue.Queue[bytes]
+) -> None:
     # No hidden path: the seed documents on_receive as the one way frames come in.
-    inbox: queue.Queue[bytes] = queue.Queue()
     seen: queue.Queue[bytes] = queue.Queue()
     with mock.patch.object(
         SocketHandlerQueue,
@@ -565,8 +571,9 @@ def test_every_data_frame_goes_through_on_receive_even_when_patched(connect: Con
     assert inbox.empty()
 
 
-def test_a_subclass_on_receive_is_called_for_each_frame_alone(connect: Connect) -> None:
-    inbox: queue.Queue[bytes] = queue.Queue()
+def test_a_subclass_on_receive_is_called_for_each_frame_alone(
+    connect: Connect, inbox: queue.Queue[bytes]
+) -> None:
 
     class Upper(SocketHandlerQueue):
         def on_receive(self, frame: Frame) -> None:
@@ -636,16 +643,21 @@ def test_close_from_on_disconnect_is_a_quiet_no_op(connect: Connect) -> None:
     assert handler.disconnect_reason == CLOSED_BY_PEER
 
 
+class ClosesOnQuit(Recorder):
+    """Told b"quit", answers b"bye then" and closes, from ``on_receive``."""
+
+    close_timeout = 10.0
+
+    def on_receive(self, frame: Frame) -> None:
+        if frame.message == b"quit":
+            self.send_frame_async(Frame(b"bye then"))
+            self.close(timeout=self.close_timeout)
+
+
 @pytest.mark.timeout(30)
-def test_close_from_on_receive_sends_the_bye_and_ends_the_connection(connect: Connect) -> None:
-    ended: queue.Queue[str] = queue.Queue()
-
-    class ClosesOnQuit(Recorder):
-        def on_receive(self, frame: Frame) -> None:
-            if frame.message == b"quit":
-                self.send_frame_async(Frame(b"bye then"))
-                self.close(timeout=10)
-
+def test_close_from_on_receive_sends_the_bye_and_ends_the_connection(
+    connect: Connect, ended: queue.Queue[str]
+) -> None:
     handler, peer = connect(ClosesOnQuit, queue.Queue(), ended)
     closer = answer_the_bye(peer)
     peer.send(b"quit")
@@ -654,14 +666,14 @@ def test_close_from_on_receive_sends_the_bye_and_ends_the_connection(connect: Co
 
 
 @pytest.mark.timeout(30)
-def test_close_from_on_receive_cuts_a_silent_peer_after_its_timeout(connect: Connect) -> None:
-    ended: queue.Queue[str] = queue.Queue()
+def test_close_from_on_receive_cuts_a_silent_peer_after_its_timeout(
+    connect: Connect, ended: queue.Queue[str]
+) -> None:
 
-    class ClosesOnQuit(Recorder):
-        def on_receive(self, frame: Frame) -> None:
-            self.close(timeout=0.2)
+    class Impatient(ClosesOnQuit):
+        close_timeout = 0.2
 
-    handler, peer = connect(ClosesOnQuit, queue.Queue(), ended)
+    handler, peer = connect(Impatient, queue.Queue(), ended)
     peer.send(b"quit")  # and then never answers the bye
     assert _ended(handler, ended) == CLOSED_LOCALLY
 
@@ -682,11 +694,10 @@ def _limited(
 
 @pytest.mark.timeout(60)
 def test_a_peer_that_stops_reading_is_cut_by_the_send_that_waits_for_it(
-    connect: Connect,
+    connect: Connect, ended: queue.Queue[str]
 ) -> None:
     """The default policy: the send that finds the queue full waits for the peer, which
     takes nothing; after the drain timeout the peer is cut and that send raises."""
-    ended: queue.Queue[str] = queue.Queue()
     limit = 4 << 20
     handler, _ = _limited(
         connect, Recorder, queue.Queue(), ended, limits=SendLimits(hard_limit=limit)
@@ -747,9 +758,8 @@ def test_a_send_that_waits_goes_on_while_the_peer_drains_slowly(connect: Connect
 
 @pytest.mark.timeout(60)
 def test_policy_disconnect_cuts_a_peer_that_stops_reading_at_the_hard_limit(
-    connect: Connect,
+    connect: Connect, ended: queue.Queue[str]
 ) -> None:
-    ended: queue.Queue[str] = queue.Queue()
     limit = 4 << 20
     handler, _ = _limited(
         connect,
@@ -776,9 +786,8 @@ def test_policy_disconnect_cuts_a_peer_that_stops_reading_at_the_hard_limit(
 
 @pytest.mark.timeout(60)
 def test_a_peer_that_reads_too_slowly_for_too_long_is_cut_at_the_soft_limit(
-    connect: Connect,
+    connect: Connect, ended: queue.Queue[str]
 ) -> None:
-    ended: queue.Queue[str] = queue.Queue()
     limits = SendLimits("disconnect", hard_limit=64 << 20, soft_limit=1 << 20, soft_seconds=0.3)
     # A socketpair: its kernel buffers are small, so most of the bytes wait in ours.
     handler, _ = _limited(connect, Recorder, queue.Queue(), ended, limits=limits, kind="socketpair")
@@ -827,9 +836,8 @@ def test_policy_block_waits_for_room_then_times_out(connect: Connect) -> None:
 
 @pytest.mark.timeout(60)
 def test_peers_that_stop_in_the_middle_of_a_frame_are_cut_after_the_stall_time(
-    connect: Connect,
+    connect: Connect, ended: queue.Queue[str]
 ) -> None:
-    ended: queue.Queue[str] = queue.Queue()
     pairs = [
         _limited(connect, Recorder, queue.Queue(), ended, stall_timeout=0.3) for _ in range(10)
     ]
@@ -843,8 +851,9 @@ def test_peers_that_stop_in_the_middle_of_a_frame_are_cut_after_the_stall_time(
         assert handler.closed and not handler.is_alive()  # its buffer went with it
 
 
-def test_a_silent_peer_between_frames_is_never_stalled(connect: Connect) -> None:
-    inbox: queue.Queue[bytes] = queue.Queue()
+def test_a_silent_peer_between_frames_is_never_stalled(
+    connect: Connect, inbox: queue.Queue[bytes]
+) -> None:
     handler, peer = _limited(connect, Recorder, inbox, queue.Queue(), stall_timeout=0.05)
     peer.send(b"one")
     assert inbox.get(timeout=5) == b"one"
@@ -863,11 +872,10 @@ def _ours() -> list[str]:
 
 @pytest.mark.timeout(60)
 def test_a_queue_handler_has_no_thread_large_frames_and_streams_included(
-    connect: Connect,
+    connect: Connect, inbox: queue.Queue[bytes]
 ) -> None:
     """Everything is written and read by the process's one I/O thread: a frame the
     kernel cannot take at once, and a stream, start no thread."""
-    inbox: queue.Queue[bytes] = queue.Queue()
     handler, peer = connect(SocketHandlerQueue, inbox)
     payload = os.urandom(8 << 20)
     handler.send_frame_async(Frame(payload))  # the kernel cannot take it at once
@@ -919,12 +927,11 @@ def test_the_handlers_records_carry_the_peer(
 
 @pytest.mark.timeout(30)
 def test_a_handler_delivered_from_the_io_thread_may_send_and_close_there(
-    connect: Connect,
+    connect: Connect, ended: queue.Queue[str]
 ) -> None:
     """``receive_may_block = False``: on_receive runs in the I/O thread, which it must
     not block; it may still send (the I/O thread writes what waits at its next turn)
     and close."""
-    ended: queue.Queue[str] = queue.Queue()
 
     class InlineEcho(SocketHandler):
         receive_may_block = False
@@ -1000,9 +1007,8 @@ def test_a_handler_that_falls_behind_stops_its_connection_being_read_then_catche
 @pytest.mark.timeout(60)
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_a_forked_child_drives_its_connections_with_an_io_thread_of_its_own(
-    connect: Connect,
+    connect: Connect, inbox: queue.Queue[bytes]
 ) -> None:
-    inbox: queue.Queue[bytes] = queue.Queue()
     _, peer = connect(SocketHandlerQueue, inbox)
     peer.send(b"parent")  # the parent's I/O thread runs
     assert inbox.get(timeout=5) == b"parent"

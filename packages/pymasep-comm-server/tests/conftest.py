@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from engines import ENGINE, Engine, MakeServer
+from engines import ENGINE, Ended, Engine, Inbox, MakeServer, RecordingServer
 
 from pymasep.comm.core import SocketHandler
-from pymasep.comm.core.testing.peers import LOOPBACK
+from pymasep.comm.core.testing.peers import LOOPBACK, PeerRecorder
 
 pytest_plugins = ["pymasep.comm.core.testing.plugin"]
 
@@ -34,3 +35,10 @@ def make_server() -> Iterator[MakeServer]:
     yield make
     for server in servers:
         server.close(timeout=0.5)
+
+
+@pytest.fixture
+def recording_server(make_server: MakeServer, inbox: Inbox, ended: Ended) -> RecordingServer:
+    """``recording_server(max_connection=40, **options)``: a server whose handlers record
+    into ``inbox`` and ``ended``."""
+    return functools.partial(make_server, PeerRecorder, (inbox, ended))

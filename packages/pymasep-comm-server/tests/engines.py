@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Callable
 
 from pymasep.comm.core.testing.peers import RecordsDisconnects
@@ -18,3 +19,14 @@ class Engine(RecordsDisconnects, Server):
 MakeServer = Callable[..., Engine]
 """``make_server(handler_class, args, max_connection=40, **options)``: an Engine on
 loopback, any free port, accepting; closed after the test."""
+
+RecordingServer = Callable[..., Engine]
+"""``recording_server(max_connection=40, **options)``: a ``make_server`` Engine whose
+handlers are :class:`~pymasep.comm.core.testing.peers.PeerRecorder`: payloads go to the
+``inbox`` fixture, ``(peer_id, reason)`` to ``ended``."""
+
+Inbox = queue.Queue[bytes]
+"""The ``inbox`` fixture: the payloads the handlers received."""
+
+Ended = queue.Queue[tuple[str | None, str]]
+"""The ``ended`` fixture: a PeerRecorder's ``(peer_id, reason)``."""

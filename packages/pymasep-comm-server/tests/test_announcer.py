@@ -1,10 +1,10 @@
 """Tests of the discovery Announcer.
 
 Every test that opens a discovery socket runs its body (the ``scenario_*`` functions) in a
-child process inside a network namespace of its own (see ``netns.py`` in core's
-``tests/support``): joining a multicast group, even, would otherwise talk to the host's
-network. The query side is written here with raw sockets, so these tests need only
-pymasep-comm-server and core.
+child process inside a network namespace of its own (see
+:mod:`pymasep.comm.core.testing.netns`): joining a multicast group, even, would otherwise
+talk to the host's network. The query side is written here with raw sockets, so these
+tests need only pymasep-comm-server and core.
 """
 
 from __future__ import annotations
@@ -28,15 +28,7 @@ from pymasep.comm.core.discovery import (
     parse_reply,
 )
 from pymasep.comm.core.exceptions import CommunicationConnectionError
-from pymasep.comm.core.testing.netns import (
-    NamespacePair,
-    child_main,
-    requires_netns,
-    requires_netns_pair,
-    run_isolated,
-    serve_and_query,
-    wait_for_stdin_eof,
-)
+from pymasep.comm.core.testing import netns
 from pymasep.comm.server.announcer import Announcer
 
 HERE = __file__
@@ -191,7 +183,7 @@ def scenario_serve_until_eof(*options: str) -> None:
         kwargs[key] = value
     with Announcer("far", 5000, name="far away", logger=_quiet_logger(), **kwargs):
         print("ready", flush=True)
-        wait_for_stdin_eof()
+        netns.wait_for_stdin_eof()
 
 
 def scenario_query_from_b() -> dict[str, Any]:
@@ -237,9 +229,9 @@ def test_is_a_daemon_thread_that_opens_nothing_until_started() -> None:
 # --- tests in a namespace holding only lo ----------------------------------------------
 
 
-@requires_netns
+@netns.requires_netns
 def test_answers_v1_query_with_v1_reply_and_legacy_query_with_host_port() -> None:
-    result = run_isolated(HERE, "scenario_v1_and_legacy")
+    result = netns.run_isolated(HERE, "scenario_v1_and_legacy")
     [v1] = result["v1"]
     assert _info(v1) == ServerInfo("engine", "127.0.0.1", 5000, "v1", "Jeu d'été")
     assert v1[0].startswith("127.0.0.1:5000:")
@@ -249,9 +241,9 @@ def test_answers_v1_query_with_v1_reply_and_legacy_query_with_host_port() -> Non
     assert _info(unicast) == ServerInfo("engine", "127.0.0.1", 5000, "v1", "Jeu d'été")
 
 
-@requires_netns
+@netns.requires_netns
 def test_two_announcers_on_one_host_both_answer() -> None:
-    replies = run_isolated(HERE, "scenario_two_announcers")
+    replies = netns.run_isolated(HERE, "scenario_two_announcers")
     infos = {_info(reply) for reply in replies}
     assert infos == {
         ServerInfo("alpha", "127.0.0.1", 5001, "v1", None),
@@ -259,27 +251,27 @@ def test_two_announcers_on_one_host_both_answer() -> None:
     }
 
 
-@requires_netns
+@netns.requires_netns
 def test_malformed_datagrams_are_ignored_and_announcer_keeps_answering() -> None:
-    result = run_isolated(HERE, "scenario_malformed")
+    result = netns.run_isolated(HERE, "scenario_malformed")
     assert result["garbage"] == []
     assert result["alive"] is True
     [after] = result["after"]
     assert _info(after) == ServerInfo("engine", "127.0.0.1", 5000, "v1", None)
 
 
-@requires_netns
+@netns.requires_netns
 def test_legacy_queries_are_not_answered_without_the_legacy_wire() -> None:
-    result = run_isolated(HERE, "scenario_legacy_disabled")
+    result = netns.run_isolated(HERE, "scenario_legacy_disabled")
     assert result["legacy"] == []
     [v1] = result["v1"]
     assert _info(v1) == ServerInfo("engine", "127.0.0.1", 5000, "v1", None)
     assert '"wire":["v1"]' in v1[0]
 
 
-@requires_netns
+@netns.requires_netns
 def test_stop_is_prompt_idempotent_and_frees_the_port() -> None:
-    result = run_isolated(HERE, "scenario_stop")
+    result = netns.run_isolated(HERE, "scenario_stop")
     assert result["answered"] == 1
     assert result["stopped"] is True  # woken by its socketpair, within stop()'s timeout
     assert result["again"] is True
@@ -289,26 +281,26 @@ def test_stop_is_prompt_idempotent_and_frees_the_port() -> None:
     assert result["after"] == []
 
 
-@requires_netns
+@netns.requires_netns
 def test_start_reports_a_port_held_by_another_program() -> None:
-    result = run_isolated(HERE, "scenario_port_taken")
+    result = netns.run_isolated(HERE, "scenario_port_taken")
     assert result["errno"] == errno.EADDRINUSE
     assert "UDP port 10000" in result["message"]
     assert result["is_oserror"] is True
     assert result["stop"] is True
 
 
-@requires_netns
+@netns.requires_netns
 def test_without_a_multicast_route_the_error_names_both_ways_to_pick_the_interface() -> None:
     # Users reach the Announcer through Server(discovery_interface=), or directly.
-    message = run_isolated(HERE, "scenario_no_multicast_route", multicast_route=False)
+    message = netns.run_isolated(HERE, "scenario_no_multicast_route", multicast_route=False)
     assert "cannot join multicast group 224.3.29.71" in message
     assert "discovery_interface= on a Server, interface= on an Announcer" in message
 
 
-@requires_netns
+@netns.requires_netns
 def test_a_bound_host_is_announced_as_bound() -> None:
-    replies = run_isolated(HERE, "scenario_bound_host", "localhost")
+    replies = netns.run_isolated(HERE, "scenario_bound_host", "localhost")
     by_payload = {payload: source for payload, source in replies}
     assert "127.0.0.1:5000" in by_payload
     [v1] = [reply for reply in replies if reply[0] != "127.0.0.1:5000"]
@@ -319,10 +311,10 @@ def test_a_bound_host_is_announced_as_bound() -> None:
 # --- tests on two hosts joined by a veth pair ------------------------------------------
 
 
-@requires_netns_pair
+@netns.requires_netns_pair
 def test_reply_names_the_announcer_address_on_the_querying_network() -> None:
-    result = serve_and_query(HERE, "scenario_serve_until_eof", "scenario_query_from_b")
-    a, b = NamespacePair.ADDRESS_A, NamespacePair.ADDRESS_B
+    result = netns.serve_and_query(HERE, "scenario_serve_until_eof", "scenario_query_from_b")
+    a, b = netns.NamespacePair.ADDRESS_A, netns.NamespacePair.ADDRESS_B
     # 0.2 named the client's own address (b) here; the announcer names its own (a).
     assert result["legacy"] == [[f"{a}:5000", a]]
     [v1] = result["v1"]
@@ -331,12 +323,12 @@ def test_reply_names_the_announcer_address_on_the_querying_network() -> None:
     assert _info(v1) == ServerInfo("far", a, 5000, "v1", "far away")
 
 
-@requires_netns_pair
+@netns.requires_netns_pair
 def test_loopback_bound_server_does_not_answer_other_hosts() -> None:
     serve, query = "scenario_serve_until_eof", "scenario_query_from_b"
-    result = serve_and_query(HERE, serve, query, "bind_host=127.0.0.1")
+    result = netns.serve_and_query(HERE, serve, query, "bind_host=127.0.0.1")
     assert result == {"v1": [], "legacy": []}
 
 
 if __name__ == "__main__":
-    child_main(globals())
+    netns.child_main(globals())

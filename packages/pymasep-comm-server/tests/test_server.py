@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from engines import ENGINE, Engine, MakeServer
+from engines import ENGINE, Ended, Engine, Inbox, MakeServer, RecordingServer
 
 from pymasep.comm.core import (
     ConnectionClosedError,
@@ -70,12 +70,8 @@ pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
 
 
 @pytest.fixture
-def server(
-    make_server: MakeServer,
-    inbox: queue.Queue[bytes],
-    ended: queue.Queue[tuple[str | None, str]],
-) -> Engine:
-    return make_server(PeerRecorder, (inbox, ended))
+def server(recording_server: RecordingServer) -> Engine:
+    return recording_server()
 
 
 Connect = Callable[[Server, str], RawClient]
@@ -95,6 +91,16 @@ def raw_clients() -> Iterator[Connect]:
     yield make
     for client in made:
         client.sock.close()
+
+
+def _assert_exchanges(
+    server: Server, inbox: Inbox, client: RawClient, up: bytes, down: bytes
+) -> None:
+    """``up`` reaches the server's handlers from ``client``, and ``down`` comes back."""
+    client.send(up)
+    assert inbox.get(timeout=5) == up
+    server.send_frame_to(client.handshake.ident, Frame(down))
+    assert client.recv_data() == down
 
 
 # --- the API of pymasep 0.2 ---------------------------------------------------------------
@@ -120,7 +126,7 @@ def test_the_constructor_takes_the_parameters_of_pymasep_02() -> None:
     assert callable(Server.stop_wait_announcement)
 
 
-def test_the_attributes_of_pymasep_02(inbox: queue.Queue[bytes]) -> None:
+def test_the_attributes_of_pymasep_02(inbox: Inbox) -> None:
     args = (inbox,)
     with Server(ENGINE, 3, SocketHandlerQueue, args, LOOPBACK, 0) as server:
         assert server.id == ENGINE
@@ -148,17 +154,14 @@ def test_max_connection_and_max_pending_handshakes_must_be_positive() -> None:
 
 
 def test_a_v1_client_is_accepted_and_frames_cross_both_ways(
-    server: Engine, inbox: queue.Queue[bytes], raw_clients: Connect
+    server: Engine, inbox: Inbox, raw_clients: Connect
 ) -> None:
     client = raw_clients(server, "iface")
     assert client.handshake.server_ident == ENGINE
     assert server.wait_for_connections(1, 5)
     assert server.connection_ids() == ["iface"]
     assert server.get_connection("iface").peer_id == "iface"
-    client.send(b"action")
-    assert inbox.get(timeout=5) == b"action"
-    server.send_frame_to("iface", Frame(b"observation"))
-    assert client.recv_data() == b"observation"
+    _assert_exchanges(server, inbox, client, b"action", b"observation")
 
 
 def test_connections_have_tcp_nodelay(server: Engine, raw_clients: Connect) -> None:
@@ -175,9 +178,7 @@ def test_wait_for_connections_times_out_with_false(server: Engine) -> None:
     assert time.monotonic() - start < 1
 
 
-def test_frames_sent_right_behind_the_hello_are_not_lost(
-    server: Engine, inbox: queue.Queue[bytes]
-) -> None:
+def test_frames_sent_right_behind_the_hello_are_not_lost(server: Engine, inbox: Inbox) -> None:
     handshake = ClientHandshake("eager")
     with socket.create_connection((LOOPBACK, server.port), timeout=5) as sock:
         frames = b"".join(encode_frame(Frame(b"early %d" % n)) for n in range(3))
@@ -197,7 +198,7 @@ def test_the_accept_thread_restarts_after_stop_wait_connection(
     assert server.wait_for_connections(1, 5)
 
 
-def test_wait_connection_thread_keeps_the_rules_of_a_thread(inbox: queue.Queue[bytes]) -> None:
+def test_wait_connection_thread_keeps_the_rules_of_a_thread(inbox: Inbox) -> None:
     # pymasep 0.2's wait_connection_thread was a threading.Thread: code that joins it or
     # starts it again gets what a Thread gives, though it no longer runs a thread.
     with Server(ENGINE, 1, SocketHandlerQueue, (inbox,), LOOPBACK, 0) as server:
@@ -214,7 +215,7 @@ def test_wait_connection_thread_keeps_the_rules_of_a_thread(inbox: queue.Queue[b
 
 
 def test_a_client_reset_during_the_handshake_costs_only_its_own_connection(
-    server: Engine, raw_clients: Connect, inbox: queue.Queue[bytes]
+    server: Engine, raw_clients: Connect, inbox: Inbox
 ) -> None:
     with socket.create_connection((LOOPBACK, server.port), timeout=5) as quitter:
         quitter.sendall(PREAMBLE)  # half a hello, then a reset (RST, not FIN)
@@ -231,7 +232,7 @@ def test_a_client_reset_during_the_handshake_costs_only_its_own_connection(
 
 @pytest.mark.timeout(60)
 def test_32_interfaces_exchange_both_ways(
-    server: Engine, inbox: queue.Queue[bytes], raw_clients: Connect
+    server: Engine, inbox: Inbox, raw_clients: Connect
 ) -> None:
     clients = {f"i{n}": raw_clients(server, f"i{n}") for n in range(32)}
     assert server.wait_for_connections(32, 5)
@@ -251,9 +252,7 @@ def test_32_interfaces_exchange_both_ways(
 # --- interfaces that leave -----------------------------------------------------------------
 
 
-def _left_once(
-    server: Engine, ended: queue.Queue[tuple[str | None, str]], handler: SocketHandler
-) -> str:
+def _left_once(server: Engine, ended: Ended, handler: SocketHandler) -> str:
     """The reason given, once, to both hooks; the handler is unregistered and has ended."""
     ident = handler.peer_id
     assert ident is not None
@@ -268,9 +267,7 @@ def _left_once(
 
 
 def test_an_interface_saying_bye_is_unregistered_and_reported_once(
-    server: Engine,
-    ended: queue.Queue[tuple[str | None, str]],
-    raw_clients: Connect,
+    server: Engine, ended: Ended, raw_clients: Connect
 ) -> None:
     client = raw_clients(server, "leaver")
     handler = server.get_connection("leaver")
@@ -282,10 +279,7 @@ def test_an_interface_saying_bye_is_unregistered_and_reported_once(
 
 @pytest.mark.parametrize("how", ["close", "reset"])
 def test_an_interface_that_dies_is_unregistered_and_reported_once(
-    server: Engine,
-    ended: queue.Queue[tuple[str | None, str]],
-    raw_clients: Connect,
-    how: str,
+    server: Engine, ended: Ended, raw_clients: Connect, how: str
 ) -> None:
     client = raw_clients(server, "doomed")
     handler = server.get_connection("doomed")
@@ -308,7 +302,7 @@ def test_a_freed_slot_takes_a_new_interface(make_server: MakeServer, raw_clients
 
 @pytest.mark.timeout(20)
 def test_a_silent_client_does_not_delay_the_others(
-    server: Engine, inbox: queue.Queue[bytes], raw_clients: Connect
+    server: Engine, inbox: Inbox, raw_clients: Connect
 ) -> None:
     assert server.handshake_timeout >= 5  # the silent one stays pending meanwhile
     with socket.create_connection((LOOPBACK, server.port)) as silent:
@@ -395,7 +389,7 @@ def _rss() -> int:
 @pytest.mark.timeout(120)
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux's /proc")
 def test_a_stalled_interface_costs_the_engine_bounded_memory_and_delays_nobody(
-    make_server: MakeServer, inbox: queue.Queue[bytes]
+    make_server: MakeServer, inbox: Inbox
 ) -> None:
     limit = 8 << 20
     server = make_server(SocketHandlerQueue, (inbox,), send_limits=SendLimits(hard_limit=limit))
@@ -526,13 +520,9 @@ GARBAGE = {
 @pytest.mark.timeout(20)
 @pytest.mark.parametrize("garbage", list(GARBAGE.values()), ids=list(GARBAGE))
 def test_a_garbage_hello_closes_that_connection_only(
-    make_server: MakeServer,
-    inbox: queue.Queue[bytes],
-    ended: queue.Queue[tuple[str | None, str]],
-    raw_clients: Connect,
-    garbage: bytes,
+    recording_server: RecordingServer, inbox: Inbox, raw_clients: Connect, garbage: bytes
 ) -> None:
-    server = make_server(PeerRecorder, (inbox, ended), handshake_timeout=1.0)
+    server = recording_server(handshake_timeout=1.0)
     with socket.create_connection((LOOPBACK, server.port), timeout=5) as intruder:
         intruder.sendall(garbage)
         start = time.monotonic()
@@ -543,10 +533,7 @@ def test_a_garbage_hello_closes_that_connection_only(
     # A v1 intruder may be told why; it is never welcomed.
     assert answer == b"" or answer.startswith(PREAMBLE + bytes([FrameKind.REFUSE]))
     assert server.connection_ids() == ["honest"]
-    client.send(b"served")
-    assert inbox.get(timeout=5) == b"served"
-    server.send_frame_to("honest", Frame(b"still serving"))
-    assert client.recv_data() == b"still serving"
+    _assert_exchanges(server, inbox, client, b"served", b"still serving")
 
 
 def test_a_v1_hello_claiming_gigabytes_is_refused_with_a_reason(server: Engine) -> None:
@@ -575,12 +562,7 @@ GARBAGE_AFTER_HELLO = {
     ("garbage", "reason"), list(GARBAGE_AFTER_HELLO.values()), ids=list(GARBAGE_AFTER_HELLO)
 )
 def test_garbage_after_the_hello_closes_that_interface_only(
-    server: Engine,
-    inbox: queue.Queue[bytes],
-    ended: queue.Queue[tuple[str | None, str]],
-    raw_clients: Connect,
-    garbage: bytes,
-    reason: str,
+    server: Engine, inbox: Inbox, ended: Ended, raw_clients: Connect, garbage: bytes, reason: str
 ) -> None:
     honest = raw_clients(server, "honest")
     intruder = raw_clients(server, "intruder")
@@ -593,10 +575,7 @@ def test_garbage_after_the_hello_closes_that_interface_only(
     read_to_eof(intruder.sock)  # the server closed it
     assert server.connection_ids() == ["honest"]
     for step in range(3):
-        honest.send(b"action %d" % step)
-        assert inbox.get(timeout=5) == b"action %d" % step
-        server.send_frame_to("honest", Frame(b"observation %d" % step))
-        assert honest.recv_data() == b"observation %d" % step
+        _assert_exchanges(server, inbox, honest, b"action %d" % step, b"observation %d" % step)
     assert inbox.empty()  # nothing of the garbage was delivered
 
 
@@ -643,7 +622,7 @@ def fail_to_accept(server: Server) -> FailingListener:
 
 @pytest.mark.timeout(30)
 def test_accept_failing_for_want_of_descriptors_backs_off_then_resumes(
-    server: Engine, inbox: queue.Queue[bytes], caplog: pytest.LogCaptureFixture
+    server: Engine, inbox: Inbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     listener = fail_to_accept(server)
     with caplog.at_level(logging.WARNING, logger="pymasep.comm"):
@@ -667,10 +646,7 @@ def test_accept_failing_for_want_of_descriptors_backs_off_then_resumes(
 
 @pytest.mark.timeout(30)
 def test_accept_resumes_at_once_when_a_connection_closes(
-    server: Engine,
-    inbox: queue.Queue[bytes],
-    raw_clients: Connect,
-    monkeypatch: pytest.MonkeyPatch,
+    server: Engine, inbox: Inbox, raw_clients: Connect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     leaving = raw_clients(server, "leaving")
     # Back off for a minute: only a connection that closes can end it before the test's
@@ -692,12 +668,9 @@ def test_accept_resumes_at_once_when_a_connection_closes(
 
 
 def test_max_connection_refuses_the_next_client_with_a_reason(
-    make_server: MakeServer,
-    inbox: queue.Queue[bytes],
-    ended: queue.Queue[tuple[str | None, str]],
-    raw_clients: Connect,
+    recording_server: RecordingServer, inbox: Inbox, raw_clients: Connect
 ) -> None:
-    server = make_server(PeerRecorder, (inbox, ended), max_connection=2)
+    server = recording_server(max_connection=2)
     first, second = raw_clients(server, "a"), raw_clients(server, "b")
     with pytest.raises(ConnectionRejectedError) as refused:
         raw_clients(server, "c")
@@ -709,17 +682,14 @@ def test_max_connection_refuses_the_next_client_with_a_reason(
 
 
 def test_an_id_already_connected_is_refused_and_the_first_keeps_working(
-    server: Engine, inbox: queue.Queue[bytes], raw_clients: Connect
+    server: Engine, inbox: Inbox, raw_clients: Connect
 ) -> None:
     first = raw_clients(server, "twin")
     with pytest.raises(ConnectionRejectedError, match="already connected") as refused:
         raw_clients(server, "twin")
     assert "twin" in refused.value.reason
     assert server.connection_ids() == ["twin"]
-    first.send(b"original")
-    assert inbox.get(timeout=5) == b"original"
-    server.send_frame_to("twin", Frame(b"to the original"))
-    assert first.recv_data() == b"to the original"
+    _assert_exchanges(server, inbox, first, b"original", b"to the original")
 
 
 # --- sending errors ------------------------------------------------------------------------
@@ -732,9 +702,7 @@ def test_sending_to_an_unknown_id_is_a_typed_key_error(server: Engine) -> None:
 
 
 def test_sending_to_a_closing_connection_raises_connection_closed(
-    server: Engine,
-    ended: queue.Queue[tuple[str | None, str]],
-    raw_clients: Connect,
+    server: Engine, ended: Ended, raw_clients: Connect
 ) -> None:
     client = raw_clients(server, "slow")
     handler = server.get_connection("slow")
@@ -753,9 +721,7 @@ def test_sending_to_a_closing_connection_raises_connection_closed(
 
 @pytest.mark.timeout(30)
 def test_a_bye_through_send_frame_to_closes_after_the_queued_frames(
-    server: Engine,
-    ended: queue.Queue[tuple[str | None, str]],
-    raw_clients: Connect,
+    server: Engine, ended: Ended, raw_clients: Connect
 ) -> None:
     client = raw_clients(server, "done")
     handler = server.get_connection("done")
@@ -769,12 +735,9 @@ def test_a_bye_through_send_frame_to_closes_after_the_queued_frames(
 
 @pytest.mark.timeout(30)
 def test_close_delivers_every_frame_queued_before_it(
-    make_server: MakeServer,
-    inbox: queue.Queue[bytes],
-    ended: queue.Queue[tuple[str | None, str]],
-    raw_clients: Connect,
+    recording_server: RecordingServer, ended: Ended, raw_clients: Connect
 ) -> None:
-    server = make_server(PeerRecorder, (inbox, ended))
+    server = recording_server()
     clients = [raw_clients(server, f"c{n}") for n in range(2)]
     assert server.wait_for_connections(2, 5)
     frames = [Frame(struct.pack("!I", n) + os.urandom(16 * 1024)) for n in range(500)]
@@ -799,9 +762,7 @@ def _threads_of(server: Server, before: set[threading.Thread]) -> list[threading
 
 
 @pytest.mark.timeout(20)
-def test_close_ends_every_thread_and_frees_the_port(
-    inbox: queue.Queue[bytes], ended: queue.Queue[tuple[str | None, str]]
-) -> None:
+def test_close_ends_every_thread_and_frees_the_port(inbox: Inbox, ended: Ended) -> None:
     before = set(threading.enumerate())
     server = Engine(ENGINE, 8, PeerRecorder, (inbox, ended), LOOPBACK, 0)
     server.wait_connection()
@@ -832,7 +793,7 @@ def test_close_ends_every_thread_and_frees_the_port(
 
 @pytest.mark.timeout(20)
 def test_the_default_close_ends_every_thread_despite_silent_interfaces(
-    inbox: queue.Queue[bytes], ended: queue.Queue[tuple[str | None, str]]
+    inbox: Inbox, ended: Ended
 ) -> None:
     before = set(threading.enumerate())
     server = Engine(ENGINE, 8, PeerRecorder, (inbox, ended), LOOPBACK, 0)
@@ -908,7 +869,7 @@ def test_close_from_on_receive_does_not_wait_for_its_own_handler() -> None:
     ]
 
 
-def test_the_context_manager_closes(inbox: queue.Queue[bytes]) -> None:
+def test_the_context_manager_closes(inbox: Inbox) -> None:
     with Server(ENGINE, 1, SocketHandlerQueue, (inbox,), LOOPBACK, 0) as server:
         server.wait_connection()
         client = RawClient(server.port, "inside")
@@ -967,8 +928,8 @@ def _still_alive(refs: list[weakref.ref[Any]], seconds: float = 5) -> list[Any]:
 @pytest.mark.parametrize("handler_class", [PeerRecorder, _MayBlock])
 def test_connections_that_come_and_go_leave_nothing_of_theirs_alive(
     make_server: MakeServer,
-    inbox: queue.Queue[bytes],
-    ended: queue.Queue[tuple[str | None, str]],
+    inbox: Inbox,
+    ended: Ended,
     raw_clients: Connect,
     handler_class: type[SocketHandler],
 ) -> None:
@@ -1005,10 +966,7 @@ def test_connections_that_come_and_go_leave_nothing_of_theirs_alive(
 
 
 def test_a_pymasep_02_client_and_a_v1_client_share_the_port(
-    server: Engine,
-    inbox: queue.Queue[bytes],
-    ended: queue.Queue[tuple[str | None, str]],
-    raw_clients: Connect,
+    server: Engine, inbox: Inbox, ended: Ended, raw_clients: Connect
 ) -> None:
     modern = raw_clients(server, "modern")
     with socket.create_connection((LOOPBACK, server.port), timeout=5) as old:
@@ -1059,7 +1017,7 @@ def test_logs_go_to_pymasep_comm_loggers_and_nothing_to_disk(
     level: str | int,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    inbox: queue.Queue[bytes] = queue.Queue()
+    inbox: Inbox = queue.Queue()
     with caplog.at_level(logging.DEBUG, logger="pymasep.comm"):
         with Server("logged", 2, SocketHandlerQueue, (inbox,), LOOPBACK, 0, log_level=level) as s:
             expected = logging.getLevelName(level) if isinstance(level, str) else level

@@ -8,10 +8,9 @@ import queue
 import re
 import socket
 import ssl
-from typing import Any
 
 import pytest
-from engines import MakeServer
+from engines import Inbox, MakeServer, RecordingServer
 
 from pymasep.comm.core import (
     ConnectionRejectedError,
@@ -26,7 +25,6 @@ from pymasep.comm.core.auth import AUTH_FAILED
 from pymasep.comm.core.handshake import ClientHandshake
 from pymasep.comm.core.testing.peers import (
     LOOPBACK,
-    PeerRecorder,
     RawClient,
     legacy_frame,
     read_to_eof,
@@ -39,11 +37,13 @@ pytestmark = pytest.mark.usefixtures("no_thread_left_behind")
 
 KEY = b"shared-key-" + bytes(range(21))
 
+TlsPair = tuple[ssl.SSLContext, ssl.SSLContext]
+
 
 def test_the_same_key_connects_and_exchanges(
-    make_server: MakeServer, inbox: queue.Queue[bytes], ended: queue.Queue[Any]
+    recording_server: RecordingServer, inbox: Inbox
 ) -> None:
-    server = make_server(PeerRecorder, (inbox, ended), authkey=KEY)
+    server = recording_server(authkey=KEY)
     client = RawClient(server.port, "p1", authkey=KEY)
     wait_registered(server, "p1")
     client.send(b"hello engine")
@@ -55,14 +55,10 @@ def test_the_same_key_connects_and_exchanges(
 
 @pytest.mark.parametrize("authkey", [b"wrong key", None], ids=["wrong key", "no key"])
 def test_a_wrong_key_or_none_is_refused_never_registered_and_others_still_connect(
-    make_server: MakeServer,
-    inbox: queue.Queue[bytes],
-    ended: queue.Queue[Any],
-    caplog: pytest.LogCaptureFixture,
-    authkey: bytes | None,
+    recording_server: RecordingServer, caplog: pytest.LogCaptureFixture, authkey: bytes | None
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="pymasep.comm")
-    server = make_server(PeerRecorder, (inbox, ended), authkey=KEY)
+    server = recording_server(authkey=KEY)
     with pytest.raises(ConnectionRejectedError) as raised:
         RawClient(server.port, "intruder", authkey=authkey)
     assert raised.value.reason == AUTH_FAILED
@@ -78,11 +74,9 @@ def test_a_wrong_key_or_none_is_refused_never_registered_and_others_still_connec
     assert any(re.match(refused, warning) for warning in warnings), warnings
 
 
-def test_a_forged_proof_is_refused_with_the_same_reason(
-    make_server: MakeServer, inbox: queue.Queue[bytes], ended: queue.Queue[Any]
-) -> None:
+def test_a_forged_proof_is_refused_with_the_same_reason(recording_server: RecordingServer) -> None:
     # A client that ignores the server's proof and answers with garbage of the right size.
-    server = make_server(PeerRecorder, (inbox, ended), authkey=KEY)
+    server = recording_server(authkey=KEY)
     handshake = ClientHandshake("intruder", authkey=b"wrong")
     with socket.create_connection((LOOPBACK, server.port), timeout=5) as sock:
         sock.sendall(handshake.bytes_to_send())
@@ -94,10 +88,10 @@ def test_a_forged_proof_is_refused_with_the_same_reason(
 
 
 def test_per_interface_keys_the_key_of_p1_cannot_connect_as_p2(
-    make_server: MakeServer, inbox: queue.Queue[bytes], ended: queue.Queue[Any]
+    recording_server: RecordingServer,
 ) -> None:
     keys = {"p1": b"key of p1", "p2": b"key of p2"}
-    server = make_server(PeerRecorder, (inbox, ended), authkey=keys)
+    server = recording_server(authkey=keys)
     with pytest.raises(ConnectionRejectedError):
         RawClient(server.port, "p2", authkey=keys["p1"])
     with pytest.raises(ConnectionRejectedError):
@@ -110,16 +104,14 @@ def test_per_interface_keys_the_key_of_p1_cannot_connect_as_p2(
     p1.sock.close()
 
 
-def test_a_callable_key_decides_per_id_and_none_refuses(
-    make_server: MakeServer, inbox: queue.Queue[bytes], ended: queue.Queue[Any]
-) -> None:
+def test_a_callable_key_decides_per_id_and_none_refuses(recording_server: RecordingServer) -> None:
     asked: list[str] = []
 
     def key_for(ident: str) -> bytes | None:
         asked.append(ident)
         return KEY if ident.startswith("player-") else None
 
-    server = make_server(PeerRecorder, (inbox, ended), authkey=key_for)
+    server = recording_server(authkey=key_for)
     with pytest.raises(ConnectionRejectedError):
         RawClient(server.port, "spectator", authkey=KEY)
     player = RawClient(server.port, "player-1", authkey=KEY)
@@ -129,9 +121,9 @@ def test_a_callable_key_decides_per_id_and_none_refuses(
 
 
 def test_a_legacy_hello_to_an_authenticated_server_is_not_registered(
-    make_server: MakeServer, inbox: queue.Queue[bytes], ended: queue.Queue[Any]
+    recording_server: RecordingServer,
 ) -> None:
-    server = make_server(PeerRecorder, (inbox, ended), authkey=KEY)
+    server = recording_server(authkey=KEY)
     with socket.create_connection((LOOPBACK, server.port), timeout=5) as legacy:
         legacy.sendall(legacy_frame(b"old-interface"))
         assert read_to_eof(legacy) == b""  # 0.2 has no way to hear why
@@ -142,9 +134,9 @@ def test_a_legacy_hello_to_an_authenticated_server_is_not_registered(
 
 
 def test_a_client_with_a_key_refuses_a_server_without_one(
-    make_server: MakeServer, inbox: queue.Queue[bytes], ended: queue.Queue[Any]
+    recording_server: RecordingServer,
 ) -> None:
-    server = make_server(PeerRecorder, (inbox, ended))
+    server = recording_server()
     with pytest.raises(ConnectionRejectedError, match=AUTH_FAILED):
         RawClient(server.port, "p1", authkey=KEY)
     assert server.connection_ids() == []
@@ -157,9 +149,9 @@ def test_a_bad_authkey_fails_at_construction() -> None:
 
 @pytest.mark.timeout(20)
 def test_a_client_that_never_proves_is_closed_after_the_handshake_timeout(
-    make_server: MakeServer, inbox: queue.Queue[bytes], ended: queue.Queue[Any]
+    recording_server: RecordingServer,
 ) -> None:
-    server = make_server(PeerRecorder, (inbox, ended), authkey=KEY, handshake_timeout=0.3)
+    server = recording_server(authkey=KEY, handshake_timeout=0.3)
     handshake = ClientHandshake("slow", authkey=KEY)
     with socket.create_connection((LOOPBACK, server.port), timeout=5) as silent:
         silent.sendall(handshake.bytes_to_send())
@@ -190,21 +182,16 @@ def test_the_peer_queue_handler_tells_the_engine_which_authenticated_id_sent_eac
 
 
 @pytest.fixture(scope="module")
-def tls_pair() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+def tls_pair() -> TlsPair:
     """(server, client) contexts from a throwaway CA."""
     return loopback_contexts()
 
 
 @pytest.mark.timeout(20)
 def test_a_client_silent_during_the_tls_handshake_is_closed_at_the_deadline_and_others_served(
-    make_server: MakeServer,
-    inbox: queue.Queue[bytes],
-    ended: queue.Queue[Any],
-    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
+    recording_server: RecordingServer, inbox: Inbox, tls_pair: TlsPair
 ) -> None:
-    server = make_server(
-        PeerRecorder, (inbox, ended), ssl_context=tls_pair[0], handshake_timeout=0.5
-    )
+    server = recording_server(ssl_context=tls_pair[0], handshake_timeout=0.5)
     with socket.create_connection((LOOPBACK, server.port), timeout=10) as silent:
         # A TLS client takes its turn while the silent one holds its handshake open.
         sock = socket.create_connection((LOOPBACK, server.port), timeout=10)
@@ -221,12 +208,9 @@ def test_a_client_silent_during_the_tls_handshake_is_closed_at_the_deadline_and_
 
 
 def test_a_plaintext_hello_to_a_tls_server_is_not_registered(
-    make_server: MakeServer,
-    inbox: queue.Queue[bytes],
-    ended: queue.Queue[Any],
-    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
+    recording_server: RecordingServer, tls_pair: TlsPair
 ) -> None:
-    server = make_server(PeerRecorder, (inbox, ended), ssl_context=tls_pair[0])
+    server = recording_server(ssl_context=tls_pair[0])
     with socket.create_connection((LOOPBACK, server.port), timeout=5) as plaintext:
         plaintext.sendall(ClientHandshake("p1").bytes_to_send())
         answer = read_to_eof(plaintext)

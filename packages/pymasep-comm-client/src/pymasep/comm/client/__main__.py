@@ -39,7 +39,7 @@ from pymasep.comm.core.replay_cli import add_replay_command, read_connection, re
 from pymasep.comm.core.settings import resolve
 
 from .client import Client
-from .discovery import _search_servers, not_found_hint
+from .discovery import _Search, not_found_hint
 
 __all__ = ["main"]
 
@@ -187,14 +187,10 @@ def _discover(args: argparse.Namespace) -> int:
     try:
         # Every server that answers, even with --id: when the one asked for is not among
         # them, the others are what the user needs to see.
-        answered = _search_servers(
-            args.timeout,
-            group=args.group,
-            port=args.port,
-            ttl=args.ttl,
-            interface=args.interface,
-            option="--interface",
+        search = _Search(
+            args.timeout, args.group, args.port, args.ttl, args.interface, option="--interface"
         )
+        answered = search.run()
     except ServerNotFoundError as error:
         print(f"pymasep-comm discover: {error.strerror or error}", file=sys.stderr)
         return 1

@@ -20,7 +20,13 @@ from pymasep.comm.core.connection import (
     DisconnectReason,
     SendLimits,
 )
-from pymasep.comm.core.discovery import DEFAULT_GROUP, DEFAULT_PORT, DEFAULT_TIMEOUT, ServerInfo
+from pymasep.comm.core.discovery import (
+    DEFAULT_GROUP,
+    DEFAULT_PORT,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TTL,
+    ServerInfo,
+)
 from pymasep.comm.core.exceptions import (
     CommunicationConnectionError,
     CommunicationError,
@@ -37,12 +43,12 @@ from pymasep.comm.core.resume import (
     ClientSession,
     ResumeAccept,
     ResumeOffer,
-    ResumeRefusedError,
     ack_every_bytes,
+    check_resume_window,
 )
 from pymasep.comm.core.settings import configurable
 
-from .discovery import _search_servers, not_found_hint
+from .discovery import _Search, not_found_hint
 
 __all__ = ["Client"]
 
@@ -151,9 +157,7 @@ class Client(BaseThreadedCommunication):
         resume_window: float = DEFAULT_RESUME_WINDOW,
     ) -> None:
         super().__init__(ident, socket_handler_class, socket_handler_args, host, port, log_level)
-        if resume_window < 0:
-            raise InvalidArgumentError(f"resume_window must not be negative, not {resume_window}")
-        self.resume_window = resume_window
+        self.resume_window = check_resume_window(resume_window)
         """Seconds within which a broken connection is resumed (0: never)."""
         self._discovered = False  # the server was found by discovery: found again so
         self._older_servers: set[tuple[str, int]] = set()  # refused the offer once
@@ -260,7 +264,7 @@ class Client(BaseThreadedCommunication):
             sock = socket.create_connection((self.host, self.port), timeout=timeout)
         except TimeoutError as error:
             raise CommunicationTimeoutError(
-                f"no answer from {self.host}:{self.port} within {timeout} s"
+                f"no answer from {self.host}:{self.port} within {timeout:.3g} s"
             ) from error
         except OSError as error:
             raise CommunicationConnectionError(
@@ -358,14 +362,7 @@ class Client(BaseThreadedCommunication):
                 ``ConnectionError``).
         """
         wait = DEFAULT_TIMEOUT if timeout is None else timeout
-        servers = _search_servers(
-            wait,
-            group=self.discovery_group,
-            port=self.discovery_port,
-            interface=self.discovery_interface,
-            logger=self.logger,
-            option="discovery_interface=",
-        )
+        servers = self._search(wait).run(logger=self.logger)
         chosen = next((s for s in servers if server_id in (None, s.id)), None)
         if chosen is None:
             wanted = "a server" if server_id is None else f"server {server_id!r}"
@@ -379,6 +376,17 @@ class Client(BaseThreadedCommunication):
             self.wire = Wire(chosen.wire)
         self.logger.info("found %s at %s:%d", chosen.id or "a server", chosen.host, chosen.port)
         return servers
+
+    def _search(self, timeout: float) -> _Search:
+        """A discovery search with this client's settings, for ``timeout`` seconds."""
+        return _Search(
+            timeout,
+            self.discovery_group,
+            self.discovery_port,
+            DEFAULT_TTL,
+            self.discovery_interface,
+            option="discovery_interface=",
+        )
 
     # -- resuming ------------------------------------------------------------------------
 
@@ -404,18 +412,18 @@ class Client(BaseThreadedCommunication):
             now = time.monotonic()
             if session.expired(now):
                 detail = session.end(f"not resumed within {session.window:g} s ({failure})")
-                handler.expire(DisconnectReason(DisconnectCode.RESUME_EXPIRED, detail))
+                handler.abort(DisconnectReason(DisconnectCode.RESUME_EXPIRED, detail))
                 return
             assert session.deadline is not None
             try:
                 deadline = min(session.deadline, now + _ATTEMPT_TIMEOUT)
                 resend = self._resume_once(handler, session, deadline)
-            except (ResumeRefusedError, ConnectionRejectedError) as error:
+            except ConnectionRejectedError as error:  # a ResumeRefusedError, or closing
                 # The server restarted, or ended the session: say so, never start a new
                 # session in silence.
-                self.logger.warning("the server refused to resume the connection: %s", error)
-                detail = session.end(f"the server refused to resume: {error}")
-                handler.expire(DisconnectReason(DisconnectCode.RESUME_REFUSED, detail))
+                self.logger.warning("the server refused to resume the connection: %s", error.reason)
+                detail = session.end(f"the server refused to resume: {error.reason}")
+                handler.abort(DisconnectReason(DisconnectCode.RESUME_REFUSED, detail))
                 return
             except (CommunicationError, OSError) as error:
                 failure = f"last attempt: {error}"
@@ -441,15 +449,8 @@ class Client(BaseThreadedCommunication):
         session, and carry the connection on the new socket."""
         if self._discovered:
             # The same server id, wherever it answers now; the first answer will do.
-            found = _search_servers(
-                max(0.05, min(DEFAULT_TIMEOUT, deadline - time.monotonic())),
-                group=self.discovery_group,
-                port=self.discovery_port,
-                interface=self.discovery_interface,
-                server_id=self.server_id,
-                logger=self.logger,
-                option="discovery_interface=",
-            )
+            wait = max(0.05, min(DEFAULT_TIMEOUT, deadline - time.monotonic()))
+            found = self._search(wait).run(self.server_id, logger=self.logger)
             if not found:
                 raise ServerNotFoundError(f"{self.server_id!r} did not answer discovery")
             self.host, self.port = found[0].host, found[0].port

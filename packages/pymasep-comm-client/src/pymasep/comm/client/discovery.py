@@ -14,6 +14,7 @@ import logging
 import math
 import socket
 import time
+from dataclasses import dataclass
 
 from pymasep.comm.core.discovery import (
     DEFAULT_GROUP,
@@ -136,97 +137,94 @@ def search_servers(
         ServerNotFoundError: The query cannot be sent at all (no route to the group,
             no such interface); the system's error is its ``__cause__``.
     """
-    return _search_servers(
-        timeout,
-        group=group,
-        port=port,
-        ttl=ttl,
-        interface=interface,
-        server_id=server_id,
-        stop_on_first=stop_on_first,
-        logger=logger,
-        option="interface=",
-    )
+    search = _Search(timeout, group, port, ttl, interface, option="interface=")
+    return search.run(server_id, stop_on_first, logger)
 
 
-def _search_servers(
-    timeout: float,
-    *,
-    group: str = DEFAULT_GROUP,
-    port: int = DEFAULT_PORT,
-    ttl: int = DEFAULT_TTL,
-    interface: str | None = None,
-    server_id: str | None = None,
-    stop_on_first: bool = False,
-    logger: logging.Logger | None = None,
-    option: str,
-) -> list[ServerInfo]:
-    """:func:`search_servers`, its hints naming the interface as the caller does
-    (``option``: ``interface=``, ``discovery_interface=``, ``--interface``)."""
-    _check_arguments(timeout, group, port, ttl, interface)
-    log = logger if logger is not None else _logger
-    query = build_query()
-    target = (group, port)
-    # Resends are spread over the first half of the timeout, leaving the last answers
-    # time to arrive.
-    spacing = timeout / (2 * QUERY_SENDS)
-    start = time.monotonic()
-    deadline = start + timeout
-    found: dict[ServerInfo, None] = {}  # a dict keeps arrival order and drops repeats
-    try:
-        sock = _open_socket(ttl, interface)
-    except OSError as error:
-        if error.errno == errno.EADDRNOTAVAIL and interface is not None:
+@dataclass(frozen=True)
+class _Search:
+    """Where a search queries and for how long, as :func:`search_servers` takes it;
+    ``option`` is how the caller names the interface in hints (``interface=``,
+    ``discovery_interface=``, ``--interface``)."""
+
+    timeout: float
+    group: str
+    port: int
+    ttl: int
+    interface: str | None
+    option: str
+
+    def run(
+        self,
+        server_id: str | None = None,
+        stop_on_first: bool = False,
+        logger: logging.Logger | None = None,
+    ) -> list[ServerInfo]:
+        """:func:`search_servers`, the rest of its arguments."""
+        _check_arguments(self.timeout, self.group, self.port, self.ttl, self.interface)
+        log = logger if logger is not None else _logger
+        query = build_query()
+        target = (self.group, self.port)
+        # Resends are spread over the first half of the timeout, leaving the last answers
+        # time to arrive.
+        spacing = self.timeout / (2 * QUERY_SENDS)
+        start = time.monotonic()
+        deadline = start + self.timeout
+        found: dict[ServerInfo, None] = {}  # a dict keeps arrival order and drops repeats
+        try:
+            sock = _open_socket(self.ttl, self.interface)
+        except OSError as error:
+            if error.errno == errno.EADDRNOTAVAIL and self.interface is not None:
+                raise ServerNotFoundError(
+                    error.errno,
+                    f"cannot query from {self.interface}: it is not an address of this machine "
+                    f"({self.option} takes the local address of the interface to query from)",
+                ) from error
             raise ServerNotFoundError(
-                error.errno,
-                f"cannot query from {interface}: it is not an address of this machine "
-                f"({option} takes the local address of the interface to query from)",
+                error.errno, f"cannot open a socket for discovery: {error.strerror}"
             ) from error
-        raise ServerNotFoundError(
-            error.errno, f"cannot open a socket for discovery: {error.strerror}"
-        ) from error
-    with sock:
-        sent = 0
-        while True:
-            now = time.monotonic()
-            if sent < QUERY_SENDS and now >= start + sent * spacing:
+        with sock:
+            sent = 0
+            while True:
+                now = time.monotonic()
+                if sent < QUERY_SENDS and now >= start + sent * spacing:
+                    try:
+                        sock.sendto(query, target)
+                        log.debug("sent discovery query to %s:%d", self.group, self.port)
+                    except OSError as error:
+                        if sent == 0:
+                            raise ServerNotFoundError(
+                                error.errno,
+                                f"cannot send the discovery query to {self.group}:{self.port}: "
+                                f"{error.strerror}; {_route_hint(self.option)}",
+                            ) from error
+                        log.debug("resending the discovery query failed: %s", error)
+                    sent += 1
+                    continue
+                if now >= deadline:
+                    break
+                wake = deadline if sent >= QUERY_SENDS else min(deadline, start + sent * spacing)
+                sock.settimeout(max(wake - now, 0.001))
                 try:
-                    sock.sendto(query, target)
-                    log.debug("sent discovery query to %s:%d", group, port)
-                except OSError as error:
-                    if sent == 0:
-                        raise ServerNotFoundError(
-                            error.errno,
-                            f"cannot send the discovery query to {group}:{port}: "
-                            f"{error.strerror}; {_route_hint(option)}",
-                        ) from error
-                    log.debug("resending the discovery query failed: %s", error)
-                sent += 1
-                continue
-            if now >= deadline:
-                break
-            wake = deadline if sent >= QUERY_SENDS else min(deadline, start + sent * spacing)
-            sock.settimeout(max(wake - now, 0.001))
-            try:
-                data, source = sock.recvfrom(_RECEIVE_SIZE)
-            except TimeoutError:  # socket.timeout is TimeoutError since Python 3.10
-                continue
-            except OSError as error:  # e.g. an ICMP error queued on the socket
-                log.debug("receiving a discovery reply failed: %s", error)
-                continue
-            info = parse_reply(data, source)
-            if info is None:
-                log.debug("ignoring a %d-byte datagram from %s", len(data), source)
-                continue
-            if server_id is not None and info.id != server_id:
-                log.debug("ignoring %s: not %r", info, server_id)
-                continue
-            if info not in found:
-                log.debug("found %s", info)
-                found[info] = None
-            if stop_on_first or server_id is not None:
-                break
-    return list(found)
+                    data, source = sock.recvfrom(_RECEIVE_SIZE)
+                except TimeoutError:  # socket.timeout is TimeoutError since Python 3.10
+                    continue
+                except OSError as error:  # e.g. an ICMP error queued on the socket
+                    log.debug("receiving a discovery reply failed: %s", error)
+                    continue
+                info = parse_reply(data, source)
+                if info is None:
+                    log.debug("ignoring a %d-byte datagram from %s", len(data), source)
+                    continue
+                if server_id is not None and info.id != server_id:
+                    log.debug("ignoring %s: not %r", info, server_id)
+                    continue
+                if info not in found:
+                    log.debug("found %s", info)
+                    found[info] = None
+                if stop_on_first or server_id is not None:
+                    break
+        return list(found)
 
 
 def find_server(
@@ -250,17 +248,8 @@ def find_server(
             pymasep 0.2's error was.
         ValueError: An argument out of range.
     """
-    servers = _search_servers(
-        timeout,
-        group=group,
-        port=port,
-        ttl=ttl,
-        interface=interface,
-        server_id=server_id,
-        stop_on_first=True,
-        logger=logger,
-        option="interface=",
-    )
+    search = _Search(timeout, group, port, ttl, interface, option="interface=")
+    servers = search.run(server_id, stop_on_first=True, logger=logger)
     if servers:
         return servers[0]
     which = "no server" if server_id is None else f"no server with id {server_id!r}"

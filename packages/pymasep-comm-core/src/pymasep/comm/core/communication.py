@@ -175,7 +175,7 @@ class BaseThreadedCommunication:
     def _connection_broke(self, handler: SocketHandler, reason: DisconnectReason) -> None:
         """A connection that may resume broke (in the I/O thread): Server and Client
         hold it or resume it. Without an override it ends."""
-        handler.expire(reason)
+        handler.abort(reason)
 
     def add_connection(self, ident: str, sh: SocketHandler) -> None:
         """Add a connection to the client or server.

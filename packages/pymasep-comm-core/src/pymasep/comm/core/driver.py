@@ -421,7 +421,8 @@ class Driver:
             dropped = conn.finish(reason)
             self.changed.notify_all()
         if reason.code is not DisconnectCode.CLOSED_LOCALLY:
-            self.log.warning("cutting %s: %s (%d bytes dropped)", self.peer, reason, dropped)
+            lost = f" ({dropped} bytes dropped)" if dropped else ""
+            self.log.warning("cutting %s: %s%s", self.peer, reason, lost)
         elif dropped:
             self.log.warning("%s did not read in time: %d bytes were not sent", self.peer, dropped)
         # Wakes the loop on this socket (it reads the end) and any blocking reader.
@@ -896,10 +897,6 @@ class Driver:
         self._registered = False
         self._events = 0
         self._register()
-
-    def expire(self, reason: DisconnectReason) -> None:
-        """End a connection that was not resumed (any thread); see :meth:`abort`."""
-        self.abort(reason)
 
     def _end(self, reason: DisconnectReason) -> None:
         """End the connection once: free the socket, then tell the owner."""

@@ -36,6 +36,8 @@ raises when a server opens with one).
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "CommunicationConnectionError",
     "CommunicationError",
@@ -62,6 +64,16 @@ __all__ = [
 class CommunicationError(Exception):
     """Base class of every error raised by pymasep-comm."""
 
+    _init_attributes: tuple[str, ...] = ()
+    """The attributes that, in this order, are the arguments of ``__init__``: an error
+    whose message ``__init__`` builds from them is unpickled by calling it again. Empty:
+    the message is the argument, as for any exception."""
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        if not self._init_attributes:
+            return super().__reduce__()
+        return type(self), tuple(getattr(self, name) for name in self._init_attributes)
+
 
 class EncodeError(CommunicationError, ValueError):
     """A value, message or frame cannot be encoded for the wire."""
@@ -82,6 +94,8 @@ class UnknownTypeError(DecodeError):
         name: The dotted name that was read.
     """
 
+    _init_attributes = ("name",)
+
     def __init__(self, name: str) -> None:
         module = name.rpartition(".")[0]
         where = f", after `import {module}`" if module else ""
@@ -90,10 +104,6 @@ class UnknownTypeError(DecodeError):
             f"where the application starts{where}: pymasep.comm.core.register_type({name})"
         )
         self.name = name
-
-    def __reduce__(self) -> tuple[type[UnknownTypeError], tuple[str]]:
-        # The message is built from the name: unpickling must call __init__ with the name.
-        return type(self), (self.name,)
 
 
 class FrameTooLargeError(CommunicationError, ValueError):
@@ -104,15 +114,14 @@ class FrameTooLargeError(CommunicationError, ValueError):
         limit: The largest size allowed, in bytes.
     """
 
+    _init_attributes = ("size", "limit", "detail")
+
     def __init__(self, size: int, limit: int, detail: str = "") -> None:
         message = f"frame of {size} bytes is larger than the limit of {limit} bytes"
         super().__init__(f"{message}: {detail}" if detail else message)
         self.size = size
         self.limit = limit
         self.detail = detail
-
-    def __reduce__(self) -> tuple[type[FrameTooLargeError], tuple[int, int, str]]:
-        return type(self), (self.size, self.limit, self.detail)
 
 
 class InvalidArgumentError(CommunicationError, ValueError):
@@ -130,14 +139,13 @@ class ConfigurationError(InvalidArgumentError):
         source: Where it was read: the variable, or the file and its line.
     """
 
+    _init_attributes = ("detail", "option", "source")
+
     def __init__(self, detail: str, option: str = "", source: str = "") -> None:
         super().__init__(": ".join(part for part in (source, option, detail) if part))
         self.detail = detail
         self.option = option
         self.source = source
-
-    def __reduce__(self) -> tuple[type[ConfigurationError], tuple[str, str, str]]:
-        return type(self), (self.detail, self.option, self.source)
 
 
 class InvalidStateError(CommunicationError, RuntimeError):
@@ -155,6 +163,8 @@ class SendBufferFullError(CommunicationError, BufferError):
         limit: The high-water mark, in bytes.
     """
 
+    _init_attributes = ("queued", "limit", "peer")
+
     def __init__(self, queued: int, limit: int, peer: str = "") -> None:
         who = f" for {peer}" if peer else ""
         super().__init__(
@@ -163,9 +173,6 @@ class SendBufferFullError(CommunicationError, BufferError):
         self.queued = queued
         self.limit = limit
         self.peer = peer
-
-    def __reduce__(self) -> tuple[type[SendBufferFullError], tuple[int, int, str]]:
-        return type(self), (self.queued, self.limit, self.peer)
 
 
 class CommunicationTimeoutError(CommunicationError, TimeoutError):
@@ -179,12 +186,11 @@ class UnknownConnectionError(CommunicationError, KeyError):
         ident: The id that was asked for.
     """
 
+    _init_attributes = ("ident",)
+
     def __init__(self, ident: str) -> None:
         super().__init__(ident)
         self.ident = ident
-
-    def __reduce__(self) -> tuple[type[UnknownConnectionError], tuple[str]]:
-        return type(self), (self.ident,)
 
     def __str__(self) -> str:
         return f"no connection registered with id {self.ident!r}"
@@ -218,12 +224,11 @@ class ConnectionRejectedError(HandshakeError):
         reason: The reason the server gave.
     """
 
+    _init_attributes = ("reason",)
+
     def __init__(self, reason: str) -> None:
         super().__init__(f"the server refused the connection: {reason}")
         self.reason = reason
-
-    def __reduce__(self) -> tuple[type[ConnectionRejectedError], tuple[str]]:
-        return type(self), (self.reason,)
 
 
 class ServerNotFoundError(CommunicationConnectionError):

@@ -327,6 +327,7 @@ class ClientHandshake(_Side):
             frames = self.pending_frames
         if self.offer is not None:
             if not frames:  # the answer to the offer follows the hello
+                self._check_size(self.decoder.incoming_frame_size if self.decoder else None)
                 return False
             answer = self._resume_message(frames[0], (ResumeAccept, ResumeDecline))
             assert isinstance(answer, (ResumeAccept, ResumeDecline))
@@ -469,7 +470,8 @@ class ServerHandshake(_Side):
             self._hello_ident = self._finish(frames)
             frames = self.pending_frames
         if self.version == EXTENDED_VERSION:
-            if not frames:  # the offer follows the hello
+            if not frames:  # the offer follows the hello: bounded as the hello was
+                self._check_size(self.decoder.incoming_frame_size if self.decoder else None)
                 return False
             self._take_offer(frames.pop(0))
             self.pending_frames = frames

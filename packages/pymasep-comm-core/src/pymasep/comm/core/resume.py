@@ -202,17 +202,17 @@ Server (:class:`SessionTable`, one :class:`ServerSession` per client)::
   socket (the driver's ``send`` encodes small frames inline before taking the lock:
   the call goes after ``lock.acquire()``); resent frames are written without being
   recorded again. Receiving: every whole *data* frame handed on is counted once with
-  ``resume.acks.count(frames, size)``, on each path that adds to ``frames_received``
-  (which also counts control frames): ``Connection.feed``, ``direct_filled`` (large
-  frames read in place), the driver's whole-frame shortcut in ``_read``, and the
+  ``resume.acks.count(frames, size)``, where it is handed on: ``Connection.
+  receive_frames`` (which sorts data from control frames), the driver's ``_take`` when
+  a read brought data frames only, and its whole-frame shortcut in ``_read``; the
   pending frames that came in the same read as the peer's HELLO (or as the RESUME
-  answer); a frame missed or counted twice here is a frame lost or delivered twice
-  after the next resume. ``control_frame``: an ACK calls
-  ``resume.log.ack(decode_ack(frame.message))`` and counts as the peer's progress (as
-  the kernel taking bytes does, for the ``"wait"`` policy); ACK and RESUME on a
-  connection without ``resume`` stay protocol errors. Limits: ``room_for`` and the
-  driver's check call ``resume.room_for(size, queued_bytes, limits.hard_limit)``
-  (every queued data frame is also in the log). :class:`~pymasep.comm.core.DisconnectCode`
+  answer) go through ``_take`` too. A frame missed or counted twice here is a frame
+  lost or delivered twice after the next resume. ``control_frame``: an ACK calls
+  ``resume.log.ack(decode_ack(frame.message))``, in the I/O thread, without the lock
+  (see :class:`SendLog`); ACK and RESUME on a connection without ``resume`` stay
+  protocol errors. Limits: ``room_for`` and the driver's check call
+  ``resume.room_for(size, queued_bytes, limits.hard_limit)`` (every queued data frame
+  is also in the log). :class:`~pymasep.comm.core.DisconnectCode`
   gains ``RESUME_EXPIRED = "resume window expired"`` (:data:`RESUME_EXPIRED`).
 * **Driver** (``driver.py``). At the end of each read turn, under the lock,
   ``ack = resume.acks.take_ack()``; if not None, the 13 bytes are written or queued as
@@ -229,7 +229,8 @@ Server (:class:`SessionTable`, one :class:`ServerSession` per client)::
   and a timer at ``table.next_deadline()`` calling ``table.expire(now)``, both lists
   of ``(session, detail)``. Each ended session gets ``on_disconnect`` with
   ``DisconnectReason(RESUME_EXPIRED, detail)``; its frames are dropped and later sends
-  raise ``ConnectionClosedError``. A bye, ``close()`` or a protocol error calls
+  raise ``UnknownConnectionError`` once it is unregistered (``ConnectionClosedError`` on
+  the handler itself). A bye, ``close()`` or a protocol error calls
   ``table.close(session_id)``: that session is never resumed. On a resume, the new
   socket's driver writes ``resend`` first, as data frames, then what is sent afterwards;
   ``decision.was_live`` tells the server to drop the old connection without a word; an
@@ -290,6 +291,7 @@ __all__ = [
     "SessionTable",
     "ack_every_bytes",
     "ack_frame",
+    "check_resume_window",
     "decode_ack",
     "decode_resume",
     "encode_resume",
@@ -309,6 +311,18 @@ EXTENDED_VERSION = 2
 
 DEFAULT_RESUME_WINDOW = 30.0
 """Seconds within which a broken connection may be resumed (``resume_window``)."""
+
+
+def check_resume_window(resume_window: float) -> float:
+    """``resume_window`` as the server and the client take it (0: never resume).
+
+    Raises:
+        InvalidArgumentError: It is negative.
+    """
+    if resume_window < 0:
+        raise InvalidArgumentError(f"resume_window must not be negative, not {resume_window}")
+    return resume_window
+
 
 MAX_WINDOW = 86_400.0
 """Largest window a peer may offer or accept (one day): the u32 of milliseconds would
@@ -389,13 +403,11 @@ class ResumeRefusedError(ConnectionRejectedError):
         refusal: Why, as a :class:`RefusalReason`.
     """
 
+    _init_attributes = ("refusal",)
+
     def __init__(self, refusal: RefusalReason | int) -> None:
         self.refusal = RefusalReason(refusal)
         super().__init__(self.refusal.text)
-
-    # Rebuilt from the reason code, not the text: mypy sees another argument type.
-    def __reduce__(self) -> tuple[type[ResumeRefusedError], tuple[int]]:  # type: ignore[override]
-        return type(self), (int(self.refusal),)
 
 
 # -- messages --------------------------------------------------------------------------

@@ -114,9 +114,8 @@ class SocketHandler(threading.Thread):
                 :meth:`~pymasep.comm.core.Connection.from_handshake` made.
             on_closed: Called once when the connection ends, before :meth:`on_disconnect`
                 (the communication unregisters the connection with it).
-            on_break: Called in the I/O thread when the socket of a connection that may
-                resume (``connection.resume`` set) breaks without a bye: the connection
-                then waits for :meth:`resume_on` or :meth:`expire`. None: it ends.
+            on_break: Called in the I/O thread when a connection that may resume breaks
+                without a bye; it then waits for :meth:`resume_on` or :meth:`abort`.
         """
         self._driver.connection = connection
         self._delivery.on_closed = on_closed
@@ -169,19 +168,10 @@ class SocketHandler(threading.Thread):
         decide: Callable[[], tuple[bytes, list[bytes]] | None],
     ) -> list[bytes] | None:
         """Carry the connection on ``conn``, whose resume handshake is done; ``decide``
-        checks the resume under the handler's lock (see the driver's ``resume``).
-
-        Returns:
-            The frames sent again, or None when ``decide`` refused.
-        """
+        checks it under the lock. Returns the frames sent again, or None if refused."""
         assert handshake.decoder is not None
         self.socket, self.addr = conn, addr
         return self._driver.resume(conn, addr, handshake.decoder, handshake.pending_frames, decide)
-
-    def expire(self, reason: DisconnectReason) -> None:
-        """End a connection that was held for a resume and not resumed: its callbacks
-        run with ``reason``, as for any end."""
-        self._driver.expire(reason)
 
     @property
     def closed(self) -> bool:
@@ -351,10 +341,10 @@ class SocketHandler(threading.Thread):
         has."""
         return self._driver.wait_ended(timeout)
 
-    def abort(self) -> None:
+    def abort(self, reason: DisconnectReason | None = None) -> None:
         """Cut the connection now, without waiting for the peer (queued frames are
-        dropped). The reason is ``CLOSED_LOCALLY``. Idempotent."""
-        self._driver.abort(DisconnectReason(CLOSED_LOCALLY))
+        dropped), with ``reason`` (by default ``CLOSED_LOCALLY``). Idempotent."""
+        self._driver.abort(reason or DisconnectReason(CLOSED_LOCALLY))
 
 
 def close_handlers(handlers: Iterable[SocketHandler], timeout: float) -> None:

@@ -73,7 +73,9 @@ def text_xml(text: str, where: Any) -> str:
     Raises:
         EncodeError: A character XML 1.0 cannot carry.
     """
-    if _NOT_AS_IS.search(text) is None:  # nearly always: one search, nothing to do
+    # Nearly always: an identifier holds neither markup nor what XML cannot carry,
+    # and is told in a tenth of the time of a search.
+    if text.isidentifier() or _NOT_AS_IS.search(text) is None:
         return text
     check_text(text, where)
     return escape(text)
@@ -145,8 +147,8 @@ def encode_value(
         add(f"<type>&lt;class '{escape(type_name(value))}'&gt;</type>")
     elif _is_element(value):
         add(_element_xml(value, where))
-    elif callable(getattr(value, "to_xml", None)):
-        element = value.to_xml()
+    elif callable(to_xml := getattr(value, "to_xml", None)):
+        element = to_xml()
         if not _is_element(element):
             raise UnsupportedValueError(
                 f"{_path(where)}: {cls.__name__}.to_xml() returned {type(element).__name__}, "
@@ -180,12 +182,14 @@ def _only_child(item: Any, where: Any) -> Any:
     return children[0]
 
 
-def _items(node: Any, where: Any) -> list[Any]:
-    items = [child for child in node if child.tag != "item"]
-    if not items:  # always, but in an lxml tree with comments, or a malformed one
-        return list(node)
-    for child in items:
-        if isinstance(child.tag, str):
+def _items(node: Any, where: Any) -> Any:
+    for child in node:
+        if child.tag != "item":
+            break
+    else:  # every child an <item>: always, but in an lxml tree with comments
+        return node
+    for child in node:
+        if child.tag != "item" and isinstance(child.tag, str):
             raise DecodeError(f"{_path(where)}: <{child.tag}> inside <{node.tag}>, expected <item>")
     return [child for child in node if child.tag == "item"]
 

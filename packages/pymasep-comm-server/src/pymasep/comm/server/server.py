@@ -46,6 +46,7 @@ from pymasep.comm.core.resume import (
     ServerSession,
     SessionTable,
     ack_every_bytes,
+    check_resume_window,
 )
 from pymasep.comm.core.settings import configurable
 
@@ -93,6 +94,10 @@ class _Pending:
     tls_done: bool = True  # False while a TLS handshake runs
 
 
+_Handshakes = dict[socket.socket, _Pending]
+"""The connections whose handshake runs, by socket."""
+
+
 class _Watch:
     """The I/O loop's selector, as the accept loop uses it: each socket's events come
     back to :meth:`_WaitConnection._event` with the socket."""
@@ -130,7 +135,7 @@ class _WaitConnection(threading.Thread):
         self.server = server
         self._loop = io_loop()
         self._selector = _Watch(self)
-        self._pending: dict[socket.socket, _Pending] = {}
+        self._pending: _Handshakes = {}
         self._launched = False
         self._stopped = threading.Event()
         self._stop_requested = threading.Event()
@@ -253,12 +258,7 @@ class _WaitConnection(threading.Thread):
         self._timer = None
         self._tidy()
 
-    def _handle_hello(
-        self,
-        item: _Pending,
-        selector: _Watch,
-        pending: dict[socket.socket, _Pending],
-    ) -> None:
+    def _handle_hello(self, item: _Pending, selector: _Watch, pending: _Handshakes) -> None:
         """Go on with a handshake; a bug met on the way ends that connection only."""
         try:
             if not item.tls_done and not self._tls_step(item, selector, pending):
@@ -271,12 +271,7 @@ class _WaitConnection(threading.Thread):
             else:
                 item.conn.close()
 
-    def _accept(
-        self,
-        listener: socket.socket,
-        selector: _Watch,
-        pending: dict[socket.socket, _Pending],
-    ) -> None:
+    def _accept(self, listener: socket.socket, selector: _Watch, pending: _Handshakes) -> None:
         server = self.server
         while True:
             try:
@@ -338,12 +333,7 @@ class _WaitConnection(threading.Thread):
             delay,
         )
 
-    def _tls_step(
-        self,
-        item: _Pending,
-        selector: _Watch,
-        pending: dict[socket.socket, _Pending],
-    ) -> bool:
+    def _tls_step(self, item: _Pending, selector: _Watch, pending: _Handshakes) -> bool:
         """Drive the TLS handshake as far as the bytes at hand allow; True once done."""
         conn = item.conn
         assert isinstance(conn, ssl.SSLSocket)
@@ -365,12 +355,7 @@ class _WaitConnection(threading.Thread):
         selector.modify(conn, selectors.EVENT_READ)
         return True
 
-    def _read_hello(
-        self,
-        item: _Pending,
-        selector: _Watch,
-        pending: dict[socket.socket, _Pending],
-    ) -> None:
+    def _read_hello(self, item: _Pending, selector: _Watch, pending: _Handshakes) -> None:
         # Over TLS, one record may hold more than a read takes: the rest waits in the
         # SSL object (pending()), and the socket will not say it is readable again.
         while item.conn in pending:
@@ -379,12 +364,7 @@ class _WaitConnection(threading.Thread):
             if not isinstance(conn, ssl.SSLSocket) or conn.fileno() == -1 or not conn.pending():
                 return
 
-    def _read_some(
-        self,
-        item: _Pending,
-        selector: _Watch,
-        pending: dict[socket.socket, _Pending],
-    ) -> None:
+    def _read_some(self, item: _Pending, selector: _Watch, pending: _Handshakes) -> None:
         try:
             data = item.conn.recv(_HANDSHAKE_READ_SIZE)
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
@@ -451,12 +431,7 @@ class _WaitConnection(threading.Thread):
         with contextlib.suppress(OSError):  # it is being closed anyway
             item.conn.send(item.handshake.refuse_bytes(reason))
 
-    def _drop(
-        self,
-        item: _Pending,
-        selector: _Watch,
-        pending: dict[socket.socket, _Pending],
-    ) -> None:
+    def _drop(self, item: _Pending, selector: _Watch, pending: _Handshakes) -> None:
         selector.unregister(item.conn)
         del pending[item.conn]
         item.conn.close()
@@ -558,9 +533,7 @@ class Server(BaseThreadedCommunication):
         resume_window: float = DEFAULT_RESUME_WINDOW,
     ) -> None:
         super().__init__(ident, socket_handler_class, socket_handler_args, host, port, log_level)
-        if resume_window < 0:
-            raise InvalidArgumentError(f"resume_window must not be negative, not {resume_window}")
-        self.resume_window = resume_window
+        self.resume_window = check_resume_window(resume_window)
         """Seconds within which a broken connection may be resumed (0: never)."""
         self.max_frame_size = max_frame_size
         self.send_limits = send_limits
@@ -747,7 +720,7 @@ class Server(BaseThreadedCommunication):
         except UnknownConnectionError:
             return
         if held.resuming:
-            held.expire(
+            held.abort(
                 DisconnectReason(
                     DisconnectCode.RESUME_EXPIRED,
                     "a new connection came from the same id; the broken one is dropped",
@@ -789,7 +762,7 @@ class Server(BaseThreadedCommunication):
     def _expire(self, ended: list[tuple[SocketHandler | None, str]]) -> None:
         for handler, detail in ended:
             if handler is not None:
-                handler.expire(DisconnectReason(DisconnectCode.RESUME_EXPIRED, detail))
+                handler.abort(DisconnectReason(DisconnectCode.RESUME_EXPIRED, detail))
 
     def _resume(self, conn: socket.socket, addr: Any, handshake: ServerHandshake) -> None:
         """A connection that asks to resume a session: carry the session's connection
@@ -801,42 +774,41 @@ class Server(BaseThreadedCommunication):
         now = time.monotonic()
 
         def decide() -> tuple[bytes, list[bytes]] | None:
+            # Under the handler's lock (no frame is sent meanwhile), then the table's.
             nonlocal decision
             assert self._sessions is not None and request is not None
-            decision = self._sessions.resume(request, now)
+            with self._sessions_lock:
+                decision = self._sessions.resume(request, now)
             if decision.refusal is not None:
                 return None
             return handshake.resume_answer_bytes(decision.answer), decision.resend
 
         try:
+            if self._sessions is None:
+                raise ConnectionRejectedError("this server does not resume connections")
             with self._sessions_lock:
-                if self._sessions is None:
-                    raise ConnectionRejectedError("this server does not resume connections")
                 session = self._sessions.get(request.session_id)
                 handler = self._session_handlers.get(request.session_id)
                 held_since = None if session is None else session.broken_at
-                if handler is None:
-                    if session is not None:  # a session whose handler is gone: ended
-                        self._sessions.close(session.session_id)
-                    decide()
-                    resend = None
-                else:
-                    resend = handler.resume_on(conn, addr, handshake, decide)
+                if handler is None and session is not None:  # its handler is gone: ended
+                    self._sessions.close(session.session_id)
+            # Not under the table's lock: the frames that came with the request are
+            # delivered now, and the application's callbacks may reach the server.
+            resend = None if handler is None else handler.resume_on(conn, addr, handshake, decide)
+            if handler is None:
+                decide()
         except CommunicationError as error:  # a proof of frames never sent, or closing
-            self.logger.warning("refusing the resume from %s: %s", addr, error)
-            self._refuse_hello(conn, addr, handshake, str(error))
+            reason = error.reason if isinstance(error, ConnectionRejectedError) else str(error)
+            self.logger.warning("refusing the resume from %s: %s", addr, reason)
+            self._answer_and_close(conn, handshake.refuse_bytes(reason))
             if handler is not None and isinstance(error, ProtocolError):
                 # A proven request whose counts cannot be: the session ends, never resumed.
-                handler.expire(DisconnectReason(DisconnectCode.PROTOCOL_ERROR, str(error)))
+                handler.abort(DisconnectReason(DisconnectCode.PROTOCOL_ERROR, str(error)))
             return
         if resend is None:
             assert decision is not None and decision.refusal is not None
             self.logger.warning("refusing the resume from %s: %s", addr, decision.refusal.text)
-            with contextlib.suppress(OSError):
-                conn.setblocking(True)
-                conn.settimeout(self.handshake_timeout)
-                conn.sendall(handshake.resume_answer_bytes(decision.answer))
-            conn.close()
+            self._answer_and_close(conn, handshake.resume_answer_bytes(decision.answer))
             return
         assert handler is not None
         outage = "" if held_since is None else f" after {now - held_since:.3g} s"
@@ -848,13 +820,19 @@ class Server(BaseThreadedCommunication):
             len(resend),
         )
 
+    def _answer_and_close(self, conn: socket.socket, answer: bytes) -> None:
+        """Send a refusal (small: a new socket's buffer takes it) and close."""
+        with contextlib.suppress(OSError):
+            conn.setblocking(True)
+            conn.settimeout(self.handshake_timeout)
+            conn.sendall(answer)
+        conn.close()
+
     def _refuse_hello(
         self, conn: socket.socket, addr: Any, handshake: ServerHandshake, reason: str
     ) -> None:
         self.logger.info("refusing %s from %s: %s", handshake.client_ident, addr, reason)
-        with contextlib.suppress(OSError):
-            conn.sendall(handshake.refuse_bytes(reason))
-        conn.close()
+        self._answer_and_close(conn, handshake.refuse_bytes(reason))
 
     def _accept_hello(
         self,

@@ -15,7 +15,6 @@ import selectors
 import socket
 import struct
 import threading
-from types import TracebackType
 
 __all__ = ["CuttableProxy"]
 
@@ -30,7 +29,7 @@ def _reset(sock: socket.socket) -> None:
     sock.close()
 
 
-class CuttableProxy:
+class CuttableProxy(contextlib.AbstractContextManager["CuttableProxy"]):
     """Relays loopback connections to ``target`` until told to cut them.
 
     Use it as a context manager; :attr:`port` is where clients connect.
@@ -75,15 +74,7 @@ class CuttableProxy:
             self._ask("stop")
         self._thread.join(5)
 
-    def __enter__(self) -> CuttableProxy:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _ask(self, request: str) -> None:
