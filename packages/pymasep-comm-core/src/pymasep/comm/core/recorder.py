@@ -100,11 +100,11 @@ of play, far more than a disk's hiccup)."""
 _EVENT_COST = 100  # bytes an event costs besides its payload (the tuple, its numbers)
 _RETRY_BYTES = 64 * 1024  # queued after a hand-over found the pipe full, to try again
 FLUSH_INTERVAL = 0.1
-HAND_OVER_BYTES = 1024 * 1024
-"""Bytes of events that are handed to the writer process at once, without waiting for
-:data:`FLUSH_INTERVAL` (a pipe's worth)."""
 """Seconds at most between an event and its hand-over to the writer process, which then
 writes its line to the file (for a follower) when it gets the CPU time."""
+HAND_OVER_BYTES = 1024 * 1024
+"""Bytes of events that are handed to the writer process at once, by the thread whose
+event crosses the mark, without waiting for :data:`FLUSH_INTERVAL` (a pipe's worth)."""
 
 Side = Literal["server", "client"]
 _log = logging.getLogger("pymasep.comm.core.recorder")
