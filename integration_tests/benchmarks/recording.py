@@ -40,13 +40,13 @@ ENV_RECORD = "PYMASEP_COMM_RECORD"
 # Why the stream's target is missed, from the profile of the runs it was written from.
 STREAM_WHY = (
     "the stream's time follows the interface's sending thread, and there recording a "
-    "frame costs 1.4 to 1.7 us of CPU against 2.7 us for its whole trip without: the "
+    "frame costs 1.1 to 1.7 us of CPU against 2.7 us for its whole trip without: the "
     "tap's calls, its two clock readings and the queueing under the recorder's lock "
-    "(0.4 to 0.6 us measured alone), the frame's share of handing the batches to the "
-    "writer process (its tuple marshalled, its payload copied into the pipe: 0.3 to 0.5 "
-    "us), and the writer processes' CPU on the same 2 cores. The engine's side costs "
-    "0.7 to 1.3 us a frame received (the frames of a read are queued at once). The JSON "
-    "lines (8 us each) are made at nice 19, mostly after the burst: see the next row."
+    "(0.4 to 0.6 us measured alone), handing the batches to the writer process (each "
+    "frame's tuple marshalled, its payload copied into the pipe) under the same GIL, and "
+    "the writer processes' CPU on the same 2 cores. The engine's side costs 0.7 to 1.3 "
+    "us a frame received (the frames of a read are queued at once). The JSON lines "
+    "(8 us each) are made at nice 19, mostly after the burst: see the next row."
 )
 GAME_TARGET = 1.05  # at most this many times the time without recording
 STREAM_TARGET = 1.3

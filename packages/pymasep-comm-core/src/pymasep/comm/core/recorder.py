@@ -9,22 +9,24 @@ describes the format.
 The recorder is a :class:`~pymasep.comm.core.tap.Tap`. The connection's threads append
 each event to a queue and go on: a frame's numbers as a tuple (the frames of one read
 from a socket, one tuple), its payload by reference (neither copied nor formatted in the
-game's process). Each :data:`HAND_OVER_BYTES`, the thread whose event crosses the mark
-hands the queue to a writer process of the recorder's own
-(``pymasep/comm/core/_recordwriter.py``), the payloads written to the pipe as they are,
-so that their memory is freed and reused for the next frames; the pipe does not block:
-what does not fit waits for the next hand-over. A thread of the recorder hands over
-what the game leaves at least every :data:`FLUSH_INTERVAL` seconds. (It does not hand
-over the batches: while the game's threads keep the GIL, it would get it back after
-each system call only at the interpreter's switch interval, and tens of MiB would pile
-up.) In the writer process, a relay at the game's priority reads the pipe at once, and
-the JSON lines are made and appended to the file at the lowest priority (``nice`` 19):
-making a line costs more than the frame's own trip through the connection, and there it
-takes none of the game's GIL, and of its CPU only what the game leaves.
+game's process). The queue goes to a writer process of the recorder's own
+(``pymasep/comm/core/_recordwriter.py``), the payloads written to a pipe that never
+blocks the game (what does not fit goes with the next batch), so that their memory is
+freed and reused. Each :data:`HAND_OVER_BYTES` of frames received, the reading thread
+hands the queue over itself: the recorder's thread, which waits for the GIL while the
+reading thread holds it, would let tens of MiB pile up in new memory. Each
+:data:`HAND_OVER_BYTES` of frames sent, and at least every :data:`FLUSH_INTERVAL`
+seconds, the recorder's thread does, when the sending thread leaves it the GIL: the
+sender's path, which a stream's time follows, stays short. In the writer process, a
+relay at the game's priority reads the pipe at once, and the JSON lines are made and
+appended to the file at the lowest priority (``nice`` 19): making a line costs more than
+the frame's own trip through the connection, and there it takes none of the game's GIL,
+and of its CPU only what the game leaves.
 
 **A disk slower than the game.** At most :data:`DEFAULT_MAX_PENDING_BYTES` of events
-(their payloads, and about 100 bytes each besides) wait in the game's process (about a
-hand-over's worth while the writer keeps up), and as many again in the writer process.
+(their payloads, and about 100 bytes each besides) wait in the game's process (of frames
+received, about a hand-over's worth while the writer keeps up; of frames sent in a
+burst, what the sender queues until it pauses), and as many again in the writer process.
 Beyond that, the thread that sends or receives a frame waits until the writer has taken
 some: the game slows down to the disk's pace (or to the CPU time it leaves the writer),
 and nothing is dropped. The first such wait is logged at
@@ -103,8 +105,8 @@ FLUSH_INTERVAL = 0.1
 """Seconds at most between an event and its hand-over to the writer process, which then
 writes its line to the file (for a follower) when it gets the CPU time."""
 HAND_OVER_BYTES = 1024 * 1024
-"""Bytes of events that are handed to the writer process at once, by the thread whose
-event crosses the mark, without waiting for :data:`FLUSH_INTERVAL` (a pipe's worth)."""
+"""Bytes of events that are handed to the writer process at once, without waiting for
+:data:`FLUSH_INTERVAL` (a pipe's worth)."""
 
 Side = Literal["server", "client"]
 _log = logging.getLogger("pymasep.comm.core.recorder")
@@ -361,12 +363,21 @@ class Recorder(Tap):
         if pending > self._hand_over_at:
             self._hand_over_now(pending)
 
+    def _wake_writer(self, pending: int) -> None:
+        """A batch's worth is queued by a sender: wake the recorder's thread to hand it
+        over, when the sender leaves it the GIL (the sender's path, which a stream's time
+        follows, stays short); wait if the queue is full."""
+        self._hand_over_at = pending + HAND_OVER_BYTES  # wake it once a batch
+        self._wake.set()
+        if pending > self.max_pending_bytes:
+            self._wait_for_room()
+
     def _hand_over_now(self, pending: int) -> None:
-        """A batch's worth is queued: hand it over in this thread, unless another one is
-        at it (the payloads it frees are then reused for the next frames, warm in the
-        cache: the recorder's own thread, which waits for the GIL while the game's
-        threads hold it, would let tens of MiB pile up in new memory); wait if the queue
-        is full."""
+        """A batch's worth is queued by the thread that reads: hand it over in this
+        thread, unless another one is at it (the payloads it frees are then reused for
+        the next frames, warm in the cache: the recorder's own thread, which waits for
+        the GIL while the reading thread holds it, would let tens of MiB pile up in new
+        memory, at a page fault each 4 KiB); wait if the queue is full."""
         pipe = self._pipe
         if pipe.lock.acquire(blocking=False):
             try:
@@ -480,7 +491,7 @@ class Recorder(Tap):
         pending = self._pending_bytes = self._pending_bytes + length + _EVENT_COST
         lock.release()
         if pending > self._hand_over_at:
-            self._hand_over_now(pending)
+            self._wake_writer(pending)
 
     def frame_received(
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
