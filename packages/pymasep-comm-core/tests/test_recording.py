@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from pymasep.comm.core import DecodeError, DisconnectCode, DisconnectReason, Message, Wire
+from pymasep.comm.core import (
+    DecodeError,
+    DisconnectCode,
+    DisconnectReason,
+    Frame,
+    Message,
+    Wire,
+)
 from pymasep.comm.core.recorder import FORMAT, Recorder, recorder_for
 from pymasep.comm.core.recording import Recording, canonical_xml, pretty_xml
 
@@ -99,6 +106,25 @@ def test_a_recording_is_json_lines_with_a_header_and_reads_back(tmp_path: Path, 
         ("action", 1),
         ("observation", 2),
     ]
+
+
+def test_the_frames_of_a_read_are_one_record_each_with_the_read_s_times(tmp_path: Path) -> None:
+    payloads = [message("action", move=1), b"\x00binary", message("action", move=2)]
+    with Recorder(tmp_path / "r.jsonl", "server", "engine") as recorder:
+        recorder.frame_sent("p1", message("observation", step=1), 40, 1.0, 1e9 + 1)
+        recorder.frames_received("p1", [Frame(p) for p in payloads], 5, 2.0, 1e9 + 2)
+        recorder.frames_received("p2", [Frame(b"<Message/>")], 2, 3.0, 1e9 + 3)
+    with Recording(tmp_path / "r.jsonl") as recording:
+        records = list(recording)
+    assert [(r.seq, r.peer, r.direction, r.size, r.monotonic, r.wall) for r in records] == [
+        (0, "p1", "out", 40, 1.0, 1e9 + 1),
+        (1, "p1", "in", len(payloads[0]) + 5, 2.0, 1e9 + 2),
+        (2, "p1", "in", len(payloads[1]) + 5, 2.0, 1e9 + 2),
+        (3, "p1", "in", len(payloads[2]) + 5, 2.0, 1e9 + 2),
+        (4, "p2", "in", 12, 3.0, 1e9 + 3),
+    ]
+    assert [r.payload for r in records[1:4]] == payloads
+    assert recorder.written == 5
 
 
 def test_messages_filters_by_peer_and_direction(tmp_path: Path) -> None:

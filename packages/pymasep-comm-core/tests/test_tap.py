@@ -119,6 +119,23 @@ class TestConnection:
         assert connection.receive_data(stream, 0) == [Frame(b"last")]
         assert tap.events == [("received", "peer", b"last", 9), ("bye", "peer", "in")]
 
+    def test_the_frames_of_one_read_are_told_at_once(self) -> None:
+        class Reads(Tap):
+            def __init__(self) -> None:
+                self.reads: list[tuple[str, list[bytes], int]] = []
+
+            def frames_received(
+                self, peer_id: str, frames: Any, header_size: int, mono: float, wall: float
+            ) -> None:
+                self.reads.append((peer_id, [frame.message for frame in frames], header_size))
+
+        tap = Reads()
+        connection = Connection(Wire.V1, "peer", tap=tap)
+        connection.receive_data(data(b"one") + data(b"two"), 0)
+        bye = encode_frame(Frame.bye_frame())
+        connection.receive_data(data(b"three") + bye + data(b"not delivered"), 0)
+        assert tap.reads == [("peer", [b"one", b"two"], 5), ("peer", [b"three"], 5)]
+
     def test_closing_tells_the_bye_written(self) -> None:
         tap = Events()
         connection = Connection(Wire.LEGACY, "old", tap=tap)

@@ -7,21 +7,29 @@ writes one file. :mod:`pymasep.comm.core.recording` reads them back; ``docs/reco
 describes the format.
 
 The recorder is a :class:`~pymasep.comm.core.tap.Tap`. The connection's threads append
-each event to a queue and go on: a frame's numbers as a tuple, its payload by reference
-(neither copied nor formatted in the game's process). A thread of the recorder hands
-them to a writer process of its own (``pymasep/comm/core/_recordwriter.py``) at least
-every :data:`FLUSH_INTERVAL` seconds, and at once each :data:`HAND_OVER_BYTES` (the
-payloads written to the pipe as they are, so that their memory is freed and reused for
-the next frames). The writer process reads the pipe at once, and makes the JSON lines and
-appends them to the file at the lowest priority (``nice`` 19): making a line costs more
-than the frame's own trip through the connection, and there it takes none of the game's
-GIL, and of its CPU only what the game leaves.
+each event to a queue and go on: a frame's numbers as a tuple (the frames of one read
+from a socket, one tuple), its payload by reference (neither copied nor formatted in the
+game's process). The queue goes to a writer process of the recorder's own
+(``pymasep/comm/core/_recordwriter.py``), the payloads written to a pipe that never
+blocks the game (what does not fit goes with the next batch), so that their memory is
+freed and reused. Each :data:`HAND_OVER_BYTES` of frames received, the reading thread
+hands the queue over itself: the recorder's thread, which waits for the GIL while the
+reading thread holds it, would let tens of MiB pile up in new memory. Each
+:data:`HAND_OVER_BYTES` of frames sent, and at least every :data:`FLUSH_INTERVAL`
+seconds, the recorder's thread does, when the sending thread leaves it the GIL: the
+sender's path, which a stream's time follows, stays short. In the writer process, a
+relay at the game's priority reads the pipe at once, and the JSON lines are made and
+appended to the file at the lowest priority (``nice`` 19): making a line costs more than
+the frame's own trip through the connection, and there it takes none of the game's GIL,
+and of its CPU only what the game leaves.
 
 **A disk slower than the game.** At most :data:`DEFAULT_MAX_PENDING_BYTES` of events
-(their payloads, and about 100 bytes each besides) wait in the game's process, and as
-many again in the writer process. Beyond that, the thread that sends or receives a frame
-waits until the writer has taken some: the game slows down to the disk's pace (or to the
-CPU time it leaves the writer), and nothing is dropped. The first such wait is logged at
+(their payloads, and about 100 bytes each besides) wait in the game's process (of frames
+received, about a hand-over's worth while the writer keeps up; of frames sent in a
+burst, what the sender queues until it pauses), and as many again in the writer process.
+Beyond that, the thread that sends or receives a frame waits until the writer has taken
+some: the game slows down to the disk's pace (or to the CPU time it leaves the writer),
+and nothing is dropped. The first such wait is logged at
 WARNING, and :attr:`Recorder.waits` counts them. A burst shorter than that (a stream of
 tens of thousands of frames) does not wait: it is written while the game goes on, or
 after it.
@@ -53,12 +61,16 @@ import logging
 import marshal
 import os
 import re
+import select
 import struct
 import subprocess
 import sys
 import threading
 import time
 import weakref
+from bisect import bisect_right
+from collections.abc import Sequence
+from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -66,6 +78,7 @@ from .tap import Direction, Tap
 
 if TYPE_CHECKING:
     from .connection import DisconnectReason
+    from .frame import Frame
     from .wire import Wire
 
 __all__ = [
@@ -87,12 +100,13 @@ DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
 (64 MiB, as a connection's send limit: thousands of a game's observations, many seconds
 of play, far more than a disk's hiccup)."""
 _EVENT_COST = 100  # bytes an event costs besides its payload (the tuple, its numbers)
+_RETRY_BYTES = 64 * 1024  # queued after a hand-over found the pipe full, to try again
 FLUSH_INTERVAL = 0.1
+"""Seconds at most between an event and its hand-over to the writer process, which then
+writes its line to the file (for a follower) when it gets the CPU time."""
 HAND_OVER_BYTES = 1024 * 1024
 """Bytes of events that are handed to the writer process at once, without waiting for
 :data:`FLUSH_INTERVAL` (a pipe's worth)."""
-"""Seconds at most between an event and its hand-over to the writer process, which then
-writes its line to the file (for a follower) when it gets the CPU time."""
 
 Side = Literal["server", "client"]
 _log = logging.getLogger("pymasep.comm.core.recorder")
@@ -113,24 +127,69 @@ _FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".gz")
 _PIPE_SIZE = 1024 * 1024
 
 
-def _hand_over(fd: int, events: list[tuple[Any, ...]], payloads: list[bytes]) -> None:
-    """Write a batch to the writer process: its length, the events' tuples (marshalled:
-    numbers and short strings), then the payloads as they are, without a copy here
-    (``os.writev``; each system call without the GIL)."""
-    meta = marshal.dumps(events)
-    head = _BATCH.pack(len(meta), sum(map(len, payloads)))
-    _write_all(fd, [head, meta])
-    for start in range(0, len(payloads), _IOV_MAX):
-        _write_all(fd, payloads[start : start + _IOV_MAX])
+class _Pipe:
+    """The pipe to the writer process, made non-blocking: batches written whole and in
+    order by whichever thread holds :attr:`lock`. A write that finds the pipe full keeps
+    the rest of its batch (:attr:`busy`), to be written first by the next one.
+
+    Args:
+        fd: The pipe's descriptor.
+    """
+
+    def __init__(self, fd: int) -> None:
+        os.set_blocking(fd, False)
+        self.fd = fd
+        self.lock = threading.Lock()
+        self._rest: list[bytes | memoryview] = []  # of the batch being written
+        self._writable = select.poll()
+        self._writable.register(fd, select.POLLOUT)
+
+    @property
+    def busy(self) -> bool:
+        """A batch is not fully written."""
+        return bool(self._rest)
+
+    def start(self, events: list[tuple[Any, ...]], payloads: list[bytes]) -> None:
+        """Begin a batch: its length, the events' tuples (marshalled: numbers and short
+        strings), then the payloads as they are, without a copy here (``os.writev``)."""
+        meta = marshal.dumps(events)
+        self._rest = [_BATCH.pack(len(meta), sum(map(len, payloads))), meta, *payloads]
+
+    def drop(self) -> None:
+        """Forget the batch being written (the writer process is gone)."""
+        self._rest = []
+
+    def write(self, wait: bool) -> bool:
+        """Write the batch's rest (each system call without the GIL); True once it is
+        all written. ``wait``: False to stop where the pipe is full, True to wait for
+        room."""
+        rest = self._rest
+        while rest:
+            chunk = rest[:_IOV_MAX]
+            try:
+                written = os.writev(self.fd, chunk)
+            except BlockingIOError:
+                if not wait:
+                    self._rest = rest
+                    return False
+                self._writable.poll()
+                continue
+            ends = list(accumulate(map(len, chunk)))
+            whole = bisect_right(ends, written)  # buffers written whole
+            rest = rest[whole:]
+            done = ends[whole - 1] if whole else 0
+            if written > done:  # one in part
+                rest[0] = memoryview(rest[0])[written - done :]
+        self._rest = []
+        return True
 
 
-def _write_all(fd: int, buffers: list[bytes]) -> None:
-    """Write all of ``buffers`` to ``fd``."""
-    written = os.writev(fd, buffers)
-    if written != sum(map(len, buffers)):  # cut short (a signal): write the rest
-        view = memoryview(b"".join(buffers))[written:]
-        while view:
-            view = view[os.write(fd, view) :]
+def _enlarge(pipe: int) -> None:
+    """Make a pipe hold a batch (where the system lets one say): its writer stops less
+    often to wait for its reader."""
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(pipe, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
 
 
 _WRITER = Path(__file__).with_name("_recordwriter.py")
@@ -204,11 +263,11 @@ class Recorder(Tap):
         flags |= 0 if exists else os.O_CREAT | os.O_EXCL
         fd = os.open(target, flags, 0o644)
         try:
-            # A process of its own formats and writes (see _recordwriter), at a lower
-            # priority. In a process group of its own, so that Ctrl-C in a terminal does
-            # not stop it before the game's last records reach it; but in the game's
-            # session, where that priority counts (Linux weighs each session as one
-            # under autogroup scheduling).
+            # Processes of their own format and write (see _recordwriter), at a lower
+            # priority. In a process group of their own, so that Ctrl-C in a terminal
+            # does not stop them before the game's last records reach them; but in the
+            # game's session, where that priority counts (Linux weighs each session as
+            # one under autogroup scheduling).
             self._process = subprocess.Popen(
                 [
                     sys.executable,
@@ -226,19 +285,22 @@ class Recorder(Tap):
             )
         finally:
             os.close(fd)
-        if hasattr(fcntl, "F_SETPIPE_SZ"):
-            # A larger pipe: the writer thread blocks (and takes the GIL back) less often.
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(self._process.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)  # type: ignore[union-attr]
-        # The queue: the events' tuples, and the frames' payloads in their order.
+        assert self._process.stdin is not None
+        _enlarge(self._process.stdin.fileno())
+        # The queue: the events' tuples (one for the frames of a read), and the frames'
+        # payloads in their order.
         self._events: list[tuple[Any, ...]] = []
         self._payloads: list[bytes] = []
+        self._others = 0  # events queued that are not frames (the header not counted)
         self._pending_bytes = 0  # of the events queued or being handed over
-        self._hand_over_at = HAND_OVER_BYTES  # wake the thread that hands over then
+        self._hand_over_at = HAND_OVER_BYTES  # hand over then
+        self._pipe = _Pipe(self._process.stdin.fileno())
+        self._flight = (0, 0)  # the batch being handed over: its records, its bytes
         self._lock = threading.Lock()  # the queue and its byte count
         self._wake = threading.Event()
         self._room = threading.Condition()
         self._closed = False
+        self._stopped = False  # closed, or stopped by an error: events are dropped
         self.written = 0
         """Records written to the file (the header not counted): known once closed."""
         self._handed = 0  # records handed to the writer process
@@ -274,42 +336,108 @@ class Recorder(Tap):
     def _put(self, event: tuple[Any, ...]) -> None:
         """Queue an event without a payload (the rare ones: a connection's life)."""
         with self._lock:
-            if self._closed or self.error is not None:
+            if self._stopped:
                 self.dropped += 1
                 return
             self._events.append(event)
+            self._others += 1
             self._pending_bytes += _EVENT_COST
             full = self._pending_bytes > self.max_pending_bytes
         if full:
             self._wait_for_room()
 
-    def _put_frame(
-        self, kind: str, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
+    def _put_frames(
+        self, event: tuple[Any, ...], payloads: list[bytes], lengths: list[int]
     ) -> None:
-        """Queue a frame: a tuple of its numbers and a reference to its payload, which
-        is neither copied nor formatted here (the game's threads wait while this runs)."""
-        length = len(payload)
-        lock = self._lock
-        lock.acquire()  # not a with statement: this runs once a frame
-        if self._closed or self.error is not None:
-            self.dropped += 1
-            lock.release()
-            return
-        self._events.append((kind, peer_id, monotonic, wall, size, length))
-        self._payloads.append(payload)
-        pending = self._pending_bytes = self._pending_bytes + length + _EVENT_COST
-        lock.release()
+        """Queue the frames of one event: a tuple of their numbers (their payloads'
+        ``lengths``) and references to their payloads, neither copied nor formatted here
+        (the game's threads wait while this runs)."""
+        cost = sum(lengths) + _EVENT_COST * len(lengths)
+        with self._lock:
+            if self._stopped:
+                self.dropped += len(lengths)
+                return
+            self._events.append(event)
+            self._payloads += payloads
+            pending = self._pending_bytes = self._pending_bytes + cost
         if pending > self._hand_over_at:
             self._hand_over_now(pending)
 
-    def _hand_over_now(self, pending: int) -> None:
-        """A batch's worth is queued: wake the thread that hands it over (the payloads
-        it frees are then reused for the next frames, warm in the cache, rather than new
-        memory taken at each frame); wait if the queue is full."""
+    def _wake_writer(self, pending: int) -> None:
+        """A batch's worth is queued by a sender: wake the recorder's thread to hand it
+        over, when the sender leaves it the GIL (the sender's path, which a stream's time
+        follows, stays short); wait if the queue is full."""
         self._hand_over_at = pending + HAND_OVER_BYTES  # wake it once a batch
         self._wake.set()
         if pending > self.max_pending_bytes:
             self._wait_for_room()
+
+    def _hand_over_now(self, pending: int) -> None:
+        """A batch's worth is queued by the thread that reads: hand it over in this
+        thread, unless another one is at it (the payloads it frees are then reused for
+        the next frames, warm in the cache: the recorder's own thread, which waits for
+        the GIL while the reading thread holds it, would let tens of MiB pile up in new
+        memory, at a page fault each 4 KiB); wait if the queue is full."""
+        pipe = self._pipe
+        if pipe.lock.acquire(blocking=False):
+            try:
+                self._hand_over(wait=False)
+            finally:
+                pipe.lock.release()
+        if pending > self.max_pending_bytes:
+            self._wait_for_room()
+
+    def _hand_over(self, wait: bool) -> None:
+        """Hand the queue to the writer process, after the rest of the batch before it
+        (with the pipe's lock held). ``wait``: True to wait for the writer process to
+        make room; False to leave what does not fit in the pipe to the next hand-over
+        (the thread that waits holds the lock, and each time the system call returns
+        it waits for the GIL, while the game's threads queue more)."""
+        pipe = self._pipe
+        if pipe.busy and not self._write(wait):
+            return
+        with self._lock:
+            events, self._events = self._events, []
+            payloads, self._payloads = self._payloads, []
+            count = len(payloads) + self._others  # records (not the header)
+            self._others = 0
+            handing = self._pending_bytes  # still counted until written
+            self._hand_over_at = handing + HAND_OVER_BYTES
+        self._flight = (count, handing)
+        if events and self.error is None:
+            pipe.start(events, payloads)
+            del events, payloads  # the pipe holds the payloads until they are written
+            self._write(wait)
+        else:  # nothing, or queued before the recorder stopped
+            self.dropped += count
+            self._handed_over()
+
+    def _write(self, wait: bool) -> bool:
+        """Write the batch in flight; False if the pipe is full (``wait`` False)."""
+        try:
+            if not self._pipe.write(wait):
+                with self._lock:  # try again soon: the relay reads a pipe's worth at once
+                    self._hand_over_at = self._pending_bytes + _RETRY_BYTES
+                return False
+        except (OSError, ValueError) as error:  # ValueError: marshal, a bug
+            self._pipe.drop()
+            self._fail(str(error))
+            self.dropped += self._flight[0]
+        else:
+            self._handed += self._flight[0]
+        self._handed_over()
+        return True
+
+    def _handed_over(self) -> None:
+        """The batch in flight is written (or dropped): its bytes make room."""
+        handing = self._flight[1]
+        self._flight = (0, 0)
+        with self._lock:
+            self._pending_bytes -= handing
+            self._hand_over_at = self._pending_bytes + HAND_OVER_BYTES
+        if handing:
+            with self._room:
+                self._room.notify_all()
 
     def _wait_for_room(self) -> None:
         with self._room:
@@ -349,13 +477,39 @@ class Recorder(Tap):
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
     ) -> None:
         """Record a frame sent (see :meth:`~pymasep.comm.core.tap.Tap.frame_sent`)."""
-        self._put_frame("sent", peer_id, payload, size, monotonic, wall)
+        # Not through _put_frames: this runs once a frame, in the sender's thread, and
+        # each call, lookup and list made here is a part of the frame's cost.
+        length = len(payload)
+        lock = self._lock
+        lock.acquire()  # half the cost of a with statement
+        if self._stopped:
+            self.dropped += 1
+            lock.release()
+            return
+        self._events.append(("sent", peer_id, monotonic, wall, size, length))
+        self._payloads.append(payload)
+        pending = self._pending_bytes = self._pending_bytes + length + _EVENT_COST
+        lock.release()
+        if pending > self._hand_over_at:
+            self._wake_writer(pending)
 
     def frame_received(
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
     ) -> None:
         """Record a frame received (see :meth:`~pymasep.comm.core.tap.Tap.frame_received`)."""
-        self._put_frame("received", peer_id, payload, size, monotonic, wall)
+        length = len(payload)
+        event = ("received", peer_id, monotonic, wall, size, length)
+        self._put_frames(event, [payload], [length])
+
+    def frames_received(
+        self, peer_id: str, frames: Sequence[Frame], header_size: int, monotonic: float, wall: float
+    ) -> None:
+        """Record the frames of a read (see
+        :meth:`~pymasep.comm.core.tap.Tap.frames_received`): one event for them all."""
+        payloads = [frame.message for frame in frames]
+        lengths = list(map(len, payloads))
+        event = ("received", peer_id, monotonic, wall, header_size, lengths)
+        self._put_frames(event, payloads, lengths)
 
     def bye(self, peer_id: str, direction: Direction, monotonic: float, wall: float) -> None:
         """Record a bye (see :meth:`~pymasep.comm.core.tap.Tap.bye`)."""
@@ -379,41 +533,20 @@ class Recorder(Tap):
     # -- the writer thread ---------------------------------------------------------------
 
     def _write_loop(self) -> None:
-        pipe = self._process.stdin
-        assert pipe is not None
-        fd = pipe.fileno()
+        """Hand over what is queued at least every FLUSH_INTERVAL, and what the
+        connections' threads leave (a full pipe); at close, the rest."""
         self._wake.set()  # the header goes out at once
         while True:
             self._wake.wait(FLUSH_INTERVAL)
             self._wake.clear()
             closing = self._closed
-            with self._lock:
-                events, self._events = self._events, []
-                payloads, self._payloads = self._payloads, []
-                handing = self._pending_bytes  # still counted until handed over
-                self._hand_over_at = handing + HAND_OVER_BYTES
-            count = len(events) - (bool(events) and events[0][0] == "header")
-            if events and self.error is None:
-                try:
-                    _hand_over(fd, events, payloads)
-                except (OSError, ValueError) as error:  # ValueError: marshal, a bug
-                    self._fail(str(error))
-                    self.dropped += count
-                else:
-                    self._handed += count
-            elif events:  # queued before the recorder stopped
-                self.dropped += count
-            del events, payloads  # the payloads are free before the next wait
-            with self._lock:
-                self._pending_bytes -= handing
-                self._hand_over_at -= handing
-            if handing:
-                with self._room:
-                    self._room.notify_all()
+            with self._pipe.lock:
+                # Waiting for room only when the game's threads wait for it too.
+                self._hand_over(closing or self._pending_bytes > self.max_pending_bytes)
             if closing and not self._events:
                 break
         with contextlib.suppress(OSError):
-            pipe.close()
+            self._process.stdin.close()  # type: ignore[union-attr]
         self._finish_writer()
 
     def _finish_writer(self) -> None:
@@ -440,8 +573,9 @@ class Recorder(Tap):
             _log.error("%s: recording stopped: %s", self.path, error)
             self.error = error
         with self._lock:
-            self.dropped += len(self._events)
-            self._events, self._payloads = [], []
+            self._stopped = True
+            self.dropped += len(self._payloads) + self._others
+            self._events, self._payloads, self._others = [], [], 0
         with self._room:
             self._room.notify_all()
 
@@ -456,7 +590,7 @@ class Recorder(Tap):
         """
         with self._room:
             already = self._closed
-            self._closed = True
+            self._closed = self._stopped = True
             self._room.notify_all()
         self._wake.set()
         if threading.current_thread() is not self._writer:

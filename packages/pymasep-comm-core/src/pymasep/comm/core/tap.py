@@ -26,8 +26,11 @@ When each event fires:
   the connection ends before the kernel takes it, is reported as sent: the
   :meth:`Tap.closed` that follows says why). Handshake and control frames are not
   data frames.
-* :meth:`Tap.frame_received`: a data frame is decoded, in the I/O thread, before
-  the application's ``on_receive`` runs.
+* :meth:`Tap.frames_received`: the data frames that one read from the socket completed
+  are decoded, in the I/O thread, before the application's ``on_receive`` runs for them;
+  they share one time, the read's. Its default calls :meth:`Tap.frame_received` for each
+  frame, so that a tap may see them one by one (a tap that wants them cheaply, as the
+  recorder, takes them at once).
 * :meth:`Tap.bye`: this side wrote its bye (``"out"``), or the peer's arrived (``"in"``).
 * :meth:`Tap.closed`: once, when the connection ends, with its
   :class:`~pymasep.comm.core.DisconnectReason` (``reason.graceful`` is False when the
@@ -40,16 +43,21 @@ When each event fires:
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from .connection import DisconnectReason
+    from .frame import Frame
     from .wire import Wire
 
 __all__ = ["Direction", "Tap"]
 
 Direction = Literal["in", "out"]
 """``"out"``: from this side to the peer; ``"in"``: from the peer to this side."""
+
+_log = logging.getLogger("pymasep.comm.core.tap")
 
 
 class Tap:
@@ -100,7 +108,30 @@ class Tap:
     def frame_received(
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
     ) -> None:
-        """A data frame arrived from the peer (arguments as :meth:`frame_sent`)."""
+        """A data frame arrived from the peer (arguments as :meth:`frame_sent`); called
+        for each frame by :meth:`frames_received` unless it is overridden."""
+
+    def frames_received(
+        self, peer_id: str, frames: Sequence[Frame], header_size: int, monotonic: float, wall: float
+    ) -> None:
+        """Data frames arrived from the peer, completed by one read from the socket (one
+        frame or hundreds: a stream's read holds many). Here: :meth:`frame_received` for
+        each, with the same times; one that raises is logged and the next is told.
+
+        Args:
+            peer_id: Id of the peer.
+            frames: The data frames, in their order.
+            header_size: Bytes of each frame's header on the wire: a frame's size on the
+                wire is its ``size`` plus this.
+            monotonic: ``time.monotonic()`` after the read.
+            wall: ``time.time()`` after the read.
+        """
+        tell = self.frame_received
+        for frame in frames:
+            try:
+                tell(peer_id, frame.message, frame.size + header_size, monotonic, wall)
+            except Exception:
+                _log.exception("the tap failed on frame_received of %s", peer_id)
 
     def bye(self, peer_id: str, direction: Direction, monotonic: float, wall: float) -> None:
         """A bye was written (``"out"``) or received (``"in"``).
