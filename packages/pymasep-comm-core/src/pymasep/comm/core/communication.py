@@ -158,7 +158,8 @@ class BaseThreadedCommunication:
             addr: The peer's address.
             handshake: The completed handshake.
             resume: The session the handshake negotiated, when the connection may
-                resume: a break then calls :meth:`_connection_broke` instead of ending it.
+                resume: a break then calls ``_connection_broke`` (which Server and
+                Client override) instead of ending it.
         """
         handler = self.socket_handler_class(conn, addr, self.logger, *self.socket_handler_args)
         connection = Connection.from_handshake(

@@ -28,11 +28,13 @@ the rules that every transport must agree on:
   slowly is throttled, one that reads nothing is dropped.
 * **Receive-side stall**: a peer that stops in the middle of a frame is cut once
   ``stall_timeout`` seconds pass without a byte, which frees the partial frame.
-* **Resuming** (:attr:`Connection.resume`, when both sides negotiated it): every data
+* **Resuming** (:attr:`Connection.resume <pymasep.comm.core.Connection.resume>`, when
+  both sides negotiated it): every data
   frame sent is numbered and held until the peer acknowledges it, every data frame
   received is counted and acknowledged now and then (:mod:`pymasep.comm.core.resume`).
-  When the socket breaks without a bye, :meth:`Connection.broke` drops what was in
-  flight on it, and :meth:`Connection.resumed` takes the next socket's first bytes: the
+  When the socket breaks without a bye, :meth:`~pymasep.comm.core.Connection.broke`
+  drops what was in flight on it, and :meth:`~pymasep.comm.core.Connection.resumed`
+  takes the next socket's first bytes: the
   frames the peer never got are sent again, so nothing is lost or delivered twice.
 
 The driver (:class:`~pymasep.comm.core.driver.Driver`, in the process's I/O thread and

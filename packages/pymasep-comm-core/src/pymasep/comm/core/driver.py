@@ -196,7 +196,7 @@ class Driver:
         self._send_failed: OSError | None = None
         self.on_break: Callable[[DisconnectReason], None] | None = None
         """Called in the loop when a resumable connection's socket breaks (the owner
-        then resumes it or, in the end, :meth:`expire` s it); None: a break ends it."""
+        then resumes it or, in the end, aborts it); None: a break ends it."""
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             # Frames are whole messages: send each at once instead of waiting for more.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -849,8 +849,8 @@ class Driver:
             The frames sent again, or None when ``decide`` refused.
 
         Raises:
-            ConnectionClosedError: The connection has ended meanwhile.
-            Whatever ``decide`` raises (nothing changes then).
+            ConnectionClosedError: The connection has ended meanwhile. And whatever
+                ``decide`` raises: nothing changes then.
         """
         conn = self.connection
         with self.lock:

@@ -22,8 +22,9 @@ resuming answers with version 2 and its ACCEPT (or DECLINE) right after its HELL
 server built before refuses version 2 with a version-1 preamble before reading a frame:
 the client then sees :attr:`ClientHandshake.older_server` and connects again without
 the offer. A connection that resumes a session opens with version 2 and a REQUEST
-instead of a hello (:class:`ResumeHandshake`; the server's :attr:`ServerHandshake.
-resume_request`), and needs no AUTH exchange: the request's proof covers the key.
+instead of a hello (:class:`ResumeHandshake`; the server's
+:attr:`ServerHandshake.resume_request`), and needs no AUTH exchange: the request's
+proof covers the key.
 """
 
 from __future__ import annotations

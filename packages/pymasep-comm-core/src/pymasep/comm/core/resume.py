@@ -61,18 +61,18 @@ than misread them. All numbers are big-endian.
 size per type (any other size, type or value out of range is a
 :class:`~pymasep.comm.core.DecodeError`):
 
-===========  ====  =====================================================  =========
-message      type  body                                                   from
-===========  ====  =====================================================  =========
+===========  ====  ======================================================  =========
+message      type  body                                                    from
+===========  ====  ======================================================  =========
 OFFER        1     window ms (u32), ack every bytes (u32), nonce (32)      client
 ACCEPT       2     window ms (u32), ack every bytes (u32), session id      server
                    (16), nonce (32)
-DECLINE      3     (none)                                                 server
-REQUEST      4     session id (16), attempt (u64), nonce (32), count      client
+DECLINE      3     (none)                                                  server
+REQUEST      4     session id (16), attempt (u64), nonce (32), count       client
                    received (u64), proof (32)
-ACCEPTED     5     count received (u64), proof (32)                       server
-REFUSED      6     reason (u8: 1 unknown session, 2 expired, 3 bad proof) server
-===========  ====  =====================================================  =========
+ACCEPTED     5     count received (u64), proof (32)                        server
+REFUSED      6     reason (u8: 1 unknown session, 2 expired, 3 bad proof)  server
+===========  ====  ======================================================  =========
 
 A window is 1 ms to :data:`MAX_WINDOW` (one day); "ack every bytes" is 1 to 2**32 - 1; an
 attempt is at least 1. OFFER follows the client's HELLO; ACCEPT or DECLINE follows the
@@ -153,7 +153,7 @@ The client's nonce is fresh on every attempt, so a recorded ACCEPTED is worth no
 later. The *attempt* counts the client's resume attempts in the session; the server
 accepts a proven request only with an attempt above the last it accepted, so a recorded
 REQUEST cannot be replayed (and an accepted attempt whose answer was lost is followed by
-a higher one, which is accepted). Proofs are compared with :func:`hmac.compare_digest`;
+a higher one, which is accepted). Proofs are compared with ``hmac.compare_digest``;
 a refusal carries a reason code and never a secret, a proof or a count.
 
 **State machines.**
