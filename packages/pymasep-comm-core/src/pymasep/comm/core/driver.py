@@ -74,7 +74,10 @@ _V1_HEADER_SIZE = V1_HEADER.size
 # Up to this payload size, joining header and payload costs less than a gather write.
 _JOIN_LIMIT = 16 * 1024
 _OPEN = ConnectionState.OPEN
+# Enum members as module constants: on a path of every frame, looking one up on its
+# class costs as much as the test it serves.
 _DATA = FrameKind.DATA
+_V1 = Wire.V1
 _ACK = FrameKind.ACK
 _CLOSED = ConnectionState.CLOSED
 _monotonic = time.monotonic
@@ -215,7 +218,7 @@ class Driver:
         # A small v1 frame, as a round trip's are, is encoded inline into one buffer.
         buffers: list[Buffer] | None = None
         data = b""
-        if size <= _JOIN_LIMIT and conn.wire is Wire.V1:
+        if size <= _JOIN_LIMIT and conn.wire is _V1:
             data = _V1_PACK(frame.kind, size) + frame.message
             size += _V1_HEADER_SIZE
             if conn.tap is not None:
@@ -754,7 +757,7 @@ class Driver:
         """Hand data frames to the owner (``size``: the bytes read that brought them,
         if known); a bye ends the connection. False once ended."""
         conn = self.connection
-        data = [f for f in frames if f.kind is FrameKind.DATA]
+        data = [f for f in frames if f.kind is _DATA]
         if len(data) != len(frames):
             data = conn.receive_frames(frames)  # counts them for the session
         elif conn.resume is not None:
