@@ -31,6 +31,7 @@ from pymasep.comm.core.handshake import (
 )
 from pymasep.comm.core.resume import (
     ACK_EVERY_FRAMES,
+    ACK_INTERVAL,
     ACK_KIND,
     DEFAULT_ACK_EVERY_BYTES,
     EXTENDED_VERSION,
@@ -326,7 +327,7 @@ def test_counters_never_wrap() -> None:
         log.record(b"one too many")
 
 
-def test_an_ack_is_due_every_64_frames_once_per_read_turn() -> None:
+def test_an_ack_is_due_every_ack_every_frames_once_per_read_turn() -> None:
     acks = ReceiveLog()
     acks.count(ACK_EVERY_FRAMES - 1, 100)
     assert acks.take_ack() is None
@@ -343,6 +344,18 @@ def test_an_ack_is_due_after_the_bytes_the_peer_asked_for() -> None:
     acks.count(1, 1)
     frame = acks.take_ack()
     assert frame is not None and decode_ack(payload_of(frame)) == 2
+
+
+def test_an_ack_is_due_a_tenth_of_a_second_after_the_first_frame_it_acknowledges() -> None:
+    acks = ReceiveLog()
+    assert acks.count(1, 100, now=0.0) is False  # the clock starts with this frame
+    assert acks.count(1, 100, now=ACK_INTERVAL / 2) is False
+    assert acks.count(1, 100, now=ACK_INTERVAL) is True
+    frame = acks.take_ack()
+    assert frame is not None and decode_ack(payload_of(frame)) == 3
+    # After an ACK the clock starts again with the next frame, not at the ACK.
+    assert acks.count(1, 100, now=20.0) is False
+    assert acks.take_ack() is None
 
 
 def test_each_side_asks_for_acks_well_within_its_send_limit() -> None:

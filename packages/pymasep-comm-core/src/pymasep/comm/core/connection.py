@@ -789,14 +789,18 @@ class Connection:
             self._tap_received(frames)
         return frames
 
-    def count_received(self, frames: list[Frame], size: int | None = None) -> None:
+    def count_received(
+        self, frames: list[Frame], size: int | None = None, now: float | None = None
+    ) -> bool:
         """Count ``frames``, data frames handed on, for the session's acknowledgements
         (:meth:`receive_frames` does; the driver, where it hands data frames on without
-        it). ``size``: their bytes on the wire, if the caller knows them."""
+        it). ``size``: their bytes on the wire, if the caller knows them; ``now``: when
+        they came, for the time rule of :class:`~pymasep.comm.core.resume.ReceiveLog`.
+        Returns whether an ACK is due."""
         assert self.resume is not None
         if size is None:
             size = sum(frame.size for frame in frames) + _V1_HEADER_SIZE * len(frames)
-        self.resume.acks.count(len(frames), size)
+        return self.resume.acks.count(len(frames), size, now)
 
     def direct_view(self) -> memoryview | None:
         """Where the driver reads the rest of a large frame straight into (see

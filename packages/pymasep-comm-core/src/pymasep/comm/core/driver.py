@@ -197,6 +197,7 @@ class Driver:
         # A send that failed on a resumable connection: the kernel reports a socket's
         # error once, so the loop's next read may then see a mere end of stream.
         self._send_failed: OSError | None = None
+        self._ack_due = False  # a read counted enough for an ACK: sent at its turn's end
         self.on_break: Callable[[DisconnectReason], None] | None = None
         """Called in the loop when a resumable connection's socket breaks (the owner
         then resumes it or, in the end, aborts it); None: a break ends it."""
@@ -238,7 +239,12 @@ class Driver:
             direct = not conn.broken and conn.write_directly()
             if direct:
                 if resume is not None:  # numbered in the order its bytes go out
-                    log.record(frame.message)
+                    # SendLog.record, inline: on this path a call costs as much as all
+                    # the rest (its 2**64 check is left to a session that lasts 580,000
+                    # years at a million frames a second).
+                    log.frames.append(frame.message)
+                    log.recorded_bytes += size
+                    log.sent += 1
                 try:
                     if self._tls:
                         sent = self._tls_send((data,) if buffers is None else buffers)
@@ -283,8 +289,10 @@ class Driver:
                         finally:
                             lock.acquire()
                         raise ConnectionClosedError(f"connection to {conn.peer_id} is {cut}")
-                if resume is not None:
-                    log.record(frame.message)
+                if resume is not None:  # SendLog.record, inline (see above)
+                    log.frames.append(frame.message)
+                    log.recorded_bytes += size
+                    log.sent += 1
                     if conn.broken:  # held in the log until the resume sends it
                         return
             slow = conn.enqueue(buffers or (data,), size, sent, _monotonic())
@@ -565,7 +573,7 @@ class Driver:
     def _read_turn(self) -> None:
         """Read, then acknowledge what the read made due (a resumable connection)."""
         self._read()
-        if self.connection.resume is not None and self._registered:
+        if self._ack_due and self._registered:
             self._acknowledge()
 
     def _acknowledge(self) -> None:
@@ -573,6 +581,7 @@ class Driver:
         and the socket takes it, else queued (it is not a frame of the application)."""
         conn = self.connection
         assert conn.resume is not None
+        self._ack_due = False
         if not conn.resume.acks.ack_due:  # counted by this thread alone: no lock needed
             return
         with self.lock:
@@ -715,8 +724,8 @@ class Driver:
                     conn.frames_received += 1
                     if frame.kind is _DATA:  # a request or a reply: the common read
                         conn.reads += 1
-                        if conn.resume is not None:
-                            conn.resume.acks.count(1, count)
+                        if conn.resume is not None and conn.resume.acks.count(1, count, now):
+                            self._ack_due = True
                         self._deliver([frame])
                         if not self._tls or not self._reading:
                             return
@@ -727,7 +736,7 @@ class Driver:
                 # A read of ACKs alone is not the peer talking: a stream stays batched.
                 if not frames or any(f.kind is not _ACK for f in frames):
                     conn.reads += 1
-                if frames and not self._take(frames, count):
+                if frames and not self._take(frames, count, now):
                     return
                 if conn.decoder.buffered and self._stall_timer is None:
                     deadline = conn.receive_deadline()
@@ -753,15 +762,17 @@ class Driver:
             else:
                 self._lost(DisconnectReason(CONNECTION_LOST, str(error)))
 
-    def _take(self, frames: list[Frame], size: int | None = None) -> bool:
+    def _take(self, frames: list[Frame], size: int | None = None, now: float | None = None) -> bool:
         """Hand data frames to the owner (``size``: the bytes read that brought them,
-        if known); a bye ends the connection. False once ended."""
+        if known, ``now``: when); a bye ends the connection. False once ended."""
         conn = self.connection
         data = [f for f in frames if f.kind is _DATA]
         if len(data) != len(frames):
             data = conn.receive_frames(frames)  # counts them for the session
-        elif conn.resume is not None:
-            conn.count_received(data, size)
+            if conn.resume is not None and conn.resume.acks.ack_due:
+                self._ack_due = True
+        elif conn.resume is not None and conn.count_received(data, size, now):
+            self._ack_due = True
         if data:
             self._deliver(data)
         if conn.bye_received:

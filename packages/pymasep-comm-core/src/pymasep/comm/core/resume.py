@@ -99,24 +99,25 @@ frames sent (an acknowledgement of frames never sent); an ACK below the last one
 resume's count below the last ACK (counts going backwards).
 
 When acknowledgements are sent (:class:`ReceiveLog`): an ACK is *due* once
-:data:`ACK_EVERY_FRAMES` (1,024) data frames, or the peer's "ack every bytes" (see
-below), have been received since the last one; it is sent once, at the end of the read
-turn that made it due (all the frames of that read counted first), and never otherwise.
-Why:
+:data:`ACK_EVERY_FRAMES` (8,192) data frames, or the peer's "ack every bytes" (see
+below), have been received since the last one, or once :data:`ACK_INTERVAL` (0.1 s)
+has passed since the first of them came; it is sent once, at the end of the read turn
+that made it due (all the frames of that read counted first), and never otherwise. Why:
 
 * Correctness never waits for an ACK: after a break, the resume exchange carries each
   side's exact count, so ACKs only release the sender's memory. They can be rare.
-* Each ACK costs its receiver a wake-up and a read: at 64 frames, one per read of a
-  stream of 1 KiB frames, the bench's stream paid a fifth more CPU; at 1,024 frames (a
-  MiB of the bench's frames, which the bytes rule below asks for anyway) a stream pays
-  one 13-byte write per MiB, and a round trip one ACK every 1,024 round trips per side.
-  The sender's share is :meth:`SendLog.record` per frame.
+* Each ACK costs its receiver a wake-up and a read, in a process whose sending thread
+  holds the GIL: on the bench's stream of 1 KiB frames, an ACK every 64 frames cost a
+  fifth more time, every MiB about 7%, every 4 MiB about what no ACK at all costs. The
+  count rules therefore leave a stream one ACK per 8 MiB, or per 0.1 s.
+* The time rule bounds what a game-paced sender holds: the frames of a tenth of a
+  second, whatever their size, for each interface of an engine that sends to many.
 * A big frame, or a peer with small send limits, gets its ACK by bytes: each side asks
-  for an ACK every ``min(1 MiB, hard_limit // 4)`` bytes (:func:`ack_every_bytes`), sent
-  in its OFFER or ACCEPT, so that the resend buffer of a healthy peer never fills the
-  limits and a waiting sender is never left waiting for an ACK.
-* An idle connection keeps fewer than 1,024 frames and fewer than ``ack every`` bytes
-  (and one frame) unacknowledged: bounded, so no ACK timer is needed.
+  for an ACK every ``min(8 MiB, hard_limit // 4)`` bytes (:func:`ack_every_bytes`),
+  sent in its OFFER or ACCEPT, so that the resend buffer of a healthy peer never fills
+  the limits and a waiting sender is never left waiting for an ACK.
+* An idle connection keeps fewer than the frames a tenth of a second brought before it
+  went idle (and one read more) unacknowledged: bounded, so no ACK timer is needed.
 
 The resend buffer is memory the engine holds: it is counted against the same
 :class:`~pymasep.comm.core.SendLimits` (:meth:`ResumeState.room_for`). The frames in
@@ -262,6 +263,7 @@ from .wire import MAGIC, PROTOCOL_VERSION, V1_HEADER
 
 __all__ = [
     "ACK_EVERY_FRAMES",
+    "ACK_INTERVAL",
     "ACK_KIND",
     "DEFAULT_ACK_EVERY_BYTES",
     "DEFAULT_MAX_HELD_SESSIONS",
@@ -334,11 +336,15 @@ MAX_COUNT = 2**64 - 1
 SESSION_ID_SIZE = 16
 """Bytes of a session id (128 random bits: never guessed)."""
 
-ACK_EVERY_FRAMES = 1024
+ACK_EVERY_FRAMES = 8192
 """Data frames received after which an acknowledgement is due (see the module docstring)."""
 
-DEFAULT_ACK_EVERY_BYTES = 1024 * 1024
-"""Bytes received after which an acknowledgement is due, at most (1 MiB)."""
+ACK_INTERVAL = 0.1
+"""Seconds after the first frame received since the last acknowledgement when one is due,
+at the end of a read turn that counts frames (see the module docstring)."""
+
+DEFAULT_ACK_EVERY_BYTES = 8 * 1024 * 1024
+"""Bytes received after which an acknowledgement is due, at most (8 MiB)."""
 
 DEFAULT_MAX_HELD_SESSIONS = 64
 """Sessions of broken connections a server holds at once, at most; each holds up to its
@@ -788,11 +794,12 @@ class SendLog:
     socket is read (or in the I/O thread itself).
     """
 
-    __slots__ = ("_frames", "_head", "acked", "recorded_bytes", "released_bytes", "sent")
+    __slots__ = ("_head", "acked", "frames", "recorded_bytes", "released_bytes", "sent")
 
     def __init__(self) -> None:
-        self._frames: list[bytes] = []
-        self._head = 0  # index in _frames of frame number `acked`
+        self.frames: list[bytes] = []
+        """The payloads held, oldest first (those before the head are released)."""
+        self._head = 0  # index in frames of frame number `acked`
         self.recorded_bytes = 0
         """Bytes of every frame recorded, headers included (written by :meth:`record`)."""
         self.released_bytes = 0
@@ -814,7 +821,8 @@ class SendLog:
         return self.recorded_bytes - self.released_bytes
 
     def record(self, payload: bytes) -> int:
-        """Hold a data frame about to be sent; return its number.
+        """Hold a data frame about to be sent; return its number. (The driver's send
+        path does the same inline: a call there costs as much as the rest of it.)
 
         Raises:
             InvalidStateError: The session has numbered 2**64 - 1 frames (counters never
@@ -823,7 +831,7 @@ class SendLog:
         number = self.sent
         if number == MAX_COUNT:
             raise InvalidStateError("this session has sent 2**64 - 1 frames: it cannot number more")
-        self._frames.append(payload)
+        self.frames.append(payload)
         self.recorded_bytes += len(payload) + _HEADER_SIZE
         self.sent = number + 1
         return number
@@ -845,7 +853,7 @@ class SendLog:
             )
         released = count - self.acked
         if released:
-            frames = self._frames
+            frames = self.frames
             head = self._head
             held = frames[head : head + released]
             self.released_bytes += sum(map(len, held)) + _HEADER_SIZE * released
@@ -868,12 +876,12 @@ class SendLog:
             ProtocolError: As :meth:`ack`.
         """
         self.ack(peer_received)
-        return self._frames[self._head :]
+        return self.frames[self._head :]
 
     def clear(self) -> int:
         """Drop every frame held (the session ended); return how many were dropped."""
         dropped = len(self)
-        self._frames.clear()
+        self.frames.clear()
         self._head = 0
         self.released_bytes = self.recorded_bytes
         self.acked = self.sent
@@ -883,12 +891,18 @@ class SendLog:
 class ReceiveLog:
     """The receiving side's count of data frames, and when to acknowledge it.
 
+    An ACK is due once :attr:`ack_frames` frames or :attr:`ack_bytes` bytes arrived
+    since the last one, or, when the reader gives the time, once :data:`ACK_INTERVAL`
+    seconds passed since the first of them arrived: the count rules keep a stream's ACKs
+    few, the time rule keeps what a game-paced sender holds to a fraction of a second
+    of its frames.
+
     Args:
         ack_bytes: The peer asked for an ACK at least every this many bytes.
         ack_frames: An ACK is due after this many frames at most.
     """
 
-    __slots__ = ("_bytes", "ack_bytes", "ack_frames", "acked", "received")
+    __slots__ = ("_bytes", "_due", "_since", "ack_bytes", "ack_frames", "acked", "received")
 
     def __init__(
         self, ack_bytes: int = DEFAULT_ACK_EVERY_BYTES, ack_frames: int = ACK_EVERY_FRAMES
@@ -902,31 +916,44 @@ class ReceiveLog:
         self.acked = 0
         """The count the peer knows: the last ACK sent, or the last resume's."""
         self._bytes = 0  # received since the last ACK
+        self._since: float | None = None  # when the first frame since the last ACK came
+        self._due = False
 
-    def count(self, frames: int, size: int) -> None:
-        """Count ``frames`` whole data frames received, ``size`` bytes with headers."""
-        self.received += frames
+    def count(self, frames: int, size: int, now: float | None = None) -> bool:
+        """Count ``frames`` whole data frames received, ``size`` bytes with headers, at
+        ``now`` (the monotonic clock; None: the time rule does not apply); return
+        :attr:`ack_due` (the reader then acknowledges at the end of its turn)."""
+        received = self.received = self.received + frames
         self._bytes += size
+        if received - self.acked >= self.ack_frames or (
+            self._bytes >= self.ack_bytes and received > self.acked
+        ):
+            self._due = True
+        elif now is not None and received > self.acked:
+            if self._since is None:
+                self._since = now
+            elif now - self._since >= ACK_INTERVAL:
+                self._due = True
+        return self._due
 
     @property
     def ack_due(self) -> bool:
         """True when an ACK should go out at the end of this read turn."""
-        return self.received - self.acked >= self.ack_frames or (
-            self._bytes >= self.ack_bytes and self.received > self.acked
-        )
+        return self._due
 
     def take_ack(self) -> bytes | None:
         """The ACK frame to write now if one is due (it then counts as sent), else None."""
-        if not self.ack_due:
+        if not self._due:
             return None
-        self.acked = self.received
-        self._bytes = 0
+        self.resumed()
         return ack_frame(self.received)
 
     def resumed(self) -> None:
         """The resume exchange told the peer :attr:`received`: nothing is due."""
         self.acked = self.received
         self._bytes = 0
+        self._since = None
+        self._due = False
 
 
 class ResumeState:
