@@ -30,6 +30,7 @@ from pymasep.comm.core import (
     SocketHandlerQueue,
 )
 from pymasep.comm.core.recording import Recording
+from pymasep.comm.core.resume import DEFAULT_ACK_EVERY_BYTES
 from pymasep.comm.core.tap import Tap
 from pymasep.comm.core.testing.netns import child_main, requires_netns, run_isolated
 from pymasep.comm.core.testing.proxy import CuttableProxy
@@ -301,3 +302,24 @@ def test_an_interface_that_found_the_engine_by_discovery_finds_it_again_to_resum
 
 if __name__ == "__main__":
     child_main(globals())
+
+
+def test_acknowledgements_release_what_the_peer_received() -> None:
+    with game() as match:
+        session = match.client.get_connection(ENGINE).connection.resume
+        assert session is not None
+        frame = Frame(bytes(64 * 1024))
+        count = DEFAULT_ACK_EVERY_BYTES // len(frame.message) + 1  # past the bytes rule
+        for _ in range(count):
+            match.client.send_frame_to(ENGINE, frame)
+        assert len(drain(match.engine_inbox, count)) == count
+        # The engine writes its ACK at the end of the read turn that made it due. The
+        # first round trip's request may still come in that turn; the second's cannot
+        # (it is sent after the first reply), so its reply follows the ACK on the stream.
+        for request in (b"first", b"second"):
+            match.client.send_frame_to(ENGINE, Frame(request))
+            assert drain(match.engine_inbox, 1) == [request]
+            match.server.send_frame_to("p1", Frame(request))
+            assert match.interface_inbox.get(timeout=WAIT) == request
+        assert session.log.acked > 0
+        assert session.log.unacked_bytes < DEFAULT_ACK_EVERY_BYTES

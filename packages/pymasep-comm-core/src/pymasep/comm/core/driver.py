@@ -736,8 +736,12 @@ class Driver:
                 # A read of ACKs alone is not the peer talking: a stream stays batched.
                 if not frames or any(f.kind is not _ACK for f in frames):
                     conn.reads += 1
-                if frames and not self._take(frames, count, now):
-                    return
+                if frames:
+                    if not self._take(frames, count, now):
+                        return
+                elif conn.resume is not None and conn.resume.acks.count(0, count, now):
+                    # Part of a frame: its bytes count toward the ACK by bytes all the same.
+                    self._ack_due = True
                 if conn.decoder.buffered and self._stall_timer is None:
                     deadline = conn.receive_deadline()
                     if deadline is not None:
