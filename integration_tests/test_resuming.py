@@ -28,6 +28,7 @@ from pymasep.comm.core import (
     SendBufferFullError,
     SendLimits,
     SocketHandlerQueue,
+    UnknownConnectionError,
 )
 from pymasep.comm.core.recording import Recording
 from pymasep.comm.core.resume import DEFAULT_ACK_EVERY_BYTES
@@ -323,3 +324,21 @@ def test_acknowledgements_release_what_the_peer_received() -> None:
             assert match.interface_inbox.get(timeout=WAIT) == request
         assert session.log.acked > 0
         assert session.log.unacked_bytes < DEFAULT_ACK_EVERY_BYTES
+
+
+def test_when_the_window_passes_both_sides_end_the_connection_with_its_own_reason() -> None:
+    window = {"resume_window": 0.5}
+    with game(window, window) as match:
+        match.client.send_frame_to(ENGINE, Frame(b"before"))
+        assert drain(match.engine_inbox, 1) == [b"before"]
+        match.break_down()  # and the network stays down
+        match.client.send_frame_to(ENGINE, Frame(b"held, then dropped"))
+        for events, peer in ((match.server_events, "p1"), (match.client_events, ENGINE)):
+            ended, reason = events.closed_reasons.get(timeout=WAIT)
+            assert (ended, reason.code) == (peer, DisconnectCode.RESUME_EXPIRED)
+        assert match.server.wait_for_peer("p1", WAIT, connected=False)
+        # The interface drops what the engine never acknowledged: the frame held during
+        # the outage, and the one before it (delivered; its ACK was not due yet).
+        assert "2 frames" in reason.detail
+        with pytest.raises(UnknownConnectionError):
+            match.server.send_frame_to("p1", Frame(b"too late"))

@@ -20,7 +20,12 @@ def test_the_relay_copies_every_byte_in_order_through_a_bounded_backlog() -> Non
     out_r, out_w = os.pipe()
     data = bytes(range(256)) * 8192  # 2 MiB: more than a pipe holds, more than the limit
     thread, result = _relay_in_thread(64 * 1024, game_r, out_w)
-    writer = threading.Thread(target=lambda: (os.write(game_w, data), os.close(game_w)))
+
+    def write_all() -> None:
+        os.write(game_w, data)
+        os.close(game_w)  # the end: the relay stops once it has passed everything on
+
+    writer = threading.Thread(target=write_all)
     writer.start()
     received = bytearray()
     while chunk := os.read(out_r, 65536):
