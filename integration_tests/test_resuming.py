@@ -342,3 +342,18 @@ def test_when_the_window_passes_both_sides_end_the_connection_with_its_own_reaso
         assert "2 frames" in reason.detail
         with pytest.raises(UnknownConnectionError):
             match.server.send_frame_to("p1", Frame(b"too late"))
+
+
+def test_an_engine_that_restarted_refuses_the_resume_and_the_interface_says_why() -> None:
+    with game() as match:
+        match.break_down()
+        port = match.server.port
+        assert port is not None
+        match.server.close()  # the engine's process ends; a new one takes its port
+        with Server(ENGINE, 4, SocketHandlerQueue, (queue.Queue(),), "127.0.0.1", port) as again:
+            again.wait_connection()
+            match.proxy.refuse(False)
+            peer, reason = match.client_events.closed_reasons.get(timeout=WAIT)
+            assert (peer, reason.code) == (ENGINE, DisconnectCode.RESUME_REFUSED)
+            assert "does not know this session" in reason.detail
+            assert again.connection_ids() == []  # no session started in silence
