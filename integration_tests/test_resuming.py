@@ -357,3 +357,14 @@ def test_an_engine_that_restarted_refuses_the_resume_and_the_interface_says_why(
             assert (peer, reason.code) == (ENGINE, DisconnectCode.RESUME_REFUSED)
             assert "does not know this session" in reason.detail
             assert again.connection_ids() == []  # no session started in silence
+
+
+@pytest.mark.parametrize("side", ["engine", "interface"])
+def test_a_window_of_0_on_either_side_turns_resuming_off(side: str) -> None:
+    off = {"resume_window": 0}
+    with game(off if side == "engine" else {}, off if side == "interface" else {}) as match:
+        match.proxy.cut()
+        for events, peer in ((match.server_events, "p1"), (match.client_events, ENGINE)):
+            ended, reason = events.closed_reasons.get(timeout=WAIT)
+            assert (ended, reason.code) == (peer, DisconnectCode.CONNECTION_LOST)
+            assert events.broken_peers.empty()  # never held for a resume
