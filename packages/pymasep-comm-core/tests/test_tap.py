@@ -7,6 +7,7 @@ import logging
 import queue
 import socket
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from pymasep.comm.core import (
     encode_frame,
 )
 from pymasep.comm.core.handshake import ClientHandshake, ServerHandshake
-from pymasep.comm.core.tap import Tap
+from pymasep.comm.core.tap import SENT_BATCH, Tap
 from pymasep.comm.core.testing.peers import RawPeer
 
 
@@ -112,6 +113,40 @@ class TestConnection:
         assert monotonic == sorted(monotonic)
         assert all(wall > 1.7e9 for _, wall in tap.clocks)
 
+    def test_frames_sent_are_told_at_once_in_order_with_the_time_each_was_handed(self) -> None:
+        class Tells(Tap):
+            def __init__(self) -> None:
+                self.tells: list[tuple[Any, ...]] = []
+
+            def frames_sent(
+                self, peer_id: str, frames: Any, header_size: int, mono: Any, offset: float
+            ) -> None:
+                self.tells.append(
+                    ("sent", peer_id, [f.message for f in frames], header_size, mono, offset)
+                )
+
+            def frame_received(self, peer_id: str, payload: bytes, *args: Any) -> None:
+                self.tells.append(("received", peer_id, payload))
+
+        tap = Tells()
+        connection = Connection(Wire.V1, "peer", tap=tap)
+        before = time.monotonic()
+        for payload in (b"one", b"two", b"three"):
+            connection.encode(Frame(payload))
+        assert tap.tells == []  # kept, not told one by one
+        connection.tell_sent()
+        connection.tell_sent()  # nothing more to tell
+        [(_, peer, payloads, header, handed, offset)] = tap.tells
+        assert (peer, payloads, header) == ("peer", [b"one", b"two", b"three"], 5)
+        assert before <= handed[0] <= handed[1] <= handed[2] <= time.monotonic()
+        assert offset == pytest.approx(time.time() - time.monotonic(), abs=0.5)
+        connection.encode(Frame(b"four"))
+        connection.receive_data(data(b"answer"), 0)  # told after the frame sent before it
+        assert [tell[:3] for tell in tap.tells[1:]] == [
+            ("sent", "peer", [b"four"]),
+            ("received", "peer", b"answer"),
+        ]
+
     def test_frames_after_a_bye_in_the_same_read_are_not_told(self) -> None:
         tap = Events()
         connection = Connection(Wire.V1, "peer", tap=tap)
@@ -196,3 +231,29 @@ def test_the_threaded_driver_tells_the_tap_every_frame_despite_its_shortcuts() -
         ("bye", "peer", "in"),
         ("closed", "peer", CLOSED_BY_PEER),
     ]
+
+
+@pytest.mark.usefixtures("no_thread_left_behind")
+def test_the_threaded_driver_tells_frames_sent_in_batches_and_within_a_delay() -> None:
+    conn, other = socket.socketpair()
+    tap = Events()
+    handler = SocketHandler(conn, "the peer", logging.getLogger("test.tap"))
+    handler.attach(Connection(Wire.V1, "peer", tap=tap))
+    handler.start()
+    peer = RawPeer(other)
+    before = time.monotonic()
+    handler.send_frame_async(Frame(b"alone"))
+    tap.wait_for("sent")  # nothing else happens on the connection: the delay tells it
+    assert tap.events[-1] == ("sent", "peer", b"alone", 10)
+    assert before <= tap.clocks[-1][0] <= time.monotonic()
+    for i in range(2 * SENT_BATCH):
+        handler.send_frame_async(Frame(b"%03d" % i))
+    # A batch's last frame is told by the thread that sends it (the delay may have told
+    # some before): fewer than a batch are left untold, without waiting.
+    told = [e[2] for e in tap.events if e[0] == "sent"]
+    assert len(told) >= 1 + 2 * SENT_BATCH - (SENT_BATCH - 1)
+    assert told == [b"alone"] + [b"%03d" % i for i in range(len(told) - 1)]
+    peer.send_bye()
+    tap.wait_for("closed")
+    handler.join(5)
+    other.close()

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -396,6 +397,13 @@ class Connection:
         self._reads_seen = 0
         self.tap = tap
         """Told of the connection's events; see :mod:`pymasep.comm.core.tap`."""
+        self.untold_frames: list[Frame] = []
+        """Data frames handed to be sent that the tap has not been told of yet, oldest
+        first (see :meth:`note_sent`)."""
+        self.untold_times: list[float] = []
+        """When each of :attr:`untold_frames` was handed (``time.monotonic()``); a
+        frame is appended before its time."""
+        self._tell_lock = threading.Lock()  # tells in order, from any thread
         self.authenticated = authenticated
         """True if the handshake proved both sides hold a key."""
         self.resume: ResumeState | None = None
@@ -439,11 +447,46 @@ class Connection:
     # -- the tap ---------------------------------------------------------------------
 
     def _tap(self, event: str, *args: Any) -> None:
-        """Tell the tap of an event, with both clocks; a tap that raises is logged."""
+        """Tell the tap of an event, with both clocks, after the frames sent before it;
+        a tap that raises is logged."""
+        if self.untold_times:
+            self.tell_sent()
         try:
             getattr(self.tap, event)(self.peer_id or "", *args, time.monotonic(), time.time())
         except Exception:
             _log.exception("the tap failed on %s of %s", event, self.peer_id)
+
+    def note_sent(self, frame: Frame) -> None:
+        """Keep ``frame``, handed to be sent now, for the tap (if any, and if it is a
+        data frame): the tap is told of the frames kept by :meth:`tell_sent`, at the
+        latest before the connection's next event. :meth:`encode` calls this; a caller
+        that encodes frames itself appends to :attr:`untold_frames` and
+        :attr:`untold_times` (in that order) instead."""
+        if self.tap is not None and frame.kind is _DATA:
+            self.untold_frames.append(frame)
+            self.untold_times.append(_monotonic())
+
+    def tell_sent(self) -> None:
+        """Tell the tap (:meth:`~pymasep.comm.core.tap.Tap.frames_sent`) of the data
+        frames kept by :meth:`note_sent`, in their order, at once. Any thread: the tells
+        are made one at a time, in order, and a frame kept meanwhile waits for the next;
+        a tap that raises is logged."""
+        tap = self.tap
+        if tap is None:
+            return
+        with self._tell_lock:
+            times = self.untold_times
+            count = len(times)  # a frame is kept before its time: these have theirs
+            if not count:
+                return
+            frames = self.untold_frames[:count]
+            told = times[:count]
+            del self.untold_frames[:count], times[:count]
+            header = _V1_HEADER_SIZE if self.wire is _V1 else 2
+            try:
+                tap.frames_sent(self.peer_id or "", frames, header, told, _time() - _monotonic())
+            except Exception:
+                _log.exception("the tap failed on frames_sent of %s", self.peer_id)
 
     def opened(self, address: Any, tls: bool) -> None:
         """The driver starts driving the connection: tell the tap (if any) that it
@@ -486,32 +529,29 @@ class Connection:
     # -- sending ---------------------------------------------------------------------
 
     def encode(self, frame: Frame) -> list[Buffer]:
-        """The buffers of ``frame`` on this connection's wire.
+        """The buffers of ``frame`` on this connection's wire; the frame is kept for the
+        tap (:meth:`note_sent`).
+
+        Raises:
+            FrameTooLargeError: The wire cannot carry a frame this large.
+        """
+        buffers = self.frame_buffers(frame)
+        if self.tap is not None:
+            self.note_sent(frame)
+        return buffers
+
+    def frame_buffers(self, frame: Frame) -> list[Buffer]:
+        """The buffers of ``frame`` on this connection's wire, and nothing else (as
+        :meth:`encode`, without the tap).
 
         Raises:
             FrameTooLargeError: The wire cannot carry a frame this large.
         """
         if self.wire is Wire.LEGACY:
-            buffers: list[Buffer] = [encode_frame(frame, Wire.LEGACY)]
-        elif frame.size <= _JOIN_LIMIT:
-            buffers = [_V1_PACK(frame.kind, frame.size) + frame.message]
-        else:
-            buffers = [encode_header(frame.kind, frame.size, Wire.V1), frame.message]
-        if self.tap is not None:
-            self.tap_sent(frame)
-        return buffers
-
-    def tap_sent(self, frame: Frame) -> None:
-        """Tell the tap (set) of ``frame`` sent, if it is a data frame: :meth:`encode`
-        does; a caller that encodes a frame itself calls this instead."""
-        if frame.kind is _DATA:
-            header = _V1_HEADER_SIZE if self.wire is _V1 else 2
-            try:
-                self.tap.frame_sent(  # type: ignore[union-attr]
-                    self.peer_id or "", frame.message, frame.size + header, _monotonic(), _time()
-                )
-            except Exception:
-                _log.exception("the tap failed on frame_sent of %s", self.peer_id)
+            return [encode_frame(frame, Wire.LEGACY)]
+        if frame.size <= _JOIN_LIMIT:
+            return [_V1_PACK(frame.kind, frame.size) + frame.message]
+        return [encode_header(frame.kind, frame.size, Wire.V1), frame.message]
 
     def check_open(self) -> None:
         """Raise unless frames may be sent.

@@ -62,6 +62,7 @@ from .exceptions import (
 )
 from .frame import Frame, FrameKind
 from .ioloop import Timer, io_loop
+from .tap import SENT_BATCH, SENT_DELAY
 from .wire import V1_HEADER, FrameDecoder, Wire
 
 __all__ = ["Driver"]
@@ -192,6 +193,7 @@ class Driver:
         self._write_requested = False  # a request to the loop is on its way
         self._reading = True
         self._stall_timer: Timer | None = None
+        self._tell_timer: Timer | None = None  # tells the tap of the frames sent
         self._soft_timer: Timer | None = None
         self._close_timer: Timer | None = None
         # A send that failed on a resumable connection: the kernel reports a socket's
@@ -222,16 +224,25 @@ class Driver:
         if size <= _JOIN_LIMIT and conn.wire is _V1:
             data = _V1_PACK(frame.kind, size) + frame.message
             size += _V1_HEADER_SIZE
-            if conn.tap is not None:
-                conn.tap_sent(frame)
         else:
-            buffers = conn.encode(frame)
+            buffers = conn.frame_buffers(frame)
             size = sum(map(len, buffers))
+        tell = False
         lock = self.lock
         lock.acquire()  # half the cost of a with statement; a send is mostly overhead
         try:
             if conn.state is not _OPEN:
                 conn.check_open()
+            now = 0.0
+            if conn.tap is not None:
+                # Connection.note_sent, inline, under the lock: kept in the order the
+                # bytes go out; the tap is told of a batch at once (see the tap module).
+                conn.untold_frames.append(frame)
+                times = conn.untold_times
+                times.append(now := _monotonic())
+                if self._tell_timer is None:
+                    self._tell_timer = self.loop.call_at(now + SENT_DELAY, self._tell_due)
+                tell = size > _JOIN_LIMIT or len(times) >= SENT_BATCH
             resume = conn.resume
             if resume is not None:
                 log = resume.log
@@ -295,15 +306,27 @@ class Driver:
                     log.sent += 1
                     if conn.broken:  # held in the log until the resume sends it
                         return
-            slow = conn.enqueue(buffers or (data,), size, sent, _monotonic())
+            slow = conn.enqueue(buffers or (data,), size, sent, now or _monotonic())
             if slow is None:
                 self._request_write()
                 if conn.limits.policy == "disconnect":  # the only one with a soft limit
                     self._arm_soft_timer()
         finally:
             lock.release()
+            if tell:
+                conn.tell_sent()
         if slow is not None:
             self.abort(slow)
+
+    def _tell_due(self) -> None:
+        """In the loop: tell the tap of the frames sent since the timer was armed, and
+        arm it again for those kept meanwhile."""
+        conn = self.connection
+        conn.tell_sent()
+        with self.lock:
+            self._tell_timer = None
+            if conn.untold_frames and not self.finished.is_set():
+                self._tell_timer = self.loop.call_at(_monotonic() + SENT_DELAY, self._tell_due)
 
     def _wait_for_room(self, size: int) -> DisconnectReason | None:
         """Policies "wait" and "block": wait until the queue has room (lock held). Return
@@ -926,7 +949,7 @@ class Driver:
             reason = conn.reason or reason
             self.finished.set()
             self.changed.notify_all()
-        for timer in (self._stall_timer, self._soft_timer, self._close_timer):
+        for timer in (self._stall_timer, self._soft_timer, self._close_timer, self._tell_timer):
             if timer is not None:
                 timer.cancel()
         if dropped:

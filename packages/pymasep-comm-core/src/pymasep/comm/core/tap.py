@@ -21,11 +21,17 @@ When each event fires:
 * :meth:`Tap.connected`: once, when the connection starts to be driven, before any frame
   received on it is reported. A frame sent in the moment between the server registering
   a connection and starting it can be reported just before it.
-* :meth:`Tap.frame_sent`: a data frame is handed to the connection to be sent, in the
-  sender's thread, before it is written (so a frame the connection then drops, because
-  the connection ends before the kernel takes it, is reported as sent: the
-  :meth:`Tap.closed` that follows says why). Handshake and control frames are not
-  data frames.
+* :meth:`Tap.frames_sent`: data frames were handed to the connection to be sent, each
+  with the time it was handed. A sender's thread only keeps the frame (the tap's work
+  would be part of every frame's cost); the connection tells the tap of the frames it
+  keeps at once, in their order: after :data:`SENT_BATCH` of them, after a frame larger
+  than 16 KiB, before any later event of the connection (a frame received, a bye, the
+  end), and at the latest :data:`SENT_DELAY` seconds after the first. So a frame is
+  told before what the connection received after it was sent, and a frame the
+  connection then drops, because it ends before the kernel takes the frame, is told as
+  sent (the :meth:`Tap.closed` that follows says why). Its default calls
+  :meth:`Tap.frame_sent` for each frame. Handshake and control frames are not data
+  frames.
 * :meth:`Tap.frames_received`: the data frames that one read from the socket completed
   are decoded, in the I/O thread, before the application's ``on_receive`` runs for them;
   they share one time, the read's. Its default calls :meth:`Tap.frame_received` for each
@@ -52,10 +58,16 @@ if TYPE_CHECKING:
     from .frame import Frame
     from .wire import Wire
 
-__all__ = ["Direction", "Tap"]
+__all__ = ["SENT_BATCH", "SENT_DELAY", "Direction", "Tap"]
 
 Direction = Literal["in", "out"]
 """``"out"``: from this side to the peer; ``"in"``: from the peer to this side."""
+
+SENT_BATCH = 256
+"""Data frames sent on a connection that its tap is told of at once, at most (a
+stream's frames are told in batches of this many)."""
+SENT_DELAY = 0.05
+"""Seconds at most between a data frame handed to be sent and the tap told of it."""
 
 _log = logging.getLogger("pymasep.comm.core.tap")
 
@@ -94,16 +106,48 @@ class Tap:
     def frame_sent(
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
     ) -> None:
-        """A data frame is handed to the connection to send.
+        """A data frame was handed to the connection to send; called for each frame by
+        :meth:`frames_sent` unless it is overridden.
 
         Args:
             peer_id: Id of the peer.
             payload: The frame's payload (a :class:`~pymasep.comm.core.Message`'s bytes
                 for a pymasep game).
             size: Bytes on the wire, header included.
-            monotonic: ``time.monotonic()`` then.
-            wall: ``time.time()`` then.
+            monotonic: ``time.monotonic()`` when it was handed.
+            wall: ``time.time()`` when it was handed.
         """
+
+    def frames_sent(
+        self,
+        peer_id: str,
+        frames: Sequence[Frame],
+        header_size: int,
+        monotonic: Sequence[float],
+        wall_offset: float,
+    ) -> None:
+        """Data frames were handed to the connection to send (see the module docstring
+        for when this is called). Here: :meth:`frame_sent` for each; one that raises is
+        logged and the next is told.
+
+        ``frames`` and ``monotonic`` are the tap's to keep: the connection does not use
+        them again.
+
+        Args:
+            peer_id: Id of the peer.
+            frames: The data frames, in the order they were handed.
+            header_size: Bytes of each frame's header on the wire: a frame's size on the
+                wire is its ``size`` plus this.
+            monotonic: ``time.monotonic()`` when each frame was handed.
+            wall_offset: ``time.time() - time.monotonic()`` now: a frame's
+                ``monotonic`` plus this is the ``time.time()`` when it was handed.
+        """
+        tell = self.frame_sent
+        for frame, handed in zip(frames, monotonic, strict=True):
+            try:
+                tell(peer_id, frame.message, frame.size + header_size, handed, handed + wall_offset)
+            except Exception:
+                _log.exception("the tap failed on frame_sent of %s", peer_id)
 
     def frame_received(
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
