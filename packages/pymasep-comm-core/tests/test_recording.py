@@ -127,6 +127,21 @@ def test_the_frames_of_a_read_are_one_record_each_with_the_read_s_times(tmp_path
     assert recorder.written == 5
 
 
+def test_frames_sent_told_at_once_are_one_record_each_with_its_own_time(tmp_path: Path) -> None:
+    payloads = [message("observation", step=1), b"\x00binary", message("observation", step=2)]
+    with Recorder(tmp_path / "s.jsonl", "server", "engine") as recorder:
+        recorder.frames_sent("p1", [Frame(p) for p in payloads], 5, [1.0, 1.25, 1.5], 1e9)
+        recorder.frames_received("p1", [Frame(message("action", move=1))], 5, 2.0, 1e9 + 2)
+    with Recording(tmp_path / "s.jsonl") as recording:
+        records = list(recording)
+    assert [(r.peer, r.direction, r.size, r.monotonic, r.wall) for r in records[:3]] == [
+        ("p1", "out", len(payload) + 5, mono, 1e9 + mono)
+        for payload, mono in zip(payloads, [1.0, 1.25, 1.5], strict=True)
+    ]
+    assert [r.payload for r in records[:3]] == payloads
+    assert (records[3].direction, recorder.written) == ("in", 4)
+
+
 def test_messages_filters_by_peer_and_direction(tmp_path: Path) -> None:
     with Recorder(tmp_path / "g.jsonl", "server", "engine") as recorder:
         play(recorder, steps=2)
@@ -233,6 +248,30 @@ def test_a_slow_reader_slows_the_game_and_loses_nothing(tmp_path: Path) -> None:
     assert len(lines) == 1 + count
     assert [json.loads(line)["seq"] for line in lines[1:]] == list(range(count))
     assert recorder.waits > 0 and recorder.dropped == 0 and recorder.written == count
+
+
+def test_a_burst_reaches_the_file_once_it_ends_without_waiting_for_close(tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+    recorder = Recorder(pipe, "server", "engine")
+    os.set_blocking(reader, True)
+    count = 160  # 10 MiB told at once: a burst, far above BURST_RATE, kept while it lasts
+    recorder.frames_sent("p1", [Frame(bytes(64 * 1024))] * count, 5, [0.0] * count, 0.0)
+    received = bytearray()
+
+    def read() -> None:  # until the header and every frame's line are there
+        while received.count(b"\n") < 1 + count and (chunk := os.read(reader, 1 << 20)):
+            received.extend(chunk)
+
+    follower = threading.Thread(target=read)
+    follower.start()
+    follower.join(30)
+    written_before_close = received.count(b"\n")
+    recorder.close()
+    os.close(reader)
+    assert written_before_close == 1 + count
+    assert recorder.written == count and recorder.dropped == 0
 
 
 def test_a_failing_disk_is_logged_once_and_the_game_goes_on(

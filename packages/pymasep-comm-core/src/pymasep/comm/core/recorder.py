@@ -6,33 +6,31 @@ pymasep's engine and interfaces do, records without a change): each server and c
 writes one file. :mod:`pymasep.comm.core.recording` reads them back; ``docs/recording.md``
 describes the format.
 
-The recorder is a :class:`~pymasep.comm.core.tap.Tap`. The connection's threads append
-each event to a queue and go on: a frame's numbers as a tuple (the frames of one read
-from a socket, one tuple), its payload by reference (neither copied nor formatted in the
-game's process). The queue goes to a writer process of the recorder's own
-(``pymasep/comm/core/_recordwriter.py``), the payloads written to a pipe that never
-blocks the game (what does not fit goes with the next batch), so that their memory is
-freed and reused. Each :data:`HAND_OVER_BYTES` of frames received, the reading thread
-hands the queue over itself: the recorder's thread, which waits for the GIL while the
-reading thread holds it, would let tens of MiB pile up in new memory. Each
-:data:`HAND_OVER_BYTES` of frames sent, and at least every :data:`FLUSH_INTERVAL`
-seconds, the recorder's thread does, when the sending thread leaves it the GIL: the
-sender's path, which a stream's time follows, stays short. In the writer process, a
-relay at the game's priority reads the pipe at once, and the JSON lines are made and
-appended to the file at the lowest priority (``nice`` 19): making a line costs more than
-the frame's own trip through the connection, and there it takes none of the game's GIL,
-and of its CPU only what the game leaves.
+The recorder is a :class:`~pymasep.comm.core.tap.Tap`. The connections' threads append
+each event to a queue and go on: the frames of one read from a socket, or of one tell of
+frames sent, are one entry, their payloads kept by reference (neither copied nor
+formatted in the game's process). The recorder's own thread hands the queue, in batches
+of :data:`HAND_OVER_BYTES`, to a writer process of the recorder's own
+(``pymasep/comm/core/_recordwriter.py``), through a pipe, at least every
+:data:`FLUSH_INTERVAL` seconds. The writer process makes the JSON lines and appends them
+to the file, on the CPU time the game leaves (``SCHED_IDLE``, else ``nice`` 19): making a
+line costs more than the frame's own trip through the connection, and there it takes
+none of the game's GIL.
+
+**Bursts.** While events come faster than :data:`BURST_RATE` (a stream, not a game's
+pace), the recorder's thread keeps them in the queue, up to seven eighths of its bound,
+and hands them over once the burst ends: a writer that made lines during a stream would
+take the CPU and the memory bandwidth that the stream runs on. So a recording follows a
+live game within a fraction of a second, and a stream's records reach the file after it
+(or, past seven eighths of the bound, while it goes on, and the stream then waits for
+the writer as with a slow disk).
 
 **A disk slower than the game.** At most :data:`DEFAULT_MAX_PENDING_BYTES` of events
-(their payloads, and about 100 bytes each besides) wait in the game's process (of frames
-received, about a hand-over's worth while the writer keeps up; of frames sent in a
-burst, what the sender queues until it pauses), and as many again in the writer process.
-Beyond that, the thread that sends or receives a frame waits until the writer has taken
-some: the game slows down to the disk's pace (or to the CPU time it leaves the writer),
-and nothing is dropped. The first such wait is logged at
-WARNING, and :attr:`Recorder.waits` counts them. A burst shorter than that (a stream of
-tens of thousands of frames) does not wait: it is written while the game goes on, or
-after it.
+(their payloads, and about 100 bytes each besides) wait in the game's process, and a
+batch and the pipe's megabyte in the writer process. Beyond that, the thread that sends
+or receives a frame waits until the writer has taken some: the game slows down to the
+disk's pace (or to the CPU time it leaves the writer), and nothing is dropped. The first
+such wait is logged at WARNING, and :attr:`Recorder.waits` counts them.
 
 **A disk that fails** (full, removed): the writer process stops, the error is logged
 once at ERROR, the file keeps what was written before, and the recorder stops: events
@@ -42,13 +40,11 @@ are counted there too. Once closed, :attr:`Recorder.written` says how many recor
 reached the file.
 
 **Crashes.** The file is only ever appended to, and the writer process flushes it after
-each batch: at least every :data:`FLUSH_INTERVAL` seconds while events come, when the
-machine has CPU time to spare (while the game keeps every core busy, as soon as it
-leaves some). If the
-game's process dies, the writer process still writes what it was handed and closes the
-file (a gzip file gets its trailer); if both die, the file's complete lines are readable
-(a gzip file then lacks its trailer: ``zcat`` prints what is there, then complains; the
-reader takes it as it is).
+each batch. If the game's process dies, the writer process still writes what it was
+handed (all but the last :data:`FLUSH_INTERVAL` seconds of a game, or the part of a
+burst still kept) and closes the file (a gzip file gets its trailer); if both die, the
+file's complete lines are readable (a gzip file then lacks its trailer: ``zcat`` prints
+what is there, then complains; the reader takes it as it is).
 """
 
 from __future__ import annotations
@@ -59,6 +55,7 @@ import fcntl
 import json
 import logging
 import marshal
+import operator
 import os
 import re
 import select
@@ -69,6 +66,7 @@ import threading
 import time
 import weakref
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Sequence
 from itertools import accumulate
 from pathlib import Path
@@ -100,13 +98,18 @@ DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
 (64 MiB, as a connection's send limit: thousands of a game's observations, many seconds
 of play, far more than a disk's hiccup)."""
 _EVENT_COST = 100  # bytes an event costs besides its payload (the tuple, its numbers)
-_RETRY_BYTES = 64 * 1024  # queued after a hand-over found the pipe full, to try again
+_MESSAGE = operator.attrgetter("message")
+_FRAMES: list[bytes] = []  # an entry's payloads: in its event's frames (frames sent)
 FLUSH_INTERVAL = 0.1
 """Seconds at most between an event and its hand-over to the writer process, which then
 writes its line to the file (for a follower) when it gets the CPU time."""
 HAND_OVER_BYTES = 1024 * 1024
-"""Bytes of events that are handed to the writer process at once, without waiting for
-:data:`FLUSH_INTERVAL` (a pipe's worth)."""
+"""Bytes of events handed to the writer process in one batch (a pipe's worth)."""
+BURST_RATE = 16 * 1024 * 1024
+"""Bytes a second of events above which the game is taken to be in a burst: the events
+then wait in the game's process, up to seven eighths of the queue's bound, until the
+burst ends (16 MiB/s: a game's pace of observations is far below it, a stream of small
+frames far above)."""
 
 Side = Literal["server", "client"]
 _log = logging.getLogger("pymasep.comm.core.recorder")
@@ -154,6 +157,10 @@ class _Pipe:
         strings), then the payloads as they are, without a copy here (``os.writev``)."""
         meta = marshal.dumps(events)
         self._rest = [_BATCH.pack(len(meta), sum(map(len, payloads))), meta, *payloads]
+
+    def wait_writable(self, timeout: float) -> None:
+        """Wait until the pipe has room, or ``timeout`` seconds at most."""
+        self._writable.poll(timeout * 1000)
 
     def drop(self) -> None:
         """Forget the batch being written (the writer process is gone)."""
@@ -276,7 +283,6 @@ class Recorder(Tap):
                     str(_WRITER),
                     str(fd),
                     "1" if target.suffix == ".gz" else "0",
-                    str(max_pending_bytes),
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -287,13 +293,13 @@ class Recorder(Tap):
             os.close(fd)
         assert self._process.stdin is not None
         _enlarge(self._process.stdin.fileno())
-        # The queue: the events' tuples (one for the frames of a read), and the frames'
-        # payloads in their order.
-        self._events: list[tuple[Any, ...]] = []
-        self._payloads: list[bytes] = []
-        self._others = 0  # events queued that are not frames (the header not counted)
+        # The queue: each entry one event (the frames of a read, or of a tap's tell, are
+        # one), the frames' payloads, how many records it makes, and its cost in bytes.
+        self._queue: deque[tuple[tuple[Any, ...], list[bytes], int, int]] = deque()
         self._pending_bytes = 0  # of the events queued or being handed over
-        self._hand_over_at = HAND_OVER_BYTES  # hand over then
+        self._arrived = 0  # bytes queued since the recorder's thread last looked
+        self._defer_limit = max_pending_bytes * 7 // 8  # see _write_loop
+        self._wake_at = self._defer_limit  # a game's thread wakes the recorder's then
         self._pipe = _Pipe(self._process.stdin.fileno())
         self._flight = (0, 0)  # the batch being handed over: its records, its bytes
         self._lock = threading.Lock()  # the queue and its byte count
@@ -321,7 +327,7 @@ class Recorder(Tap):
             "started_mono": started_mono,
             "pid": os.getpid(),
         }
-        self._events.append(("header", header))
+        self._queue.append((("header", header), [], 0, 0))
         self._writer = threading.Thread(
             target=self._write_loop, name=f"pymasep-comm-recorder-{ident}", daemon=True
         )
@@ -335,16 +341,7 @@ class Recorder(Tap):
 
     def _put(self, event: tuple[Any, ...]) -> None:
         """Queue an event without a payload (the rare ones: a connection's life)."""
-        with self._lock:
-            if self._stopped:
-                self.dropped += 1
-                return
-            self._events.append(event)
-            self._others += 1
-            self._pending_bytes += _EVENT_COST
-            full = self._pending_bytes > self.max_pending_bytes
-        if full:
-            self._wait_for_room()
+        self._queue_entry(event, [], 1, _EVENT_COST)
 
     def _put_frames(
         self, event: tuple[Any, ...], payloads: list[bytes], lengths: list[int]
@@ -352,72 +349,63 @@ class Recorder(Tap):
         """Queue the frames of one event: a tuple of their numbers (their payloads'
         ``lengths``) and references to their payloads, neither copied nor formatted here
         (the game's threads wait while this runs)."""
-        cost = sum(lengths) + _EVENT_COST * len(lengths)
+        self._queue_entry(event, payloads, len(lengths), sum(lengths) + _EVENT_COST * len(lengths))
+
+    def _queue_entry(
+        self, event: tuple[Any, ...], payloads: list[bytes], records: int, cost: int
+    ) -> None:
         with self._lock:
             if self._stopped:
-                self.dropped += len(lengths)
+                self.dropped += records
                 return
-            self._events.append(event)
-            self._payloads += payloads
+            self._queue.append((event, payloads, records, cost))
+            self._arrived += cost
             pending = self._pending_bytes = self._pending_bytes + cost
-        if pending > self._hand_over_at:
-            self._hand_over_now(pending)
+        if pending > self._wake_at:
+            self._wake_at = self.max_pending_bytes  # once, until the queue is drained
+            self._wake.set()
+            if pending > self.max_pending_bytes:
+                self._wait_for_room()
 
-    def _wake_writer(self, pending: int) -> None:
-        """A batch's worth is queued by a sender: wake the recorder's thread to hand it
-        over, when the sender leaves it the GIL (the sender's path, which a stream's time
-        follows, stays short); wait if the queue is full."""
-        self._hand_over_at = pending + HAND_OVER_BYTES  # wake it once a batch
-        self._wake.set()
-        if pending > self.max_pending_bytes:
-            self._wait_for_room()
-
-    def _hand_over_now(self, pending: int) -> None:
-        """A batch's worth is queued by the thread that reads: hand it over in this
-        thread, unless another one is at it (the payloads it frees are then reused for
-        the next frames, warm in the cache: the recorder's own thread, which waits for
-        the GIL while the reading thread holds it, would let tens of MiB pile up in new
-        memory, at a page fault each 4 KiB); wait if the queue is full."""
+    def _hand_over(self, wait: bool, defer: bool) -> None:
+        """Hand the queue to the writer process, a batch of about
+        :data:`HAND_OVER_BYTES` at a time, after the rest of the batch before it (in the
+        recorder's thread). ``wait``: True to wait for the writer process to make room,
+        False to stop where the pipe is full; ``defer``: True to hand over nothing new."""
         pipe = self._pipe
-        if pipe.lock.acquire(blocking=False):
-            try:
-                self._hand_over(wait=False)
-            finally:
-                pipe.lock.release()
-        if pending > self.max_pending_bytes:
-            self._wait_for_room()
-
-    def _hand_over(self, wait: bool) -> None:
-        """Hand the queue to the writer process, after the rest of the batch before it
-        (with the pipe's lock held). ``wait``: True to wait for the writer process to
-        make room; False to leave what does not fit in the pipe to the next hand-over
-        (the thread that waits holds the lock, and each time the system call returns
-        it waits for the GIL, while the game's threads queue more)."""
-        pipe = self._pipe
-        if pipe.busy and not self._write(wait):
-            return
-        with self._lock:
-            events, self._events = self._events, []
-            payloads, self._payloads = self._payloads, []
-            count = len(payloads) + self._others  # records (not the header)
-            self._others = 0
-            handing = self._pending_bytes  # still counted until written
-            self._hand_over_at = handing + HAND_OVER_BYTES
-        self._flight = (count, handing)
-        if events and self.error is None:
-            pipe.start(events, payloads)
-            del events, payloads  # the pipe holds the payloads until they are written
-            self._write(wait)
-        else:  # nothing, or queued before the recorder stopped
-            self.dropped += count
-            self._handed_over()
+        while True:
+            if pipe.busy and not self._write(wait):
+                return
+            if defer:
+                return
+            with self._lock:
+                if not self._queue:
+                    return
+                events: list[tuple[Any, ...]] = []
+                payloads: list[bytes] = []
+                records = cost = 0
+                while self._queue and cost < HAND_OVER_BYTES:
+                    event, its_payloads, its_records, its_cost = self._queue.popleft()
+                    if its_payloads is _FRAMES:  # frames sent: (..., frames) as told
+                        its_payloads = list(map(_MESSAGE, event[5]))
+                        lengths = list(map(len, its_payloads))
+                        event = (*event[:2], list(event[2]), *event[3:5], lengths)
+                    events.append(event)
+                    payloads += its_payloads
+                    records += its_records
+                    cost += its_cost
+            self._flight = (records, cost)  # still counted in _pending_bytes until written
+            if self.error is None:
+                pipe.start(events, payloads)
+                del events, payloads  # the pipe holds the payloads until they are written
+            else:  # queued before the recorder stopped
+                self.dropped += records
+                self._handed_over()
 
     def _write(self, wait: bool) -> bool:
         """Write the batch in flight; False if the pipe is full (``wait`` False)."""
         try:
             if not self._pipe.write(wait):
-                with self._lock:  # try again soon: the relay reads a pipe's worth at once
-                    self._hand_over_at = self._pending_bytes + _RETRY_BYTES
                 return False
         except (OSError, ValueError) as error:  # ValueError: marshal, a bug
             self._pipe.drop()
@@ -434,7 +422,8 @@ class Recorder(Tap):
         self._flight = (0, 0)
         with self._lock:
             self._pending_bytes -= handing
-            self._hand_over_at = self._pending_bytes + HAND_OVER_BYTES
+            if self._pending_bytes <= self._defer_limit:
+                self._wake_at = self._defer_limit
         if handing:
             with self._room:
                 self._room.notify_all()
@@ -477,21 +466,24 @@ class Recorder(Tap):
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
     ) -> None:
         """Record a frame sent (see :meth:`~pymasep.comm.core.tap.Tap.frame_sent`)."""
-        # Not through _put_frames: this runs once a frame, in the sender's thread, and
-        # each call, lookup and list made here is a part of the frame's cost.
         length = len(payload)
-        lock = self._lock
-        lock.acquire()  # half the cost of a with statement
-        if self._stopped:
-            self.dropped += 1
-            lock.release()
-            return
-        self._events.append(("sent", peer_id, monotonic, wall, size, length))
-        self._payloads.append(payload)
-        pending = self._pending_bytes = self._pending_bytes + length + _EVENT_COST
-        lock.release()
-        if pending > self._hand_over_at:
-            self._wake_writer(pending)
+        self._put_frames(("sent", peer_id, monotonic, wall, size, length), [payload], [length])
+
+    def frames_sent(
+        self,
+        peer_id: str,
+        frames: Sequence[Frame],
+        header_size: int,
+        monotonic: Sequence[float],
+        wall_offset: float,
+    ) -> None:
+        """Record frames sent (see :meth:`~pymasep.comm.core.tap.Tap.frames_sent`): one
+        event for them all."""
+        # Only counted here, in the sender's thread: the payloads are taken from the
+        # frames when the batch is handed over, in the recorder's.
+        cost = sum(map(len, map(_MESSAGE, frames))) + _EVENT_COST * len(frames)
+        event = ("sent", peer_id, monotonic, wall_offset, header_size, frames)
+        self._queue_entry(event, _FRAMES, len(frames), cost)
 
     def frame_received(
         self, peer_id: str, payload: bytes, size: int, monotonic: float, wall: float
@@ -533,17 +525,31 @@ class Recorder(Tap):
     # -- the writer thread ---------------------------------------------------------------
 
     def _write_loop(self) -> None:
-        """Hand over what is queued at least every FLUSH_INTERVAL, and what the
-        connections' threads leave (a full pipe); at close, the rest."""
+        """Hand the queue over in batches, at least every FLUSH_INTERVAL, except during
+        a burst (see the module docstring); at close, the rest."""
         self._wake.set()  # the header goes out at once
+        pipe = self._pipe
+        last = time.monotonic()
         while True:
-            self._wake.wait(FLUSH_INTERVAL)
+            if pipe.busy:  # wait for the writer process to make room (without the GIL)
+                pipe.wait_writable(FLUSH_INTERVAL)
+            else:
+                self._wake.wait(FLUSH_INTERVAL)
             self._wake.clear()
             closing = self._closed
-            with self._pipe.lock:
-                # Waiting for room only when the game's threads wait for it too.
-                self._hand_over(closing or self._pending_bytes > self.max_pending_bytes)
-            if closing and not self._events:
+            now = time.monotonic()
+            with self._lock:
+                arrived, self._arrived = self._arrived, 0
+                pending = self._pending_bytes
+            streaming = arrived > BURST_RATE * (now - last)
+            last = now
+            full = pending > self.max_pending_bytes
+            with pipe.lock:
+                self._hand_over(
+                    wait=closing or full,
+                    defer=streaming and not closing and pending <= self._defer_limit,
+                )
+            if closing and not self._queue and not pipe.busy:
                 break
         with contextlib.suppress(OSError):
             self._process.stdin.close()  # type: ignore[union-attr]
@@ -574,8 +580,8 @@ class Recorder(Tap):
             self.error = error
         with self._lock:
             self._stopped = True
-            self.dropped += len(self._payloads) + self._others
-            self._events, self._payloads, self._others = [], [], 0
+            self.dropped += sum(entry[2] for entry in self._queue)
+            self._queue.clear()
         with self._room:
             self._room.notify_all()
 
