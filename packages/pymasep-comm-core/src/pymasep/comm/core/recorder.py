@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     from .wire import Wire
 
 __all__ = [
+    "BURST_RATE",
     "DEFAULT_MAX_PENDING_BYTES",
     "FLUSH_INTERVAL",
     "HAND_OVER_BYTES",

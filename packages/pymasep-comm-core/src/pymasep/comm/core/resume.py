@@ -891,7 +891,7 @@ class SendLog:
 class ReceiveLog:
     """The receiving side's count of data frames, and when to acknowledge it.
 
-    An ACK is due once :attr:`ack_frames` frames or :attr:`ack_bytes` bytes arrived
+    An ACK is due once ``ack_frames`` frames or ``ack_bytes`` bytes arrived
     since the last one, or, when the reader gives the time, once :data:`ACK_INTERVAL`
     seconds passed since the first of them arrived: the count rules keep a stream's ACKs
     few, the time rule keeps what a game-paced sender holds to a fraction of a second

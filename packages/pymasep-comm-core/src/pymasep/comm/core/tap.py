@@ -13,7 +13,8 @@ default) pays nothing for the hook but one ``is None`` test where frames come an
 
 The methods are called from the process's I/O thread (which reads) and any sender's,
 possibly at the same time, for one connection or many: a tap must be thread-safe, quick
-(the game waits while it runs) and must not raise. An exception it raises is logged and
+(the game waits while it runs), must not send on a connection (it may be called with
+the connection's locks held) and must not raise. An exception it raises is logged and
 otherwise ignored: the connection goes on.
 
 When each event fires:
