@@ -133,7 +133,7 @@ _PIPE_SIZE = 1024 * 1024
 
 class _Pipe:
     """The pipe to the writer process, made non-blocking: batches written whole and in
-    order by whichever thread holds :attr:`lock`. A write that finds the pipe full keeps
+    order, by the recorder's own thread alone. A write that finds the pipe full keeps
     the rest of its batch (:attr:`busy`), to be written first by the next one.
 
     Args:
@@ -143,7 +143,6 @@ class _Pipe:
     def __init__(self, fd: int) -> None:
         os.set_blocking(fd, False)
         self.fd = fd
-        self.lock = threading.Lock()
         self._rest: list[bytes | memoryview] = []  # of the batch being written
         self._writable = select.poll()
         self._writable.register(fd, select.POLLOUT)
@@ -545,11 +544,10 @@ class Recorder(Tap):
             streaming = arrived > BURST_RATE * (now - last)
             last = now
             full = pending > self.max_pending_bytes
-            with pipe.lock:
-                self._hand_over(
-                    wait=closing or full,
-                    defer=streaming and not closing and pending <= self._defer_limit,
-                )
+            self._hand_over(
+                wait=closing or full,
+                defer=streaming and not closing and pending <= self._defer_limit,
+            )
             if closing and not self._queue and not pipe.busy:
                 break
         with contextlib.suppress(OSError):

@@ -312,4 +312,5 @@ def child_main(namespace: dict[str, Any]) -> None:
     started = time.monotonic()
     result = function(*sys.argv[2:])
     sys.stderr.write(f"{sys.argv[1]} took {time.monotonic() - started:.3f} s\n")
-    print(json.dumps(result), flush=True)
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
